@@ -1,0 +1,78 @@
+"""The event model: what a source reads (Sample) and what is stored and sent (Record).
+
+Kept small and exact, like ActivityWatch's aw-core: every other module speaks these two types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+UNCATEGORIZED = "Uncategorized"
+AWAY = "Away"
+STATE_ACTIVE = "active"
+STATE_AWAY = "away"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What one platform read says about the foreground, at one moment."""
+
+    time: datetime  # UTC, timezone-aware, taken when the sample was read
+    app: str
+    title: str | None = None
+    url: str | None = None
+    # True for private/incognito windows: the source has already dropped title and url.
+    private: bool = False
+    # Seconds since the last keyboard/mouse input, when the platform can tell cheaply.
+    idle_seconds: float | None = None
+    # True when the screen is locked (counts as away).
+    locked: bool = False
+
+    @property
+    def activity(self) -> str:
+        """The site for a browser tab, otherwise the app."""
+        return url_host(self.url) or self.app
+
+    def without_details(self) -> Sample:
+        """The app only: what privacy rules leave of a sample."""
+        return replace(self, title=None, url=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One classified sample: a row of the outbox and one point in InfluxDB."""
+
+    time_ms: int  # milliseconds since the epoch, UTC
+    duration: float  # seconds this sample stands for
+    host: str
+    app: str
+    activity: str
+    category: str
+    score: float
+    state: str = STATE_ACTIVE
+    title: str | None = None
+    url: str | None = None
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ms / 1000, tz=timezone.utc)
+
+
+def url_host(url: str | None) -> str | None:
+    """The host of a URL, lower-case and without a leading 'www.'; None when there is none."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url if "//" in url else "//" + url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,61 @@
+"""Where tracker keeps its files: TRACKER_HOME=DIR puts config and data under DIR, else platformdirs.
+
+Everything tracker creates there is readable by the user only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "tracker"
+
+
+def config_dir() -> Path:
+    home = os.environ.get("TRACKER_HOME")
+    if home:
+        return Path(home) / "config"
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False)
+
+
+def data_dir() -> Path:
+    home = os.environ.get("TRACKER_HOME")
+    if home:
+        return Path(home) / "data"
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def config_file() -> Path:
+    return config_dir() / "config.yaml"
+
+
+def user_categories_file() -> Path:
+    return config_dir() / "categories.yaml"
+
+
+def database_file() -> Path:
+    """The local SQLite store: the outbox and the event history."""
+    return data_dir() / "tracker.db"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by the user only; return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by the user only, atomically (a crash leaves the old file or the new one)."""
+    private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
