@@ -1,0 +1,200 @@
+"""`tracker run`: the loop that reads, classifies, stores and hands records to the sender.
+
+Each sample is committed to the outbox before anything else happens to it, so a crash, a kill or an
+unreachable server loses at most the sample being read at that moment.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from tracker import paths
+from tracker.config import Settings
+from tracker.recorder import Classified, Recorder, Step
+from tracker.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from tracker.display import ActivityLog, LiveView
+
+# Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
+UNSAVED_LIMIT = 86_400
+STATUS_EVERY = 5.0  # seconds between writes of status.json for `tracker status`
+NOT_CONFIGURED = (
+    "InfluxDB is not configured: recording locally only. Set TRACKER_INFLUX_URL (or run "
+    "`tracker config init` and edit the file), then `tracker sync` sends everything recorded."
+)
+
+
+@dataclass
+class RunOptions:
+    source: str = "auto"
+    run_for: float | None = None  # seconds; None runs until stopped
+    quiet: bool = False
+    log_format: str = "text"
+    live: bool = True  # a live view when the output is a terminal
+
+
+@dataclass
+class Notices:
+    """One-line messages for the user, each said once (until it stops being true and comes back)."""
+
+    show: list[str] = field(default_factory=list)
+    _said: set[str] = field(default_factory=set)
+
+    def __call__(self, text: str) -> None:
+        if text in self._said:
+            return
+        self._said.add(text)
+        self.show.append(text)
+
+
+class Run:
+    def __init__(self, settings: Settings, options: RunOptions, view: LiveView | ActivityLog) -> None:
+        self.settings = settings
+        self.options = options
+        self.view = view
+        self.stop_requested = threading.Event()
+        self.samples_taken = 0
+        self.started_at = datetime.now(timezone.utc)
+        self._unsaved: deque = deque(maxlen=UNSAVED_LIMIT)
+        self._outbox_failing = False
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self.stop_requested.set()
+
+    def execute(self) -> int:
+        from tracker.classify import CategoriesWatcher
+        from tracker.history import History, default_pulse
+        from tracker.outbox import Outbox
+        from tracker.privacy import Privacy
+        from tracker.status import acquire_run_lock
+
+        settings = self.settings
+        lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
+        try:
+            self.source: Source = open_source(self.options.source, self.notify)
+            self.categories = CategoriesWatcher(None, on_error=self.notify)
+            self.privacy = Privacy(settings.privacy)
+            database = paths.database_file()
+            paths.private_dir(database.parent)
+            self.outbox = Outbox(database, max_rows=settings.outbox_max_rows)
+            self.history = History(database, retention_days=settings.history_retention_days)
+            self.pulse = default_pulse(settings.interval)
+            self.recorder = Recorder(settings.host, settings.interval, settings.away_after)
+            self.sender = self._start_sender()
+            try:
+                self._loop()
+            finally:
+                self._finish()
+        finally:
+            lock.release()
+        return 0
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        interval = self.settings.interval
+        start = time.monotonic()
+        deadline = start + self.options.run_for if self.options.run_for else None
+        next_tick = start
+        last_status = 0.0
+        while not self.stop_requested.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            self.tick(now)
+            if now - last_status >= STATUS_EVERY:
+                self._write_status()
+                last_status = now
+            next_tick += interval
+            if next_tick < time.monotonic():
+                # We fell behind (the machine slept or was busy): skip the missed ticks, don't catch up.
+                next_tick = time.monotonic() + interval
+            wait = next_tick - time.monotonic()
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            if wait > 0:
+                self.stop_requested.wait(wait)
+
+    def tick(self, monotonic: float) -> Step | None:
+        sample = self.source.read()
+        if sample is None:
+            return None
+        sample = self.privacy.apply(sample)
+        match = self.categories.current.classify(sample)
+        step = self.recorder.step(sample, monotonic, Classified(match.category, match.score, match.rule))
+        self.samples_taken += 1
+        self._store(step)
+        self._show(step)
+        return step
+
+    def _store(self, step: Step) -> None:
+        from tracker.outbox import OutboxUnavailable
+
+        self._unsaved.append(step.record)
+        try:
+            while self._unsaved:
+                self.outbox.append(self._unsaved[0])
+                self._unsaved.popleft()
+            if step.away_since_ms is not None:
+                self.outbox.mark_away(step.away_since_ms)
+            if self._outbox_failing:
+                self._outbox_failing = False
+                self.notify("The local outbox can be written again; recording goes on.")
+        except OutboxUnavailable as error:
+            if not self._outbox_failing:
+                self._outbox_failing = True
+                self.notify(f"{error} Recording is paused until it can be written; nothing is lost yet.")
+        for record in step.final:
+            self.history.add(record, self.pulse)
+        if self.sender is not None:
+            self.sender.send_until(step.final_until_ms)
+            self.sender.wake()
+
+    def _show(self, step: Step) -> None:
+        self.view.record(step, self)
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    def _start_sender(self):  # -> Sender | None
+        influx = self.settings.influx
+        if not influx.configured:
+            self.notify(NOT_CONFIGURED)
+            return None
+        from tracker.sender import Sender
+
+        sender = Sender(paths.database_file(), influx, on_status=self.notify)
+        sender.start()
+        return sender
+
+    def _finish(self) -> None:
+        for record in self.recorder.flush():
+            self.history.add(record, self.pulse)
+        if self.sender is not None:
+            self.sender.send_until(None)
+            self.sender.stop(flush=True, timeout=10.0)
+        self._write_status(stopped=True)
+        self.history.close()
+        self.outbox.close()
+        self.source.close()
+
+    def notify(self, text: str) -> None:
+        self.view.notice(text)
+
+    def _write_status(self, stopped: bool = False) -> None:
+        from tracker.status import write_status
+
+        write_status(self, stopped=stopped)
+
+
+def install_signal_handlers(run: Run) -> None:
+    """Ctrl-C and SIGTERM stop cleanly: the loop ends and everything recorded is sent before exit."""
+    signal.signal(signal.SIGTERM, run.request_stop)
+    signal.signal(signal.SIGINT, run.request_stop)
