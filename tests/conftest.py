@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from servers import Desktop, InfluxDB1, VictoriaMetrics
 
 _database_numbers = itertools.count(1)
