@@ -5,9 +5,15 @@ Kept small and exact, like ActivityWatch's aw-core: every other module speaks th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
+
+# A scheme with no authority part (about:blank, mailto:x, data:...): such URLs name no site.
+# "host:8080/path" is not one: digits follow its colon.
+_OPAQUE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?![0-9/])")
+_WEB_SCHEMES = ("", "http", "https")
 
 UNCATEGORIZED = "Uncategorized"
 AWAY = "Away"
@@ -62,11 +68,14 @@ class Record:
 
 def url_host(url: str | None) -> str | None:
     """The host of a URL, lower-case and without a leading 'www.'; None when there is none."""
-    if not url:
+    if not url or ("//" not in url and _OPAQUE_URL.match(url)):
         return None
     try:
-        host = urlsplit(url if "//" in url else "//" + url).hostname
+        parts = urlsplit(url if "//" in url else "//" + url)
+        host = parts.hostname
     except ValueError:
+        return None
+    if parts.scheme.lower() not in _WEB_SCHEMES:  # chrome://settings, file://, extensions: not a site
         return None
     if not host:
         return None

@@ -127,8 +127,10 @@ class Run:
         sample = self.source.read()
         if sample is None:
             return None
-        sample = self.privacy.apply(sample)
+        # Classify what was read, then drop what must not be kept: an excluded site keeps its category,
+        # but its title, URL and domain never leave this function.
         match = self.categories.current.classify(sample)
+        sample = self.privacy.apply(sample)
         step = self.recorder.step(sample, monotonic, Classified(match.category, match.score, match.rule))
         self.samples_taken += 1
         self._store(step)

@@ -1,0 +1,55 @@
+"""Privacy rules: what is dropped from a sample before it is classified, stored or sent."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from tracker.classify import host_suffixes, normalise_domain
+from tracker.config import PrivacySettings
+from tracker.model import Sample, url_host
+
+
+class Privacy:
+    """Applies the privacy settings to samples.
+
+    - A sample whose app is in exclude_apps (case-insensitive, exact), whose URL's host is in
+      exclude_domains (a domain and its subdomains, as in categories.yaml), or whose title matches an
+      exclude_titles regex (case-insensitive search) keeps its app only: no title, no URL.
+    - With titles off, every title is dropped; URLs are still kept unless the domain is excluded.
+    - Private (incognito) samples always come out with no title and no URL.
+
+    Invalid settings (a bad regex or domain) raise ValueError with a message naming the entry.
+    """
+
+    def __init__(self, settings: PrivacySettings) -> None:
+        self._keep_titles = settings.titles
+        self._apps = frozenset(app.strip().lower() for app in settings.exclude_apps)
+        try:
+            self._domains = frozenset(normalise_domain(domain) for domain in settings.exclude_domains)
+        except ValueError as error:
+            raise ValueError(f"privacy exclude_domains: {error}") from error
+        self._titles = tuple(_compile_title(pattern) for pattern in settings.exclude_titles)
+
+    def apply(self, sample: Sample) -> Sample:
+        if sample.private or self.excludes(sample):
+            return sample.without_details()
+        if not self._keep_titles and sample.title is not None:
+            return replace(sample, title=None)
+        return sample
+
+    def excludes(self, sample: Sample) -> bool:
+        """True when a rule says this sample keeps its app only."""
+        if sample.app.lower() in self._apps:
+            return True
+        host = url_host(sample.url)
+        if host and any(suffix in self._domains for suffix in host_suffixes(host)):
+            return True
+        return bool(sample.title) and any(pattern.search(sample.title) for pattern in self._titles)
+
+
+def _compile_title(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as error:
+        raise ValueError(f"privacy exclude_titles: the regex '{pattern}' is invalid: {error.msg}") from error

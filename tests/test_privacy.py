@@ -1,0 +1,67 @@
+"""Privacy rules: what is left of a sample before it is classified, stored or sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracker.config import PrivacySettings
+from tracker.model import Sample, utc_now
+from tracker.privacy import Privacy
+
+TITLE = "Quarterly report.xlsx"
+URL = "https://bank.example.com/accounts"
+
+
+def sample(app: str = "Safari", title: str | None = TITLE, url: str | None = URL, private: bool = False) -> Sample:
+    return Sample(time=utc_now(), app=app, title=title, url=url, private=private)
+
+
+def details(privacy: Privacy, kept: Sample) -> tuple[str, str | None, str | None]:
+    result = privacy.apply(kept)
+    return (result.app, result.title, result.url)
+
+
+def test_by_default_a_sample_keeps_title_and_url() -> None:
+    assert details(Privacy(PrivacySettings()), sample()) == ("Safari", TITLE, URL)
+
+
+def test_an_excluded_app_keeps_its_name_only_whatever_its_case() -> None:
+    privacy = Privacy(PrivacySettings(exclude_apps=("1password", "KeePassXC")))
+    assert details(privacy, sample("1Password")) == ("1Password", None, None)
+    assert details(privacy, sample("keepassxc")) == ("keepassxc", None, None)
+    assert details(privacy, sample("1Password 7")) == ("1Password 7", TITLE, URL)
+
+
+def test_an_excluded_domain_covers_its_subdomains_but_not_lookalikes() -> None:
+    privacy = Privacy(PrivacySettings(exclude_domains=("example.com", "www.Health.org")))
+    assert details(privacy, sample()) == ("Safari", None, None)
+    assert details(privacy, sample(url="https://example.com/")) == ("Safari", None, None)
+    assert details(privacy, sample(url="https://health.org/x")) == ("Safari", None, None)
+    assert details(privacy, sample(url="https://notexample.com/")) == ("Safari", TITLE, "https://notexample.com/")
+
+
+def test_a_title_matching_an_excluded_regex_loses_title_and_url() -> None:
+    privacy = Privacy(PrivacySettings(exclude_titles=(r"\breport\b", "diagnosis")))
+    assert details(privacy, sample()) == ("Safari", None, None)
+    assert details(privacy, sample(title="My DIAGNOSIS")) == ("Safari", None, None)
+    assert details(privacy, sample(title="Reporter's notebook")) == ("Safari", "Reporter's notebook", URL)
+
+
+def test_with_titles_off_titles_go_but_urls_stay_unless_excluded() -> None:
+    privacy = Privacy(PrivacySettings(titles=False, exclude_domains=("secret.org",)))
+    assert details(privacy, sample()) == ("Safari", None, URL)
+    assert details(privacy, sample(url="https://secret.org/")) == ("Safari", None, None)
+
+
+def test_a_private_window_never_keeps_title_or_url() -> None:
+    assert details(Privacy(PrivacySettings()), sample(private=True)) == ("Safari", None, None)
+
+
+def test_an_invalid_regex_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"exclude_titles: the regex '\(unclosed' is invalid: missing \)"):
+        Privacy(PrivacySettings(exclude_titles=("fine", "(unclosed")))
+
+
+def test_a_url_instead_of_a_domain_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"exclude_domains: domain 'https://x\.org/' should be a bare host"):
+        Privacy(PrivacySettings(exclude_domains=("https://x.org/",)))
