@@ -232,3 +232,57 @@ def test_demo_source_is_repeatable_with_a_seed() -> None:
         runs.append([sample for _, sample in stream(DemoSource(seed=2, clock=clock,
                                                                 now=lambda: END), clock, 600)])
     assert runs[0] == runs[1]
+
+
+def demo_command(*args: str, **environment: str):
+    from click.testing import CliRunner
+
+    from tracker.cli import cli
+
+    return CliRunner().invoke(cli, ["demo", *args], env=environment)
+
+
+def test_tracker_demo_writes_a_week_and_removes_it_again(influxdb1: InfluxDB1, influx_database: str) -> None:
+    mine = Record(time_ms=int(END.timestamp() * 1000), duration=1.0, host="laptop", app="Code",
+                  activity="Code", category="Development", score=2.0)
+    http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms", to_line(mine).encode())
+    server = {"TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database}
+
+    wrote = demo_command("--days", "3", "--step", "30s", **server)
+    assert wrote.exit_code == 0, wrote.output
+    expected = len(list(week_records(3, step=30)))
+    counted = influxdb1.rows('SELECT count("score") FROM "activity" WHERE "host" = \'demo\'', influx_database)
+    # The history ends now: a point or two may fall on either side of the minute it was counted in.
+    assert abs(counted[0]["count"] - expected) <= 2
+    assert f"demo points (host=demo) to {influxdb1.url}" in wrote.output
+    assert "tracker demo --remove" in wrote.output
+    categories = influxdb1.rows('SHOW TAG VALUES FROM "activity" WITH KEY = "category" WHERE "host" = \'demo\'',
+                                influx_database)
+    assert {"Development", AWAY} <= {row["value"] for row in categories}
+
+    removed = demo_command("--remove", **server)
+    assert removed.exit_code == 0, removed.output
+    assert removed.output == f"Removed the demo points (host=demo) from {influxdb1.url}.\n"
+    # The points and series are gone. (InfluxDB 1.6's in-memory index may still list the tag value
+    # under SHOW TAG VALUES when the series lived in another shard than the remaining ones.)
+    counts = influxdb1.rows('SELECT count("score") FROM "activity" GROUP BY "host"', influx_database)
+    assert [(row["host"], row["count"]) for row in counts] == [("laptop", 1)]
+    series = influxdb1.rows("SHOW SERIES", influx_database)
+    assert [row["key"] for row in series] == [
+        "activity,activity=Code,app=Code,category=Development,host=laptop,state=active"]
+
+
+def test_tracker_demo_explains_an_unreachable_server_in_one_sentence() -> None:
+    from servers import free_port
+
+    done = demo_command("--days", "1", TRACKER_INFLUX_URL=f"http://127.0.0.1:{free_port()}",
+                        TRACKER_INFLUX_API="v1")
+    assert done.exit_code == 1
+    assert done.output.startswith("Error: InfluxDB at http://127.0.0.1:") and "connection refused" in done.output
+    assert len(done.output.strip().splitlines()) == 1
+
+
+def test_tracker_demo_without_influxdb_says_how_to_configure_it() -> None:
+    done = demo_command("--days", "1")
+    assert done.exit_code == 1
+    assert "InfluxDB is not configured" in done.output and "TRACKER_INFLUX_URL" in done.output

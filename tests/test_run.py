@@ -111,7 +111,8 @@ def _run_with_focus_plan(desktop: Desktop, windows: dict[str, str], tracker_home
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     status = json.loads(tracker("status", "--json", env=env).stdout)
-    return switches, status
+    assert status["running"] is False and status["status"]["stopped_at"]
+    return switches, status["status"]
 
 
 def test_points_in_influxdb1_follow_the_focus(desktop, two_windows, influxdb1: InfluxDB1, influx_database,
@@ -153,10 +154,15 @@ def test_points_reach_victoriametrics_through_the_v2_api(desktop, two_windows, v
     switches, status = _run_with_focus_plan(desktop, two_windows, tracker_home, {
         "TRACKER_INFLUX_URL": victoria.url, "TRACKER_INFLUX_API": "v2", "TRACKER_INFLUX_TOKEN": "secret",
         "TRACKER_INFLUX_ORG": "me", "TRACKER_INFLUX_BUCKET": "tracker"})
-    series = wait_until(lambda: [s for s in victoria.export(f'activity_score{{host="{host}"}}')
-                                 if s["values"]], 10, "points in VictoriaMetrics")
-    points = sorted((t, s["metric"]["app"], s["metric"]["category"], v)
-                    for s in series for t, v in zip(s["timestamps"], s["values"], strict=True))
+
+    def exported() -> list[tuple[int, str, str, float]]:
+        series = victoria.export(f'activity_score{{host="{host}"}}')
+        return sorted((t, s["metric"]["app"], s["metric"]["category"], v)
+                      for s in series for t, v in zip(s["timestamps"], s["values"], strict=True))
+
+    # VictoriaMetrics makes the newest rows searchable a moment after it confirmed them.
+    wait_until(lambda: len(exported()) >= status["samples_taken"], 10, "every point in VictoriaMetrics")
+    points = exported()
     assert len(points) == status["samples_taken"]
     checked = 0
     for time_ms, app, category, score in points:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from tracker import __version__
+
+if TYPE_CHECKING:
+    from tracker.classify import Categories
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +85,7 @@ def _duration_option(value: str | None, what: str) -> float | None:
 
 # -- tracker run -----------------------------------------------------------------------------------
 
-@cli.command()
+@cli.command(short_help='Record the foreground app and send it to InfluxDB.')
 @click.option("--interval", metavar="SECONDS", help="Seconds between samples (default 1; e.g. 0.5, 2s).")
 @click.option("--for", "run_for", metavar="DURATION", help="Stop cleanly after this long (e.g. 30s, 5m, 2h).")
 @click.option("--source", type=click.Choice(["auto", "macos", "x11", "demo"]), default="auto",
@@ -131,9 +137,152 @@ def _run_view(options):
     return LiveView(Console())
 
 
+# -- tracker report and status ---------------------------------------------------------------------
+
+def _period_options(since: str, until: str | None):
+    """--since and --until as local, timezone-aware moments; a usage error names the bad one."""
+    from tracker.timespec import local_now, parse_since, parse_until
+
+    now = local_now()
+    try:
+        start = parse_since(since, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    try:
+        end = parse_until(until, now) if until else now
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--until") from None
+    if end <= start:
+        raise click.BadParameter(f"must be after --since ({start:%Y-%m-%d %H:%M})", param_hint="--until")
+    return start, end
+
+
+@cli.command(short_help='Where your time went, from local history.')
+@click.option("--since", default="today", show_default=True, metavar="WHEN",
+              help="today, yesterday, 7d (today and the 6 days before), 2h, or a date like 2024-05-01.")
+@click.option("--until", metavar="WHEN", help="A date (included), yesterday, or a date and time; default now.")
+@click.option("--by", type=click.Choice(["category", "activity", "app", "hour", "day"]), default="category",
+              show_default=True, help="What each row is: hour means hour of the day.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
+def report(since: str, until: str | None, by: str, as_json: bool, as_csv: bool) -> None:
+    """Where your time went, from the local history (no InfluxDB needed)."""
+    from tracker.report import run_report
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    start, end = _period_options(since, until)
+    raise click.exceptions.Exit(run_report(start, end, by, "json" if as_json else "csv" if as_csv else "table"))
+
+
+@cli.command(short_help='Is `tracker run` running, and how is it doing.')
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Whether `tracker run` is running for this data directory, and how it is doing (exit 3: not running)."""
+    from tracker.status import run_status
+
+    raise click.exceptions.Exit(run_status(as_json))
+
+
+# -- tracker outbox and sync -----------------------------------------------------------------------
+
+@cli.command(short_help='What waits to be sent, and what was refused.')
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def outbox(as_json: bool) -> None:
+    """What waits to be sent, the last send, and what the server refused."""
+    import json
+
+    from tracker import outbox as outbox_module
+    from tracker.paths import database_file
+
+    path = database_file()
+    try:
+        stats = outbox_module.read_stats(path)
+    except outbox_module.OutboxUnavailable as error:
+        raise click.exceptions.Exit(_fail(str(error), 1)) from None
+    if as_json:
+        click.echo(json.dumps(outbox_module.as_json(stats, path), indent=2, ensure_ascii=False))
+    else:
+        click.echo(outbox_module.describe(stats, path))
+
+
+@cli.command(short_help='Send every waiting sample to InfluxDB now.')
+@influx_options
+def sync(**influx: object) -> None:
+    """Send every waiting sample to InfluxDB now."""
+    from tracker.outbox import samples
+    from tracker.paths import database_file
+    from tracker.sender import Sender
+
+    settings = load_or_exit(_influx_overrides(influx)).settings.influx
+    if not settings.configured:
+        raise click.exceptions.Exit(_fail(
+            "InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.", 2))
+    with _progress_bar("Sending to InfluxDB") as progress:
+        result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
+    done = f"sent {samples(result.sent)} to {result.url}"
+    if result.quarantined:
+        done += f"; {result.quarantined} refused by the server (see `tracker outbox`)"
+    if not result.ok:
+        prefix = f"{done[0].upper()}{done[1:]}, then: " if result.sent else ""
+        raise click.exceptions.Exit(_fail(f"{prefix}{result.error} {samples(result.waiting)} still waiting.", 1))
+    click.echo(done if result.sent or result.quarantined else "Nothing to send: no samples are waiting.")
+
+
+# -- tracker demo ----------------------------------------------------------------------------------
+
+@cli.command(short_help='Write a synthetic week to InfluxDB.')
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
+              help="How many days back the synthetic history goes.")
+@click.option("--step", default="1s", show_default=True, metavar="DURATION",
+              help="Time between points (1s like `tracker run`; 10s writes a tenth as many).")
+@click.option("--remove", is_flag=True, help="Delete the demo points (host=demo) again instead.")
+@influx_options
+def demo(days: int, step: str, remove: bool, **influx: object) -> None:
+    """Write a synthetic week (host=demo) to InfluxDB, to see the dashboard at once."""
+    from tracker import demo as demo_module
+    from tracker.sinks import SendError, display_url
+
+    settings = load_or_exit(_influx_overrides(influx)).settings.influx
+    where = display_url(settings.url)
+    try:
+        if remove:
+            if demo_module.remove_week(settings):
+                click.echo(f"Removed the demo points (host={demo_module.DEMO_HOST}) from {where}.")
+                return
+            click.echo(f"tracker removes demo points on InfluxDB 1.x only. {demo_module.remove_instructions(settings)}")
+            raise click.exceptions.Exit(1)
+        seconds = _duration_option(step, "--step")
+        with _progress_bar(f"Writing {days} days of demo activity") as progress:
+            written = demo_module.write_week(settings, days, step=seconds or 1.0, progress=progress)
+    except SendError as error:
+        raise click.exceptions.Exit(_fail(f"{error}.", 1)) from None
+    click.echo(f"Wrote {written:,} demo points (host={demo_module.DEMO_HOST}) to {where}, bucket "
+               f"{settings.bucket}. Remove them with `tracker demo --remove`.")
+
+
+def _progress_bar(description: str):
+    """A context giving a progress(done, total) callback: a rich bar on a terminal, nothing otherwise."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(description, total=None)
+            yield lambda done, total: progress.update(task, completed=done, total=total)
+
+    return bar()
+
+
 # -- tracker config --------------------------------------------------------------------------------
 
-@cli.group()
+@cli.group(short_help='Show or create the settings file.')
 def config() -> None:
     """Show or create the settings file."""
 
@@ -167,3 +316,203 @@ def config_init(force: bool) -> None:
         raise click.exceptions.Exit(_fail(f"{path} exists already; use --force to replace it.", 1))
     paths.write_private(path, CONFIG_TEMPLATE)
     click.echo(f"Wrote {path}. Edit it, then `tracker config show` to check.")
+
+
+# -- tracker categories ----------------------------------------------------------------------------
+
+@cli.group(short_help='See, test and edit your categories.')
+def categories() -> None:
+    """See, test and edit the rules that put apps and sites into categories."""
+
+
+@categories.command("uncategorized")
+@click.option("--since", default="7d", show_default=True, metavar="WHEN",
+              help="today, yesterday, 7d, 30d, or a date like 2024-05-01.")
+@click.option("--until", metavar="WHEN", help="A date (included) or a date and time; default now.")
+def categories_uncategorized(since: str, until: str | None) -> None:
+    """The activities that took the most time without a category, to write rules for."""
+    from tracker.report import run_uncategorized
+
+    start, end = _period_options(since, until)
+    raise click.exceptions.Exit(run_uncategorized(start, end))
+
+
+def _categories_or_exit(path: Path | None = None) -> Categories:
+    """The categories in force (or those in `path`), or exit 1 with the file, line and problem."""
+    from tracker.classify import CategoriesError, load_categories
+
+    try:
+        return load_categories(path)
+    except CategoriesError as error:
+        raise click.exceptions.Exit(_fail(str(error), 1)) from None
+
+
+def _shortened(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+@categories.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def categories_list(as_json: bool) -> None:
+    """Show each category, its score and its rules."""
+    rules = _categories_or_exit()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rules.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from tracker.classify import display_path
+    from tracker.colours import score_style
+
+    table = Table()
+    table.add_column("Category", no_wrap=True)
+    table.add_column("Score", justify="right")
+    table.add_column("Rules")
+    for category in rules.categories:
+        style = score_style(category.score)
+        lines = [f"{kind}s: {_shortened(category.written(kind))}" for kind in ("app", "domain", "title")
+                 if category.written(kind)]
+        # Text, not markup: a regex's [brackets] must show as written.
+        table.add_row(Text(category.name, style=style), Text(f"{category.score:+g}", style=style),
+                      Text("\n".join(lines) or "(no rules)"))
+    Console().print(table)
+    # Below, not as a caption: a caption wraps a long path at the table's width.
+    click.echo(f"{display_path(rules.file)}: {rules.rule_count} rules")
+
+
+@categories.command("test")
+@click.argument("app")
+@click.option("--title", metavar="TITLE", help="The window title.")
+@click.option("--url", metavar="URL", help="The page's URL, for a browser.")
+def categories_test(app: str, title: str | None, url: str | None) -> None:
+    """Show which category APP (with this title and URL) falls in, and which rule decides."""
+    from tracker.classify import display_path
+    from tracker.colours import score_label
+    from tracker.model import Sample, utc_now
+
+    rules = _categories_or_exit()
+    match = rules.classify(Sample(time=utc_now(), app=app, title=title, url=url))
+    if match.rule is None:
+        click.echo(f"No rule matched: {match.category}, score 0.")
+    else:
+        click.echo(f"{match.category}, score {match.score:g} ({score_label(match.score)})")
+    click.echo(f"  activity: {match.activity}")
+    if match.rule is not None:
+        click.echo(f"  rule:     {match.rule}")
+    click.echo(f"  rules in: {display_path(rules.file)}")
+
+
+@categories.command("path")
+def categories_path() -> None:
+    """Print the path of the categories file in force."""
+    from tracker.classify import active_categories_path, bundled_categories_path
+
+    path = active_categories_path()
+    click.echo(str(path))
+    # The note goes to stderr so that $(tracker categories path) is just the path.
+    if path == bundled_categories_path():
+        click.echo("The bundled default; `tracker categories edit` makes your own copy.", err=True)
+    else:
+        click.echo("Your own file; it replaces the bundled default.", err=True)
+
+
+@categories.command("validate")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def categories_validate(file: Path | None) -> None:
+    """Check FILE (default: the file in force); exit 1 if it has an error."""
+    from tracker.classify import display_path
+
+    rules = _categories_or_exit(file)
+    click.echo(f"OK: {len(rules.categories)} categories, {rules.rule_count} rules ({display_path(rules.file)})")
+
+
+@categories.command("edit")
+def categories_edit() -> None:
+    """Edit your categories.yaml in $VISUAL or $EDITOR; a file with an error is never put in place.
+
+    The first time, you start from the bundled defaults.
+    """
+    import os
+    import tempfile
+
+    from tracker import paths
+    from tracker.classify import active_categories_path, display_path, read_categories_text
+
+    user_file = paths.user_categories_file()
+    previous = display_path(user_file) if user_file.exists() else "the bundled defaults"
+    original = read_categories_text(active_categories_path())
+    # The copy sits next to the real file: private, and named .yaml for the editor's highlighting.
+    descriptor, name = tempfile.mkstemp(prefix=".categories-edit-", suffix=".yaml",
+                                        dir=paths.private_dir(user_file.parent))
+    draft = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(original)
+        code = _edit_categories_draft(draft, original, user_file, previous)
+    finally:
+        draft.unlink(missing_ok=True)
+    if code:
+        click.echo(f"Kept {previous}.", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def _edit_categories_draft(draft: Path, original: str, user_file: Path, previous: str) -> int:
+    """Edit `draft` until it is valid and saved (0), or the user keeps the previous version (1)."""
+    from tracker import paths
+    from tracker.classify import CategoriesError, display_path, parse_categories
+
+    while True:
+        status = _run_editor(draft)
+        if status != 0:
+            return _fail(f"the editor exited with status {status}; nothing was saved.", 1)
+        edited = draft.read_text(encoding="utf-8")
+        if edited == original:
+            click.echo(f"No changes; kept {previous}.")
+            return 0
+        try:
+            rules = parse_categories(edited, user_file)
+        except CategoriesError as error:
+            click.echo(f"Error: {error}", err=True)
+            if _ask_edit_again():
+                continue
+            # Not in force, but not lost either: an hour of edits may hang on one typo.
+            rejected = user_file.with_name("categories.rejected.yaml")
+            paths.write_private(rejected, edited)
+            click.echo(f"Your edit is in {display_path(rejected)}.", err=True)
+            return 1
+        paths.write_private(user_file, edited)
+        click.echo(f"Saved {display_path(user_file)}: {len(rules.categories)} categories, "
+                   f"{rules.rule_count} rules. A running tracker picks it up within seconds.")
+        return 0
+
+
+def _run_editor(file: Path) -> int:
+    """Run $VISUAL, else $EDITOR, else nano or vi on `file`; return its exit status."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or ("nano" if shutil.which("nano") else "vi")
+    try:
+        return subprocess.run([*shlex.split(editor), str(file)], check=False).returncode
+    except OSError as error:
+        raise click.exceptions.Exit(_fail(f"cannot start the editor '{editor}': {error.strerror}", 1)) from None
+
+
+def _ask_edit_again() -> bool:
+    """True for [e]dit again; [k]eep is the default, also when there is no answer (stdin closed)."""
+    while True:
+        try:
+            answer = click.prompt("[e]dit again or [k]eep the previous version?", default="k",
+                                  show_default=False)
+        except click.Abort:
+            return False
+        choice = answer.strip().lower()[:1]
+        if choice in ("e", "k"):
+            return choice == "e"

@@ -8,12 +8,16 @@ Demo points carry the host `DEMO_HOST`, so `drop_demo_query()` removes them agai
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from tracker.lineprotocol import MEASUREMENT
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, url_host
+
+if TYPE_CHECKING:
+    from tracker.config import InfluxSettings
 
 DEMO_HOST = "demo"
 
@@ -282,3 +286,73 @@ def drop_demo_query(host: str = DEMO_HOST) -> str:
     """The InfluxQL that deletes every demo point again."""
     quoted = host.replace("\\", "\\\\").replace("'", "\\'")
     return f"DROP SERIES FROM \"{MEASUREMENT}\" WHERE \"host\" = '{quoted}'"
+
+
+# -- tracker demo: the week written to InfluxDB, and removed again -----------------------------------
+
+Progress = Callable[[int, int], None]
+
+
+def estimated_points(days: int, step: float) -> int:
+    """About how many points `week_records(days, step=step)` yields: for a progress bar's total."""
+    return max(1, int(days * 6.5 * 3600 / step))
+
+
+def write_week(settings: InfluxSettings, days: int, step: float = 1.0, batch_size: int = 5000,
+               progress: Progress | None = None) -> int:
+    """Write the demo history of the last `days` days to InfluxDB; return the number of points.
+
+    SendError (from tracker.sinks) says in one sentence what went wrong."""
+    from tracker.lineprotocol import to_line
+    from tracker.sinks import open_sink
+
+    sink = open_sink(settings)
+    total = estimated_points(days, step)
+    written = 0
+    batch: list[str] = []
+    try:
+        for record in week_records(days, step=step):
+            batch.append(to_line(record))
+            if len(batch) >= batch_size:
+                sink.write(batch)
+                written += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(written, max(total, written))
+        if batch:
+            sink.write(batch)
+            written += len(batch)
+        if progress is not None:
+            progress(written, written)
+    finally:
+        sink.close()
+    return written
+
+
+def remove_instructions(settings: InfluxSettings) -> str:
+    """How to delete the demo points with InfluxDB's own tools, for servers tracker does not delete on."""
+    bucket = settings.bucket
+    return (f"On InfluxDB 2.x: influx delete --bucket {bucket} --start 1970-01-01T00:00:00Z "
+            f"--stop 2100-01-01T00:00:00Z --predicate 'host=\"{DEMO_HOST}\"'. "
+            f"On InfluxDB 3.x the demo host cannot be deleted alone: write the demo to a database of its own "
+            f"(--influx-bucket) and drop that database.")
+
+
+def remove_week(settings: InfluxSettings) -> bool:
+    """Delete every demo point: True when done (InfluxDB 1.x), False when the server is not 1.x."""
+    from tracker.sinks import ConfigurationError, open_sink
+    from tracker.sinks.influx_v1 import execute, server_version
+
+    if not settings.configured:
+        open_sink(settings)  # raises the one-sentence "not configured" error
+    api = settings.api
+    if api == "auto":
+        version = server_version(settings) or ""
+        api = "v1" if version.lstrip("v").startswith("1.") else "v2"
+    if api != "v1":
+        return False
+    database = settings.bucket.partition("/")[0]
+    if not database:
+        raise ConfigurationError("influx.bucket is empty: name the database the demo was written to.")
+    execute(settings, database, drop_demo_query())
+    return True

@@ -22,6 +22,7 @@ from tracker.sources import Source, open_source
 
 if TYPE_CHECKING:
     from tracker.display import ActivityLog, LiveView
+    from tracker.sender import Sender, SenderState
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
 UNSAVED_LIMIT = 86_400
@@ -65,6 +66,10 @@ class Run:
         self.started_at = datetime.now(timezone.utc)
         self._unsaved: deque = deque(maxlen=UNSAVED_LIMIT)
         self._outbox_failing = False
+        self._last_step: Step | None = None
+        self._current_key: tuple[str, ...] | None = None
+        self._current_since = self.started_at
+        self.sender: Sender | None = None
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stop_requested.set()
@@ -161,11 +166,30 @@ class Run:
             self.sender.wake()
 
     def _show(self, step: Step) -> None:
-        self.view.record(step, self)
+        from tracker.display import RunView
+
+        record = step.record
+        key = (record.app, record.activity, record.category, record.state)
+        if key != self._current_key:
+            self._current_key, self._current_since = key, record.time
+        sender = self.sender.state if self.sender is not None else None
+        self.view.update(RunView(
+            record=record, rule=step.rule, since=self._current_since,
+            today=self.history.today_by_category(), pulse=self.history.today_pulse(),
+            influx_line=influx_line(sender), waiting=sender.waiting if sender else self._waiting_locally()))
+        self._last_step = step
+
+    def _waiting_locally(self) -> int:
+        from tracker.outbox import OutboxUnavailable
+
+        try:
+            return self.outbox.waiting()
+        except OutboxUnavailable:
+            return len(self._unsaved)
 
     # -- start and stop ------------------------------------------------------------------------
 
-    def _start_sender(self):  # -> Sender | None
+    def _start_sender(self) -> Sender | None:
         influx = self.settings.influx
         if not influx.configured:
             self.notify(NOT_CONFIGURED)
@@ -191,9 +215,35 @@ class Run:
         self.view.notice(text)
 
     def _write_status(self, stopped: bool = False) -> None:
-        from tracker.status import write_status
+        import os
 
-        write_status(self, stopped=stopped)
+        from tracker.status import StatusSnapshot, write_status
+
+        record = self._last_step.record if self._last_step is not None else None
+        sender = self.sender.state if self.sender is not None else None
+        write_status(StatusSnapshot(
+            pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
+            activity=record.activity if record else None, app=record.app if record else None,
+            category=record.category if record else None, score=record.score if record else None,
+            since=self._current_since if record else None,
+            waiting=sender.waiting if sender else self._waiting_locally(),
+            last_send=sender.last_send if sender else None, last_error=sender.last_error if sender else None,
+            source=self.source.name, influx_url=self.settings.influx.url,
+            stopped_at=datetime.now(timezone.utc) if stopped else None))
+
+
+def influx_line(state: SenderState | None) -> str:
+    """The live view's one line about InfluxDB."""
+    from tracker.timespec import human_ago
+
+    if state is None:
+        return "not configured: recording locally only"
+    if state.status == "failing":
+        return f"failing: {state.last_error}"
+    if state.last_send is not None:
+        ago = human_ago((datetime.now(timezone.utc) - state.last_send).total_seconds())
+        return f"connected · last send {ago}"
+    return "connecting…"
 
 
 def install_signal_handlers(run: Run) -> None:

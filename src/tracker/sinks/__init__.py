@@ -5,8 +5,19 @@ Importing this package is cheap; the modules behind it import influxdb-client on
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import Sequence
-from typing import Protocol
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from tracker.config import InfluxSettings
+
+# Longest server reason kept in a message or a quarantine note.
+REASON_CAP = 500
 
 
 class SendError(Exception):
@@ -28,9 +39,17 @@ class AuthFailed(SendError):
 class Rejected(SendError):
     """400 or a partial write error: some point in the batch will never be accepted as it is."""
 
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message  # the server's own words, kept with quarantined rows
+
 
 class TooLarge(SendError):
     """413: the batch is too large; send it in smaller parts."""
+
+
+class ConfigurationError(SendError):
+    """The settings point at something that is not there (database, bucket, org, URL): keep the rows."""
 
 
 class Sink(Protocol):
@@ -39,3 +58,171 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def open_sink(settings: InfluxSettings) -> Sink:
+    """The sink for `settings.api`; "auto" asks the server which API it speaks on the first write."""
+    if not settings.configured:
+        raise ConfigurationError(
+            "InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.")
+    if urlsplit(settings.url or "").scheme not in ("http", "https"):
+        raise ConfigurationError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
+    if settings.api == "v1":
+        from tracker.sinks.influx_v1 import InfluxV1Sink
+
+        return InfluxV1Sink(settings)
+    if settings.api == "v2":
+        from tracker.sinks.influx_v2 import InfluxV2Sink
+
+        return InfluxV2Sink(settings)
+    if settings.api == "auto":
+        return AutoSink(settings)
+    raise ConfigurationError(f"influx.api is {settings.api!r}; it must be auto, v1 or v2.")
+
+
+class AutoSink:
+    """Asks /ping which InfluxDB answers, on the first write and again until it gets an answer:
+    a server that is down when tracker starts breaks nothing."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        self.chosen: Sink | None = None
+
+    def write(self, lines: Sequence[str]) -> None:
+        if self.chosen is None:
+            from tracker.sinks.influx_v1 import InfluxV1Sink, server_version
+
+            version = server_version(self.settings)
+            if version is not None and version.lstrip("v").startswith("1."):
+                self.chosen = InfluxV1Sink(self.settings)
+            else:  # 2.x, 3.x, Cloud, and anything that takes the v2 API without saying what it is
+                from tracker.sinks.influx_v2 import InfluxV2Sink
+
+                self.chosen = InfluxV2Sink(self.settings)
+        self.chosen.write(lines)
+
+    def close(self) -> None:
+        if self.chosen is not None:
+            self.chosen.close()
+
+    def __repr__(self) -> str:
+        return f"AutoSink({display_url(self.settings.url)}, chosen={self.chosen!r})"
+
+
+# -- what both sinks say when something goes wrong -----------------------------------------------
+
+def display_url(url: str | None) -> str:
+    """The URL without user:password@, query or fragment: safe to print."""
+    if not url:
+        return "(not configured)"
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def secrets(settings: InfluxSettings) -> list[str]:
+    """Every form in which the credentials could leak into a message, longest first."""
+    found: list[str] = []
+    if settings.token:
+        found.append(settings.token)
+        found.append(base64.b64encode(settings.token.encode()).decode())
+        _username, colon, password = settings.token.partition(":")
+        if colon and password:
+            found.append(password)
+    userinfo = urlsplit(settings.url or "").netloc.rpartition("@")[0]
+    if userinfo:
+        found.append(userinfo)
+        found.append(userinfo.partition(":")[2])
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
+def scrub(text: str, settings: InfluxSettings) -> str:
+    for secret in secrets(settings):
+        text = text.replace(secret, "***")
+    return text
+
+
+def server_reason(body: bytes | str | None, fallback: str) -> str:
+    """The server's own explanation: 1.x's {"error": ...}, 2.x's {"message": ...}, or the text."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            text = str(parsed.get("error") or parsed.get("message") or text)
+    except ValueError:
+        pass
+    text = " ".join(text.split())
+    return (text or fallback)[:REASON_CAP]
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP date."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_after: str | None = None,
+                     location: str | None = None) -> SendError:
+    """The error class and plain sentence for a write answered with HTTP `status`."""
+    url = display_url(settings.url)
+    reason = scrub(reason, settings)
+    lowered = reason.lower()
+    target = f"{settings.org}/{settings.bucket}" if settings.org else settings.bucket
+    if status in (401, 403):
+        return AuthFailed(f"InfluxDB refused the token/credentials for {target}: check TRACKER_INFLUX_TOKEN"
+                          " or influx.token in config.yaml")
+    if "not found" in lowered and any(word in lowered for word in ("database", "bucket", "retention", "org")):
+        return ConfigurationError(f"InfluxDB at {url} says: {reason}; create it, or fix influx.bucket"
+                                  " (and influx.org) in config.yaml; the samples are kept")
+    if status == 400 and ("orgid or org" in lowered or "organization" in lowered):
+        return ConfigurationError(f"InfluxDB at {url} needs an organization ({reason}): set influx.org"
+                                  " in config.yaml or TRACKER_INFLUX_ORG; the samples are kept")
+    if status == 413:
+        return TooLarge(f"InfluxDB at {url} found the batch too large ({reason})")
+    if status in (400, 422):
+        return Rejected(f"InfluxDB at {url} rejected the batch: {reason}", reason)
+    if status == 429 or status >= 500:
+        words = "is busy" if status == 429 else "failed"
+        return RetryLater(f"InfluxDB at {url} {words} ({status}: {reason})", retry_after_seconds(retry_after))
+    if 300 <= status < 400:
+        where = display_url(location) if location else "elsewhere"
+        return ConfigurationError(f"InfluxDB at {url} redirects to {where}: set influx.url to that address")
+    if status == 404:
+        return ConfigurationError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
+                                  " influx.url and influx.api")
+    return ConfigurationError(f"InfluxDB at {url} answered {status} ({reason}); the samples are kept")
+
+
+def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendError:
+    """RetryLater with a plain reason for a failure to talk to the server at all."""
+    from urllib3 import exceptions
+
+    if isinstance(error, exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    host = urlsplit(settings.url or "").hostname or "?"
+    if isinstance(error, exceptions.NameResolutionError):
+        why = f"the name {host} does not resolve"
+    elif isinstance(error, exceptions.NewConnectionError):
+        why = "connection refused" if "refused" in str(error).lower() else "cannot connect"
+    elif isinstance(error, exceptions.ConnectTimeoutError):
+        why = f"no connection within {settings.timeout:g} s"
+    elif isinstance(error, exceptions.ReadTimeoutError | TimeoutError):
+        why = f"no answer within {settings.timeout:g} s"
+    elif isinstance(error, exceptions.SSLError):
+        # urllib3 wraps the ssl module's error, whose verify_message is the readable part.
+        inner = error.args[0] if error.args else error
+        detail = getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
+        why = f"TLS failed: {detail or 'handshake failed'}"
+    elif isinstance(error, exceptions.ProtocolError | ConnectionError):
+        why = "the connection was dropped"
+    else:
+        why = type(error).__name__
+    return RetryLater(scrub(f"InfluxDB at {display_url(settings.url)} is unreachable ({why})", settings))

@@ -1,0 +1,255 @@
+"""What `tracker run` shows: a live view on a terminal, or one log line per change of activity.
+
+Both take the same calls (`update(RunView)`, `notice(text)`, used as context managers), so the runner
+does not care which one it has.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, TextIO
+
+from tracker import colours
+from tracker.model import STATE_AWAY, Record
+from tracker.timespec import human_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
+# The 1 Hz runner's ticks jitter by a few ms: a limit of exactly 1 s would skip every other one.
+MIN_REDRAW_INTERVAL = 0.9
+TODAY_ROWS = 6  # categories shown in the live view; the rest are summed as "other"
+NOTICE_ROWS = 3
+BAR_WIDTH = 24
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def score_style(score: float | None) -> str:
+    """The rich style of a score (tracker.colours), dim when there is none."""
+    return "dim" if score is None else colours.score_style(score)
+
+
+def pulse_score(pulse: float) -> float:
+    """A pulse (0..100) back on the score scale (-2..+2), for its colour."""
+    return pulse / 25.0 - 2.0
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `fraction` (0..1) of `width` cells, in eighths of a cell."""
+    eighths = round(max(0.0, min(fraction, 1.0)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
+
+
+def lasted(seconds: float) -> str:
+    """`42s`, `12m 03s`, `1h 02m`: seconds matter in the first hour of an activity."""
+    whole = max(0, int(seconds))
+    if 60 <= whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return human_duration(whole)
+
+
+@dataclass
+class RunView:
+    """Everything the live view shows, as the runner knows it after one sample."""
+
+    record: Record
+    rule: str | None  # the rule that matched, e.g. "domain github.com"; None for no rule
+    since: datetime  # when the current activity started
+    today: dict[str, float]  # active seconds per category today
+    pulse: float | None  # today's productivity pulse, 0..100
+    influx_line: str  # e.g. "connected · last send 2s ago", "not configured", "unreachable: ..."
+    waiting: int  # samples in the outbox not yet sent
+    notices: list[str] = field(default_factory=list)
+
+
+class LiveView:
+    """A view of the current activity and today, redrawn in place at most about once a second."""
+
+    def __init__(self, console: Console, min_interval: float = MIN_REDRAW_INTERVAL) -> None:
+        self.console = console
+        self.min_interval = min_interval
+        self._live: Live | None = None
+        self._view: RunView | None = None
+        self._notices: list[str] = []
+        self._last_draw = float("-inf")
+        self._lock = threading.Lock()  # notices may come from the sender's thread
+
+    def start(self) -> None:
+        from rich.live import Live
+
+        # No auto refresh: the screen changes only when there is something new, so it never flickers.
+        self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False,
+                          screen=False)
+        self._live.start(refresh=True)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._live is None:
+                return
+            self._live.update(self._render())  # drawn by stop(): the last state stays on screen
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> LiveView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def update(self, view: RunView) -> None:
+        with self._lock:
+            self._view = view
+            if time.monotonic() - self._last_draw >= self.min_interval:
+                self._draw()
+
+    def notice(self, text: str) -> None:
+        with self._lock:
+            self._notices = [*self._notices[-(NOTICE_ROWS - 1):], text]
+            self._draw()
+
+    def _draw(self) -> None:
+        if self._live is None:
+            return
+        self._last_draw = time.monotonic()
+        self._live.update(self._render(), refresh=True)
+
+    def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True, min_width=len("InfluxDB"))  # a long title must not squash it
+        grid.add_column()  # wrappable, so the table can narrow it; each line cuts itself with an ellipsis
+        view = self._view
+        if view is None:
+            grid.add_row("Now", Text("waiting for the first sample…", style="dim"))
+        else:
+            grid.add_row("Now", _now_line(view.record))
+            grid.add_row("", _category_line(view))
+            grid.add_row("Today", _today_table(view.today))
+            grid.add_row("Pulse", _pulse_text(view.pulse))
+            grid.add_row("InfluxDB", Text(f"{view.influx_line} · {view.waiting:,} waiting"))
+        notices = list(dict.fromkeys([*(view.notices if view else []), *self._notices]))[-NOTICE_ROWS:]
+        # Full width and wrapped: a notice often says what to do, and must be read whole.
+        lines = [Text(f"! {notice}", style="yellow") for notice in notices]
+        return Panel(Group(grid, *lines), title="tracker", title_align="left", border_style="dim", expand=True)
+
+
+def _now_line(record: Record) -> RenderableType:
+    from rich.text import Text
+
+    line = Text(record.activity, style="bold", no_wrap=True, overflow="ellipsis")  # a long title is cut
+    if record.app != record.activity:
+        line.append(f"  {record.app}", style="cyan")
+    if record.title:
+        line.append(f"  {record.title}", style="dim")
+    return line
+
+
+def _category_line(view: RunView) -> RenderableType:
+    from rich.text import Text
+
+    record = view.record
+    style = "dim" if record.state == STATE_AWAY else score_style(record.score)
+    line = Text(record.category, style=f"bold {style}", no_wrap=True, overflow="ellipsis")
+    line.append(f"  {record.score:+g}", style=style)
+    line.append(f"  for {lasted((record.time - view.since).total_seconds() + record.duration)}")
+    line.append(f"  rule: {view.rule}" if view.rule else "  no rule matched", style="dim")
+    return line
+
+
+def _today_table(today: dict[str, float]) -> RenderableType:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    ranked = sorted(today.items(), key=lambda item: (-item[1], item[0]))
+    if not ranked:
+        table.add_row(Text("nothing yet", style="dim"), "", "")
+        return table
+    shown = ranked[:TODAY_ROWS]
+    hidden = sum(seconds for _, seconds in ranked[TODAY_ROWS:])
+    if hidden:
+        shown = [*ranked[: TODAY_ROWS - 1], ("other", hidden + ranked[TODAY_ROWS - 1][1])]
+    longest = max(seconds for _, seconds in shown)
+    for category, seconds in shown:
+        table.add_row(category, human_duration(seconds), Text(bar(seconds / longest), style="blue"))
+    return table
+
+
+def _pulse_text(pulse: float | None) -> RenderableType:
+    from rich.text import Text
+
+    if pulse is None:
+        return Text("no active time yet", style="dim")
+    text = Text(f"{pulse:.0f}", style=f"bold {score_style(pulse_score(pulse))}")
+    text.append(" / 100", style="dim")
+    return text
+
+
+class ActivityLog:
+    """Plain lines for a log or a pipe: one per change of activity (never per sample), and notices."""
+
+    def __init__(self, stream: TextIO, fmt: str = "text") -> None:
+        if fmt not in ("text", "json"):
+            raise ValueError(f"log format must be text or json, not {fmt!r}")
+        self.stream = stream
+        self.fmt = fmt
+        self._last_key: tuple[object, ...] | None = None
+
+    def __enter__(self) -> ActivityLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stream.flush()
+
+    def start(self) -> None:
+        """Nothing to set up: here so either view can be used the same way."""
+
+    def stop(self) -> None:
+        self.stream.flush()
+
+    def update(self, view: RunView) -> None:
+        self.record(view.record, view.rule)
+
+    def record(self, record: Record, rule: str | None) -> None:
+        """Print a line if this record's activity differs from the previous one's."""
+        key = (record.app, record.activity, record.category, record.score, record.state)
+        if key == self._last_key:
+            return
+        self._last_key = key
+        if self.fmt == "json":
+            self._write_json({"time": record.time.isoformat(), "event": "activity", "activity": record.activity,
+                              "app": record.app, "category": record.category, "score": record.score,
+                              "state": record.state, "rule": rule, "title": record.title, "url": record.url})
+        else:
+            app = f" ({record.app})" if record.app != record.activity else ""
+            matched = f"  rule: {rule}" if rule else ""
+            self._write_text(record.time, f"{record.activity}{app}  {record.category} {record.score:+g}{matched}")
+
+    def notice(self, text: str) -> None:
+        now = datetime.now().astimezone()
+        if self.fmt == "json":
+            self._write_json({"time": now.isoformat(), "event": "notice", "message": text})
+        else:
+            self._write_text(now, f"! {text}")
+
+    def _write_text(self, moment: datetime, text: str) -> None:
+        self.stream.write(f"{moment.astimezone():%Y-%m-%d %H:%M:%S}  {text}\n")
+        self.stream.flush()  # lines must reach a pipe or a log file as they happen
+
+    def _write_json(self, fields: dict[str, object]) -> None:
+        self.stream.write(json.dumps(fields, ensure_ascii=False) + "\n")
+        self.stream.flush()

@@ -1,0 +1,359 @@
+"""The outbox: every record is committed to a local SQLite file before anything tries to send it.
+
+Rows leave the outbox only when the server confirmed them (`mark_sent`), when the server will never
+accept them (`quarantine`, kept with the reason for the user to see), or when the size bound is hit
+(the oldest waiting rows are dropped and counted). WAL mode lets `tracker outbox` and `tracker sync`
+read and send while `tracker run` appends.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tracker.model import AWAY, STATE_AWAY, Record
+from tracker.paths import private_dir
+
+# Shown in `tracker outbox`; the rest are counted only.
+QUARANTINE_SHOWN = 100
+# Each statement is safe to run again: the file may be new, or shared with the event history.
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        duration REAL NOT NULL,
+        host TEXT NOT NULL,
+        app TEXT NOT NULL,
+        activity TEXT NOT NULL,
+        category TEXT NOT NULL,
+        score REAL NOT NULL,
+        state TEXT NOT NULL,
+        title TEXT,
+        url TEXT,
+        -- NULL while waiting to be sent; the server's reason once it refused the row for good.
+        quarantined TEXT,
+        quarantined_ms INTEGER
+    )""",
+    # One row of counters kept by triggers, so the size bound costs no COUNT(*) over a month of rows.
+    """CREATE TABLE IF NOT EXISTS outbox_counters (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        waiting INTEGER NOT NULL,
+        dropped INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO outbox_counters VALUES (1, 0, 0)",
+    """CREATE TRIGGER IF NOT EXISTS outbox_insert AFTER INSERT ON outbox WHEN NEW.quarantined IS NULL
+    BEGIN UPDATE outbox_counters SET waiting = waiting + 1; END""",
+    """CREATE TRIGGER IF NOT EXISTS outbox_delete AFTER DELETE ON outbox WHEN OLD.quarantined IS NULL
+    BEGIN UPDATE outbox_counters SET waiting = waiting - 1; END""",
+    """CREATE TRIGGER IF NOT EXISTS outbox_quarantine AFTER UPDATE OF quarantined ON outbox
+    WHEN OLD.quarantined IS NULL AND NEW.quarantined IS NOT NULL
+    BEGIN UPDATE outbox_counters SET waiting = waiting - 1; END""",
+    """CREATE TABLE IF NOT EXISTS outbox_sends (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        attempt_ms INTEGER,
+        result TEXT,
+        success_ms INTEGER
+    )""",
+    "INSERT OR IGNORE INTO outbox_sends VALUES (1, NULL, NULL, NULL)",
+    # For mark_away and send_until, which pick rows by time.
+    "CREATE INDEX IF NOT EXISTS outbox_time ON outbox (time_ms)",
+)
+_FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
+_COLUMNS = "id, " + _FIELDS
+
+
+class OutboxUnavailable(Exception):
+    """The outbox file cannot be written (disk full, read-only, I/O error); `str()` says which, plainly."""
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    id: int
+    record: Record
+    reason: str
+    quarantined_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    waiting: int
+    oldest_waiting: datetime | None
+    last_attempt: datetime | None  # the last time a batch was sent or tried
+    last_result: str | None  # what that attempt came to, one plain line
+    last_success: datetime | None
+    dropped: int  # rows dropped, oldest first, because the size bound was reached
+    quarantined_count: int
+    quarantined: tuple[QuarantinedRow, ...]  # the oldest QUARANTINE_SHOWN of them
+
+
+class Outbox:
+    """The local queue of records not yet confirmed by InfluxDB. Safe to share between threads."""
+
+    def __init__(self, path: Path, max_rows: int = 30 * 24 * 3600) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        with self._unavailable_as("open"):
+            private_dir(path.parent)
+            # Created 0600 before SQLite sees it: SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._connection = sqlite3.connect(path, timeout=10.0, isolation_level=None,
+                                               check_same_thread=False)
+            try:
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed sample survives a power cut too, at one fsync per second.
+                self._connection.execute("PRAGMA synchronous=FULL")
+                with self._transaction():
+                    for statement in _SCHEMA:
+                        self._connection.execute(statement)
+            except BaseException:
+                self._connection.close()
+                raise
+
+    # -- the recording side ---------------------------------------------------------------------
+
+    def append(self, record: Record) -> None:
+        """Keep one record; it is on disk when this returns."""
+        self.append_many((record,))
+
+    def append_many(self, records: Iterable[Record]) -> None:
+        rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title,
+                 r.url) for r in records]
+        if not rows:
+            return
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.executemany(
+                f"INSERT INTO outbox ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._enforce_bound()
+
+    def _enforce_bound(self) -> None:
+        waiting = self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
+        excess = waiting - self.max_rows
+        if excess > 0:
+            self._connection.execute(
+                "DELETE FROM outbox WHERE id IN"
+                " (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
+            self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
+
+    def mark_away(self, since_ms: int) -> None:
+        """Away was just declared: the waiting rows after `since_ms` were away time, not active time.
+
+        Rewrites them as the recorder's mark_away does; the sender holds them back (send_until) until
+        they are final, so no active version of them has been sent.
+        """
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.execute(
+                "UPDATE outbox SET category = ?, score = 0.0, state = ? WHERE time_ms > ? AND quarantined IS NULL",
+                (AWAY, STATE_AWAY, since_ms))
+
+    # -- the sending side -----------------------------------------------------------------------
+
+    def pending(self, limit: int, until_ms: int | None = None) -> list[tuple[int, Record]]:
+        """Up to `limit` waiting rows, oldest first, with their ids; only those up to `until_ms` if given."""
+        condition = "" if until_ms is None else f" AND time_ms <= {int(until_ms)}"
+        with self._unavailable_as("read"), self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE quarantined IS NULL{condition} ORDER BY id LIMIT ?",
+                (limit,)).fetchall()
+        return [(row[0], _record(row)) for row in rows]
+
+    def mark_sent(self, ids: Sequence[int]) -> None:
+        """The server confirmed these rows: forget them."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            for chunk in _chunks(ids):
+                self._connection.execute(
+                    f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def quarantine(self, ids: Sequence[int], reason: str) -> None:
+        """The server will never accept these rows as they are: keep them aside, with its reason."""
+        now = _now_ms()
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            for chunk in _chunks(ids):
+                self._connection.execute(
+                    f"UPDATE outbox SET quarantined = ?, quarantined_ms = ? WHERE quarantined IS NULL"
+                    f" AND id IN ({','.join('?' * len(chunk))})", (reason, now, *chunk))
+
+    def note_send(self, result: str, success: bool) -> None:
+        """Remember the last send attempt and what it came to, for `tracker outbox`."""
+        now = _now_ms()
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.execute(
+                "UPDATE outbox_sends SET attempt_ms = ?, result = ?,"
+                " success_ms = CASE WHEN ? THEN ? ELSE success_ms END", (now, result, success, now))
+
+    def waiting(self) -> int:
+        with self._unavailable_as("read"), self._lock:
+            return self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
+
+    def stats(self) -> OutboxStats:
+        with self._unavailable_as("read"), self._lock, self._transaction():
+            waiting, dropped = self._connection.execute(
+                "SELECT waiting, dropped FROM outbox_counters").fetchone()
+            oldest = self._connection.execute(
+                "SELECT time_ms FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT 1").fetchone()
+            attempt_ms, result, success_ms = self._connection.execute(
+                "SELECT attempt_ms, result, success_ms FROM outbox_sends").fetchone()
+            quarantined_count = self._connection.execute(
+                "SELECT COUNT(*) FROM outbox WHERE quarantined IS NOT NULL").fetchone()[0]
+            quarantined = self._connection.execute(
+                f"SELECT {_COLUMNS}, quarantined, quarantined_ms FROM outbox WHERE quarantined IS NOT NULL"
+                " ORDER BY id LIMIT ?", (QUARANTINE_SHOWN,)).fetchall()
+        return OutboxStats(
+            waiting=waiting,
+            oldest_waiting=_time(oldest[0]) if oldest else None,
+            last_attempt=_time(attempt_ms),
+            last_result=result,
+            last_success=_time(success_ms),
+            dropped=dropped,
+            quarantined_count=quarantined_count,
+            quarantined=tuple(QuarantinedRow(row[0], _record(row), row[-2], _time(row[-1]))
+                              for row in quarantined),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    @contextmanager
+    def _unavailable_as(self, verb: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.DatabaseError, OSError) as error:
+            reason = _plain_reason(error)
+            raise OutboxUnavailable(f"Cannot {verb} the outbox {self.path}: {reason}.") from None
+
+
+def read_stats(path: Path) -> OutboxStats:
+    """The stats of the outbox at `path`, without creating it when nothing was ever recorded."""
+    if not path.exists():
+        return OutboxStats(0, None, None, None, None, 0, 0, ())
+    with Outbox(path) as outbox:
+        return outbox.stats()
+
+
+def describe(stats: OutboxStats, path: Path) -> str:
+    """`tracker outbox` as plain text."""
+    lines = [f"Outbox:        {path}"]
+    if stats.waiting:
+        lines.append(f"Waiting:       {samples(stats.waiting)}, the oldest from {_local(stats.oldest_waiting)}")
+    else:
+        lines.append("Waiting:       nothing")
+    if stats.last_attempt is not None:
+        lines.append(f"Last send:     {_local(stats.last_attempt)}: {stats.last_result}")
+        if stats.last_success is not None and stats.last_success != stats.last_attempt:
+            lines.append(f"Last success:  {_local(stats.last_success)}")
+    else:
+        lines.append("Last send:     never")
+    if stats.dropped:
+        lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest waiting"
+                     " were dropped")
+    if stats.quarantined_count:
+        lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
+        for row in stats.quarantined:
+            title = f" {row.record.title[:60]!r}" if row.record.title else ""
+            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
+        if stats.quarantined_count > len(stats.quarantined):
+            lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
+    return "\n".join(lines)
+
+
+def as_json(stats: OutboxStats, path: Path) -> dict[str, Any]:
+    """`tracker outbox --json`: times in ISO 8601, UTC."""
+    return {
+        "database": str(path),
+        "waiting": stats.waiting,
+        "oldest_waiting": _iso(stats.oldest_waiting),
+        "last_attempt": _iso(stats.last_attempt),
+        "last_result": stats.last_result,
+        "last_success": _iso(stats.last_success),
+        "dropped": stats.dropped,
+        "quarantined_count": stats.quarantined_count,
+        "quarantined": [{"reason": row.reason, "quarantined_at": _iso(row.quarantined_at),
+                         "time": _iso(row.record.time)} | asdict(row.record) for row in stats.quarantined],
+    }
+
+
+def samples(count: int) -> str:
+    """"1 sample", "2 samples": for every message that counts them."""
+    return f"{count} sample" + ("" if count == 1 else "s")
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _plain_reason(error: Exception) -> str:
+    if isinstance(error, OSError):
+        if error.errno == errno.ENOSPC:
+            return "the disk is full"
+        if error.errno == errno.EROFS:
+            return "the file system is read-only"
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied (the file or its directory is read-only)"
+        return (error.strerror or str(error)).lower()
+    text = str(error).lower()
+    name = getattr(error, "sqlite_errorname", "")
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return "the disk is full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "the file or its directory is read-only"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return "the file cannot be opened (is its directory missing or read-only?)"
+    if name.startswith("SQLITE_BUSY") or "locked" in text:
+        return "another process kept it locked for too long"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
+        return "the file is damaged or is not a tracker database"
+    if name.startswith("SQLITE_IOERR") or "i/o" in text:
+        return "the disk reported an I/O error"
+    return str(error)
+
+
+def _record(row: Sequence) -> Record:
+    return Record(time_ms=row[1], duration=row[2], host=row[3], app=row[4], activity=row[5], category=row[6],
+                  score=row[7], state=row[8], title=row[9], url=row[10])
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    # SQLite limits the number of ? in one statement.
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _now_ms() -> int:
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)

@@ -1,0 +1,314 @@
+"""The sender: moves rows from the outbox to InfluxDB, oldest first, and forgets them only once confirmed.
+
+Failures keep the rows and are retried with exponential backoff; a row the server refuses for good is
+found by bisecting its batch and quarantined with the server's reason. Only one sender sends at a time
+per data directory (an flock on send.lock), so `tracker sync` during `tracker run` never doubles a row.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tracker.config import InfluxSettings
+from tracker.lineprotocol import to_line
+from tracker.model import Record
+from tracker.outbox import Outbox, OutboxUnavailable, samples
+from tracker.sinks import (
+    Rejected,
+    RetryLater,
+    SendError,
+    Sink,
+    TooLarge,
+    display_url,
+    open_sink,
+    scrub,
+)
+from tracker.status import lock_exclusively
+
+LOCK_FILE = "send.lock"
+# Longest wait honoured from a Retry-After header, in seconds.
+RETRY_AFTER_CAP = 3600.0
+# How long `tracker sync` waits for a running tracker to finish its batch.
+SYNC_LOCK_WAIT = 30.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SenderState:
+    """What the live view shows about sending."""
+
+    status: str  # "unknown" (nothing tried yet), "connected" or "failing"
+    last_send: datetime | None  # when the server last confirmed a batch
+    last_error: str | None  # one plain line, while failing
+    waiting: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    sent: int
+    quarantined: int
+    waiting: int  # rows still waiting afterwards
+    url: str
+    error: str | None = None  # one plain sentence when not everything could be sent
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    quarantined: int = 0
+    total: int = 0
+
+
+class _Busy(Exception):
+    """Another sender holds send.lock."""
+
+
+class Sender:
+    def __init__(self, database: Path, settings: InfluxSettings, on_status: Callable[[str], None],
+                 batch_size: int = 5000, *, first_retry: float = 1.0, max_retry: float = 60.0,
+                 min_interval: float = 1.0, poll_interval: float = 5.0) -> None:
+        self.database = database
+        self.settings = settings
+        self.url = display_url(settings.url)
+        self.batch_size = batch_size
+        self._on_status = on_status
+        self._first_retry = first_retry
+        self._max_retry = max_retry
+        self._min_interval = min_interval  # at most one send round this often, unless a batch is full
+        self._poll_interval = poll_interval  # look for rows this often even without wake()
+        self._lock_path = database.parent / LOCK_FILE
+        self._outbox: Outbox | None = None
+        self._sink: Sink | None = None
+        self._open_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._flush_deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self._status = "unknown"
+        self._failure: type[Exception] | None = None  # the kind of failure last reported
+        self._last_send: datetime | None = None
+        self._last_error: str | None = None
+        self._waiting = 0
+        self._retry_delay = first_retry
+        self._until_ms: int | None = None  # rows after this are not final yet (see send_until)
+
+    # -- the runner's side -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._wake.set()  # rows left from an earlier run go first
+        self._thread = threading.Thread(target=self._run, name="tracker-sender", daemon=True)
+        self._thread.start()
+
+    def send_until(self, until_ms: int | None) -> None:
+        """Send only rows up to this time (ms): later ones may still be rewritten as away. None: all."""
+        self._until_ms = until_ms
+
+    def wake(self) -> None:
+        """New rows are waiting: send them soon (at most one round per min_interval)."""
+        self._wake.set()
+
+    def stop(self, flush: bool = True, timeout: float = 10.0) -> None:
+        """Stop sending; with `flush`, first try to send what is waiting, for at most `timeout` seconds."""
+        if self._thread is None:
+            self._close()
+            return
+        self._flush_deadline = time.monotonic() + timeout if flush else None
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout + 0.5)
+        self._thread = None
+
+    @property
+    def state(self) -> SenderState:
+        with self._open_lock:
+            outbox = self._outbox
+        # Closed meanwhile, or unreadable: the last count known will do for a status line.
+        if outbox is not None:
+            with suppress(Exception):
+                self._waiting = outbox.waiting()
+        return SenderState(self._status, self._last_send, self._last_error, self._waiting)
+
+    # -- tracker sync ------------------------------------------------------------------------------
+
+    def send_all(self, progress: Progress | None = None) -> SyncResult:
+        """Send everything waiting now, in batches; one attempt, no backoff."""
+        tally = _Tally()
+        error: str | None = None
+        try:
+            outbox = self._open_outbox()
+            tally.total = outbox.waiting()
+            self._drain(tally, progress, lock_wait=SYNC_LOCK_WAIT)
+        except _Busy:
+            error = "Another tracker kept sending for too long; try again in a moment."
+        except (SendError, OutboxUnavailable) as failure:
+            error = f"{failure}."
+        finally:
+            waiting = self._safe_waiting()
+            if self._thread is None:  # a running thread still needs the outbox and the sink
+                self._close()
+        return SyncResult(tally.sent, tally.quarantined, waiting, self.url, error)
+
+    # -- the thread --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            pause, need_wake = 0.0, True
+            while not self._stopping.is_set():
+                # Backoff or pacing: only stop() cuts it short.
+                if pause and self._stopping.wait(pause):
+                    break
+                if need_wake:
+                    self._wake.wait(self._poll_interval)  # new rows, or a periodic look
+                self._wake.clear()
+                if self._stopping.is_set():
+                    break
+                pause, need_wake = self._round(deadline=None)
+            if self._flush_deadline is not None:
+                self._round(deadline=self._flush_deadline)
+        finally:
+            self._close()
+
+    def _round(self, deadline: float | None) -> tuple[float, bool]:
+        """Send what is waiting; return how long to pause next, and whether to wait for wake() after."""
+        tally = _Tally()
+        try:
+            self._drain(tally, None, lock_wait=0.0, deadline=deadline)
+        except _Busy:
+            return self._min_interval / 2, False  # another process is sending; look again shortly
+        except (SendError, OutboxUnavailable) as error:
+            return self._failed(error, tally), False
+        except Exception as error:  # never let the thread die: report it like any other failure
+            unexpected = RetryLater(scrub(f"Sending failed unexpectedly ({error!r})", self.settings))
+            return self._failed(unexpected, tally), False
+        finally:
+            self._waiting = self._safe_waiting()
+        if tally.sent or tally.quarantined:
+            self._succeeded(tally)
+        return self._min_interval, True
+
+    def _succeeded(self, tally: _Tally) -> None:
+        was = self._status
+        self._status, self._failure, self._last_error = "connected", None, None
+        self._last_send = datetime.now(timezone.utc)
+        self._retry_delay = self._first_retry
+        self._note(f"sent {samples(tally.sent)} to {self.url}", success=True)
+        if was == "failing":
+            self._on_status(f"InfluxDB at {self.url} is reachable again; sent {samples(tally.sent)}")
+        elif was == "unknown":
+            self._on_status(f"Sending to InfluxDB at {self.url}; sent {samples(tally.sent)}")
+
+    def _failed(self, error: Exception, tally: _Tally) -> float:
+        message = str(error)
+        self._note(message, success=False)
+        if tally.sent:
+            self._last_send = datetime.now(timezone.utc)
+        if self._status != "failing" or type(error) is not self._failure:
+            waiting = self._safe_waiting()
+            self._on_status(f"{message}; retrying, {samples(waiting)} waiting")
+        self._status, self._failure, self._last_error = "failing", type(error), message
+        retry_after = getattr(error, "retry_after", None)
+        pause = min(retry_after, RETRY_AFTER_CAP) if retry_after is not None else self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self._max_retry)
+        return pause
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def _drain(self, tally: _Tally, progress: Progress | None, lock_wait: float,
+               deadline: float | None = None) -> None:
+        """Send batches, oldest first, until nothing is waiting (or the deadline passes)."""
+        outbox = self._open_outbox()
+        while deadline is None or time.monotonic() < deadline:
+            if self._stopping.is_set() and deadline is None:
+                return
+            with self._exclusive(lock_wait):
+                # Read inside the lock: rows another sender just confirmed are gone by now.
+                rows = outbox.pending(self.batch_size, self._until_ms)
+                if not rows:
+                    return
+                self._deliver(outbox, rows, tally, progress)
+            if len(rows) < self.batch_size:
+                return
+
+    def _deliver(self, outbox: Outbox, rows: Sequence[tuple[int, Record]], tally: _Tally,
+                 progress: Progress | None) -> None:
+        ids = [row_id for row_id, _ in rows]
+        try:
+            self._open_sink().write([to_line(record) for _, record in rows])
+        except (TooLarge, Rejected) as error:
+            if len(rows) == 1:
+                reason = error.reason if isinstance(error, Rejected) else str(error)
+                outbox.quarantine(ids, reason)
+                tally.quarantined += 1
+                return
+            if isinstance(error, TooLarge):
+                self.batch_size = max(1, len(rows) // 2)  # later batches start small enough
+            # Halve until the rows the server refuses are alone; the rest goes through.
+            middle = len(rows) // 2
+            self._deliver(outbox, rows[:middle], tally, progress)
+            self._deliver(outbox, rows[middle:], tally, progress)
+            return
+        outbox.mark_sent(ids)
+        tally.sent += len(ids)
+        if progress is not None:
+            progress(tally.sent, max(tally.total, tally.sent))
+
+    @contextmanager
+    def _exclusive(self, wait: float) -> Iterator[None]:
+        """Hold send.lock for one batch; raise _Busy if another sender keeps it beyond `wait` seconds."""
+        descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not lock_exclusively(descriptor, wait):
+                raise _Busy
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
+
+    # -- resources ---------------------------------------------------------------------------------
+
+    def _open_outbox(self) -> Outbox:
+        with self._open_lock:
+            if self._outbox is None:
+                self._outbox = Outbox(self.database)
+            return self._outbox
+
+    def _open_sink(self) -> Sink:
+        with self._open_lock:
+            if self._sink is None:
+                self._sink = open_sink(self.settings)
+                if not self.settings.verify_tls and self.url.startswith("https:"):
+                    self._on_status(f"Warning: TLS certificates are not checked for InfluxDB at {self.url}"
+                                    " (influx.verify_tls is false): anyone on the way could read or change"
+                                    " the samples")
+            return self._sink
+
+    def _note(self, result: str, success: bool) -> None:
+        # When it fails the status line says so; the note is only for `tracker outbox`.
+        with suppress(OutboxUnavailable):
+            self._open_outbox().note_send(result, success)
+
+    def _safe_waiting(self) -> int:
+        try:
+            return self._open_outbox().waiting()
+        except OutboxUnavailable:
+            return self._waiting
+
+    def _close(self) -> None:
+        with self._open_lock:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+            if self._outbox is not None:
+                self._outbox.close()
+                self._outbox = None

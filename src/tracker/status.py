@@ -1,0 +1,323 @@
+"""The tracker's own vitals: one runner per data directory (a lock), and what it last said (status.json).
+
+`tracker run` holds an exclusive flock on data_dir()/run.lock for as long as it runs, so whether it runs is
+known for certain, even after a crash (the kernel drops the lock with the process). Every few seconds it
+writes a StatusSnapshot to data_dir()/status.json, which `tracker status` shows with CPU and memory read
+from the operating system, like gops does for Go programs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from tracker.paths import data_dir, private_dir, write_private
+from tracker.timespec import human_ago, human_duration
+
+EXIT_NOT_RUNNING = 3
+# A status probe holds the lock for microseconds: a runner starting at that moment waits this long for it.
+LOCK_PATIENCE = 0.25
+
+
+def lock_file() -> Path:
+    return data_dir() / "run.lock"
+
+
+def status_file() -> Path:
+    return data_dir() / "status.json"
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, pid: int, directory: Path) -> None:
+        super().__init__(f"tracker run is already running for {directory} (pid {pid})")
+        self.pid = pid
+        self.directory = directory
+
+
+class RunLock:
+    """The exclusive lock of a running `tracker run`; released on `release()` or when the process ends."""
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self.path = path
+        self._descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is None:
+            return
+        # The file stays: deleting it could let two runners lock two different files of the same name.
+        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        os.close(self._descriptor)
+        self._descriptor = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def acquire_run_lock() -> RunLock:
+    """Lock this data directory for this process; AlreadyRunning when another process has it."""
+    path = private_dir(data_dir()) / lock_file().name
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if not lock_exclusively(descriptor, LOCK_PATIENCE):
+        pid = _read_pid(descriptor)
+        os.close(descriptor)
+        raise AlreadyRunning(pid, path.parent)
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    return RunLock(path, descriptor)
+
+
+def lock_exclusively(descriptor: int, wait: float) -> bool:
+    """Take an exclusive flock on `descriptor`, trying for up to `wait` seconds; False if another holds it."""
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.02)
+
+
+def is_running() -> int | None:
+    """The pid of the `tracker run` holding this data directory's lock; None when none does.
+    0 when one does but has not written its pid yet."""
+    try:
+        descriptor = os.open(lock_file(), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(descriptor)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def _read_pid(descriptor: int) -> int:
+    # The runner writes its pid just after taking the lock: give it a moment.
+    deadline = time.monotonic() + 0.5
+    while True:
+        text = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+        if text.isdigit():
+            return int(text)
+        if time.monotonic() >= deadline:
+            return 0
+        time.sleep(0.02)
+
+
+# --- status.json --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """What the runner says about itself; times are timezone-aware."""
+
+    pid: int
+    started_at: datetime
+    samples_taken: int
+    activity: str | None = None
+    app: str | None = None
+    category: str | None = None
+    score: float | None = None
+    since: datetime | None = None  # when the current activity started
+    waiting: int = 0  # samples in the outbox not yet sent
+    last_send: datetime | None = None
+    last_error: str | None = None
+    source: str | None = None  # e.g. "x11", "macos", "demo"
+    influx_url: str | None = None  # never with credentials: write_status removes them
+    stopped_at: datetime | None = None  # set by the last write of a clean stop
+    # Filled in by write_status: with them `tracker status` measures CPU over the last few seconds.
+    written_at: datetime | None = None
+    cpu_seconds: float | None = None
+
+
+_TIMES = ("started_at", "since", "last_send", "stopped_at", "written_at")
+
+
+def write_status(snapshot: StatusSnapshot) -> None:
+    """Write status.json atomically, stamped with now and this process's CPU time so far."""
+    cpu = os.times()
+    stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
+                      influx_url=_without_credentials(snapshot.influx_url))
+    write_private(status_file(), json.dumps(_snapshot_document(stamped), indent=2) + "\n")
+
+
+def _snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(snapshot).items()}
+
+
+def read_status() -> StatusSnapshot | None:
+    """The last status written, or None when there is none (or it cannot be read)."""
+    try:
+        document = json.loads(status_file().read_text(encoding="utf-8"))
+        known = {field.name for field in fields(StatusSnapshot)}
+        values = {name: value for name, value in document.items() if name in known}
+        for name in _TIMES:
+            if values.get(name):
+                values[name] = datetime.fromisoformat(values[name])
+        return StatusSnapshot(**values)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _without_credentials(url: str | None) -> str | None:
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# --- the operating system's view of the process --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vitals:
+    cpu_percent: float | None  # of one core
+    memory_bytes: int | None  # resident set size
+    uptime_seconds: float | None
+
+
+def process_vitals(pid: int, snapshot: StatusSnapshot | None = None) -> Vitals:
+    """CPU, memory and uptime of `pid`: /proc on Linux, ps elsewhere; None for what cannot be read."""
+    if Path(f"/proc/{pid}/stat").exists():
+        return _proc_vitals(pid, snapshot)
+    return _ps_vitals(pid, snapshot)
+
+
+def _proc_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+        boot_time = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                         if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return Vitals(None, None, None)
+    # Fields after the command name, which is in parentheses and may itself contain spaces.
+    after_name = stat[stat.rindex(")") + 2:].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu_seconds = (int(after_name[11]) + int(after_name[12])) / ticks  # utime + stime
+    uptime = time.time() - (boot_time + int(after_name[19]) / ticks)  # starttime
+    memory = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return Vitals(_recent_cpu_percent(pid, cpu_seconds, snapshot, uptime), memory, max(uptime, 0.0))
+
+
+def _recent_cpu_percent(pid: int, cpu_seconds: float, snapshot: StatusSnapshot | None, uptime: float) -> float:
+    """CPU since the runner last wrote its status (a few seconds), else the average since it started.
+
+    A 1 Hz runner works in short bursts: a window shorter than a second would say 0% or 50% by chance.
+    """
+    if snapshot is not None and snapshot.pid == pid and snapshot.cpu_seconds is not None and snapshot.written_at:
+        window = (datetime.now(timezone.utc) - snapshot.written_at).total_seconds()
+        if window >= 1.0 and cpu_seconds >= snapshot.cpu_seconds:
+            return 100.0 * (cpu_seconds - snapshot.cpu_seconds) / window
+    return 100.0 * cpu_seconds / uptime if uptime > 0 else 0.0
+
+
+def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
+    try:
+        output = subprocess.run(["ps", "-o", "%cpu=,rss=", "-p", str(pid)], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.split()
+        cpu, rss_kib = float(output[0]), int(output[1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return Vitals(None, None, None)
+    uptime = None
+    if snapshot is not None and snapshot.pid == pid:
+        uptime = (datetime.now(timezone.utc) - snapshot.started_at).total_seconds()
+    return Vitals(cpu, rss_kib * 1024, uptime)
+
+
+# --- `tracker status` -----------------------------------------------------------------------------------
+
+
+def run_status(as_json: bool = False) -> int:
+    """Print whether `tracker run` runs for this data directory, and how it is doing; the exit code."""
+    pid = is_running()
+    snapshot = read_status()
+    current = snapshot if snapshot is not None and pid and snapshot.pid == pid else None
+    vitals = process_vitals(pid, current) if pid else None
+    if as_json:
+        print(json.dumps(_status_document(pid, snapshot, vitals), indent=2))
+    elif pid is None:
+        print(_not_running_line(snapshot))
+    else:
+        print(_running_text(pid, current, vitals))
+    return 0 if pid is not None else EXIT_NOT_RUNNING
+
+
+def _status_document(pid: int | None, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> dict:
+    document: dict[str, object] = {"running": pid is not None, "data_dir": str(data_dir()), "pid": pid}
+    if vitals is not None:
+        document.update(uptime_seconds=vitals.uptime_seconds, cpu_percent=vitals.cpu_percent,
+                        memory_bytes=vitals.memory_bytes)
+    document["status"] = None if snapshot is None else _snapshot_document(snapshot)
+    return document
+
+
+def _not_running_line(snapshot: StatusSnapshot | None) -> str:
+    line = f"tracker run is not running for {data_dir()}."
+    if snapshot is None:
+        return line + " Start it with `tracker run`."
+    last = snapshot.stopped_at or snapshot.written_at
+    how = "stopped" if snapshot.stopped_at else "was last seen"
+    when = f" {human_ago(_seconds_since(last))}" if last else ""
+    return f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+
+
+def _running_text(pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
+    lines = [f"tracker run is running for {data_dir()} (pid {pid})"]
+    rows: list[tuple[str, str]] = []
+    if vitals is not None:
+        rows += [("uptime", human_duration(vitals.uptime_seconds) if vitals.uptime_seconds is not None else "?"),
+                 ("CPU", f"{vitals.cpu_percent:.1f}%" if vitals.cpu_percent is not None else "?"),
+                 ("memory", f"{vitals.memory_bytes / 1e6:.1f} MB" if vitals.memory_bytes is not None else "?")]
+    if snapshot is None:
+        rows.append(("status", "not written yet (it is written every few seconds)"))
+    else:
+        rows += [("samples", f"{snapshot.samples_taken:,}"),
+                 ("now", _current_activity(snapshot)),
+                 ("waiting", f"{snapshot.waiting:,} samples to send"),
+                 ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
+                 ("last error", snapshot.last_error or "none"),
+                 ("source", snapshot.source or "?"),
+                 ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
+    width = max(len(label) for label, _ in rows)
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def _current_activity(snapshot: StatusSnapshot) -> str:
+    if not snapshot.activity:
+        return "nothing yet"
+    text = snapshot.activity
+    if snapshot.app and snapshot.app != snapshot.activity:
+        text += f" ({snapshot.app})"
+    if snapshot.category:
+        text += f" · {snapshot.category}"
+        if snapshot.score is not None:
+            text += f" {snapshot.score:+g}"
+    if snapshot.since:
+        text += f" · for {human_duration(_seconds_since(snapshot.since))}"
+    return text
+
+
+def _seconds_since(moment: datetime) -> float:
+    return max(0.0, (datetime.now(timezone.utc) - moment).total_seconds())

@@ -1,0 +1,200 @@
+"""A loopback InfluxDB impostor that answers writes as scripted and records what it accepted;
+and the records the sending tests write, and read back from a real InfluxDB 1.x.
+
+Persistent rules model a real server: a wrong token gets 401, a batch holding a bad line gets 400 (only
+when that line is in the body, so bisection has to find it), a batch of more than `max_lines` gets 413.
+Scripted steps (`then(...)`) answer the next writes in order, before the rules: 500, 429 with
+Retry-After, slow answers. `stop()` closes the port, so the client sees connection refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import ssl
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from servers import InfluxDB1, free_port, require_program
+
+from tracker.model import Record
+
+
+@dataclass(frozen=True)
+class Step:
+    status: int = 204
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    # Seconds before answering; beyond the client's timeout it gives up, and nothing is stored.
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Request:
+    time: float  # time.monotonic() when it arrived
+    path: str
+    lines: list[str]
+    status: int
+    headers: dict[str, str]
+
+
+class FaultServer:
+    def __init__(self, version: str = "1.8.10", token: str | None = None, bad_line_marker: str | None = None,
+                 max_lines: int | None = None, latency: float = 0.0,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        self.port = free_port()
+        self.tls = tls  # (certificate, key): answer over HTTPS
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.version = version
+        self.token = token
+        self.bad_line_marker = bad_line_marker
+        self.max_lines = max_lines
+        self.latency = latency  # seconds every write takes, accepted or not
+        self.accepted: list[str] = []
+        self.requests: list[Request] = []
+        self._script: deque[Step] = deque()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def then(self, *steps: Step) -> FaultServer:
+        with self._lock:
+            self._script.extend(steps)
+        return self
+
+    def start(self) -> FaultServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def writes(self) -> list[Request]:
+        with self._lock:
+            return [request for request in self.requests if request.path != "/ping"]
+
+    def _answer(self, path: str, headers: dict[str, str], lines: list[str]) -> Step:
+        """What a write gets: a wrong token first, then the script, then the rules."""
+        authorization = headers.get("Authorization", "")
+        if self.token is not None and _credentials(authorization) != self.token:
+            return Step(401, json.dumps({"error": "authorization failed"}))
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+        bad = [line for line in lines if self.bad_line_marker and self.bad_line_marker in line]
+        if bad:
+            return Step(400, json.dumps({"error": f"unable to parse '{bad[0][:60]}': bad field value"}))
+        if self.max_lines is not None and len(lines) > self.max_lines:
+            return Step(413, json.dumps({"error": "Request Entity Too Large"}))
+        return Step(204)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.startswith(("/ping", "/health")):
+                    self._record([], 204)
+                    self.send_response(204)
+                    self.send_header("X-Influxdb-Version", server.version)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self._reply(Step(404, "404 page not found"))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                lines = body.decode().split("\n") if body else []
+                step = server._answer(self.path, dict(self.headers), lines)
+                time.sleep(server.latency)
+                if step.delay:
+                    time.sleep(step.delay)
+                    self._record(lines, 0)  # the client has given up by now: nothing is stored
+                    self.close_connection = True
+                    return
+                if step.status == 204:
+                    with server._lock:
+                        server.accepted.extend(lines)
+                self._record(lines, step.status)
+                self._reply(step)
+
+            def _record(self, lines: list[str], status: int) -> None:
+                with server._lock:
+                    server.requests.append(Request(time.monotonic(), self.path, lines, status,
+                                                   dict(self.headers)))
+
+            def _reply(self, step: Step) -> None:
+                data = step.body.encode()
+                self.send_response(step.status)
+                for name, value in step.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _credentials(authorization: str) -> str:
+    """What the client presented: "user:password" from Basic, the token from "Token ..."."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme == "Basic":
+        return base64.b64decode(value).decode()
+    return value
+
+
+def make_records(count: int, start_ms: int = 1_700_000_000_000, step_ms: int = 1000,
+                 host: str = "test-host", first: int = 0) -> list[Record]:
+    """`count` believable records, one every `step_ms`, all different; numbered from `first`, so record
+    number N is the same whichever call makes it."""
+    apps = [("Firefox", "github.com", "Work", 1.0), ("Terminal", "Terminal", "Work", 1.0),
+            ("Slack", "Slack", "Chat", 0.0), ("Steam", "Steam", "Games", -1.0)]
+    records = []
+    for number in range(first, first + count):
+        app, activity, category, score = apps[number % len(apps)]
+        url = f"https://{activity}/page/{number}" if app == "Firefox" else None
+        records.append(Record(time_ms=start_ms + number * step_ms, duration=step_ms / 1000, host=host, app=app,
+                              activity=activity, category=category, score=score,
+                              title=f"{app} window {number}", url=url))
+    return records
+
+
+def stored_records(server: InfluxDB1, database: str, where: str = "") -> list[Record]:
+    """The points of the activity measurement (all, or `where` an InfluxQL condition holds), read back
+    through InfluxQL, as Records in time order."""
+    condition = f" WHERE {where}" if where else ""
+    rows = server.rows(f"SELECT * FROM activity{condition} ORDER BY time", database)
+    return [Record(time_ms=row["time"], duration=row["duration"], host=row["host"] or "", app=row["app"] or "",
+                   activity=row["activity"] or "", category=row["category"] or "", score=row["score"],
+                   state=row["state"] or "", title=row.get("title"), url=row.get("url"))
+            for row in rows]
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with openssl: (certificate, key)."""
+    openssl = require_program("openssl", "openssl")
+    certificate, key = directory / "server.crt", directory / "server.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(certificate)], check=True, capture_output=True)
+    return certificate, key

@@ -1,0 +1,166 @@
+"""The live view in a real terminal (tmux), and the plain activity log for pipes and --quiet."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from servers import require_program, wait_until
+
+from tracker.display import ActivityLog, LiveView, RunView
+from tracker.model import Record
+
+# Feeds a LiveView one RunView per line read from the control pipe, so the test decides when it redraws.
+DRIVER = """
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from rich.console import Console
+from tracker.display import LiveView, RunView
+from tracker.model import Record
+
+record = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="code", activity="code",
+                category="Code", score=2.0, title="history.py - tracker - Visual Studio Code")
+first = RunView(record=record, rule="app code", since=record.time - timedelta(seconds=753),
+                today={"Code": 9000.0, "Communication": 2700.0, "Entertainment": 600.0}, pulse=72.0,
+                influx_line="connected · last send 2s ago", waiting=0)
+browsing = replace(record, app="firefox", activity="youtube.com", category="Entertainment", score=-2.0,
+                   title="A very long video title that goes on and on " * 4)
+second = replace(first, record=browsing, rule="domain youtube.com", since=browsing.time, pulse=70.0,
+                 today={"Code": 9001.0, "Communication": 2700.0, "Entertainment": 601.0},
+                 influx_line="unreachable: connection refused", waiting=12)
+view = LiveView(Console(), min_interval=0)
+view.start()
+for command in open(sys.argv[1]):
+    command = command.strip()
+    if command == "first":
+        view.update(first)
+    elif command == "second":
+        view.update(second)
+    elif command == "notice":
+        view.notice("Grant Accessibility to your terminal to read window titles.")
+    elif command == "stop":
+        view.stop()
+        print("stopped")
+"""
+
+
+@dataclass
+class Terminal:
+    socket: Path
+    control: io.TextIOWrapper
+
+    def send(self, command: str) -> None:
+        self.control.write(command + "\n")
+        self.control.flush()
+
+    def screen(self) -> list[str]:
+        output = subprocess.run(["tmux", "-S", str(self.socket), "capture-pane", "-p", "-t", "live"],
+                                capture_output=True, text=True, check=True).stdout
+        return [line.rstrip() for line in output.splitlines() if line.strip()]
+
+    def shows(self, *texts: str) -> list[str] | None:
+        """The screen once it shows a whole frame (to its bottom border) with all `texts`; else None."""
+        screen = self.screen()
+        whole = any(line.startswith("╰") for line in screen)
+        return screen if whole and all(any(text in line for line in screen) for text in texts) else None
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    require_program("tmux", "tmux")
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    control = tmp_path / "control"
+    os.mkfifo(control)
+    socket = tmp_path / "tmux.sock"
+    environment = {**os.environ, "LANG": "C.UTF-8", "TERM": "xterm-256color"}
+    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "-u", "new-session", "-d", "-s", "live",
+                    "-x", "100", "-y", "30", f"exec {os.sys.executable} {driver} {control}"],
+                   env=environment, check=True)
+    try:
+        with open(control, "w", encoding="utf-8") as writer:  # blocks until the driver opens its end
+            yield Terminal(socket, writer)
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)
+
+
+def test_the_live_view_shows_the_activity_today_and_influx_and_redraws_in_place(terminal):
+    terminal.send("first")
+    screen = wait_until(lambda: terminal.shows("Now", "code", "Pulse"), timeout=10, what="the first frame")
+    text = "\n".join(screen)
+    assert "history.py - tracker - Visual Studio Code" in text
+    assert "Code  +2  for 12m 34s  rule: app code" in text
+    assert "Pulse     72 / 100" in text
+    assert "InfluxDB  connected · last send 2s ago · 0 waiting" in text
+    today = [line for line in screen if "2h 30m" in line or "45m" in line or "10m" in line]
+    assert [line.count("█") for line in today] == [24, 7, 1]  # bars in proportion to 2h 30m : 45m : 10m
+
+    terminal.send("second")
+    redrawn = wait_until(lambda: terminal.shows("youtube.com"), timeout=10, what="the second frame")
+    text = "\n".join(redrawn)
+    assert "Entertainment  -2  for 1s  rule: domain youtube.com" in text
+    assert "InfluxDB  unreachable: connection refused · 12 waiting" in text
+    assert "Visual Studio Code" not in text  # the old frame was overwritten, not scrolled up
+    assert sum("╭" in line for line in redrawn) == 1
+    assert len(redrawn) == len(screen)
+    assert all(len(line) <= 100 for line in redrawn)  # the long title is cut, not wrapped
+    assert "…" in next(line for line in redrawn if "youtube.com" in line)
+
+    terminal.send("notice")
+    noticed = wait_until(lambda: terminal.shows("! Grant Accessibility"), timeout=10, what="the notice")
+    assert len(noticed) == len(redrawn) + 1
+
+    terminal.send("stop")
+    final = wait_until(lambda: terminal.shows("stopped"), timeout=10, what="the view to stop")
+    assert final[:-1] == noticed  # the last frame stays on screen, and output goes on below it
+
+
+RECORD = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="firefox", activity="github.com",
+                category="Code", score=2.0, title="Pull requests")
+
+
+def test_the_live_view_redraws_at_most_about_once_a_second():
+    screen = io.StringIO()
+    view = LiveView(Console(file=screen, force_terminal=True, width=100))
+    sample = RunView(record=RECORD, rule=None, since=RECORD.time, today={}, pulse=None, influx_line="off",
+                     waiting=0)
+    with view:
+        for second in range(5):  # five samples in quick succession: only the first is drawn
+            view.update(replace(sample, record=replace(RECORD, time_ms=RECORD.time_ms + second * 1000)))
+    drawn = screen.getvalue()
+    assert drawn.count("for 1s") == 1
+    assert drawn.count("for 5s") == 1  # the last state is drawn when the view stops
+
+
+def test_the_log_prints_one_line_per_change_of_activity():
+    stream = io.StringIO()
+    log = ActivityLog(stream, "text")
+    for second in range(3):
+        log.record(replace(RECORD, time_ms=RECORD.time_ms + second * 1000, title=f"page {second}"), "domain github.com")
+    log.record(replace(RECORD, app="slack", activity="slack", category="Communication", score=0.0), None)
+    log.notice("InfluxDB is not configured: recording locally only.")
+    lines = [line.split("  ", 1)[1] for line in stream.getvalue().splitlines()]  # without the local time
+    assert lines == ["github.com (firefox)  Code +2  rule: domain github.com",
+                     "slack  Communication +0",
+                     "! InfluxDB is not configured: recording locally only."]
+
+
+def test_the_log_in_json_lines():
+    stream = io.StringIO()
+    log = ActivityLog(stream, "json")
+    log.record(RECORD, "domain github.com")
+    log.record(replace(RECORD, time_ms=RECORD.time_ms + 1000), "domain github.com")
+    log.notice("Sending again.")
+    first, notice = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first == {"time": "2024-05-06T09:00:00+00:00", "event": "activity", "activity": "github.com",
+                     "app": "firefox", "category": "Code", "score": 2.0, "state": "active",
+                     "rule": "domain github.com", "title": "Pull requests", "url": None}
+    assert (notice["event"], notice["message"]) == ("notice", "Sending again.")

@@ -1,0 +1,189 @@
+"""The outbox keeps every record until it is confirmed, within its bound, and fails plainly, never corrupt."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fault_server import make_records
+
+from tracker import paths
+from tracker.cli import cli
+from tracker.outbox import Outbox, OutboxUnavailable
+from tracker.recorder import mark_away
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def intact(path: Path) -> bool:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_rows_are_kept_oldest_first_in_private_files():
+    path = paths.database_file()
+    records = make_records(10)
+    writer = Outbox(path)
+    for record in records:
+        writer.append(record)
+    # A second connection sees every row at once: each append was committed before it returned.
+    with Outbox(path) as reader:
+        assert [record for _, record in reader.pending(100)] == records
+        assert [record for _, record in reader.pending(3)] == records[:3]
+    assert mode(path.parent) == 0o700
+    assert {file.name: mode(file) for file in path.parent.iterdir()} == {
+        "tracker.db": 0o600, "tracker.db-wal": 0o600, "tracker.db-shm": 0o600}
+    writer.close()
+
+
+def test_sent_rows_are_forgotten_and_refused_rows_kept_with_the_reason():
+    records = make_records(6)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(records)
+        ids = [row_id for row_id, _ in outbox.pending(10)]
+        outbox.mark_sent(ids[:2])
+        outbox.quarantine(ids[3:4], "unable to parse: bad field value")
+        outbox.note_send("sent 2 samples to http://influx:8086", success=True)
+        assert [record for _, record in outbox.pending(10)] == [records[2], records[4], records[5]]
+        stats = outbox.stats()
+    assert (stats.waiting, stats.oldest_waiting, stats.dropped) == (3, records[2].time, 0)
+    assert stats.last_result == "sent 2 samples to http://influx:8086"
+    assert [(row.record, row.reason) for row in stats.quarantined] == [
+        (records[3], "unable to parse: bad field value")]
+
+
+def test_away_rewrites_only_the_waiting_rows_after_its_time():
+    records = make_records(6)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(records)
+        refused = outbox.pending(10)[4][0]
+        outbox.quarantine([refused], "field type conflict")
+        outbox.mark_away(records[2].time_ms)
+        assert [record for _, record in outbox.pending(10)] == [
+            *records[:3], mark_away(records[3]), mark_away(records[5])]
+        assert [row.record for row in outbox.stats().quarantined] == [records[4]]
+
+
+def test_the_bound_drops_the_oldest_waiting_rows_and_says_how_many():
+    records = make_records(12)
+    path = paths.database_file()
+    with Outbox(path, max_rows=5) as outbox:
+        outbox.append_many(records[:3])
+        first_id = outbox.pending(1)[0][0]
+        outbox.quarantine([first_id], "field type conflict")  # kept aside: not waiting, not dropped
+        for record in records[3:9]:
+            outbox.append(record)
+        outbox.append_many(records[9:])
+    with Outbox(path, max_rows=5) as outbox:
+        assert [record for _, record in outbox.pending(100)] == records[7:]
+        stats = outbox.stats()
+    assert (stats.waiting, stats.dropped, stats.quarantined_count) == (5, 6, 1)
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert shown.exit_code == 0
+    assert "Waiting:       5 samples, the oldest from" in shown.output
+    assert "Dropped:       6 samples: the outbox was full, so the oldest waiting were dropped" in shown.output
+    assert "Quarantined:   1 sample the server refused for good:" in shown.output
+    assert "Firefox 'Firefox window 0': field type conflict" in shown.output
+    as_json = json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)
+    assert (as_json["waiting"], as_json["dropped"], as_json["quarantined_count"]) == (5, 6, 1)
+    assert as_json["quarantined"][0]["reason"] == "field type conflict"
+    assert as_json["quarantined"][0]["time_ms"] == records[0].time_ms
+
+
+def test_tracker_outbox_creates_nothing_when_nothing_was_recorded():
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert shown.exit_code == 0
+    assert "Waiting:       nothing\nLast send:     never" in shown.output
+    assert not paths.database_file().exists()
+
+
+def test_tracker_outbox_does_not_load_the_influxdb_client():
+    # influxdb-client takes long to import; commands that do not send must not pay for it.
+    code = ("import sys; from tracker.cli import cli; cli(['outbox'], standalone_mode=False);"
+            " print(sorted(name for name in sys.modules if name.startswith(('influxdb_client', 'urllib3'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.endswith("[]\n")
+
+
+class SmallDisk:
+    """A tmpfs of our own (as root), to make the disk really full or really read-only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir()
+        self.mounted = False
+
+    def mount(self, size_kb: int) -> bool:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs",
+                               str(self.path)], capture_output=True)
+        self.mounted = done.returncode == 0
+        return self.mounted
+
+    def remount(self, options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(self.path)], check=True)
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    disk = SmallDisk(tmp_path / "disk")
+    yield disk
+    disk.unmount()
+
+
+def test_a_full_disk_stops_appends_plainly_and_loses_nothing(small_disk):
+    if os.geteuid() != 0 or not small_disk.mount(1024):
+        pytest.skip("needs root to mount a small tmpfs")
+    path = small_disk.path / "tracker.db"
+    outbox = Outbox(path)
+    kept = []
+    with pytest.raises(OutboxUnavailable) as caught:
+        for record in make_records(2000):
+            outbox.append(replace(record, title="x" * 2000))
+            kept.append(replace(record, title="x" * 2000))
+    assert str(caught.value) == f"Cannot write to the outbox {path}: the disk is full."
+    assert 20 < len(kept) < 2000
+    assert [record for _, record in outbox.pending(5000)] == kept
+    small_disk.remount("size=8m")
+    outbox.append(make_records(1, start_ms=1)[0])  # space again: appends go on
+    assert outbox.stats().waiting == len(kept) + 1
+    outbox.close()
+    assert intact(path)
+
+
+def test_a_read_only_data_directory_is_reported_and_left_intact(small_disk):
+    records = make_records(20)
+    if os.geteuid() == 0:
+        if not small_disk.mount(2048):
+            pytest.skip("needs to mount a tmpfs to make a read-only directory as root")
+        make_read_only = lambda: small_disk.remount("ro")  # noqa: E731
+        make_writable = lambda: small_disk.remount("rw")  # noqa: E731
+    else:
+        make_read_only = lambda: small_disk.path.chmod(0o500)  # noqa: E731
+        make_writable = lambda: small_disk.path.chmod(0o700)  # noqa: E731
+    path = small_disk.path / "tracker.db"
+    with Outbox(path) as outbox:
+        outbox.append_many(records)
+    make_read_only()
+    with pytest.raises(OutboxUnavailable) as caught:
+        Outbox(path).append(records[0])
+    message = str(caught.value)
+    assert message.startswith(f"Cannot open the outbox {path}: ") and "read-only" in message
+    make_writable()
+    assert intact(path)
+    with Outbox(path) as outbox:
+        assert [record for _, record in outbox.pending(100)] == records

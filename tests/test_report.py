@@ -1,0 +1,163 @@
+"""`tracker report` and `tracker categories uncategorized` as a user runs them, on history recorded per sample."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from tracker import paths
+from tracker.cli import cli
+from tracker.history import History, default_pulse
+from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.timespec import local_midnight
+
+DAY = date(2024, 5, 6)
+ON_DAY = ["--since", "2024-05-06", "--until", "2024-05-06"]
+
+
+def record_samples(start: datetime, samples: list[tuple[int, str, str, str, float]]) -> None:
+    """Record 1-second samples the way `tracker run` does: (count, activity, app, category, score) runs."""
+    moment = start
+    with History(paths.database_file()) as history:
+        for count, activity, app, category, score in samples:
+            state = STATE_AWAY if category == AWAY else "active"
+            for _ in range(count):
+                history.add(Record(time_ms=int(moment.timestamp() * 1000), duration=1.0, host="laptop", app=app,
+                                   activity=activity, category=category, score=score, state=state),
+                            default_pulse(1.0))
+                moment += timedelta(seconds=1)
+
+
+@pytest.fixture
+def workday() -> None:
+    """09:00-09:05 local on DAY: 2m coding in two places, 1m chat, 1m away, 1m on an uncategorized site."""
+    record_samples(local_midnight(DAY) + timedelta(hours=9), [
+        (60, "editor", "code", "Code", 2.0),
+        (30, "chat", "slack", "Communication", -1.0),
+        (60, AWAY, AWAY, AWAY, 0.0),
+        (60, "github.com", "firefox", "Code", 2.0),
+        (30, "chat", "slack", "Communication", -1.0),
+        (45, "mystery.example", "firefox", UNCATEGORIZED, 0.0),
+        (15, "odd-tool", "odd-tool", UNCATEGORIZED, 0.0),
+    ])
+
+
+def tracker(*args: str) -> tuple[int, str]:
+    """Exit code and output, without the spaces tables pad lines with."""
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, "".join(line.rstrip() + "\n" for line in result.output.splitlines())
+
+
+def test_json_totals_equal_the_recorded_samples(workday):
+    code, output = tracker("report", *ON_DAY, "--json")
+    assert code == 0
+    report = json.loads(output)
+    assert [(row["name"], row["seconds"], row["share"]) for row in report["rows"]] == [
+        ("Code", 120.0, 50.0), ("Communication", 60.0, 25.0), (UNCATEGORIZED, 60.0, 25.0)]
+    assert (report["total_seconds"], report["away_seconds"], report["uncategorized_seconds"]) == (240, 60, 60)
+    assert report["pulse"] == round((120 * 100 + 60 * 25 + 60 * 50) / 240, 1)
+    assert report["top_activities"][:2] == [
+        {"name": "chat", "seconds": 60.0, "share": 25.0, "score": -1.0, "app": "slack"},
+        {"name": "editor", "seconds": 60.0, "share": 25.0, "score": 2.0, "app": "code"}]
+
+
+@pytest.mark.parametrize(("by", "names"), [
+    ("activity", ["chat", "editor", "github.com", "mystery.example", "odd-tool"]),
+    ("app", ["firefox", "code", "slack", "odd-tool"]),
+    ("hour", ["09"]),
+    ("day", ["2024-05-06"]),
+])
+def test_by_variants_split_the_same_total(workday, by, names):
+    report = json.loads(tracker("report", *ON_DAY, "--by", by, "--json")[1])
+    assert [row["name"] for row in report["rows"]] == names
+    assert sum(row["seconds"] for row in report["rows"]) == 240.0
+
+
+def test_csv(workday):
+    code, output = tracker("report", *ON_DAY, "--by", "app", "--csv")
+    assert code == 0
+    assert output == ("app,seconds,share_percent,score\n"
+                      "firefox,105.000,43.75,1.143\n"
+                      "code,60.000,25.00,2.000\n"
+                      "slack,60.000,25.00,-1.000\n"
+                      "odd-tool,15.000,6.25,0.000\n")
+
+
+def test_the_table_shows_time_share_bars_totals_pulse_and_the_uncategorized_hint(workday):
+    code, output = tracker("report", *ON_DAY)
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0] == "Mon 06 May 2024"
+    code_row = next(line for line in lines if line.startswith("Code "))
+    assert code_row.split()[1:4] == ["2m", "50%", "█" * 24]
+    assert next(line for line in lines if line.startswith("Total")).split()[1:3] == ["4m", "100%"]
+    assert "Top activities" in lines
+    assert "Pulse 69 / 100   Away 1m" in lines
+    # 1 minute is a quarter of the time but not yet worth a hint: under 10 minutes.
+    assert "tracker categories uncategorized" not in output
+
+
+def test_notable_uncategorized_time_gets_a_hint(workday):
+    record_samples(local_midnight(DAY) + timedelta(hours=10), [(900, "odd-tool", "odd-tool", UNCATEGORIZED, 0.0)])
+    output = tracker("report", *ON_DAY)[1]
+    assert "16m had no category: `tracker categories uncategorized` shows what to add." in output
+
+
+def test_report_alone_is_today_by_category_with_top_activities(monkeypatch):
+    now = datetime.now().astimezone()
+    # Recorded in the last minute before now, or from midnight when today has only just begun.
+    start = max(now - timedelta(seconds=60), local_midnight(now.date()))
+    record_samples(start, [(int((now - start).total_seconds()), "editor", "code", "Code", 2.0)])
+    code, output = tracker("report")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0] == "Today"
+    assert lines[1].split() == ["Category", "Time", "Share"]
+    assert lines[2].startswith("Code ")
+    assert "Top activities" in lines
+    assert any(line.startswith("editor ") for line in lines)
+
+
+def test_hours_and_days_in_the_table(workday):
+    output = tracker("report", *ON_DAY, "--by", "hour")[1]
+    assert any(line.split()[:3] == ["09:00", "4m", "100%"] for line in output.splitlines())
+    output = tracker("report", *ON_DAY, "--by", "day")[1]
+    assert any(line.split()[:4] == ["Mon", "2024-05-06", "4m", "100%"] for line in output.splitlines())
+
+
+def test_an_empty_period_and_no_history_at_all_say_so():
+    code, output = tracker("report")
+    assert (code, output) == (0, "No history yet: start recording with `tracker run`, then ask again.\n")
+    record_samples(local_midnight(DAY), [(5, "editor", "code", "Code", 2.0)])
+    code, output = tracker("report", "--since", "2024-06-01", "--until", "2024-06-02")
+    assert output.splitlines() == ["Sat 01 Jun 2024 – Sun 02 Jun 2024", "Nothing was recorded in this period."]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--since", "lately"], "Invalid value for --since: 'lately' is not a time"),
+    (["--since", "2024-05-02", "--until", "2024-05-01"], "Invalid value for --until: must be after --since"),
+    (["--json", "--csv"], "choose one of --json and --csv"),
+])
+def test_bad_options_are_usage_errors(args, message):
+    code, output = tracker("report", *args)
+    assert code == 2
+    assert message in output
+
+
+def test_uncategorized_lists_activities_by_time_with_how_to_add_them(workday):
+    code, output = tracker("categories", "uncategorized", *ON_DAY)
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0] == "Mon 06 May 2024: 1m without a category"
+    assert [line.split() for line in lines[2:4]] == [["mystery.example", "firefox", "45s"],
+                                                     ["odd-tool", "odd-tool", "15s"]]
+    assert lines[-1] == "Add rules for them with `tracker categories edit` (e.g. for mystery.example)."
+
+
+def test_uncategorized_when_everything_has_a_category():
+    record_samples(local_midnight(DAY), [(5, "editor", "code", "Code", 2.0)])
+    output = tracker("categories", "uncategorized", *ON_DAY)[1]
+    assert output == "Mon 06 May 2024: every activity had a category. Nothing to add.\n"
