@@ -187,3 +187,30 @@ def test_a_read_only_data_directory_is_reported_and_left_intact(small_disk):
     assert intact(path)
     with Outbox(path) as outbox:
         assert [record for _, record in outbox.pending(100)] == records
+
+
+def test_rows_stay_visible_to_other_processes_when_one_process_opens_the_outbox_twice():
+    """`tracker run` holds the outbox open in its loop and in its sender thread. Opening the second must not
+    drop the first one's file locks: another process would then take the file as unused, remove its
+    write-ahead log, and every row committed after that would go to a deleted file."""
+    path = paths.database_file()
+    recorder = Outbox(path)
+    recorder.append_many(make_records(3))
+    sender = Outbox(path)
+    tracker = str(Path(sys.executable).with_name("tracker"))
+
+    def waiting_seen_by_another_process() -> int:
+        done = subprocess.run([tracker, "outbox", "--json"], capture_output=True, text=True, timeout=30)
+        return json.loads(done.stdout)["waiting"]
+
+    try:
+        assert waiting_seen_by_another_process() == 3
+        recorder.append_many(make_records(5, first=3))
+        assert waiting_seen_by_another_process() == 8
+        assert sender.waiting() == 8
+    finally:
+        sender.close()
+        recorder.close()
+    assert intact(path)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 8

@@ -9,8 +9,6 @@ Stored in its own table of the shared SQLite file (paths.database_file()), throu
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
 from dataclasses import astuple, dataclass
 from datetime import date, datetime, timedelta
@@ -18,7 +16,7 @@ from datetime import time as clock_time
 from pathlib import Path
 
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
-from tracker.paths import private_dir
+from tracker.paths import connect_private
 from tracker.timespec import local_day_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
@@ -137,12 +135,8 @@ class History:
     def __init__(self, path: Path, retention_days: int | None = None) -> None:
         self.path = path
         self.retention_days = retention_days
-        private_dir(path.parent)
-        created = not path.exists()
         # The runner, the outbox and `tracker report` may use the file at once: wait for locks, don't fail.
-        self._db = sqlite3.connect(path, timeout=10.0)
-        if created:
-            os.chmod(path, 0o600)
+        self._db = connect_private(path, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
         self._db.execute("PRAGMA synchronous=NORMAL")

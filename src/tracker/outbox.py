@@ -9,7 +9,6 @@ read and send while `tracker run` appends.
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.model import AWAY, STATE_AWAY, Record
-from tracker.paths import private_dir
+from tracker.paths import connect_private
 
 # Shown in `tracker outbox`; the rest are counted only.
 QUARANTINE_SHOWN = 100
@@ -102,10 +101,7 @@ class Outbox:
         self.max_rows = max_rows
         self._lock = threading.Lock()
         with self._unavailable_as("open"):
-            private_dir(path.parent)
-            # Created 0600 before SQLite sees it: SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._connection = sqlite3.connect(path, timeout=10.0, isolation_level=None,
+            self._connection = connect_private(path, timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
             try:
                 self._connection.execute("PRAGMA journal_mode=WAL")

@@ -6,7 +6,10 @@ Everything tracker creates there is readable by the user only.
 from __future__ import annotations
 
 import os
+import sqlite3
+import stat
 from pathlib import Path
+from typing import Any
 
 APP_NAME = "tracker"
 
@@ -59,3 +62,22 @@ def write_private(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
+    """A SQLite connection to `path`, a file (and -wal, -shm) readable by the user only.
+
+    Never opens a descriptor of its own on the file: closing one would drop every POSIX lock this process
+    holds on it, including those of SQLite connections open in other threads, and another process could
+    then take the file for unused and remove the write-ahead log under them. SQLite creates the file;
+    chmod (which opens nothing) narrows it; SQLite gives -wal and -shm the file's mode.
+    """
+    private_dir(path.parent)  # 0700: nobody else can reach the file in the moment before the chmod
+    connection = sqlite3.connect(path, **options)
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            os.chmod(path, 0o600)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
