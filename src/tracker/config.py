@@ -173,6 +173,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text.") from None
     except OSError as error:
         raise ConfigError(f"{path} cannot be read: {error.strerror}.") from None
     try:
@@ -188,6 +190,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected `key: value` settings, found {type(document).__name__}.")
     flat: dict[str, Any] = {}
     for key, value in document.items():
+        if key in ("influx", "exclude") and value is None:
+            continue  # a section with every line commented out, as in the template
         if key in ("influx", "exclude") and isinstance(value, dict):
             for inner, inner_value in value.items():
                 flat[f"{key}.{inner}"] = inner_value
@@ -226,7 +230,7 @@ def _convert(name: str, raw: Any, where: str) -> Any:
                 from tracker.timespec import parse_duration
 
                 seconds = parse_duration(str(raw))
-            if seconds <= 0:
+            if not seconds > 0:  # also refuses nan
                 raise ValueError(f"{raw!r} must be more than 0 seconds")
             return seconds
         if kind == "count":
@@ -239,6 +243,8 @@ def _convert(name: str, raw: Any, where: str) -> Any:
             if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
                 raise ValueError(f"{raw!r} is not a list of text")
             return tuple(raw)
+    except OverflowError:  # int(inf)
+        raise ConfigError(f"{name} from {where}: {raw!r} is not a whole number of 1 or more.") from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} from {where}: {error}.") from None
     raise AssertionError(kind)
