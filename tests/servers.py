@@ -283,6 +283,10 @@ class Desktop:
     def activate(self, window: str) -> None:
         self._run("windowactivate", "--sync", window)
 
+    def touch(self) -> None:
+        """Input, as a user's mouse gives it: the X server's idle counter starts again from 0."""
+        self._run("mousemove_relative", "--", "1", "1")
+
     def active_window(self) -> str | None:
         return self._run("getactivewindow", check=False)
 

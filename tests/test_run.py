@@ -103,6 +103,7 @@ def _run_with_focus_plan(desktop: Desktop, windows: dict[str, str], tracker_home
     (tracker_home / "config" / "categories.yaml").write_text(CATEGORIES)
     work, fun, manual = list(windows)
     desktop.activate(work)
+    desktop.touch()  # the desktop may have been idle for minutes: this is someone at work, not away
     env = desktop.env | env_extra
     process = subprocess.Popen(
         [TRACKER, "run", "--source", "auto", "--interval", "0.25", "--for", "10s", "--quiet"],

@@ -1,0 +1,150 @@
+"""`tracker run` on a real X desktop: categories changed under it, time away from the keyboard, excluded
+windows. What reaches a real InfluxDB 1.x is read back through InfluxQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from servers import Desktop, InfluxDB1, wait_until
+from test_run_faults import RunningTracker
+
+from tracker import paths
+
+
+def categories(name: str, score: int) -> str:
+    return f"categories:\n  {name}:\n    score: {score}\n    apps: [ReloadApp]\n"
+
+
+class TrackerOnDesktop(RunningTracker):
+    """`tracker run --quiet` reading the X desktop, sending to InfluxDB 1.x."""
+
+    def __init__(self, desktop: Desktop, server: InfluxDB1, database: str, *args: str) -> None:
+        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
+                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
+        super().__init__("--source", "x11", "--interval", "0.25", "--quiet", *args, env=env)
+
+    def logged_after(self, start: int, *texts: str) -> str | None:
+        """The first log line from line `start` on that holds all `texts`."""
+        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
+
+
+def points(server: InfluxDB1, database: str) -> list[dict[str, Any]]:
+    return server.rows('SELECT * FROM "activity"', database)
+
+
+def points_after_input(desktop: Desktop, server: InfluxDB1, database: str) -> list[dict[str, Any]]:
+    """Input first: without it the samples since the last input may still turn out to be away time,
+    so the tracker holds them back."""
+    desktop.touch()
+    return points(server, database)
+
+
+def test_a_changed_categories_file_is_used_within_seconds_and_a_broken_one_is_not(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str, tracker_home: Path):
+    window = desktop.open_window("ReloadApp", "reload me")
+    desktop.activate(window)
+    desktop.touch()
+    rules = paths.user_categories_file()
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(categories("Before", -1))
+    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
+    try:
+        wait_until(lambda: tracker.logged_after(0, "ReloadApp", "Before -1"), 20, "samples in Before")
+        changed_at = int(time.time() * 1000)
+        rules.write_text(categories("After", 2))
+        picked_up = wait_until(lambda: tracker.logged_after(0, "ReloadApp", "After +2"), 10, "the new rules")
+        seen = len(tracker.lines)
+        rules.write_text("categories:\n  Broken:\n    score: 7\n    apps: [ReloadApp]\n")
+        refused = wait_until(lambda: tracker.logged_after(seen, "!", "categories.yaml"), 10, "the broken file")
+        broken_at = int(time.time() * 1000)
+        wait_until(lambda: any(p["time"] > broken_at + 1000
+                               for p in points_after_input(desktop, influxdb1, influx_database)), 20,
+                   "points after the broken change")
+    finally:
+        code, err = tracker.stop()
+    assert code == 0, err
+    assert picked_up and "line 3" in refused and "score" in refused
+    categories_in_order = [(p["time"], p["category"], p["score"]) for p in points(influxdb1, influx_database)]
+    names = [category for _, category, _ in categories_in_order]
+    # Before, then After for good: the switch happens once, within a few seconds of the edit.
+    switch = names.index("After")
+    assert set(names[:switch]) == {"Before"} and set(names[switch:]) == {"After"}, names
+    assert categories_in_order[switch][0] - changed_at < 5000
+    assert all(score == (2.0 if name == "After" else -1.0) for _, name, score in categories_in_order)
+    assert sum(time_ms > broken_at for time_ms, _, _ in categories_in_order) >= 4  # the last good rules stayed
+
+
+def test_time_without_input_is_away_from_the_last_input_on_and_active_again_after(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str):
+    window = desktop.open_window("IdleApp", "reading, not typing")
+    desktop.activate(window)
+    desktop.touch()
+    last_input = int(time.time() * 1000)
+    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "2s")
+    try:
+        wait_until(lambda: tracker.logged_after(0, "IdleApp", "Uncategorized +0"), 20, "the first sample")
+        active_line = len(tracker.lines)
+        wait_until(lambda: tracker.logged_after(active_line, "IdleApp", "Away +0"), 10, "away after 2 s")
+        seen = len(tracker.lines)
+        time.sleep(1.0)  # stay away a little longer: this time without input is what is being recorded
+        desktop.touch()
+        back = int(time.time() * 1000)
+        wait_until(lambda: tracker.logged_after(seen, "IdleApp", "Uncategorized +0"), 10, "active again")
+        wait_until(lambda: sum(p["time"] > back + 500
+                               for p in points_after_input(desktop, influxdb1, influx_database)) >= 4, 20,
+                   "active points after the input")
+    finally:
+        code, err = tracker.stop()
+    assert code == 0, err
+    rows = points(influxdb1, influx_database)
+    away = [row for row in rows if last_input + 300 < row["time"] < back - 300]
+    active = [row for row in rows if row["time"] > back + 300]
+    # The whole stretch since the last input is away, not only what came after the 2 s threshold.
+    assert len(away) >= 8 and {(row["category"], row["state"], row["score"]) for row in away} == {
+        ("Away", "away", 0.0)}
+    assert any(row["time"] < last_input + 2000 for row in away)
+    assert len(active) >= 4 and {(row["category"], row["state"]) for row in active} == {
+        ("Uncategorized", "active")}
+    assert all(row["app"] == "IdleApp" for row in away + active)
+
+
+def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str):
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("exclude:\n  apps: [SecretApp]\n  titles: ['online bank']\n")
+    windows = {
+        "SecretApp": desktop.open_window("SecretApp", "Secret plans for 2027"),
+        "MailApp": desktop.open_window("MailApp", "Your Online Bank statement"),
+        "PlainApp": desktop.open_window("PlainApp", "an ordinary title"),
+    }
+    desktop.touch()
+    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
+    try:
+        for app, window in windows.items():
+            desktop.activate(window)
+            seen = len(tracker.lines)
+            wait_until(lambda app=app, seen=seen: tracker.logged_after(seen, app), 10, f"samples of {app}")
+            first = len(points_after_input(desktop, influxdb1, influx_database))
+            wait_until(lambda first=first: len(points_after_input(desktop, influxdb1, influx_database))
+                       >= first + 4, 20, f"points of {app}")
+    finally:
+        code, err = tracker.stop(signal.SIGTERM)
+    assert code == 0, err
+    rows = points(influxdb1, influx_database)
+    by_app = {app: [row for row in rows if row["app"] == app] for app in windows}
+    assert all(len(found) >= 3 for found in by_app.values()), {app: len(found) for app, found in by_app.items()}
+    assert all(row.get("title") is None and row.get("url") is None for row in by_app["SecretApp"])
+    assert all(row.get("title") is None for row in by_app["MailApp"])
+    assert {row.get("title") for row in by_app["PlainApp"]} == {"an ordinary title"}
+    # Nowhere in InfluxDB, nor in any byte of the local database files.
+    everything = str(influxdb1.query('SELECT * FROM "activity"', influx_database))
+    assert "Secret plans" not in everything and "Online Bank" not in everything
+    for file in paths.data_dir().iterdir():
+        if file.is_file():
+            content = file.read_bytes()
+            assert b"Secret plans" not in content and b"Online Bank" not in content, file
