@@ -429,6 +429,22 @@ BAD = {
                           "outbox_max_rows from {path}: inf is not a whole number of 1 or more."),
     "bad list": Bad("exclude:\n  apps: [1Password, 42]\n", {},
                     "exclude.apps from {path}: ['1Password', 42] is not a list of text."),
+    "infinite interval": Bad("interval: .inf\n", {}, "interval from {path}: inf must be a finite number of seconds."),
+    "infinite away_after": Bad("away_after: .inf\n", {},
+                               "away_after from {path}: inf must be a finite number of seconds."),
+    "infinite timeout": Bad("influx:\n  timeout: .inf\n", {},
+                            "influx.timeout from {path}: inf must be a finite number of seconds."),
+    "influx not a section": Bad("influx: some-text\n", {},
+                                "{path}: `influx` must be a section of `key: value` settings, found text."),
+    "influx a list": Bad("influx: [a, b]\n", {},
+                         "{path}: `influx` must be a section of `key: value` settings, found list."),
+    "exclude not a section": Bad("exclude: KeePassXC\n", {},
+                                 "{path}: `exclude` must be a section of `key: value` settings, found text."),
+    "url a list": Bad("influx:\n  url: [a, b]\n", {},
+                      "influx.url in {path} must be text: put it in quotes, like url: \"...\"."),
+    "host a number": Bad("host: 42\n", {}, "host in {path} must be text: put it in quotes, like host: \"...\"."),
+    "org a bool": Bad("influx:\n  org: yes\n", {},
+                      "influx.org in {path} must be text: put it in quotes, like org: \"...\"."),
 }
 
 
@@ -458,6 +474,47 @@ def test_unknown_setting_is_named_with_the_known_ones() -> None:
     assert result.stderr.count("\n") == 1
     assert "influx.token" in result.stderr
     assert "abc" not in result.stderr
+
+
+# Unquoted, YAML reads these as something other than the text typed: 0123 is octal 83, yes is true.
+UNQUOTED_TOKENS = {"octal": ("0123", "83"), "yes": ("yes", "True"), "number": ("123456", "123456"),
+                   "list": ("[abc, def]", "abc"), "float": ("1.50", "1.5")}
+
+
+@pytest.mark.parametrize(("written", "parsed"), UNQUOTED_TOKENS.values(), ids=UNQUOTED_TOKENS.keys())
+def test_unquoted_token_that_is_not_text_is_refused_without_showing_it(written: str, parsed: str) -> None:
+    path = write_config(f"influx:\n  url: http://localhost:8086\n  token: {written}\n")
+    message = f'influx.token in {path} must be text: put it in quotes, like token: "...".'
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == message
+
+    result = tracker("config", "show")
+    assert_fails_plainly(result, 2, message)
+    output = result.output.replace(str(path), "")  # the temporary path may hold any digits
+    assert written not in output
+    assert parsed not in output
+
+
+def test_quoted_token_is_kept_as_typed() -> None:
+    write_config('influx:\n  token: "0123"\n')
+
+    assert load_settings().settings.influx.token == "0123"
+
+
+@pytest.mark.parametrize("token", TOKENS, ids=["v2 token", "v1 username:password"])
+@pytest.mark.parametrize("source", ["option", "environment", "config file"])
+def test_loaded_settings_repr_does_not_show_the_token(source: str, token: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_token(source, token, monkeypatch)
+    options = {"influx.token": token} if source == "option" else None
+
+    loaded = load_settings(options)
+
+    assert loaded.values["influx.token"] == token
+    _assert_token_absent(repr(loaded), token)
+    _assert_token_absent(str(loaded), token)
 
 
 def test_config_file_not_in_utf8_is_one_plain_error_line() -> None:

@@ -5,6 +5,7 @@ Every value remembers where it came from, so `tracker config show` can say so.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -112,7 +113,8 @@ class LoadedSettings:
     settings: Settings
     # Where each value came from: "default", "config file PATH", "environment NAME", "option --NAME".
     origins: dict[str, str]
-    values: dict[str, Any]
+    # The value in effect of each setting, the token in clear: kept out of repr, like InfluxSettings.token.
+    values: dict[str, Any] = field(repr=False)
 
 
 def load_settings(options: dict[str, Any] | None = None, config_path: Path | None = None) -> LoadedSettings:
@@ -122,7 +124,7 @@ def load_settings(options: dict[str, Any] | None = None, config_path: Path | Non
     values: dict[str, Any] = {name: default for name, (_, default) in _KINDS.items()}
     origins = dict.fromkeys(_KINDS, "default")
     for name, raw in _read_config_file(path).items():
-        values[name] = _convert(name, raw, f"{path}")
+        values[name] = _convert(name, raw, f"{path}", config_file=path)
         origins[name] = f"config file {path}"
     for name, variable in ENVIRONMENT.items():
         raw = os.environ.get(variable)
@@ -187,12 +189,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected `key: value` settings, found {type(document).__name__}.")
+        raise ConfigError(f"{path}: expected `key: value` settings, found {_yaml_kind(document)}.")
     flat: dict[str, Any] = {}
     for key, value in document.items():
         if key in ("influx", "exclude") and value is None:
             continue  # a section with every line commented out, as in the template
-        if key in ("influx", "exclude") and isinstance(value, dict):
+        if key in ("influx", "exclude"):
+            if not isinstance(value, dict):  # the value is not shown: `influx: <token>` is an easy slip
+                kind = _yaml_kind(value)
+                raise ConfigError(f"{path}: `{key}` must be a section of `key: value` settings, found {kind}.")
             for inner, inner_value in value.items():
                 flat[f"{key}.{inner}"] = inner_value
         else:
@@ -204,8 +209,29 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {name: value for name, value in flat.items() if value is not None}
 
 
-def _convert(name: str, raw: Any, where: str) -> Any:
+def _yaml_kind(value: Any) -> str:
+    """What YAML made of a value, in a user's words, without the value itself."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "`key: value` settings"
+    return type(value).__name__
+
+
+def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -> Any:
+    """`raw` as setting `name` holds it; `where` names its source for messages, `config_file` when from there."""
     kind = _KINDS[name][0]
+    if kind == "text" and config_file is not None and not isinstance(raw, str):
+        # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
+        # than store a changed password. The value is not shown: it may be a secret.
+        key = name.rpartition(".")[2]
+        raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {key}: "...".')
     try:
         if kind == "text":
             return str(raw).strip() or None
@@ -232,6 +258,8 @@ def _convert(name: str, raw: Any, where: str) -> Any:
                 seconds = parse_duration(str(raw))
             if not seconds > 0:  # also refuses nan
                 raise ValueError(f"{raw!r} must be more than 0 seconds")
+            if math.isinf(seconds):  # YAML .inf
+                raise ValueError(f"{raw!r} must be a finite number of seconds")
             return seconds
         if kind == "count":
             if isinstance(raw, bool) or int(raw) != float(raw) or int(raw) < 1:
