@@ -556,3 +556,23 @@ def test_tracker_home_holds_config_and_data(tmp_path: Path, monkeypatch: pytest.
         f"data directory: {home}/data",
     ]
     assert shown(result)["host"] == ("from-home", f"config file {home}/config/config.yaml")
+
+
+BAD_EXCLUDES = {
+    "url-as-domain": ('exclude:\n  domains: ["https://x.com/path"]\n',
+                      "exclude.domains from {path}: domain 'https://x.com/path' should be a bare host name like "
+                      "example.com."),
+    "broken-regex": ('exclude:\n  titles: ["fine", "(unclosed"]\n',
+                     "exclude.titles from {path}: the regex '(unclosed' is invalid: missing ), unterminated "
+                     "subpattern."),
+}
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_EXCLUDES.values(), ids=BAD_EXCLUDES.keys())
+def test_a_broken_exclude_rule_stops_every_command_with_one_line(text: str, message: str) -> None:
+    path = write_config(text)
+    expected = message.format(path=path)
+    assert_fails_plainly(tracker("config", "show"), 2, expected)
+    # tracker run refuses it before recording anything, rather than failing with a traceback.
+    assert_fails_plainly(tracker("run", "--source", "demo", "--for", "1s"), 2, expected)
+    assert not paths.database_file().exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,8 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "away_after": ("duration", 180.0),
     "titles": ("bool", True),
     "exclude.apps": ("list", ()),
-    "exclude.domains": ("list", ()),
-    "exclude.titles": ("list", ()),
+    "exclude.domains": ("domains", ()),
+    "exclude.titles": ("regexes", ()),
     "outbox_max_rows": ("count", 30 * 24 * 3600),
     "history_retention_days": ("count", None),
 }
@@ -265,17 +266,37 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             if isinstance(raw, bool) or int(raw) != float(raw) or int(raw) < 1:
                 raise ValueError(f"{raw!r} is not a whole number of 1 or more")
             return int(raw)
-        if kind == "list":
-            if isinstance(raw, str):
-                return (raw,)
-            if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-                raise ValueError(f"{raw!r} is not a list of text")
-            return tuple(raw)
+        if kind in ("list", "domains", "regexes"):
+            items = _text_list(raw)
+            for item in items:
+                _check_item(kind, item)
+            return items
     except OverflowError:  # int(inf)
         raise ConfigError(f"{name} from {where}: {raw!r} is not a whole number of 1 or more.") from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} from {where}: {error}.") from None
     raise AssertionError(kind)
+
+
+def _text_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return (raw,)
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ValueError(f"{raw!r} is not a list of text")
+    return tuple(raw)
+
+
+def _check_item(kind: str, item: str) -> None:
+    """Exclude rules are checked when settings load, so no command meets a broken one later."""
+    if kind == "domains":
+        from tracker.classify import normalise_domain
+
+        normalise_domain(item)  # ValueError says what is wrong with it
+    elif kind == "regexes":
+        try:
+            re.compile(item)
+        except re.error as error:
+            raise ValueError(f"the regex {item!r} is invalid: {error.msg}") from None
 
 
 def masked(name: str, value: Any) -> str:
