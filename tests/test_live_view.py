@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shlex
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
-from servers import require_program, wait_until
+from servers import InfluxDB1, require_program, wait_until
 
 from tracker.display import ActivityLog, LiveView, RunView
 from tracker.model import Record
@@ -53,16 +56,15 @@ for command in open(sys.argv[1]):
 
 
 @dataclass
-class Terminal:
+class Pane:
+    """The tmux session `live` on its own server (`socket`), read as a user sees it."""
+
     socket: Path
-    control: io.TextIOWrapper
 
-    def send(self, command: str) -> None:
-        self.control.write(command + "\n")
-        self.control.flush()
-
-    def screen(self) -> list[str]:
-        output = subprocess.run(["tmux", "-S", str(self.socket), "capture-pane", "-p", "-t", "live"],
+    def screen(self, scrollback: bool = False) -> list[str]:
+        """The non-blank lines on screen; with `scrollback`, those scrolled off the top too."""
+        start = ["-S", "-"] if scrollback else []
+        output = subprocess.run(["tmux", "-S", str(self.socket), "capture-pane", "-p", *start, "-t", "live"],
                                 capture_output=True, text=True, check=True).stdout
         return [line.rstrip() for line in output.splitlines() if line.strip()]
 
@@ -71,6 +73,15 @@ class Terminal:
         screen = self.screen()
         whole = any(line.startswith("╰") for line in screen)
         return screen if whole and all(any(text in line for line in screen) for text in texts) else None
+
+
+@dataclass
+class Terminal(Pane):
+    control: io.TextIOWrapper
+
+    def send(self, command: str) -> None:
+        self.control.write(command + "\n")
+        self.control.flush()
 
 
 @pytest.fixture
@@ -123,6 +134,128 @@ def test_the_live_view_shows_the_activity_today_and_influx_and_redraws_in_place(
     assert final[:-1] == noticed  # the last frame stays on screen, and output goes on below it
 
 
+# -- the real `tracker run` on a terminal ------------------------------------------------------------
+
+TRACKER = Path(sys.executable).with_name("tracker")
+RUN_DEMO = ("run", "--source", "demo", "--interval", "0.2", "--for", "6s")
+# The demo source stays on one activity for at least 12 s, so in a 6 s run "for Ns" only counts up.
+LASTED = re.compile(r"  for (\d+)s  ")
+INFLUX_ROW = re.compile(r"│ InfluxDB  (.+) · (\d[\d,]*) waiting +│$")
+
+StartTracker = Callable[..., Pane]
+
+
+@pytest.fixture
+def tracker_terminal(tmp_path: Path, tracker_home: Path) -> Iterator[StartTracker]:
+    """Starts `tracker ARGS...` in a 100x30 tmux pane; the pane prints EXIT=<code> when it ends."""
+    require_program("tmux", "tmux")
+    socket = tmp_path / "run.sock"
+
+    def start(*args: str, **env: str) -> Pane:
+        # No COLUMNS or LINES from the test's shell: the pane's own size is what rich must find.
+        environment = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+        environment |= {"LANG": "C.UTF-8", "TERM": "xterm-256color", "TRACKER_HOME": str(tracker_home), **env}
+        script = f"{shlex.join([str(TRACKER), *args])}; echo EXIT=$?; sleep 30"  # the last frame stays readable
+        subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "-u", "new-session", "-d", "-s", "live",
+                        "-x", "100", "-y", "30", "sh", "-c", script], env=environment, check=True)
+        return Pane(socket)
+
+    try:
+        yield start
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)
+
+
+def lasted_seconds(screen: list[str]) -> int:
+    return int(next(match[1] for line in screen if (match := LASTED.search(line))))
+
+
+def influx_row(screen: list[str]) -> tuple[str, int]:
+    """The InfluxDB row's status and its count of samples waiting."""
+    match = next(match for line in screen if (match := INFLUX_ROW.search(line)))
+    return match[1], int(match[2].replace(",", ""))
+
+
+def assert_one_frame_drawn_in_place(pane: Pane, screen: list[str]) -> None:
+    """A single panel, at the top of the pane, and nothing scrolled off: each frame overwrote the last."""
+    assert screen[0].startswith("╭─ tracker ")
+    assert sum("╭" in line for line in screen) == 1
+    assert sum("╰" in line for line in screen) == 1
+    assert pane.screen(scrollback=True)[: len(screen)] == screen
+    assert sum("╭" in line for line in pane.screen(scrollback=True)) == 1
+    assert all(len(line) <= 100 for line in screen)
+
+
+def ended(pane: Pane) -> list[str]:
+    """The screen once `tracker` has exited and the pane printed its exit code."""
+    return wait_until(lambda: (screen := pane.screen()) and screen[-1].startswith("EXIT=") and screen,
+                      timeout=20, what="tracker run to exit")
+
+
+def samples_taken() -> int:
+    done = subprocess.run([str(TRACKER), "status", "--json"], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+    document = json.loads(done.stdout)
+    assert document["running"] is False, document
+    return document["status"]["samples_taken"]
+
+
+def test_tracker_run_on_a_terminal_without_influxdb(tracker_terminal: StartTracker):
+    pane = tracker_terminal(*RUN_DEMO)
+    first = wait_until(lambda: pane.shows("Now", "Today", "Pulse", "InfluxDB"), timeout=10,
+                       what="the first frame with a sample")
+    text = "\n".join(first)
+    assert "EXIT=" not in text
+    assert re.search(r"│ Today     .+  \d+s  █+", text), text
+    assert re.search(r"│ Pulse     \d+ / 100 ", text), text
+    status, waiting = influx_row(first)
+    assert status == "not configured: recording locally only"
+    assert waiting >= 1
+    notice = [line for line in first if "! InfluxDB is not configured: recording locally only." in line]
+    assert len(notice) == 1, text
+    assert_one_frame_drawn_in_place(pane, first)
+
+    started = lasted_seconds(first)
+    later = wait_until(lambda: (screen := pane.shows("Pulse")) and lasted_seconds(screen) > started and screen,
+                       timeout=5, what="'for Ns' to count up")
+    assert_one_frame_drawn_in_place(pane, later)
+    assert len(later) == len(first)  # the same rows, redrawn
+    assert influx_row(later)[1] > waiting
+    assert sum("! InfluxDB is not configured" in line for line in later) == 1
+
+    final = ended(pane)
+    assert final[-1] == "EXIT=0"
+    frame = final[:-1]  # the last frame stays on screen, the shell's output below it
+    assert frame[-1].startswith("╰")
+    assert_one_frame_drawn_in_place(pane, frame)
+    assert len(frame) == len(first)
+    assert lasted_seconds(frame) >= lasted_seconds(later)
+    assert sum("! InfluxDB is not configured" in line for line in frame) == 1
+    assert influx_row(frame) == ("not configured: recording locally only", samples_taken())
+
+
+def test_tracker_run_on_a_terminal_sending_to_influxdb(tracker_terminal: StartTracker, influxdb1: InfluxDB1,
+                                                        influx_database: str):
+    pane = tracker_terminal(*RUN_DEMO, TRACKER_INFLUX_URL=influxdb1.url, TRACKER_INFLUX_BUCKET=influx_database)
+    sent = wait_until(lambda: pane.shows("Now", "Pulse", "connected · last send"), timeout=10,
+                      what="the first batch to go out")
+    assert "EXIT=" not in "\n".join(sent)
+    assert influx_row(sent)[0].startswith("connected · last send ")
+    assert not any("not configured" in line for line in sent)
+    assert_one_frame_drawn_in_place(pane, sent)
+
+    final = ended(pane)
+    assert final[-1] == "EXIT=0"
+    frame = final[:-1]
+    assert_one_frame_drawn_in_place(pane, frame)
+    status, waiting = influx_row(frame)
+    assert status.startswith("connected · last send ")
+    assert waiting == 0  # the last frame tells how the run ended: everything was sent
+    taken = samples_taken()
+    assert taken >= 20  # 6 s at 5 Hz
+    assert influxdb1.rows('SELECT count("score") FROM "activity"', influx_database)[0]["count"] == taken
+
+
 RECORD = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="firefox", activity="github.com",
                 category="Code", score=2.0, title="Pull requests")
 
@@ -138,6 +271,18 @@ def test_the_live_view_redraws_at_most_about_once_a_second():
     drawn = screen.getvalue()
     assert drawn.count("for 1s") == 1
     assert drawn.count("for 5s") == 1  # the last state is drawn when the view stops
+
+
+def test_a_notice_does_not_hold_back_the_next_sample():
+    screen = io.StringIO()
+    view = LiveView(Console(file=screen, force_terminal=True, width=100))
+    sample = RunView(record=RECORD, rule=None, since=RECORD.time, today={}, pulse=None, influx_line="off",
+                     waiting=0)
+    with view:
+        view.notice("InfluxDB is not configured.")  # as `tracker run` says before its first sample
+        view.update(sample)
+        drawn = screen.getvalue()
+    assert "for 1s" in drawn  # not "waiting for the first sample…" until the next one, seconds later
 
 
 def test_the_log_prints_one_line_per_change_of_activity():

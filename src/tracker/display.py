@@ -106,7 +106,10 @@ class LiveView:
     def update(self, view: RunView) -> None:
         with self._lock:
             self._view = view
-            if time.monotonic() - self._last_draw >= self.min_interval:
+            now = time.monotonic()
+            # Only samples count towards the limit: a notice drawn just before must not hide a new sample.
+            if now - self._last_draw >= self.min_interval:
+                self._last_draw = now
                 self._draw()
 
     def notice(self, text: str) -> None:
@@ -117,7 +120,6 @@ class LiveView:
     def _draw(self) -> None:
         if self._live is None:
             return
-        self._last_draw = time.monotonic()
         self._live.update(self._render(), refresh=True)
 
     def _render(self) -> RenderableType:

@@ -207,6 +207,8 @@ class Run:
             self.sender.send_until(None)
             self.sender.stop(flush=True, timeout=10.0)
         self._write_status(stopped=True)
+        if self._last_step is not None:  # the frame left on screen says how it ended: what was sent, what waits
+            self._show(self._last_step)
         self.history.close()
         self.outbox.close()
         self.source.close()
