@@ -108,14 +108,6 @@ def test_tracker_outbox_creates_nothing_when_nothing_was_recorded():
     assert not paths.database_file().exists()
 
 
-def test_tracker_outbox_does_not_load_the_influxdb_client():
-    # influxdb-client takes long to import; commands that do not send must not pay for it.
-    code = ("import sys; from tracker.cli import cli; cli(['outbox'], standalone_mode=False);"
-            " print(sorted(name for name in sys.modules if name.startswith(('influxdb_client', 'urllib3'))))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.endswith("[]\n")
-
-
 class SmallDisk:
     """A tmpfs of our own (as root), to make the disk really full or really read-only."""
 
