@@ -110,6 +110,9 @@ def test_time_without_input_is_away_from_the_last_input_on_and_active_again_afte
     assert len(active) >= 4 and {(row["category"], row["state"]) for row in active} == {
         ("Uncategorized", "active")}
     assert all(row["app"] == "IdleApp" for row in away + active)
+    # IdleApp has no category: the tracker says once where to go from here.
+    hints = [line for line in tracker.lines if "tracker categories uncategorized" in line]
+    assert len(hints) == 1 and "IdleApp has no category yet" in hints[0]
 
 
 def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(

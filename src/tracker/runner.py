@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from tracker import paths
 from tracker.config import Settings
+from tracker.model import STATE_ACTIVE
 from tracker.recorder import Classified, Recorder, Step
 from tracker.sources import Source, open_source
 
@@ -69,6 +70,7 @@ class Run:
         self._last_step: Step | None = None
         self._current_key: tuple[str, ...] | None = None
         self._current_since = self.started_at
+        self._pointed_to_uncategorized = False  # said once per run, at the first activity without a rule
         self.sender: Sender | None = None
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
@@ -178,6 +180,10 @@ class Run:
             today=self.history.today_by_category(), pulse=self.history.today_pulse(),
             influx_line=influx_line(sender), waiting=sender.waiting if sender else self._waiting_locally()))
         self._last_step = step
+        if step.rule is None and record.state == STATE_ACTIVE and not self._pointed_to_uncategorized:
+            self._pointed_to_uncategorized = True
+            self.notify(f"{record.activity} has no category yet: `tracker categories uncategorized` lists what "
+                        "took your time without one, `tracker categories edit` adds rules.")
 
     def _waiting_locally(self) -> int:
         from tracker.outbox import OutboxUnavailable
