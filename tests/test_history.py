@@ -182,3 +182,33 @@ def test_periods_start_and_end_at_local_midnights(kolkata):
     assert parse_until("2024-05-01", now).isoformat() == "2024-05-02T00:00:00+05:30"
     with pytest.raises(ValueError, match="'soon' is not a time"):
         parse_since("soon", now)
+
+
+def test_a_growing_event_is_written_every_few_seconds_and_at_close_but_always_seen_by_its_writer(tmp_path):
+    path = tmp_path / "tracker.db"
+    writer = History(path, write_every=3600)
+    for second in range(5):
+        writer.add(record(second), PULSE)
+    with History(path) as reader:  # another process, e.g. `tracker report` while `tracker run` records
+        assert spans(reader) == [(0.0, 1.0, "editor")]  # the extension is not written yet
+    assert spans(writer) == [(0.0, 5.0, "editor")]  # the writer's own queries are exact (and write it)
+    with History(path) as reader:
+        assert spans(reader) == [(0.0, 5.0, "editor")]
+    writer.add(record(5), PULSE)
+    writer.add(record(6, "browser"), PULSE)  # a new event writes the old one's duration first
+    with History(path) as reader:
+        assert spans(reader) == [(0.0, 6.0, "editor"), (6.0, 1.0, "browser")]
+    writer.add(record(7, "browser"), PULSE)
+    writer.close()
+    with History(path) as reader:
+        assert spans(reader) == [(0.0, 6.0, "editor"), (6.0, 2.0, "browser")]
+
+
+def test_with_write_every_0_each_sample_is_written_at_once(tmp_path):
+    path = tmp_path / "tracker.db"
+    writer = History(path, write_every=0)
+    for second in range(3):
+        writer.add(record(second), PULSE)
+    with History(path) as reader:
+        assert spans(reader) == [(0.0, 3.0, "editor")]
+    writer.close()

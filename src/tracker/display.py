@@ -71,6 +71,8 @@ class RunView:
 class LiveView:
     """A view of the current activity and today, redrawn in place at most about once a second."""
 
+    detailed = True  # shows today's totals and the sender's state: the runner works them out for it
+
     def __init__(self, console: Console, min_interval: float = MIN_REDRAW_INTERVAL) -> None:
         self.console = console
         self.min_interval = min_interval
@@ -203,6 +205,8 @@ def _pulse_text(pulse: float | None) -> RenderableType:
 
 class ActivityLog:
     """Plain lines for a log or a pipe: one per change of activity (never per sample), and notices."""
+
+    detailed = False  # needs only the record and its rule
 
     def __init__(self, stream: TextIO, fmt: str = "text") -> None:
         if fmt not in ("text", "json"):

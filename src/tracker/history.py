@@ -10,17 +10,21 @@ Stored in its own table of the shared SQLite file (paths.database_file()), throu
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
-from tracker.paths import connect_private
+from tracker.store import connect_private, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
 _PRUNE_EVERY = 24 * 3600.0  # seconds between retention runs while the runner is up
+# Seconds an event may grow in memory before its duration is written: one commit a second cost more CPU
+# than reading the desktop. A crash loses at most this much of the history (the outbox keeps every sample).
+WRITE_EVERY = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -132,9 +136,12 @@ class _TodayTotals:
 class History:
     """The event history in `path`; `add` is for the runner, the queries for reports."""
 
-    def __init__(self, path: Path, retention_days: int | None = None) -> None:
+    def __init__(self, path: Path, retention_days: int | None = None, write_every: float = WRITE_EVERY) -> None:
         self.path = path
         self.retention_days = retention_days
+        self.write_every = write_every
+        self._unwritten = False  # the last event lasts longer than the file says yet
+        self._written_at = time.monotonic()
         # The runner, the outbox and `tracker report` may use the file at once: wait for locks, don't fail.
         self._db = connect_private(path, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -147,7 +154,20 @@ class History:
         self._prune_if_due()
 
     def close(self) -> None:
-        self._db.close()
+        """Write what is pending and close; StoreUnavailable (after closing) if it could not be written."""
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+    def flush(self) -> None:
+        """Write the last event's duration if it grew since it was last written."""
+        if not self._unwritten or self._last is None:
+            return
+        with self._writing(), self._db:
+            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (self._last.duration, self._last.id))
+        self._unwritten = False
+        self._written_at = time.monotonic()
 
     def __enter__(self) -> History:
         return self
@@ -167,19 +187,26 @@ class History:
         if last is not None and continues and last.data == data:
             new_duration = max(last.duration, (start - last.timestamp_ms) / 1000.0 + record.duration)
             covered = new_duration - last.duration  # includes a gap within the pulse, as the event does
-            with self._db:
-                self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (new_duration, last.id))
             last.duration = new_duration
+            self._unwritten = True
+            if time.monotonic() - self._written_at >= self.write_every:
+                self.flush()
         else:
-            with self._db:
+            self.flush()
+            with self._writing(), self._db:
                 cursor = self._db.execute(
                     f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (start, record.duration, *astuple(data)),
                 )
             self._last = Event(int(cursor.lastrowid or 0), start, record.duration, data)
+            self._written_at = time.monotonic()
             covered = record.duration
         self._count_today(start, data, covered)
         self._prune_if_due()
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""
+        return unavailable_as(f"write to the history in {self.path}")
 
     def _count_today(self, start_ms: int, data: EventData, seconds: float) -> None:
         if self._today is None:
@@ -199,8 +226,9 @@ class History:
         if self.retention_days is None or time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + _PRUNE_EVERY
+        self.flush()  # the reload below must not forget a pending duration
         cutoff = (time.time() - self.retention_days * 86400.0) * 1000
-        with self._db:
+        with self._writing(), self._db:
             self._db.execute(
                 "DELETE FROM events WHERE timestamp < :cutoff AND timestamp + duration * 1000.0 < :cutoff",
                 {"cutoff": cutoff},
@@ -307,6 +335,7 @@ class History:
         return [Total(label, seconds, weighted / seconds) for label, seconds, weighted in rows if seconds > 0]
 
     def _period(self, since: datetime, until: datetime) -> dict[str, float]:
+        self.flush()  # a query sees the last event as long as it really is
         since_ms = _ms(since)
         # Only the timestamp index narrows the scan, so start it as early as the longest event could reach.
         longest = self._db.execute("SELECT MAX(duration) FROM events").fetchone()[0] or 0.0

@@ -8,8 +8,6 @@ read and send while `tracker run` appends.
 
 from __future__ import annotations
 
-import errno
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.model import AWAY, STATE_AWAY, Record
-from tracker.paths import connect_private
+from tracker.store import StoreUnavailable, connect_private, unavailable_as
 
 # Shown in `tracker outbox`; the rest are counted only.
 QUARANTINE_SHOWN = 100
@@ -67,10 +65,11 @@ _SCHEMA = (
 )
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
 _COLUMNS = "id, " + _FIELDS
+_INSERT = f"INSERT INTO outbox ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-class OutboxUnavailable(Exception):
-    """The outbox file cannot be written (disk full, read-only, I/O error); `str()` says which, plainly."""
+class OutboxUnavailable(StoreUnavailable):
+    """The outbox cannot be written (disk full, read-only, I/O error); `str()` says which, plainly."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class OutboxStats:
 class Outbox:
     """The local queue of records not yet confirmed by InfluxDB. Safe to share between threads."""
 
-    def __init__(self, path: Path, max_rows: int = 30 * 24 * 3600) -> None:
+    def __init__(self, path: Path, max_rows: int = 30 * 24 * 3600, durable: bool = True) -> None:
         self.path = path
         self.max_rows = max_rows
         self._lock = threading.Lock()
@@ -105,39 +104,57 @@ class Outbox:
                                                check_same_thread=False)
             try:
                 self._connection.execute("PRAGMA journal_mode=WAL")
-                # FULL: a committed sample survives a power cut too, at one fsync per second.
-                self._connection.execute("PRAGMA synchronous=FULL")
+                # FULL: a committed sample survives a power cut too, at one fsync per second. The sender's
+                # bookkeeping needs no fsync of its own: after a power cut a row may go out again, and InfluxDB
+                # overwrites a point of the same series and time, so nothing is doubled.
+                self._connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 with self._transaction():
                     for statement in _SCHEMA:
                         self._connection.execute(statement)
+                    # Only this process adds rows; others (the sender, `tracker sync`) only take them away, so
+                    # this count plus what was appended since is an upper bound, read again only past max_rows.
+                    self._waiting_at_most = self._connection.execute(
+                        "SELECT waiting FROM outbox_counters").fetchone()[0]
             except BaseException:
                 self._connection.close()
                 raise
 
     # -- the recording side ---------------------------------------------------------------------
 
-    def append(self, record: Record) -> None:
-        """Keep one record; it is on disk when this returns."""
-        self.append_many((record,))
+    def append(self, record: Record) -> int:
+        """Keep one record; it is on disk when this returns. Returns how many old rows the bound dropped."""
+        return self.append_many((record,))
 
-    def append_many(self, records: Iterable[Record]) -> None:
+    def append_many(self, records: Iterable[Record]) -> int:
         rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title,
                  r.url) for r in records]
         if not rows:
-            return
-        with self._unavailable_as("write to"), self._lock, self._transaction():
-            self._connection.executemany(
-                f"INSERT INTO outbox ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            self._enforce_bound()
+            return 0
+        with self._unavailable_as("write to"), self._lock:
+            if len(rows) == 1:
+                # The runner's once-a-second path: one statement is one transaction (with its trigger) in
+                # autocommit mode, committed and synced when execute returns.
+                self._connection.execute(_INSERT, rows[0])
+            else:
+                with self._transaction():
+                    self._connection.executemany(_INSERT, rows)
+            self._waiting_at_most += len(rows)
+            if self._waiting_at_most <= self.max_rows:
+                return 0
+            with self._transaction():
+                return self._enforce_bound()
 
-    def _enforce_bound(self) -> None:
+    def _enforce_bound(self) -> int:
         waiting = self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
         excess = waiting - self.max_rows
-        if excess > 0:
-            self._connection.execute(
-                "DELETE FROM outbox WHERE id IN"
-                " (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
-            self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
+        self._waiting_at_most = min(waiting, self.max_rows)
+        if excess <= 0:
+            return 0
+        self._connection.execute(
+            "DELETE FROM outbox WHERE id IN"
+            " (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
+        self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
+        return excess
 
     def mark_away(self, since_ms: int) -> None:
         """Away was just declared: the waiting rows after `since_ms` were away time, not active time.
@@ -241,10 +258,10 @@ class Outbox:
     @contextmanager
     def _unavailable_as(self, verb: str) -> Iterator[None]:
         try:
-            yield
-        except (sqlite3.DatabaseError, OSError) as error:
-            reason = _plain_reason(error)
-            raise OutboxUnavailable(f"Cannot {verb} the outbox {self.path}: {reason}.") from None
+            with unavailable_as(f"{verb} the outbox {self.path}"):
+                yield
+        except StoreUnavailable as error:
+            raise OutboxUnavailable(str(error)) from None
 
 
 def read_stats(path: Path) -> OutboxStats:
@@ -308,32 +325,6 @@ def _local(moment: datetime | None) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def _plain_reason(error: Exception) -> str:
-    if isinstance(error, OSError):
-        if error.errno == errno.ENOSPC:
-            return "the disk is full"
-        if error.errno == errno.EROFS:
-            return "the file system is read-only"
-        if error.errno in (errno.EACCES, errno.EPERM):
-            return "permission denied (the file or its directory is read-only)"
-        return (error.strerror or str(error)).lower()
-    text = str(error).lower()
-    name = getattr(error, "sqlite_errorname", "")
-    if name.startswith("SQLITE_FULL") or "disk is full" in text:
-        return "the disk is full"
-    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
-        return "the file or its directory is read-only"
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-        return "the file cannot be opened (is its directory missing or read-only?)"
-    if name.startswith("SQLITE_BUSY") or "locked" in text:
-        return "another process kept it locked for too long"
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
-        return "the file is damaged or is not a tracker database"
-    if name.startswith("SQLITE_IOERR") or "i/o" in text:
-        return "the disk reported an I/O error"
-    return str(error)
 
 
 def _record(row: Sequence) -> Record:

@@ -6,10 +6,7 @@ Everything tracker creates there is readable by the user only.
 from __future__ import annotations
 
 import os
-import sqlite3
-import stat
 from pathlib import Path
-from typing import Any
 
 APP_NAME = "tracker"
 
@@ -52,32 +49,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable by the user only, atomically (a crash leaves the old file or the new one)."""
-    private_dir(path.parent)
+def write_private(path: Path, text: str, durable: bool = True) -> None:
+    """Write a file readable by the user only, atomically (a crash leaves the old file or the new one).
+
+    `durable=False` skips the fsync, for files rewritten every few seconds whose loss costs nothing (the
+    directory is then assumed to exist, as it does for them).
+    """
+    if durable:
+        private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
-    """A SQLite connection to `path`, a file (and -wal, -shm) readable by the user only.
-
-    Never opens a descriptor of its own on the file: closing one would drop every POSIX lock this process
-    holds on it, including those of SQLite connections open in other threads, and another process could
-    then take the file for unused and remove the write-ahead log under them. SQLite creates the file;
-    chmod (which opens nothing) narrows it; SQLite gives -wal and -shm the file's mode.
-    """
-    private_dir(path.parent)  # 0700: nobody else can reach the file in the moment before the chmod
-    connection = sqlite3.connect(path, **options)
-    try:
-        if stat.S_IMODE(path.stat().st_mode) != 0o600:
-            os.chmod(path, 0o600)
-    except BaseException:
-        connection.close()
-        raise
-    return connection

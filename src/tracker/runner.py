@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import FrameType
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from tracker import paths
 from tracker.config import Settings
-from tracker.model import STATE_ACTIVE
+from tracker.model import STATE_ACTIVE, Record
 from tracker.recorder import Classified, Recorder, Step
 from tracker.sources import Source, open_source
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
 UNSAVED_LIMIT = 86_400
-STATUS_EVERY = 5.0  # seconds between writes of status.json for `tracker status`
+STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
 NOT_CONFIGURED = (
     "InfluxDB is not configured: recording locally only. Set TRACKER_INFLUX_URL (or run "
     "`tracker config init` and edit the file), then `tracker sync` sends everything recorded."
@@ -65,8 +66,12 @@ class Run:
         self.stop_requested = threading.Event()
         self.samples_taken = 0
         self.started_at = datetime.now(timezone.utc)
-        self._unsaved: deque = deque(maxlen=UNSAVED_LIMIT)
-        self._outbox_failing = False
+        # Records not written yet to the outbox, and final ones not yet to the history (disk full...).
+        self._unsaved: deque[Record] = deque(maxlen=UNSAVED_LIMIT)
+        self._unfiled: deque[Record] = deque(maxlen=UNSAVED_LIMIT)
+        self._away_to_mark: int | None = None  # away declared while the outbox could not be written
+        self._told_dropping = False  # the outbox bound: said once per run
+        self._store_failing: str | None = None  # why the local database cannot be written now
         self._last_step: Step | None = None
         self._current_key: tuple[str, ...] | None = None
         self._current_since = self.started_at
@@ -107,6 +112,11 @@ class Run:
     # -- the loop ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        import gc
+
+        # Everything made at start-up (modules, compiled rules) lives as long as the process: keep the
+        # collector from scanning it again and again once a second for as long as tracker runs.
+        gc.freeze()
         interval = self.settings.interval
         start = time.monotonic()
         deadline = start + self.options.run_for if self.options.run_for else None
@@ -145,27 +155,47 @@ class Run:
         return step
 
     def _store(self, step: Step) -> None:
-        from tracker.outbox import OutboxUnavailable
+        """Commit the record to the outbox and the final ones to the history. While the file cannot be
+        written (disk full, read-only), they wait in memory, in order, and go in once it can."""
+        from tracker.recorder import mark_away
 
         self._unsaved.append(step.record)
-        try:
-            while self._unsaved:
-                self.outbox.append(self._unsaved[0])
-                self._unsaved.popleft()
-            if step.away_since_ms is not None:
-                self.outbox.mark_away(step.away_since_ms)
-            if self._outbox_failing:
-                self._outbox_failing = False
-                self.notify("The local outbox can be written again; recording goes on.")
-        except OutboxUnavailable as error:
-            if not self._outbox_failing:
-                self._outbox_failing = True
-                self.notify(f"{error} Recording is paused until it can be written; nothing is lost yet.")
-        for record in step.final:
-            self.history.add(record, self.pulse)
+        self._unfiled.extend(step.final)
+        if step.away_since_ms is not None:
+            since = step.away_since_ms
+            # Rows still in memory become away here; those on disk when the outbox can be written.
+            self._unsaved = deque((mark_away(r) if r.time_ms > since else r for r in self._unsaved),
+                                  maxlen=UNSAVED_LIMIT)
+            self._away_to_mark = since if self._away_to_mark is None else min(self._away_to_mark, since)
+        self._write_pending()
         if self.sender is not None:
             self.sender.send_until(step.final_until_ms)
             self.sender.wake()
+
+    def _write_pending(self) -> None:
+        from tracker.store import StoreUnavailable
+
+        try:
+            if self._away_to_mark is not None:
+                self.outbox.mark_away(self._away_to_mark)
+                self._away_to_mark = None
+            while self._unsaved:
+                if self.outbox.append(self._unsaved[0]) and not self._told_dropping:
+                    self._told_dropping = True
+                    self.notify(f"The outbox is full ({self.outbox.max_rows:,} samples waiting): the oldest are "
+                                "dropped to make room. Check InfluxDB; `tracker outbox` counts what was dropped.")
+                self._unsaved.popleft()
+            while self._unfiled:
+                self.history.add(self._unfiled[0], self.pulse)
+                self._unfiled.popleft()
+        except StoreUnavailable as error:
+            if self._store_failing is None:
+                self.notify(f"{error} Recording is paused until it can be written; nothing is lost yet.")
+            self._store_failing = str(error)
+        else:
+            if self._store_failing is not None:
+                self._store_failing = None
+                self.notify("The local database can be written again; recording goes on, nothing was lost.")
 
     def _show(self, step: Step) -> None:
         from tracker.display import RunView
@@ -174,11 +204,14 @@ class Run:
         key = (record.app, record.activity, record.category, record.state)
         if key != self._current_key:
             self._current_key, self._current_since = key, record.time
-        sender = self.sender.state if self.sender is not None else None
-        self.view.update(RunView(
-            record=record, rule=step.rule, since=self._current_since,
-            today=self.history.today_by_category(), pulse=self.history.today_pulse(),
-            influx_line=influx_line(sender), waiting=sender.waiting if sender else self._waiting_locally()))
+        if self.view.detailed:
+            sender = self.sender.state if self.sender is not None else None
+            self.view.update(RunView(
+                record=record, rule=step.rule, since=self._current_since,
+                today=self.history.today_by_category(), pulse=self.history.today_pulse(),
+                influx_line=influx_line(sender), waiting=sender.waiting if sender else self._waiting_locally()))
+        else:  # a log line per change of activity: today's totals and the sender's state are not shown
+            self.view.record(record, step.rule)
         self._last_step = step
         if step.rule is None and record.state == STATE_ACTIVE and not self._pointed_to_uncategorized:
             self._pointed_to_uncategorized = True
@@ -189,7 +222,7 @@ class Run:
         from tracker.outbox import OutboxUnavailable
 
         try:
-            return self.outbox.waiting()
+            return self.outbox.waiting() + len(self._unsaved)
         except OutboxUnavailable:
             return len(self._unsaved)
 
@@ -207,15 +240,23 @@ class Run:
         return sender
 
     def _finish(self) -> None:
-        for record in self.recorder.flush():
-            self.history.add(record, self.pulse)
+        from tracker.outbox import samples
+        from tracker.store import StoreUnavailable
+
+        self._unfiled.extend(self.recorder.flush())
+        self._write_pending()  # a last try for what waits in memory
+        if self._unsaved:
+            self.notify(f"{samples(len(self._unsaved))} could not be saved before stopping: {self._store_failing}")
         if self.sender is not None:
             self.sender.send_until(None)
             self.sender.stop(flush=True, timeout=10.0)
         self._write_status(stopped=True)
         if self._last_step is not None:  # the frame left on screen says how it ended: what was sent, what waits
             self._show(self._last_step)
-        self.history.close()
+        try:
+            self.history.close()
+        except StoreUnavailable as error:
+            self.notify(f"The last seconds are missing from the local history: {error}")
         self.outbox.close()
         self.source.close()
 
@@ -229,7 +270,7 @@ class Run:
 
         record = self._last_step.record if self._last_step is not None else None
         sender = self.sender.state if self.sender is not None else None
-        write_status(StatusSnapshot(
+        snapshot = StatusSnapshot(
             pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
@@ -237,7 +278,10 @@ class Run:
             waiting=sender.waiting if sender else self._waiting_locally(),
             last_send=sender.last_send if sender else None, last_error=sender.last_error if sender else None,
             source=self.source.name, influx_url=self.settings.influx.url,
-            stopped_at=datetime.now(timezone.utc) if stopped else None))
+            stopped_at=datetime.now(timezone.utc) if stopped else None)
+        # Disk full or read-only: `tracker status` shows the last one written; recording matters more.
+        with suppress(OSError):
+            write_status(snapshot)
 
 
 def influx_line(state: SenderState | None) -> str:

@@ -35,6 +35,11 @@ from tracker.status import lock_exclusively
 LOCK_FILE = "send.lock"
 # Longest wait honoured from a Retry-After header, in seconds.
 RETRY_AFTER_CAP = 3600.0
+# Seconds between send rounds of a running tracker: each costs an HTTP request and two SQLite commits,
+# several times the CPU of a sample, and Grafana refreshes far less often anyway.
+SEND_EVERY = 10.0
+# Until the first send, rounds come this often (seconds).
+FIRST_LOOK_EVERY = 1.0
 # How long `tracker sync` waits for a running tracker to finish its batch.
 SYNC_LOCK_WAIT = 30.0
 
@@ -78,7 +83,7 @@ class _Busy(Exception):
 class Sender:
     def __init__(self, database: Path, settings: InfluxSettings, on_status: Callable[[str], None],
                  batch_size: int = 5000, *, first_retry: float = 1.0, max_retry: float = 60.0,
-                 min_interval: float = 1.0, poll_interval: float = 5.0) -> None:
+                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0) -> None:
         self.database = database
         self.settings = settings
         self.url = display_url(settings.url)
@@ -196,6 +201,10 @@ class Sender:
             self._waiting = self._safe_waiting()
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
+        elif self._status == "unknown":
+            # Nothing was ready yet and nothing was ever sent: look again soon, so that the first send (which
+            # shows the settings work, or what is wrong with them) comes within seconds of starting.
+            return min(self._min_interval, FIRST_LOOK_EVERY), True
         return self._min_interval, True
 
     def _succeeded(self, tally: _Tally) -> None:
@@ -214,9 +223,11 @@ class Sender:
         self._note(message, success=False)
         if tally.sent:
             self._last_send = datetime.now(timezone.utc)
-        if self._status != "failing" or type(error) is not self._failure:
+        # In `tracker run` the runner tells about the local file itself (it shares it); say the rest once.
+        told_by_runner = self._thread is not None and isinstance(error, OutboxUnavailable)
+        if (self._status != "failing" or type(error) is not self._failure) and not told_by_runner:
             waiting = self._safe_waiting()
-            self._on_status(f"{message}; retrying, {samples(waiting)} waiting")
+            self._on_status(f"{message.rstrip('.')}; retrying, {samples(waiting)} waiting")
         self._status, self._failure, self._last_error = "failing", type(error), message
         retry_after = getattr(error, "retry_after", None)
         pause = min(retry_after, RETRY_AFTER_CAP) if retry_after is not None else self._retry_delay
@@ -280,7 +291,7 @@ class Sender:
     def _open_outbox(self) -> Outbox:
         with self._open_lock:
             if self._outbox is None:
-                self._outbox = Outbox(self.database)
+                self._outbox = Outbox(self.database, durable=False)
             return self._outbox
 
     def _open_sink(self) -> Sink:

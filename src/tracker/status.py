@@ -153,7 +153,8 @@ def write_status(snapshot: StatusSnapshot) -> None:
     cpu = os.times()
     stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
                       influx_url=_without_credentials(snapshot.influx_url))
-    write_private(status_file(), json.dumps(_snapshot_document(stamped), indent=2) + "\n")
+    # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
+    write_private(status_file(), json.dumps(_snapshot_document(stamped), indent=2) + "\n", durable=False)
 
 
 def _snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:

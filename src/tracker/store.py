@@ -1,0 +1,72 @@
+"""The local SQLite file that holds the outbox and the event history: opened privately, failing plainly."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tracker.paths import private_dir
+
+
+class StoreUnavailable(Exception):
+    """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly."""
+
+
+@contextmanager
+def unavailable_as(what: str) -> Iterator[None]:
+    """Turn SQLite and OS errors into StoreUnavailable("Cannot <what>: <plain reason>.")."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, OSError) as error:
+        raise StoreUnavailable(f"Cannot {what}: {plain_reason(error)}.") from None
+
+
+def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
+    """A SQLite connection to `path`, a file (and -wal, -shm) readable by the user only.
+
+    Never opens a descriptor of its own on the file: closing one would drop every POSIX lock this process
+    holds on it, including those of SQLite connections open in other threads, and another process could
+    then take the file for unused and remove the write-ahead log under them. SQLite creates the file;
+    chmod (which opens nothing) narrows it; SQLite gives -wal and -shm the file's mode.
+    """
+    private_dir(path.parent)  # 0700: nobody else can reach the file in the moment before the chmod
+    connection = sqlite3.connect(path, **options)
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            os.chmod(path, 0o600)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def plain_reason(error: Exception) -> str:
+    if isinstance(error, OSError):
+        if error.errno == errno.ENOSPC:
+            return "the disk is full"
+        if error.errno == errno.EROFS:
+            return "the file system is read-only"
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied (the file or its directory is read-only)"
+        return (error.strerror or str(error)).lower()
+    text = str(error).lower()
+    name = getattr(error, "sqlite_errorname", "")
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return "the disk is full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "the file or its directory is read-only"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return "the file cannot be opened (is its directory missing or read-only?)"
+    if name.startswith("SQLITE_BUSY") or "locked" in text:
+        return "another process kept it locked for too long"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
+        return "the file is damaged or is not a tracker database"
+    if name.startswith("SQLITE_IOERR") or "i/o" in text:
+        return "the disk reported an I/O error"
+    return str(error)
