@@ -260,11 +260,17 @@ RECORD = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="fir
                 category="Code", score=2.0, title="Pull requests")
 
 
-def test_the_live_view_redraws_at_most_about_once_a_second():
+def view_in_memory() -> tuple[io.StringIO, LiveView, RunView]:
+    """A live view drawing into a string as a 100-column terminal would, and a sample to show."""
     screen = io.StringIO()
     view = LiveView(Console(file=screen, force_terminal=True, width=100))
     sample = RunView(record=RECORD, rule=None, since=RECORD.time, today={}, pulse=None, influx_line="off",
                      waiting=0)
+    return screen, view, sample
+
+
+def test_the_live_view_redraws_at_most_about_once_a_second():
+    screen, view, sample = view_in_memory()
     with view:
         for second in range(5):  # five samples in quick succession: only the first is drawn
             view.update(replace(sample, record=replace(RECORD, time_ms=RECORD.time_ms + second * 1000)))
@@ -274,10 +280,7 @@ def test_the_live_view_redraws_at_most_about_once_a_second():
 
 
 def test_a_notice_does_not_hold_back_the_next_sample():
-    screen = io.StringIO()
-    view = LiveView(Console(file=screen, force_terminal=True, width=100))
-    sample = RunView(record=RECORD, rule=None, since=RECORD.time, today={}, pulse=None, influx_line="off",
-                     waiting=0)
+    screen, view, sample = view_in_memory()
     with view:
         view.notice("InfluxDB is not configured.")  # as `tracker run` says before its first sample
         view.update(sample)
