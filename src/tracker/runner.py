@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -41,21 +41,6 @@ class RunOptions:
     run_for: float | None = None  # seconds; None runs until stopped
     quiet: bool = False
     log_format: str = "text"
-    live: bool = True  # a live view when the output is a terminal
-
-
-@dataclass
-class Notices:
-    """One-line messages for the user, each said once (until it stops being true and comes back)."""
-
-    show: list[str] = field(default_factory=list)
-    _said: set[str] = field(default_factory=set)
-
-    def __call__(self, text: str) -> None:
-        if text in self._said:
-            return
-        self._said.add(text)
-        self.show.append(text)
 
 
 class Run:
