@@ -194,7 +194,7 @@ class Run:
             self.view.update(RunView(
                 record=record, rule=step.rule, since=self._current_since,
                 today=self.history.today_by_category(), pulse=self.history.today_pulse(),
-                influx_line=influx_line(sender), waiting=sender.waiting if sender else self._waiting_locally()))
+                influx_line=influx_line(sender), waiting=self._waiting()))
         else:  # a log line per change of activity: today's totals and the sender's state are not shown
             self.view.record(record, step.rule)
         self._last_step = step
@@ -203,7 +203,8 @@ class Run:
             self.notify(f"{record.activity} has no category yet: `tracker categories uncategorized` lists what "
                         "took your time without one, `tracker categories edit` adds rules.")
 
-    def _waiting_locally(self) -> int:
+    def _waiting(self) -> int:
+        """Samples not sent yet: in the outbox, and in memory while the outbox cannot be written."""
         from tracker.outbox import OutboxUnavailable
 
         try:
@@ -260,7 +261,7 @@ class Run:
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
             since=self._current_since if record else None,
-            waiting=sender.waiting if sender else self._waiting_locally(),
+            waiting=self._waiting(),
             last_send=sender.last_send if sender else None, last_error=sender.last_error if sender else None,
             source=self.source.name, influx_url=self.settings.influx.url,
             stopped_at=datetime.now(timezone.utc) if stopped else None)

@@ -53,7 +53,6 @@ class SenderState:
     status: str  # "unknown" (nothing tried yet), "connected" or "failing"
     last_send: datetime | None  # when the server last confirmed a batch
     last_error: str | None  # one plain line, while failing
-    waiting: int
 
 
 @dataclass(frozen=True)
@@ -137,13 +136,7 @@ class Sender:
 
     @property
     def state(self) -> SenderState:
-        with self._open_lock:
-            outbox = self._outbox
-        # Closed meanwhile, or unreadable: the last count known will do for a status line.
-        if outbox is not None:
-            with suppress(Exception):
-                self._waiting = outbox.waiting()
-        return SenderState(self._status, self._last_send, self._last_error, self._waiting)
+        return SenderState(self._status, self._last_send, self._last_error)
 
     # -- tracker sync ------------------------------------------------------------------------------
 
@@ -197,8 +190,6 @@ class Sender:
         except Exception as error:  # never let the thread die: report it like any other failure
             unexpected = RetryLater(scrub(f"Sending failed unexpectedly ({error!r})", self.settings))
             return self._failed(unexpected, tally), False
-        finally:
-            self._waiting = self._safe_waiting()
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
         elif self._status == "unknown":
@@ -310,10 +301,10 @@ class Sender:
             self._open_outbox().note_send(result, success)
 
     def _safe_waiting(self) -> int:
-        try:
-            return self._open_outbox().waiting()
-        except OutboxUnavailable:
-            return self._waiting
+        """Rows waiting now; the last count read when the outbox cannot be read."""
+        with suppress(OutboxUnavailable):
+            self._waiting = self._open_outbox().waiting()
+        return self._waiting
 
     def _close(self) -> None:
         with self._open_lock:
