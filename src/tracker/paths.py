@@ -52,11 +52,9 @@ def private_dir(path: Path) -> Path:
 def write_private(path: Path, text: str, durable: bool = True) -> None:
     """Write a file readable by the user only, atomically (a crash leaves the old file or the new one).
 
-    `durable=False` skips the fsync, for files rewritten every few seconds whose loss costs nothing (the
-    directory is then assumed to exist, as it does for them).
+    `durable=False` skips the fsync, for files rewritten every few seconds whose loss costs nothing.
     """
-    if durable:
-        private_dir(path.parent)
+    private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
