@@ -213,11 +213,13 @@ def sync(**influx: object) -> None:
     from tracker.outbox import samples
     from tracker.paths import database_file
     from tracker.sender import Sender
+    from tracker.sinks import ConfigurationError, require_configured
 
     settings = load_or_exit(_influx_overrides(influx)).settings.influx
-    if not settings.configured:
-        raise click.exceptions.Exit(_fail(
-            "InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.", 2))
+    try:
+        require_configured(settings)
+    except ConfigurationError as error:
+        raise click.exceptions.Exit(_fail(str(error), 2)) from None
     with _progress_bar("Sending to InfluxDB") as progress:
         result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
     done = f"sent {samples(result.sent)} to {result.url}"

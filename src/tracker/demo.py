@@ -340,16 +340,11 @@ def remove_instructions(settings: InfluxSettings) -> str:
 
 def remove_week(settings: InfluxSettings) -> bool:
     """Delete every demo point: True when done (InfluxDB 1.x), False when the server is not 1.x."""
-    from tracker.sinks import ConfigurationError, open_sink
-    from tracker.sinks.influx_v1 import execute, server_version
+    from tracker.sinks import ConfigurationError, require_configured
+    from tracker.sinks.influx_v1 import execute, speaks_v1
 
-    if not settings.configured:
-        open_sink(settings)  # raises the one-sentence "not configured" error
-    api = settings.api
-    if api == "auto":
-        version = server_version(settings) or ""
-        api = "v1" if version.lstrip("v").startswith("1.") else "v2"
-    if api != "v1":
+    require_configured(settings)
+    if settings.api == "v2" or (settings.api == "auto" and not speaks_v1(settings)):
         return False
     database = settings.bucket.partition("/")[0]
     if not database:

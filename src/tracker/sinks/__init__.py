@@ -60,11 +60,16 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def open_sink(settings: InfluxSettings) -> Sink:
-    """The sink for `settings.api`; "auto" asks the server which API it speaks on the first write."""
+def require_configured(settings: InfluxSettings) -> None:
+    """ConfigurationError, saying how to configure InfluxDB, when no URL is set."""
     if not settings.configured:
         raise ConfigurationError(
             "InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.")
+
+
+def open_sink(settings: InfluxSettings) -> Sink:
+    """The sink for `settings.api`; "auto" asks the server which API it speaks on the first write."""
+    require_configured(settings)
     if urlsplit(settings.url or "").scheme not in ("http", "https"):
         raise ConfigurationError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
     if settings.api == "v1":
@@ -90,10 +95,9 @@ class AutoSink:
 
     def write(self, lines: Sequence[str]) -> None:
         if self.chosen is None:
-            from tracker.sinks.influx_v1 import InfluxV1Sink, server_version
+            from tracker.sinks.influx_v1 import InfluxV1Sink, speaks_v1
 
-            version = server_version(self.settings)
-            if version is not None and version.lstrip("v").startswith("1."):
+            if speaks_v1(self.settings):
                 self.chosen = InfluxV1Sink(self.settings)
             else:  # 2.x, 3.x, Cloud, and anything that takes the v2 API without saying what it is
                 from tracker.sinks.influx_v2 import InfluxV2Sink

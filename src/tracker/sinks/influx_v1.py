@@ -63,6 +63,11 @@ def server_version(settings: InfluxSettings) -> str | None:
     return _one_request(settings, "GET", "/ping").headers.get("X-Influxdb-Version")
 
 
+def speaks_v1(settings: InfluxSettings) -> bool:
+    """True when /ping says the server is InfluxDB 1.x; 2.x, 3.x, Cloud and servers that do not say are not."""
+    return (server_version(settings) or "").lstrip("v").startswith("1.")
+
+
 def execute(settings: InfluxSettings, database: str, statement: str) -> None:
     """Run one InfluxQL statement that changes data (POST /query); SendError when the server refuses it."""
     response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}),
