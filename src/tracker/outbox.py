@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -255,13 +255,8 @@ class Outbox:
             raise
         self._connection.execute("COMMIT")
 
-    @contextmanager
-    def _unavailable_as(self, verb: str) -> Iterator[None]:
-        try:
-            with unavailable_as(f"{verb} the outbox {self.path}"):
-                yield
-        except StoreUnavailable as error:
-            raise OutboxUnavailable(str(error)) from None
+    def _unavailable_as(self, verb: str) -> AbstractContextManager[None]:
+        return unavailable_as(f"{verb} the outbox {self.path}", OutboxUnavailable)
 
 
 def read_stats(path: Path) -> OutboxStats:

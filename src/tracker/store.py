@@ -19,12 +19,12 @@ class StoreUnavailable(Exception):
 
 
 @contextmanager
-def unavailable_as(what: str) -> Iterator[None]:
-    """Turn SQLite and OS errors into StoreUnavailable("Cannot <what>: <plain reason>.")."""
+def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavailable) -> Iterator[None]:
+    """Turn SQLite and OS errors into error_class("Cannot <what>: <plain reason>.")."""
     try:
         yield
     except (sqlite3.DatabaseError, OSError) as error:
-        raise StoreUnavailable(f"Cannot {what}: {plain_reason(error)}.") from None
+        raise error_class(f"Cannot {what}: {plain_reason(error)}.") from None
 
 
 def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
