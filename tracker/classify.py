@@ -175,8 +175,12 @@ def display_path(path: Path) -> str:
 
 
 def bundled_categories_path() -> Path:
-    """The default rules shipped inside the package."""
-    return Path(str(resources.files("tracker").joinpath(_BUNDLED_NAME)))
+    """The default rules shipped inside the package; in a source checkout (or an editable install), the
+    categories.yaml at the top of the repository, which the wheel copies into the package."""
+    inside = resources.files("tracker").joinpath(_BUNDLED_NAME)
+    if inside.is_file():
+        return Path(str(inside))
+    return Path(__file__).resolve().parent.parent / _BUNDLED_NAME
 
 
 def active_categories_path() -> Path:
@@ -188,9 +192,10 @@ def active_categories_path() -> Path:
 def read_categories_text(path: Path) -> str:
     """The text of a categories file; CategoriesError when it cannot be read."""
     try:
-        if path == bundled_categories_path():
+        inside = resources.files("tracker").joinpath(_BUNDLED_NAME)
+        if path == bundled_categories_path() and inside.is_file():
             # Through importlib.resources, so it also loads from a wheel or a zipapp.
-            return resources.files("tracker").joinpath(_BUNDLED_NAME).read_text(encoding="utf-8")
+            return inside.read_text(encoding="utf-8")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise CategoriesError(path, None, "the file does not exist") from error
