@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.history import History, default_pulse
+from tracker.events import default_pulsetime
+from tracker.history import History, HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.timespec import parse_duration, parse_since, parse_until
 
@@ -28,8 +29,9 @@ def record(at: float, activity: str = "editor", category: str = "Code", score: f
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    with History(tmp_path / "tracker.db") as opened:
+def history(tmp_path: Path) -> Iterator[HistoryWriter]:
+    """A writer that writes every sample at once, so that its reports see each one."""
+    with HistoryWriter(tmp_path / "tracker.db", PULSE, write_every=0) as opened:
         yield opened
 
 
@@ -49,86 +51,87 @@ def spans(history: History) -> list[tuple[float, float, str]]:
             for event in history.events(*EVERYTHING)]
 
 
-def test_default_pulse_is_activitywatchs():
-    assert default_pulse(1.0) == 2.0
-    assert default_pulse(5.0) == 7.5
+def test_default_pulsetime_is_activitywatchs():
+    assert default_pulsetime(1.0) == 2.0
+    assert default_pulsetime(5.0) == 7.5
 
 
 def test_samples_with_the_same_data_within_the_pulse_become_one_event(history):
     for second in range(5):
-        history.add(record(second), PULSE)
-    assert spans(history) == [(0.0, 5.0, "editor")]
+        history.add(record(second))
+    assert spans(history.reports) == [(0.0, 5.0, "editor")]
 
 
 def test_a_gap_within_the_pulse_is_covered_and_a_longer_gap_starts_a_new_event(history):
-    history.add(record(0), PULSE)
-    history.add(record(2.5), PULSE)  # 1.5 s after the end at 1 s: within the pulse of 2 s
-    history.add(record(6.0), PULSE)  # 2.5 s after the end at 3.5 s: beyond it
-    assert spans(history) == [(0.0, 3.5, "editor"), (6.0, 1.0, "editor")]
+    history.add(record(0))
+    history.add(record(2.5))  # 1.5 s after the end at 1 s: within the pulse of 2 s
+    history.add(record(6.0))  # 2.5 s after the end at 3.5 s: beyond it
+    assert spans(history.reports) == [(0.0, 3.5, "editor"), (6.0, 1.0, "editor")]
 
 
 def test_a_change_of_data_starts_a_new_event_even_within_the_pulse(history):
-    history.add(record(0), PULSE)
-    history.add(record(1, "browser", "Communication", 0.0), PULSE)
-    history.add(record(2, "browser", "Communication", 0.0, title="Inbox"), PULSE)
-    history.add(record(3), PULSE)
-    assert spans(history) == [(0.0, 1.0, "editor"), (1.0, 1.0, "browser"), (2.0, 1.0, "browser"),
+    history.add(record(0))
+    history.add(record(1, "browser", "Communication", 0.0))
+    history.add(record(2, "browser", "Communication", 0.0, title="Inbox"))
+    history.add(record(3))
+    assert spans(history.reports) == [(0.0, 1.0, "editor"), (1.0, 1.0, "browser"), (2.0, 1.0, "browser"),
                               (3.0, 1.0, "editor")]
 
 
 def test_a_sample_from_before_the_last_event_does_not_stretch_it(history):
-    history.add(record(10), PULSE)
-    history.add(record(5), PULSE)  # the clock went back
-    assert spans(history) == [(5.0, 1.0, "editor"), (10.0, 1.0, "editor")]
+    history.add(record(10))
+    history.add(record(5))  # the clock went back
+    assert spans(history.reports) == [(5.0, 1.0, "editor"), (10.0, 1.0, "editor")]
 
 
 def test_merging_continues_across_reopening(tmp_path):
     path = tmp_path / "tracker.db"
-    with History(path) as first:
-        first.add(record(0), PULSE)
-    with History(path) as second:
-        second.add(record(1), PULSE)
-        assert spans(second) == [(0.0, 2.0, "editor")]
+    with HistoryWriter(path, PULSE) as first:
+        first.add(record(0))
+    with HistoryWriter(path, PULSE) as second:
+        second.add(record(1))
+    with History(path) as reader:
+        assert spans(reader) == [(0.0, 2.0, "editor")]
 
 
 def test_totals_clip_events_at_the_period_boundaries(history):
-    history.add(record(0, duration=600.0), PULSE)  # 09:00 to 09:10
-    history.add(record(600, "chat", "Communication", -1.0, duration=600.0), PULSE)  # 09:10 to 09:20
+    history.add(record(0, duration=600.0))  # 09:00 to 09:10
+    history.add(record(600, "chat", "Communication", -1.0, duration=600.0))  # 09:10 to 09:20
     since, until = START + timedelta(minutes=5), START + timedelta(minutes=12)
-    totals = history.totals(since, until, "category")
+    totals = history.reports.totals(since, until, "category")
     assert [(total.name, total.seconds, total.score) for total in totals] == [
         ("Code", 300.0, 2.0), ("Communication", 120.0, -1.0)]
-    assert history.summary(since, until).pulse == pytest.approx((300 * 100 + 120 * 25) / 420)
+    assert history.reports.summary(since, until).pulse == pytest.approx((300 * 100 + 120 * 25) / 420)
 
 
 def test_away_time_is_left_out_of_totals_and_counted_apart(history):
-    history.add(record(0, duration=60.0), PULSE)
-    history.add(record(60, AWAY, AWAY, 0.0, duration=120.0, state=STATE_AWAY), PULSE)
-    history.add(record(180, "mystery", UNCATEGORIZED, 0.0, duration=30.0), PULSE)
-    assert [total.name for total in history.totals(*EVERYTHING, "category")] == ["Code", UNCATEGORIZED]
-    summary = history.summary(*EVERYTHING)
+    history.add(record(0, duration=60.0))
+    history.add(record(60, AWAY, AWAY, 0.0, duration=120.0, state=STATE_AWAY))
+    history.add(record(180, "mystery", UNCATEGORIZED, 0.0, duration=30.0))
+    assert [total.name for total in history.reports.totals(*EVERYTHING, "category")] == ["Code", UNCATEGORIZED]
+    summary = history.reports.summary(*EVERYTHING)
     assert (summary.active_seconds, summary.away_seconds, summary.uncategorized_seconds) == (90.0, 120.0, 30.0)
 
 
 def test_activities_and_apps(history):
-    history.add(record(0, "github.com", app="Firefox", duration=100.0), PULSE)
-    history.add(record(100, "editor", duration=50.0), PULSE)
-    history.add(record(150, "docs.python.org", app="Firefox", duration=30.0), PULSE)
-    by_activity = history.totals(*EVERYTHING, "activity")
+    history.add(record(0, "github.com", app="Firefox", duration=100.0))
+    history.add(record(100, "editor", duration=50.0))
+    history.add(record(150, "docs.python.org", app="Firefox", duration=30.0))
+    by_activity = history.reports.totals(*EVERYTHING, "activity")
     assert [(total.name, total.seconds, total.detail) for total in by_activity] == [
         ("github.com", 100.0, "Firefox"), ("editor", 50.0, "editor"), ("docs.python.org", 30.0, "Firefox")]
-    assert [(total.name, total.seconds) for total in history.totals(*EVERYTHING, "app")] == [
+    assert [(total.name, total.seconds) for total in history.reports.totals(*EVERYTHING, "app")] == [
         ("Firefox", 130.0), ("editor", 50.0)]
 
 
 def test_hours_and_days_are_local_and_split_events_that_cross_them(history, kolkata):
     # 18:00 UTC is 23:30 in Kolkata: a 40-minute event spans 23:30-00:10 local, across hour and day.
     late = datetime(2024, 5, 6, 18, 0, tzinfo=timezone.utc)
-    history.add(record(late.timestamp() - START.timestamp(), duration=2400.0), PULSE)
+    history.add(record(late.timestamp() - START.timestamp(), duration=2400.0))
     since, until = parse_since("2024-05-06"), parse_until("2024-05-07")
-    assert [(total.name, total.seconds) for total in history.totals(since, until, "hour")] == [
+    assert [(total.name, total.seconds) for total in history.reports.totals(since, until, "hour")] == [
         ("00", 600.0), ("23", 1800.0)]
-    assert [(total.name, total.seconds) for total in history.totals(since, until, "day")] == [
+    assert [(total.name, total.seconds) for total in history.reports.totals(since, until, "day")] == [
         ("2024-05-06", 1800.0), ("2024-05-07", 600.0)]
 
 
@@ -137,28 +140,28 @@ def test_today_totals_start_from_the_table_and_follow_each_sample(tmp_path):
     noon_today = parse_since("today") + timedelta(hours=12)  # may be in the future: still today
     sample = Record(time_ms=int(noon_today.timestamp() * 1000), duration=1.0, host="laptop", app="editor",
                     activity="editor", category="Code", score=2.0)
-    with History(path) as first:
-        first.add(replace(sample, duration=60.0), PULSE)
-    with History(path) as runner:
+    with HistoryWriter(path, PULSE) as first:
+        first.add(replace(sample, duration=60.0))
+    with HistoryWriter(path, PULSE) as runner:
         assert runner.today_by_category() == {"Code": 60.0}
-        runner.add(replace(sample, time_ms=sample.time_ms + 60_000), PULSE)  # merges: one more second
-        runner.add(replace(sample, time_ms=sample.time_ms + 61_500, category="Chat", score=-2.0), PULSE)
+        runner.add(replace(sample, time_ms=sample.time_ms + 60_000))  # merges: one more second
+        runner.add(replace(sample, time_ms=sample.time_ms + 61_500, category="Chat", score=-2.0))
         assert runner.today_by_category() == {"Code": 61.0, "Chat": 1.0}
         assert runner.today_pulse() == pytest.approx(61 * 100 / 62)
         # What the runner kept in memory is what a fresh query says.
-        with History(path) as fresh:
+        with HistoryWriter(path, PULSE) as fresh:
             assert runner.today_by_category() == fresh.today_by_category()
 
 
 def test_retention_deletes_events_older_than_the_limit(tmp_path):
     path = tmp_path / "tracker.db"
     now = time.time()
-    with History(path) as writer:
+    with HistoryWriter(path, PULSE) as writer:
         for days_ago in (40, 10, 0):
             at = now - days_ago * 86400 - START.timestamp()
-            writer.add(record(at, f"app{days_ago}"), PULSE)
-    with History(path, retention_days=30) as pruned:
-        assert [activity for _, _, activity in spans(pruned)] == ["app10", "app0"]
+            writer.add(record(at, f"app{days_ago}"))
+    with HistoryWriter(path, PULSE, retention_days=30) as pruned:
+        assert [activity for _, _, activity in spans(pruned.reports)] == ["app10", "app0"]
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("1h30m", 5400),
@@ -184,21 +187,18 @@ def test_periods_start_and_end_at_local_midnights(kolkata):
         parse_since("soon", now)
 
 
-def test_a_growing_event_is_written_every_few_seconds_and_at_close_but_always_seen_by_its_writer(tmp_path):
+def test_a_growing_event_is_written_every_few_seconds_and_at_close(tmp_path):
     path = tmp_path / "tracker.db"
-    writer = History(path, write_every=3600)
+    writer = HistoryWriter(path, PULSE, write_every=3600)
     for second in range(5):
-        writer.add(record(second), PULSE)
+        writer.add(record(second))
     with History(path) as reader:  # another process, e.g. `tracker report` while `tracker run` records
         assert spans(reader) == [(0.0, 1.0, "editor")]  # the extension is not written yet
-    assert spans(writer) == [(0.0, 5.0, "editor")]  # the writer's own queries are exact (and write it)
-    with History(path) as reader:
-        assert spans(reader) == [(0.0, 5.0, "editor")]
-    writer.add(record(5), PULSE)
-    writer.add(record(6, "browser"), PULSE)  # a new event writes the old one's duration first
+    writer.add(record(5))
+    writer.add(record(6, "browser"))  # a new event writes the old one's duration first
     with History(path) as reader:
         assert spans(reader) == [(0.0, 6.0, "editor"), (6.0, 1.0, "browser")]
-    writer.add(record(7, "browser"), PULSE)
+    writer.add(record(7, "browser"))
     writer.close()
     with History(path) as reader:
         assert spans(reader) == [(0.0, 6.0, "editor"), (6.0, 2.0, "browser")]
@@ -206,9 +206,9 @@ def test_a_growing_event_is_written_every_few_seconds_and_at_close_but_always_se
 
 def test_with_write_every_0_each_sample_is_written_at_once(tmp_path):
     path = tmp_path / "tracker.db"
-    writer = History(path, write_every=0)
+    writer = HistoryWriter(path, PULSE, write_every=0)
     for second in range(3):
-        writer.add(record(second), PULSE)
+        writer.add(record(second))
     with History(path) as reader:
         assert spans(reader) == [(0.0, 3.0, "editor")]
     writer.close()

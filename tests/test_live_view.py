@@ -17,36 +17,40 @@ import pytest
 from rich.console import Console
 from servers import InfluxDB1, require_program, wait_until
 
-from tracker.display import ActivityLog, LiveView, RunView
+from tracker.display import ActivityLog, Details, LiveView, RunView
 from tracker.model import Record
 
 # Feeds a LiveView one RunView per line read from the control pipe, so the test decides when it redraws.
 DRIVER = """
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from rich.console import Console
-from tracker.display import LiveView, RunView
+from tracker.display import Details, LiveView, RunView
 from tracker.model import Record
+from tracker.sender import SenderState
 
 record = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="code", activity="code",
                 category="Code", score=2.0, title="history.py - tracker - Visual Studio Code")
-first = RunView(record=record, rule="app code", since=record.time - timedelta(seconds=753),
-                today={"Code": 9000.0, "Communication": 2700.0, "Entertainment": 600.0}, pulse=72.0,
-                influx_line="connected · last send 2s ago", waiting=0)
+def connected():
+    return SenderState("connected", datetime.now(timezone.utc) - timedelta(seconds=2), None)
+first = RunView(record=record, rule="app code", since=record.time - timedelta(seconds=753), changed=True,
+                details=lambda: Details(today={"Code": 9000.0, "Communication": 2700.0, "Entertainment": 600.0},
+                                        pulse=72.0, sender=connected(), waiting=0))
 browsing = replace(record, app="firefox", activity="youtube.com", category="Entertainment", score=-2.0,
                    title="A very long video title that goes on and on " * 4)
-second = replace(first, record=browsing, rule="domain youtube.com", since=browsing.time, pulse=70.0,
-                 today={"Code": 9001.0, "Communication": 2700.0, "Entertainment": 601.0},
-                 influx_line="unreachable: connection refused", waiting=12)
+failing = SenderState("failing", None, "connection refused")
+second = replace(first, record=browsing, rule="domain youtube.com", since=browsing.time,
+                 details=lambda: Details(today={"Code": 9001.0, "Communication": 2700.0, "Entertainment": 601.0},
+                                         pulse=70.0, sender=failing, waiting=12))
 view = LiveView(Console(), min_interval=0)
 view.start()
 for command in open(sys.argv[1]):
     command = command.strip()
     if command == "first":
-        view.update(first)
+        view.show(first)
     elif command == "second":
-        view.update(second)
+        view.show(second)
     elif command == "notice":
         view.notice("Grant Accessibility to your terminal to read window titles.")
     elif command == "stop":
@@ -118,7 +122,7 @@ def test_the_live_view_shows_the_activity_today_and_influx_and_redraws_in_place(
     redrawn = wait_until(lambda: terminal.shows("youtube.com"), timeout=10, what="the second frame")
     text = "\n".join(redrawn)
     assert "Entertainment  -2  for 1s  rule: domain youtube.com" in text
-    assert "InfluxDB  unreachable: connection refused · 12 waiting" in text
+    assert "InfluxDB  failing: connection refused · 12 waiting" in text
     assert "Visual Studio Code" not in text  # the old frame was overwritten, not scrolled up
     assert sum("╭" in line for line in redrawn) == 1
     assert len(redrawn) == len(screen)
@@ -264,8 +268,8 @@ def view_in_memory() -> tuple[io.StringIO, LiveView, RunView]:
     """A live view drawing into a string as a 100-column terminal would, and a sample to show."""
     screen = io.StringIO()
     view = LiveView(Console(file=screen, force_terminal=True, width=100))
-    sample = RunView(record=RECORD, rule=None, since=RECORD.time, today={}, pulse=None, influx_line="off",
-                     waiting=0)
+    sample = RunView(record=RECORD, rule=None, since=RECORD.time, changed=True,
+                     details=lambda: Details(today={}, pulse=None, sender=None, waiting=0))
     return screen, view, sample
 
 
@@ -273,7 +277,7 @@ def test_the_live_view_redraws_at_most_about_once_a_second():
     screen, view, sample = view_in_memory()
     with view:
         for second in range(5):  # five samples in quick succession: only the first is drawn
-            view.update(replace(sample, record=replace(RECORD, time_ms=RECORD.time_ms + second * 1000)))
+            view.show(replace(sample, record=replace(RECORD, time_ms=RECORD.time_ms + second * 1000)))
     drawn = screen.getvalue()
     assert drawn.count("for 1s") == 1
     assert drawn.count("for 5s") == 1  # the last state is drawn when the view stops
@@ -283,17 +287,25 @@ def test_a_notice_does_not_hold_back_the_next_sample():
     screen, view, sample = view_in_memory()
     with view:
         view.notice("InfluxDB is not configured.")  # as `tracker run` says before its first sample
-        view.update(sample)
+        view.show(sample)
         drawn = screen.getvalue()
     assert "for 1s" in drawn  # not "waiting for the first sample…" until the next one, seconds later
 
 
-def test_the_log_prints_one_line_per_change_of_activity():
+def shown(record: Record, rule: str | None, changed: bool) -> RunView:
+    def no_details() -> Details:
+        raise AssertionError("the log shows no totals: it must not pay for them")
+
+    return RunView(record=record, rule=rule, since=record.time, changed=changed, details=no_details)
+
+
+def test_the_log_prints_a_line_when_the_runner_says_the_activity_changed():
     stream = io.StringIO()
     log = ActivityLog(stream, "text")
     for second in range(3):
-        log.record(replace(RECORD, time_ms=RECORD.time_ms + second * 1000, title=f"page {second}"), "domain github.com")
-    log.record(replace(RECORD, app="slack", activity="slack", category="Communication", score=0.0), None)
+        log.show(shown(replace(RECORD, time_ms=RECORD.time_ms + second * 1000, title=f"page {second}"),
+                       "domain github.com", changed=second == 0))
+    log.show(shown(replace(RECORD, app="slack", activity="slack", category="Communication", score=0.0), None, True))
     log.notice("InfluxDB is not configured: recording locally only.")
     lines = [line.split("  ", 1)[1] for line in stream.getvalue().splitlines()]  # without the local time
     assert lines == ["github.com (firefox)  Code +2  rule: domain github.com",
@@ -304,8 +316,8 @@ def test_the_log_prints_one_line_per_change_of_activity():
 def test_the_log_in_json_lines():
     stream = io.StringIO()
     log = ActivityLog(stream, "json")
-    log.record(RECORD, "domain github.com")
-    log.record(replace(RECORD, time_ms=RECORD.time_ms + 1000), "domain github.com")
+    log.show(shown(RECORD, "domain github.com", True))
+    log.show(shown(replace(RECORD, time_ms=RECORD.time_ms + 1000), "domain github.com", False))
     log.notice("Sending again.")
     first, notice = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first == {"time": "2024-05-06T09:00:00+00:00", "event": "activity", "activity": "github.com",

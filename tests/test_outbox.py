@@ -63,16 +63,16 @@ def test_sent_rows_are_forgotten_and_refused_rows_kept_with_the_reason():
         (records[3], "unable to parse: bad field value")]
 
 
-def test_away_rewrites_only_the_waiting_rows_after_its_time():
+def test_only_final_rows_are_sent_and_away_rewrites_only_rows_not_final_yet():
     records = make_records(6)
     with Outbox(paths.database_file()) as outbox:
-        outbox.append_many(records)
-        refused = outbox.pending(10)[4][0]
-        outbox.quarantine([refused], "field type conflict")
-        outbox.mark_away(records[2].time_ms)
-        assert [record for _, record in outbox.pending(10)] == [
-            *records[:3], mark_away(records[3]), mark_away(records[5])]
-        assert [row.record for row in outbox.stats().quarantined] == [records[4]]
+        outbox.commit(records, final_until_ms=records[1].time_ms)
+        assert [record for _, record in outbox.pending(10)] == records[:2]  # the rest may still turn out away
+        outbox.commit([], final_until_ms=records[3].time_ms, away_since_ms=records[0].time_ms)
+        # Away since records[0] reaches back only as far as the rows that were not final yet.
+        assert [record for _, record in outbox.pending(10)] == [*records[:2], *map(mark_away, records[2:4])]
+        assert outbox.make_final() == 2  # at a clean stop the rest is final as it stands: away too
+        assert [record for _, record in outbox.pending(10)] == [*records[:2], *map(mark_away, records[2:])]
 
 
 def test_the_bound_drops_the_oldest_waiting_rows_and_says_how_many():

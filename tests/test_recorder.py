@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Sample
-from tracker.recorder import Classified, Recorder
+from tracker.recorder import Classified, Recorder, settle
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 DEV = Classified("Development", 2.0, "app Code (categories.yaml, line 10)")
@@ -62,17 +62,19 @@ def test_hostile_text_is_made_storable_once_when_recorded():
 def test_without_idle_information_every_record_is_final_at_once():
     recorder = Recorder("h", 1.0, away_after=180)
     step = recorder.step(sample(0), 0, DEV)
-    assert step.final == [step.record]
+    assert settle([], step) == ([step.record], [])
 
 
 def test_going_away_marks_the_time_since_the_last_input_as_away():
     recorder = Recorder("h", 1.0, away_after=5)
-    finals = []
+    finals, provisional = [], []
     # Input at t=0..2 (idle 0), then no input: idle grows 1, 2, 3, 4, 5 (threshold) at t=3..7.
     for t in range(0, 8):
         idle = 0 if t <= 2 else t - 2
         step = recorder.step(sample(t, idle=idle), t, DEV)
-        finals.extend(step.final)
+        final, provisional = settle(provisional, step)
+        finals.extend(final)
+    assert provisional == []
     assert step.away_since_ms == int((START + timedelta(seconds=2)).timestamp() * 1000)
     states = [(r.time_ms - int(START.timestamp() * 1000)) // 1000 for r in finals if r.state == STATE_AWAY]
     assert states == [3, 4, 5, 6, 7]  # the last input was at t=2; everything after it is away
@@ -82,10 +84,11 @@ def test_going_away_marks_the_time_since_the_last_input_as_away():
 
 def test_reading_without_touching_stays_active_when_input_comes_back_in_time():
     recorder = Recorder("h", 1.0, away_after=5)
-    finals = []
+    finals, provisional = [], []
     for t, idle in ((0, 0), (1, 1), (2, 2), (3, 3), (4, 0)):  # input again at t=4, before the threshold
-        finals.extend(recorder.step(sample(t, idle=idle), t, DEV).final)
-    finals.extend(recorder.flush())
+        final, provisional = settle(provisional, recorder.step(sample(t, idle=idle), t, DEV))
+        finals.extend(final)
+    assert provisional == []  # the input at t=4 showed every earlier record was active time
     assert [r.state for r in finals] == [STATE_ACTIVE] * 5
     assert len(finals) == 5
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from tracker import paths
 from tracker.cli import cli
-from tracker.history import History, default_pulse
+from tracker.events import default_pulsetime
+from tracker.history import HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.timespec import local_midnight
 
@@ -21,13 +22,12 @@ ON_DAY = ["--since", "2024-05-06", "--until", "2024-05-06"]
 def record_samples(start: datetime, samples: list[tuple[int, str, str, str, float]]) -> None:
     """Record 1-second samples the way `tracker run` does: (count, activity, app, category, score) runs."""
     moment = start
-    with History(paths.database_file()) as history:
+    with HistoryWriter(paths.database_file(), default_pulsetime(1.0)) as history:
         for count, activity, app, category, score in samples:
             state = STATE_AWAY if category == AWAY else "active"
             for _ in range(count):
                 history.add(Record(time_ms=int(moment.timestamp() * 1000), duration=1.0, host="laptop", app=app,
-                                   activity=activity, category=category, score=score, state=state),
-                            default_pulse(1.0))
+                                   activity=activity, category=category, score=score, state=state))
                 moment += timedelta(seconds=1)
 
 

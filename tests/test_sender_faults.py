@@ -228,15 +228,14 @@ def test_rows_not_final_yet_wait_and_go_out_as_away(servers):
     server = FaultServer().start()
     servers.append(server)
     records = make_records(10)
-    recorded(records)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.commit(records, final_until_ms=records[5].time_ms)  # later rows may still turn out away
     statuses: list[str] = []
     sender = fast_sender(settings_for(server, token=None), statuses)
-    sender.send_until(records[5].time_ms)  # what the runner says: later rows may still turn out away
     sender.start()
     wait_until(lambda: len(server.accepted) == 6, what="the final rows")
     with Outbox(paths.database_file()) as outbox:
-        outbox.mark_away(records[5].time_ms)
-    sender.send_until(None)
+        outbox.commit([], final_until_ms=records[9].time_ms, away_since_ms=records[5].time_ms)
     sender.wake()
     wait_until(lambda: len(server.accepted) == 10, what="the rest")
     sender.stop()

@@ -11,6 +11,7 @@ from tracker import __version__
 
 if TYPE_CHECKING:
     from tracker.classify import Categories
+    from tracker.display import View
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +101,7 @@ def _duration_option(value: str | None, what: str) -> float | None:
 def run(interval: str | None, run_for: str | None, source: str, away_after: str | None, no_titles: bool,
         quiet: bool, log_format: str, **influx: object) -> None:
     """Record the foreground app every second and send it to InfluxDB."""
-    from tracker.runner import Run, RunOptions, install_signal_handlers
+    from tracker.runner import record_until_stopped
     from tracker.sources import SourceUnavailable
     from tracker.status import AlreadyRunning
 
@@ -110,28 +111,24 @@ def run(interval: str | None, run_for: str | None, source: str, away_after: str 
         "titles": False if no_titles else None,
     }
     loaded = load_or_exit(overrides)
-    options = RunOptions(source=source, run_for=_duration_option(run_for, "--for"), quiet=quiet,
-                         log_format=log_format)
-    view = _run_view(options)
-    runner = Run(loaded.settings, options, view)
-    install_signal_handlers(runner)
+    seconds = _duration_option(run_for, "--for")
+    view = _run_view(quiet, log_format)
     try:
         with view:
-            code = runner.execute()
+            record_until_stopped(loaded.settings, source, seconds, view)
     except SourceUnavailable as error:
-        code = _fail(str(error), 2)
+        raise click.exceptions.Exit(_fail(str(error), 2)) from None
     except AlreadyRunning as error:
-        code = _fail(str(error), 1)
-    raise click.exceptions.Exit(code)
+        raise click.exceptions.Exit(_fail(str(error), 1)) from None
 
 
-def _run_view(options):
+def _run_view(quiet: bool, log_format: str) -> View:
     import sys
 
     from tracker.display import ActivityLog, LiveView
 
-    if options.quiet or not sys.stdout.isatty():
-        return ActivityLog(sys.stdout, options.log_format)
+    if quiet or not sys.stdout.isatty():
+        return ActivityLog(sys.stdout, log_format)
     from rich.console import Console
 
     return LiveView(Console())

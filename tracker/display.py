@@ -1,7 +1,7 @@
 """What `tracker run` shows: a live view on a terminal, or one log line per change of activity.
 
-Both take the same calls (`update(RunView)`, `notice(text)`, used as context managers), so the runner
-does not care which one it has.
+Both are a `View`: the runner calls `show(RunView)` once per sample and `notice(text)` for what the user
+should know, and does not care which one it has.
 """
 
 from __future__ import annotations
@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from tracker import colours
+from tracker.events import score_of_pulse
 from tracker.model import STATE_AWAY, Record
-from tracker.timespec import human_duration
+from tracker.timespec import human_ago, human_duration
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
+
+    from tracker.sender import SenderState
+
+LOG_FORMATS = ("text", "json")
 
 # The 1 Hz runner's ticks jitter by a few ms: a limit of exactly 1 s would skip every other one.
 MIN_REDRAW_INTERVAL = 0.9
@@ -32,11 +38,6 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 def score_style(score: float | None) -> str:
     """The rich style of a score (tracker.colours), dim when there is none."""
     return "dim" if score is None else colours.score_style(score)
-
-
-def pulse_score(pulse: float) -> float:
-    """A pulse (0..100) back on the score scale (-2..+2), for its colour."""
-    return pulse / 25.0 - 2.0
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -54,30 +55,64 @@ def lasted(seconds: float) -> str:
     return human_duration(whole)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Details:
+    """What the live view shows beside the sample: it costs queries, so it is asked for only to draw."""
+
+    today: dict[str, float]  # active seconds per category today
+    pulse: float | None  # today's productivity pulse, 0..100
+    sender: SenderState | None  # None when InfluxDB is not configured
+    waiting: int  # samples not sent yet
+
+
+@dataclass(frozen=True)
 class RunView:
-    """Everything the live view shows, as the runner knows it after one sample."""
+    """One sample as the runner knows it."""
 
     record: Record
     rule: str | None  # the rule that matched, e.g. "domain github.com"; None for no rule
     since: datetime  # when the current activity started
-    today: dict[str, float]  # active seconds per category today
-    pulse: float | None  # today's productivity pulse, 0..100
-    influx_line: str  # e.g. "connected · last send 2s ago", "not configured", "unreachable: ..."
-    waiting: int  # samples in the outbox not yet sent
-    notices: list[str] = field(default_factory=list)
+    changed: bool  # this sample starts a new activity
+    details: Callable[[], Details]
+
+
+class View(Protocol):
+    """What the runner shows through; used as a context manager around the run."""
+
+    def show(self, view: RunView) -> None:
+        """One sample, every sample."""
+        ...
+
+    def notice(self, text: str) -> None:
+        """Something the user should know or act on; may come from another thread."""
+        ...
+
+    def __enter__(self) -> View: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def influx_line(state: SenderState | None, now: datetime | None = None) -> str:
+    """The live view's one line about InfluxDB."""
+    if state is None:
+        return "not configured: recording locally only"
+    if state.status == "failing":
+        return f"failing: {state.last_error}"
+    if state.last_send is not None:
+        ago = human_ago(((now or datetime.now(timezone.utc)) - state.last_send).total_seconds())
+        return f"connected · last send {ago}"
+    return "connecting…"
 
 
 class LiveView:
     """A view of the current activity and today, redrawn in place at most about once a second."""
-
-    detailed = True  # shows today's totals and the sender's state: the runner works them out for it
 
     def __init__(self, console: Console, min_interval: float = MIN_REDRAW_INTERVAL) -> None:
         self.console = console
         self.min_interval = min_interval
         self._live: Live | None = None
         self._view: RunView | None = None
+        self._details: Details | None = None
         self._notices: list[str] = []
         self._last_draw = float("-inf")
         self._lock = threading.Lock()  # notices may come from the sender's thread
@@ -105,9 +140,11 @@ class LiveView:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def update(self, view: RunView) -> None:
+    def show(self, view: RunView) -> None:
+        # Asked for on the runner's thread, at every sample: the frame left at stop() must be up to date.
+        details = view.details()
         with self._lock:
-            self._view = view
+            self._view, self._details = view, details
             now = time.monotonic()
             # Only samples count towards the limit: a notice drawn just before must not hide a new sample.
             if now - self._last_draw >= self.min_interval:
@@ -133,16 +170,17 @@ class LiveView:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True, min_width=len("InfluxDB"))  # a long title must not squash it
         grid.add_column()  # wrappable, so the table can narrow it; each line cuts itself with an ellipsis
-        view = self._view
+        view, details = self._view, self._details
         if view is None:
             grid.add_row("Now", Text("waiting for the first sample…", style="dim"))
         else:
             grid.add_row("Now", _now_line(view.record))
             grid.add_row("", _category_line(view))
-            grid.add_row("Today", _today_table(view.today))
-            grid.add_row("Pulse", _pulse_text(view.pulse))
-            grid.add_row("InfluxDB", Text(f"{view.influx_line} · {view.waiting:,} waiting"))
-        notices = list(dict.fromkeys([*(view.notices if view else []), *self._notices]))[-NOTICE_ROWS:]
+        if details is not None:
+            grid.add_row("Today", _today_table(details.today))
+            grid.add_row("Pulse", _pulse_text(details.pulse))
+            grid.add_row("InfluxDB", Text(f"{influx_line(details.sender)} · {details.waiting:,} waiting"))
+        notices = list(dict.fromkeys(self._notices))[-NOTICE_ROWS:]
         # Full width and wrapped: a notice often says what to do, and must be read whole.
         lines = [Text(f"! {notice}", style="yellow") for notice in notices]
         return Panel(Group(grid, *lines), title="tracker", title_align="left", border_style="dim", expand=True)
@@ -198,7 +236,7 @@ def _pulse_text(pulse: float | None) -> RenderableType:
 
     if pulse is None:
         return Text("no active time yet", style="dim")
-    text = Text(f"{pulse:.0f}", style=f"bold {score_style(pulse_score(pulse))}")
+    text = Text(f"{pulse:.0f}", style=f"bold {score_style(score_of_pulse(pulse))}")
     text.append(" / 100", style="dim")
     return text
 
@@ -206,14 +244,11 @@ def _pulse_text(pulse: float | None) -> RenderableType:
 class ActivityLog:
     """Plain lines for a log or a pipe: one per change of activity (never per sample), and notices."""
 
-    detailed = False  # needs only the record and its rule
-
     def __init__(self, stream: TextIO, fmt: str = "text") -> None:
-        if fmt not in ("text", "json"):
+        if fmt not in LOG_FORMATS:
             raise ValueError(f"log format must be text or json, not {fmt!r}")
         self.stream = stream
         self.fmt = fmt
-        self._last_key: tuple[object, ...] | None = None
 
     def __enter__(self) -> ActivityLog:
         return self
@@ -221,21 +256,11 @@ class ActivityLog:
     def __exit__(self, *exc_info: object) -> None:
         self.stream.flush()
 
-    def start(self) -> None:
-        """Nothing to set up: here so either view can be used the same way."""
-
-    def stop(self) -> None:
-        self.stream.flush()
-
-    def update(self, view: RunView) -> None:
-        self.record(view.record, view.rule)
-
-    def record(self, record: Record, rule: str | None) -> None:
-        """Print a line if this record's activity differs from the previous one's."""
-        key = (record.app, record.activity, record.category, record.score, record.state)
-        if key == self._last_key:
+    def show(self, view: RunView) -> None:
+        """A line when this sample starts a new activity; today's totals and the sender are not shown."""
+        if not view.changed:
             return
-        self._last_key = key
+        record, rule = view.record, view.rule
         if self.fmt == "json":
             self._write_json({"time": record.time.isoformat(), "event": "activity", "activity": record.activity,
                               "app": record.app, "category": record.category, "score": record.score,

@@ -1,21 +1,20 @@
 """Local event history: what reports are made from, with no InfluxDB needed.
 
-ActivityWatch's event model: an event is a start (UTC ms), a duration (s) and data. Samples with the same
-data that follow each other within `pulse` seconds are merged into one event (aw-core's heartbeat merge),
-so a day of work is a few hundred rows rather than tens of thousands.
-
-Stored in its own table of the shared SQLite file (paths.database_file()), through its own connection.
+Events (tracker.events) in their own table of the shared SQLite file (paths.database_file()). `History`
+answers reports and never writes; `HistoryWriter` is the runner's: it merges records into events
+(tracker.events.heartbeat_merge), prunes by retention, and keeps today's totals for the live view.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
+from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
 from tracker.store import connect_private, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
@@ -51,53 +50,6 @@ _CLIPPED = "(MIN(timestamp + duration * 1000.0, :until) - MAX(timestamp, :since)
 _COLUMNS = "timestamp, duration, app, activity, category, score, title, url, state"
 
 
-def default_pulse(interval: float) -> float:
-    """How far apart two samples may be and still merge: ActivityWatch's max(1.5 × poll, poll + 1).
-
-    The margin absorbs a late sample (a slow platform read, a busy machine) without splitting an event.
-    """
-    return max(1.5 * interval, interval + 1.0)
-
-
-def pulse_of(score: float) -> float:
-    """A score from -2 to +2 as a productivity pulse from 0 to 100."""
-    return (score + 2.0) / 4.0 * 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class EventData:
-    """What must be identical for two samples to merge into one event."""
-
-    app: str
-    activity: str
-    category: str
-    score: float
-    title: str | None
-    url: str | None
-    state: str
-
-    @classmethod
-    def of(cls, record: Record) -> EventData:
-        return cls(record.app, record.activity, record.category, float(record.score), record.title,
-                   record.url, record.state)
-
-    @property
-    def active(self) -> bool:
-        return self.state == STATE_ACTIVE and self.category != AWAY
-
-
-@dataclass(slots=True)
-class Event:
-    id: int
-    timestamp_ms: int
-    duration: float
-    data: EventData
-
-    @property
-    def end_ms(self) -> float:
-        return self.timestamp_ms + self.duration * 1000.0
-
-
 @dataclass(frozen=True, slots=True)
 class Total:
     """One row of a report: a category, activity, app, hour ("09") or day ("2024-05-01") and its time."""
@@ -118,145 +70,45 @@ class Summary:
 
 @dataclass(slots=True)
 class _TodayTotals:
-    """Today's seconds per category and the pulse's running sums, kept in memory by the runner's History."""
+    """Today's seconds per category and the pulse's running sums, kept in memory by the HistoryWriter."""
 
     day: date
     seconds: dict[str, float]
-    pulse_weighted: float = 0.0  # sum of seconds × pulse
-    pulse_seconds: float = 0.0
+    weighted_score: float = 0.0  # sum of seconds × score
+    active_seconds: float = 0.0
 
     def add(self, data: EventData, seconds: float) -> None:
         if not data.active or seconds <= 0:
             return
         self.seconds[data.category] = self.seconds.get(data.category, 0.0) + seconds
-        self.pulse_weighted += seconds * pulse_of(data.score)
-        self.pulse_seconds += seconds
+        self.weighted_score += seconds * data.score
+        self.active_seconds += seconds
 
 
 class History:
-    """The event history in `path`; `add` is for the runner, the queries for reports."""
+    """The event history in `path`, for reports: queries only, nothing is written."""
 
-    def __init__(self, path: Path, retention_days: int | None = None, write_every: float = WRITE_EVERY) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.retention_days = retention_days
-        self.write_every = write_every
-        self._unwritten = False  # the last event lasts longer than the file says yet
-        self._written_at = time.monotonic()
-        # The runner, the outbox and `tracker report` may use the file at once: wait for locks, don't fail.
+        # The runner and `tracker report` may use the file at once: wait for locks, don't fail.
         self._db = connect_private(path, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._last = self._load_last()
-        self._today: _TodayTotals | None = None
-        self._next_prune = 0.0
-        self._prune_if_due()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
-        """Write what is pending and close; StoreUnavailable (after closing) if it could not be written."""
-        try:
-            self.flush()
-        finally:
-            self._db.close()
-
-    def flush(self) -> None:
-        """Write the last event's duration if it grew since it was last written."""
-        if not self._unwritten or self._last is None:
-            return
-        with self._writing(), self._db:
-            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (self._last.duration, self._last.id))
-        self._unwritten = False
-        self._written_at = time.monotonic()
+        self._db.close()
 
     def __enter__(self) -> History:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # --- writing -------------------------------------------------------------------------------------
-
-    def add(self, record: Record, pulse: float) -> None:
-        """Record one sample: extend the last event when it has the same data and the sample starts within
-        `pulse` seconds of its end (keeping the event's start), otherwise start a new event."""
-        data = EventData.of(record)
-        start = record.time_ms
-        last = self._last
-        continues = last is not None and last.timestamp_ms <= start <= last.end_ms + pulse * 1000
-        if last is not None and continues and last.data == data:
-            new_duration = max(last.duration, (start - last.timestamp_ms) / 1000.0 + record.duration)
-            covered = new_duration - last.duration  # includes a gap within the pulse, as the event does
-            last.duration = new_duration
-            self._unwritten = True
-            if time.monotonic() - self._written_at >= self.write_every:
-                self.flush()
-        else:
-            self.flush()
-            with self._writing(), self._db:
-                cursor = self._db.execute(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (start, record.duration, *astuple(data)),
-                )
-            self._last = Event(int(cursor.lastrowid or 0), start, record.duration, data)
-            self._written_at = time.monotonic()
-            covered = record.duration
-        self._count_today(start, data, covered)
-        self._prune_if_due()
-
-    def _writing(self) -> AbstractContextManager[None]:
-        """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""
-        return unavailable_as(f"write to the history in {self.path}")
-
-    def _count_today(self, start_ms: int, data: EventData, seconds: float) -> None:
-        if self._today is None:
-            return  # nobody asked for today's totals yet: they are loaded from the table when asked
-        day = datetime.fromtimestamp(start_ms / 1000).date()
-        if day != self._today.day:
-            self._today = _TodayTotals(day, {})  # past midnight: a new day starts empty
-        self._today.add(data, seconds)
-
-    def _load_last(self) -> Event | None:
-        row = self._db.execute(
-            f"SELECT id, {_COLUMNS} FROM events ORDER BY timestamp DESC, id DESC LIMIT 1"
-        ).fetchone()
-        return _event(row) if row else None
-
-    def _prune_if_due(self) -> None:
-        if self.retention_days is None or time.monotonic() < self._next_prune:
-            return
-        self._next_prune = time.monotonic() + _PRUNE_EVERY
-        self.flush()  # the reload below must not forget a pending duration
-        cutoff = (time.time() - self.retention_days * 86400.0) * 1000
-        with self._writing(), self._db:
-            self._db.execute(
-                "DELETE FROM events WHERE timestamp < :cutoff AND timestamp + duration * 1000.0 < :cutoff",
-                {"cutoff": cutoff},
-            )
-        self._last = self._load_last()
-
-    # --- today, for the live view --------------------------------------------------------------------
-
-    def today_by_category(self) -> dict[str, float]:
-        """Seconds per category today (local time), active time only; cheap after the first call."""
-        return dict(self._today_totals().seconds)
-
-    def today_pulse(self) -> float | None:
-        today = self._today_totals()
-        return today.pulse_weighted / today.pulse_seconds if today.pulse_seconds else None
-
-    def _today_totals(self) -> _TodayTotals:
-        today = date.today()
-        if self._today is None or self._today.day != today:
-            since, until = local_midnight(today), local_midnight(today + timedelta(days=1))
-            totals = self.totals(since, until, "category")
-            self._today = _TodayTotals(today, {total.name: total.seconds for total in totals})
-            for total in totals:
-                self._today.pulse_weighted += total.seconds * pulse_of(total.score or 0.0)
-                self._today.pulse_seconds += total.seconds
-        return self._today
-
-    # --- reports -------------------------------------------------------------------------------------
 
     def is_empty(self) -> bool:
         return self._db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
@@ -276,12 +128,12 @@ class History:
                     TOTAL(CASE WHEN {_ACTIVE} THEN {_CLIPPED} END),
                     TOTAL(CASE WHEN {_ACTIVE} THEN 0 ELSE {_CLIPPED} END),
                     TOTAL(CASE WHEN {_ACTIVE} AND category = :uncategorized THEN {_CLIPPED} END),
-                    TOTAL(CASE WHEN {_ACTIVE} THEN {_CLIPPED} * (score + 2) * 25.0 END)
+                    TOTAL(CASE WHEN {_ACTIVE} THEN {_CLIPPED} * score END)
                 FROM events WHERE {self._overlapping()}""",
             {**self._period(since, until), "uncategorized": UNCATEGORIZED},
         ).fetchone()
-        active, away, uncategorized, pulse_weighted = row
-        return Summary(active, away, uncategorized, pulse_weighted / active if active > 0 else None)
+        active, away, uncategorized, weighted_score = row
+        return Summary(active, away, uncategorized, pulse_of(weighted_score / active) if active > 0 else None)
 
     def totals(self, since: datetime, until: datetime, by: str, category: str | None = None) -> list[Total]:
         """Active time in [since, until) by category, activity, app, hour of day or day, longest first
@@ -335,7 +187,6 @@ class History:
         return [Total(label, seconds, weighted / seconds) for label, seconds, weighted in rows if seconds > 0]
 
     def _period(self, since: datetime, until: datetime) -> dict[str, float]:
-        self.flush()  # a query sees the last event as long as it really is
         since_ms = _ms(since)
         # Only the timestamp index narrows the scan, so start it as early as the longest event could reach.
         longest = self._db.execute("SELECT MAX(duration) FROM events").fetchone()[0] or 0.0
@@ -350,9 +201,132 @@ class History:
         return "AND category = :category" if category is not None else ""
 
 
+
+class HistoryWriter:
+    """The runner's side of the history: records merge into events, old events are pruned, and today's
+    totals are kept in memory for the live view.
+
+    The last event grows in memory and is written every `write_every` seconds (and when it ends), not at
+    every sample: a commit a second costs more CPU than reading the desktop.
+    """
+
+    def __init__(self, path: Path, pulsetime: float, retention_days: int | None = None,
+                 write_every: float = WRITE_EVERY) -> None:
+        self.reports = History(path)  # today's totals are loaded through the same queries as reports
+        self.path = path
+        self.pulsetime = pulsetime
+        self.retention_days = retention_days
+        self.write_every = write_every
+        self._db = self.reports._db
+        self._unwritten = False  # the last event lasts longer than the file says yet
+        self._written_at = time.monotonic()
+        self._last = self._load_last()
+        self._today: _TodayTotals | None = None
+        self._next_prune = 0.0
+        self._prune_if_due()
+
+    def close(self) -> None:
+        """Write what is pending and close; StoreUnavailable (after closing) if it could not be written."""
+        try:
+            self.flush()
+        finally:
+            self.reports.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Write the last event's duration if it grew since it was last written."""
+        if not self._unwritten or self._last is None:
+            return
+        with self._writing(), self._db:
+            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (self._last.duration, self._last.id))
+        self._unwritten = False
+        self._written_at = time.monotonic()
+
+    def add(self, record: Record) -> None:
+        """Record one final sample: it extends the last event or starts a new one (heartbeat_merge)."""
+        heartbeat = Event.of(record)
+        merged = heartbeat_merge(self._last, heartbeat, self.pulsetime) if self._last is not None else None
+        if merged is not None and self._last is not None:
+            covered = merged.duration - self._last.duration  # includes a gap within the pulsetime, as the event does
+            self._last = merged
+            self._unwritten = True
+            if time.monotonic() - self._written_at >= self.write_every:
+                self.flush()
+        else:
+            self.flush()
+            with self._writing(), self._db:
+                cursor = self._db.execute(
+                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (heartbeat.timestamp_ms, heartbeat.duration, *astuple(heartbeat.data)),
+                )
+            self._last = replace(heartbeat, id=cursor.lastrowid)
+            self._written_at = time.monotonic()
+            covered = heartbeat.duration
+        self._count_today(heartbeat.timestamp_ms, heartbeat.data, covered)
+        self._prune_if_due()
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""
+        return unavailable_as(f"write to the history in {self.path}")
+
+    def _count_today(self, start_ms: int, data: EventData, seconds: float) -> None:
+        if self._today is None:
+            return  # nobody asked for today's totals yet: they are loaded from the table when asked
+        day = datetime.fromtimestamp(start_ms / 1000).date()
+        if day != self._today.day:
+            self._today = _TodayTotals(day, {})  # past midnight: a new day starts empty
+        self._today.add(data, seconds)
+
+    def _load_last(self) -> Event | None:
+        row = self._db.execute(
+            f"SELECT id, {_COLUMNS} FROM events ORDER BY timestamp DESC, id DESC LIMIT 1"
+        ).fetchone()
+        return _event(row) if row else None
+
+    def _prune_if_due(self) -> None:
+        if self.retention_days is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + _PRUNE_EVERY
+        self.flush()  # the reload below must not forget a pending duration
+        cutoff = (time.time() - self.retention_days * 86400.0) * 1000
+        with self._writing(), self._db:
+            self._db.execute(
+                "DELETE FROM events WHERE timestamp < :cutoff AND timestamp + duration * 1000.0 < :cutoff",
+                {"cutoff": cutoff},
+            )
+        self._last = self._load_last()
+
+    # --- today, for the live view --------------------------------------------------------------------
+
+    def today_by_category(self) -> dict[str, float]:
+        """Seconds per category today (local time), active time only; cheap after the first call."""
+        return dict(self._today_totals().seconds)
+
+    def today_pulse(self) -> float | None:
+        today = self._today_totals()
+        return pulse_of(today.weighted_score / today.active_seconds) if today.active_seconds else None
+
+    def _today_totals(self) -> _TodayTotals:
+        today = date.today()
+        if self._today is None or self._today.day != today:
+            self.flush()  # the query must see the last event as long as it really is
+            since, until = local_midnight(today), local_midnight(today + timedelta(days=1))
+            totals = self.reports.totals(since, until, "category")
+            self._today = _TodayTotals(today, {total.name: total.seconds for total in totals})
+            for total in totals:
+                self._today.weighted_score += total.seconds * (total.score or 0.0)
+                self._today.active_seconds += total.seconds
+        return self._today
+
+
 def _event(row: tuple) -> Event:
     event_id, timestamp, duration, *data = row
-    return Event(event_id, timestamp, duration, EventData(*data))
+    return Event(timestamp, duration, EventData(*data), event_id)
 
 
 def _ms(moment: datetime) -> int:

@@ -37,7 +37,9 @@ _SCHEMA = (
         url TEXT,
         -- NULL while waiting to be sent; the server's reason once it refused the row for good.
         quarantined TEXT,
-        quarantined_ms INTEGER
+        quarantined_ms INTEGER,
+        -- 0 while the runner may still rewrite the row as away time; only final rows are sent.
+        final INTEGER NOT NULL DEFAULT 1
     )""",
     # One row of counters kept by triggers, so the size bound costs no COUNT(*) over a month of rows.
     """CREATE TABLE IF NOT EXISTS outbox_counters (
@@ -60,12 +62,16 @@ _SCHEMA = (
         success_ms INTEGER
     )""",
     "INSERT OR IGNORE INTO outbox_sends VALUES (1, NULL, NULL, NULL)",
-    # For mark_away and send_until, which pick rows by time.
-    "CREATE INDEX IF NOT EXISTS outbox_time ON outbox (time_ms)",
+    # The few rows not final yet, by time: settling them costs nothing however many rows wait.
+    "CREATE INDEX IF NOT EXISTS outbox_provisional ON outbox (time_ms) WHERE final = 0",
+    # Rows waiting to be sent, in order: the sender's query skips the provisional and quarantined ones.
+    "CREATE INDEX IF NOT EXISTS outbox_sendable ON outbox (id) WHERE final = 1 AND quarantined IS NULL",
 )
+# An outbox written before rows could be provisional: its rows were all final.
+_ADD_FINAL = "ALTER TABLE outbox ADD COLUMN final INTEGER NOT NULL DEFAULT 1"
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
 _COLUMNS = "id, " + _FIELDS
-_INSERT = f"INSERT INTO outbox ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO outbox ({_FIELDS}, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class OutboxUnavailable(StoreUnavailable):
@@ -109,7 +115,11 @@ class Outbox:
                 # overwrites a point of the same series and time, so nothing is doubled.
                 self._connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 with self._transaction():
-                    for statement in _SCHEMA:
+                    self._connection.execute(_SCHEMA[0])
+                    columns = {row[1] for row in self._connection.execute("PRAGMA table_info(outbox)")}
+                    if "final" not in columns:
+                        self._connection.execute(_ADD_FINAL)
+                    for statement in _SCHEMA[1:]:
                         self._connection.execute(statement)
                     # Only this process adds rows; others (the sender, `tracker sync`) only take them away, so
                     # this count plus what was appended since is an upper bound, read again only past max_rows.
@@ -122,22 +132,33 @@ class Outbox:
     # -- the recording side ---------------------------------------------------------------------
 
     def append(self, record: Record) -> int:
-        """Keep one record; it is on disk when this returns. Returns how many old rows the bound dropped."""
+        """Keep one final record; it is on disk when this returns. Returns how many old rows the bound dropped."""
         return self.append_many((record,))
 
     def append_many(self, records: Iterable[Record]) -> int:
-        rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title,
-                 r.url) for r in records]
-        if not rows:
-            return 0
+        """Keep final records, in one transaction; returns how many old rows the bound dropped."""
+        return self.commit(records)
+
+    def commit(self, records: Iterable[Record], final_until_ms: int | None = None,
+               away_since_ms: int | None = None) -> int:
+        """The runner's step, in one transaction: rows not final yet after `away_since_ms` become away, the
+        `records` are added, and rows up to `final_until_ms` become final (None: the records are final).
+
+        Only final rows are ever sent, so no active version of a row that turns out away leaves the machine.
+        Returns how many old rows the size bound dropped.
+        """
+        rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url,
+                 final_until_ms is None or r.time_ms <= final_until_ms) for r in records]
         with self._unavailable_as("write to"), self._lock:
-            if len(rows) == 1:
-                # The runner's once-a-second path: one statement is one transaction (with its trigger) in
-                # autocommit mode, committed and synced when execute returns.
-                self._connection.execute(_INSERT, rows[0])
-            else:
-                with self._transaction():
-                    self._connection.executemany(_INSERT, rows)
+            with self._transaction():
+                if away_since_ms is not None:
+                    self._connection.execute(
+                        "UPDATE outbox SET category = ?, score = 0.0, state = ? WHERE final = 0 AND time_ms > ?",
+                        (AWAY, STATE_AWAY, away_since_ms))
+                self._connection.executemany(_INSERT, rows)
+                if final_until_ms is not None:
+                    self._connection.execute("UPDATE outbox SET final = 1 WHERE final = 0 AND time_ms <= ?",
+                                             (final_until_ms,))
             self._waiting_at_most += len(rows)
             if self._waiting_at_most <= self.max_rows:
                 return 0
@@ -156,25 +177,19 @@ class Outbox:
         self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
         return excess
 
-    def mark_away(self, since_ms: int) -> None:
-        """Away was just declared: the waiting rows after `since_ms` were away time, not active time.
-
-        Rewrites them as the recorder's mark_away does; the sender holds them back (send_until) until
-        they are final, so no active version of them has been sent.
-        """
+    def make_final(self) -> int:
+        """Every row is final as it stands: at a clean stop, or for what a run that died left behind.
+        Returns how many rows were not final."""
         with self._unavailable_as("write to"), self._lock, self._transaction():
-            self._connection.execute(
-                "UPDATE outbox SET category = ?, score = 0.0, state = ? WHERE time_ms > ? AND quarantined IS NULL",
-                (AWAY, STATE_AWAY, since_ms))
+            return self._connection.execute("UPDATE outbox SET final = 1 WHERE final = 0").rowcount
 
     # -- the sending side -----------------------------------------------------------------------
 
-    def pending(self, limit: int, until_ms: int | None = None) -> list[tuple[int, Record]]:
-        """Up to `limit` waiting rows, oldest first, with their ids; only those up to `until_ms` if given."""
-        condition = "" if until_ms is None else f" AND time_ms <= {int(until_ms)}"
+    def pending(self, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` final rows waiting to be sent, oldest first, with their ids."""
         with self._unavailable_as("read"), self._lock:
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE quarantined IS NULL{condition} ORDER BY id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM outbox WHERE final = 1 AND quarantined IS NULL ORDER BY id LIMIT ?",
                 (limit,)).fetchall()
         return [(row[0], _record(row)) for row in rows]
 

@@ -5,12 +5,13 @@ Pure logic with no I/O, so every rule about time is tested on its own:
   that slept for an hour records no hour of activity);
 - timestamps never go backwards, so a clock that jumps back makes no duplicate points;
 - after `away_after` without input, samples are Away, and so is the time since the last input: records
-  since the last input stay *provisional* until input shows they were active, or away is declared.
+  since the last input stay *provisional* until input shows they were active, or away is declared
+  (`settle`, applied by the one owner of local state, tracker.localstore).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from tracker.lineprotocol import clean_tag, clean_text
@@ -36,12 +37,22 @@ class Step:
     record: Record
     rule: str | None
     # Set when away was just declared: records after this time (ms, the last input) are away,
-    # including ones already stored, which the caller must rewrite.
+    # including earlier ones that are still provisional.
     away_since_ms: int | None
-    # Records that can no longer change, oldest first: safe for history and for sending.
-    final: list[Record]
-    # Everything up to this time (ms) is final.
+    # Every record up to this time (ms) is final: it can no longer change.
     final_until_ms: int
+
+
+def settle(provisional: Sequence[Record], step: Step) -> tuple[list[Record], list[Record]]:
+    """The records that are final after `step`, and those still provisional, each oldest first.
+
+    `provisional` are the records of earlier steps not final yet; away rewrites those after its start.
+    """
+    records = [*provisional, step.record]
+    if step.away_since_ms is not None:
+        records = [mark_away(r) if r.time_ms > step.away_since_ms else r for r in records]
+    final = [r for r in records if r.time_ms <= step.final_until_ms]
+    return final, [r for r in records if r.time_ms > step.final_until_ms]
 
 
 def mark_away(record: Record) -> Record:
@@ -56,7 +67,6 @@ class Recorder:
         self._last_time_ms: int | None = None
         self._last_monotonic: float | None = None
         self._away = False
-        self._provisional: list[Record] = []
 
     @property
     def away(self) -> bool:
@@ -94,24 +104,13 @@ class Recorder:
             if not self._away:
                 # Everything since the last input was away time too, not just what follows the threshold.
                 away_since_ms = last_input_ms if not sample.locked else time_ms - 1
-                self._provisional = [
-                    mark_away(r) if r.time_ms > away_since_ms else r for r in self._provisional
-                ]
             self._away = True
             final_until = time_ms
         else:
             self._away = False
             # Input after a record proves it was active time; with no idle information all is final.
             final_until = last_input_ms if self.away_after is not None and idle is not None else time_ms
-        self._provisional.append(record)
-        final = [r for r in self._provisional if r.time_ms <= final_until]
-        self._provisional = [r for r in self._provisional if r.time_ms > final_until]
-        return Step(record, classified.rule, away_since_ms, final, final_until)
-
-    def flush(self) -> list[Record]:
-        """At a clean stop what is provisional is final as it stands."""
-        final, self._provisional = self._provisional, []
-        return final
+        return Step(record, classified.rule, away_since_ms, final_until)
 
     def _timestamp(self, sample: Sample, elapsed: float) -> int:
         time_ms = int(sample.time.timestamp() * 1000)

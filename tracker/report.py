@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tracker.history import History, Summary, Total, pulse_of
+from tracker.events import pulse_of
+from tracker.history import History, Summary, Total
 from tracker.model import UNCATEGORIZED
 from tracker.timespec import human_duration, local_midnight, local_now
 
@@ -106,7 +107,8 @@ def report_csv(report: Report) -> str:
 def render_report(report: Report, console: Console, now: datetime | None = None) -> None:
     from rich.text import Text
 
-    from tracker.display import pulse_score, score_style
+    from tracker.display import score_style
+    from tracker.events import score_of_pulse
 
     console.print(Text(describe_period(report.since, report.until, now or local_now()), style="bold"))
     if not report.rows:
@@ -120,7 +122,7 @@ def render_report(report: Report, console: Console, now: datetime | None = None)
     line = Text()
     if summary.pulse is not None:
         line.append("Pulse ")
-        line.append(f"{summary.pulse:.0f}", style=f"bold {score_style(pulse_score(summary.pulse))}")
+        line.append(f"{summary.pulse:.0f}", style=f"bold {score_style(score_of_pulse(summary.pulse))}")
         line.append(" / 100", style="dim")
     if summary.away_seconds >= 60:
         line.append(f"   Away {human_duration(summary.away_seconds)}", style="dim")

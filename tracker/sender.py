@@ -106,7 +106,6 @@ class Sender:
         self._last_error: str | None = None
         self._waiting = 0
         self._retry_delay = first_retry
-        self._until_ms: int | None = None  # rows after this are not final yet (see send_until)
 
     # -- the runner's side -------------------------------------------------------------------------
 
@@ -114,10 +113,6 @@ class Sender:
         self._wake.set()  # rows left from an earlier run go first
         self._thread = threading.Thread(target=self._run, name="tracker-sender", daemon=True)
         self._thread.start()
-
-    def send_until(self, until_ms: int | None) -> None:
-        """Send only rows up to this time (ms): later ones may still be rewritten as away. None: all."""
-        self._until_ms = until_ms
 
     def wake(self) -> None:
         """New rows are waiting: send them soon (at most one round per min_interval)."""
@@ -235,8 +230,9 @@ class Sender:
             if self._stopping.is_set() and deadline is None:
                 return
             with self._exclusive(lock_wait):
-                # Read inside the lock: rows another sender just confirmed are gone by now.
-                rows = outbox.pending(self.batch_size, self._until_ms)
+                # Read inside the lock: rows another sender just confirmed are gone by now. Only final rows
+                # come out: those the runner may still rewrite as away wait (see tracker.localstore).
+                rows = outbox.pending(self.batch_size)
                 if not rows:
                     return
                 self._deliver(outbox, rows, tally, progress)

@@ -1,0 +1,111 @@
+"""The one owner of local state while `tracker run` records: the outbox and the history, kept in step.
+
+Each step is committed to the outbox before anything else happens to it. Records since the last input
+stay provisional (tracker.recorder.settle) until input shows they were active or away is declared; the
+outbox holds them as not final, so no sender (the runner's, or `tracker sync`) sends a version that may
+still change, and the history receives only final records. While the file cannot be written (disk full,
+read-only), records wait here in memory, in order, and go in once it can.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable
+
+from tracker.history import HistoryWriter
+from tracker.model import Record
+from tracker.outbox import Outbox, OutboxUnavailable, samples
+from tracker.recorder import Step, mark_away, settle
+from tracker.store import StoreUnavailable
+
+# Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
+UNSAVED_LIMIT = 86_400
+# A time after every record: at a clean stop everything is final as it stands.
+_END_OF_TIME_MS = sys.maxsize
+
+Notify = Callable[[str], None]
+
+
+class LocalStore:
+    def __init__(self, outbox: Outbox, history: HistoryWriter, notify: Notify) -> None:
+        self.outbox = outbox
+        self.history = history
+        self._notify = notify
+        self._provisional: list[Record] = []  # not final yet: in the outbox (or unsaved), not in the history
+        self._unsaved: deque[Record] = deque(maxlen=UNSAVED_LIMIT)  # not in the outbox yet
+        self._unfiled: deque[Record] = deque(maxlen=UNSAVED_LIMIT)  # final, not in the history yet
+        self._final_until_ms: int | None = None  # rows up to here are final; the outbox is told at the next write
+        self._away_since_ms: int | None = None  # away declared and not yet written to the outbox
+        self._told_dropping = False  # the outbox bound: said once per run
+        self.failing: str | None = None  # why the local database cannot be written now
+
+    def recover(self) -> int:
+        """Rows a run that died left provisional are final as they stand (a clean stop does the same)."""
+        return self.outbox.make_final()
+
+    def commit(self, step: Step) -> None:
+        """Keep one step: its record, away time declared by it, and what it made final."""
+        final, self._provisional = settle(self._provisional, step)
+        self._unfiled.extend(final)
+        self._unsaved.append(step.record)
+        if step.away_since_ms is not None:
+            since = step.away_since_ms
+            # Rows still in memory become away here; those on disk at the next write.
+            self._unsaved = deque((mark_away(r) if r.time_ms > since else r for r in self._unsaved),
+                                  maxlen=UNSAVED_LIMIT)
+            self._away_since_ms = since if self._away_since_ms is None else min(self._away_since_ms, since)
+        self._final_until_ms = step.final_until_ms
+        self._write()
+
+    def finish(self) -> None:
+        """At a clean stop: what is provisional is final as it stands; a last try for what waits in memory."""
+        self._unfiled.extend(self._provisional)
+        self._provisional = []
+        self._final_until_ms = _END_OF_TIME_MS
+        self._write()
+        if self._unsaved:
+            self._notify(f"{samples(len(self._unsaved))} could not be saved before stopping: {self.failing}")
+
+    def close(self) -> None:
+        try:
+            self.history.close()
+        except StoreUnavailable as error:
+            self._notify(f"The last seconds are missing from the local history: {error}")
+        finally:
+            self.outbox.close()
+
+    def waiting(self) -> int:
+        """Samples not sent yet: in the outbox, and in memory while the outbox cannot be written."""
+        try:
+            return self.outbox.waiting() + len(self._unsaved)
+        except OutboxUnavailable:
+            return len(self._unsaved)
+
+    def today_by_category(self) -> dict[str, float]:
+        return self.history.today_by_category()
+
+    def today_pulse(self) -> float | None:
+        return self.history.today_pulse()
+
+    def _write(self) -> None:
+        try:
+            if self._unsaved or self._final_until_ms is not None:
+                dropped = self.outbox.commit(self._unsaved, self._final_until_ms, self._away_since_ms)
+                self._unsaved.clear()
+                self._final_until_ms = self._away_since_ms = None
+                if dropped and not self._told_dropping:
+                    self._told_dropping = True
+                    self._notify(f"The outbox is full ({self.outbox.max_rows:,} samples waiting): the oldest are "
+                                 "dropped to make room. Check InfluxDB; `tracker outbox` counts what was dropped.")
+            while self._unfiled:
+                self.history.add(self._unfiled[0])
+                self._unfiled.popleft()
+        except StoreUnavailable as error:
+            if self.failing is None:
+                self._notify(f"{error} Recording is paused until it can be written; nothing is lost yet.")
+            self.failing = str(error)
+        else:
+            if self.failing is not None:
+                self.failing = None
+                self._notify("The local database can be written again; recording goes on, nothing was lost.")
