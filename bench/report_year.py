@@ -22,7 +22,8 @@ from rich.console import Console
 
 from tracker.history import History, default_pulse
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.report import build_report, render_report, report_csv, report_json, uncategorized_activities
+from tracker.present import render_report, report_csv, report_json
+from tracker.report import build_report, uncategorized_activities
 from tracker.timespec import local_now, parse_since
 
 ACTIVITIES = [  # activity, app, category, score
