@@ -1,7 +1,7 @@
 """How fast reports are over a year of local history.
 
 Generates a year of realistic history (300-600 events a workday, fewer at weekends, a long away event each
-night) into a temporary database through History.add, then times each `tracker report` variant end to end
+night) into a temporary database through HistoryWriter.add, then times each `tracker report` variant end to end
 (query and output, in this process) and prints the numbers. Goal: every variant well under a second.
 
     .venv/bin/python bench/report_year.py [--days 365] [--seed 1]
@@ -20,9 +20,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tracker.history import History, default_pulse
+from tracker.events import default_pulsetime
+from tracker.history import History, HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.report import build_report, render_report, report_csv, report_json, uncategorized_activities
+from tracker.present import render_report, report_csv, report_json
+from tracker.report import build_report, uncategorized_activities
 from tracker.timespec import local_now, parse_since
 
 ACTIVITIES = [  # activity, app, category, score
@@ -34,9 +36,8 @@ ACTIVITIES = [  # activity, app, category, score
 ]
 
 
-def generate(history: History, days: int, rng: random.Random) -> int:
+def generate(history: HistoryWriter, days: int, rng: random.Random) -> int:
     """Write `days` days of history before today, and today until now; the number of events written."""
-    pulse = default_pulse(1.0)
     events = 0
     now = local_now()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -51,13 +52,13 @@ def generate(history: History, days: int, rng: random.Random) -> int:
             activity, app, category, score = rng.choice(ACTIVITIES)
             seconds = rng.expovariate(1 / 75)  # most activities last a minute or two, a few much longer
             title = f"{activity} {rng.randint(1, 40)}"
-            history.add(_record(moment, seconds, app, activity, category, score, title), pulse)
+            history.add(_record(moment, seconds, app, activity, category, score, title))
             moment += timedelta(seconds=seconds)
             events += 1
         # The night: one long away event until the next morning.
         night = (day + timedelta(days=1, hours=7) - moment).total_seconds()
         if night > 0:
-            history.add(_record(moment, night, AWAY, AWAY, AWAY, 0.0, None, STATE_AWAY), pulse)
+            history.add(_record(moment, night, AWAY, AWAY, AWAY, 0.0, None, STATE_AWAY))
             events += 1
     return events
 
@@ -83,7 +84,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "tracker.db"
-        with History(path) as history:
+        with HistoryWriter(path, default_pulsetime(1.0)) as history:
             started = time.perf_counter()
             events = generate(history, arguments.days, random.Random(arguments.seed))
             print(f"{events:,} events over {arguments.days} days written in {time.perf_counter() - started:.1f} s"
@@ -105,7 +106,8 @@ def main() -> None:
                     build_report(history, start, now, "day"))))
                 slowest = max(slowest, timed(f"categories uncategorized --since {since}",
                                              lambda start=start: uncategorized_activities(history, start, now)))
-            slowest = max(slowest, timed("today totals for the live view (first call)", history.today_by_category))
+        with HistoryWriter(path, default_pulsetime(1.0)) as writer:
+            slowest = max(slowest, timed("today totals for the live view (first call)", writer.today_by_category))
         print(f"slowest: {slowest * 1000:.1f} ms")
 
 

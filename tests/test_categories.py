@@ -221,8 +221,8 @@ def test_an_abandoned_edit_saves_nothing(editor: Callable[..., Path]) -> None:
     editor({"append": GARDENING, "exit": 1})
     result = run("edit")
     assert result.exit_code == 1
-    assert "Error: the editor exited with status 1; nothing was saved." in result.output
-    assert "Kept the bundled defaults." in result.output
+    assert result.stderr == "Error: the editor exited with status 1; nothing was saved.\nKept the bundled defaults.\n"
+    assert result.stdout == ""
     assert not paths.user_categories_file().exists()
     assert "Gardening" not in category_names()
 

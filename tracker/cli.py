@@ -10,8 +10,20 @@ import click
 from tracker import __version__
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from tracker.classify import Categories
+    from tracker.config import LoadedSettings
     from tracker.display import View
+
+
+class Failure(click.ClickException):
+    """One plain sentence for the user and an exit code: click prints `Error: <message>` to stderr and exits."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        # click reads the code from the instance; its annotations make it one code per class (a ClassVar).
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,19 +67,14 @@ def _influx_overrides(kwargs: dict) -> dict:
     }
 
 
-def load_or_exit(overrides: dict | None = None):
+def load_or_exit(overrides: dict[str, object] | None = None) -> LoadedSettings:
     """The effective settings, or exit 2 with one sentence on what is wrong."""
     from tracker.config import ConfigError, load_settings
 
     try:
         return load_settings(overrides)
     except ConfigError as error:
-        raise click.exceptions.Exit(_fail(str(error), 2)) from None
-
-
-def _fail(message: str, code: int) -> int:
-    click.echo(f"Error: {message}", err=True)
-    return code
+        raise Failure(str(error), 2) from None
 
 
 def _duration_option(value: str | None, what: str) -> float | None:
@@ -117,9 +124,9 @@ def run(interval: str | None, run_for: str | None, source: str, away_after: str 
         with view:
             record_until_stopped(loaded.settings, source, seconds, view)
     except SourceUnavailable as error:
-        raise click.exceptions.Exit(_fail(str(error), 2)) from None
+        raise Failure(str(error), 2) from None
     except AlreadyRunning as error:
-        raise click.exceptions.Exit(_fail(str(error), 1)) from None
+        raise Failure(str(error), 1) from None
 
 
 def _run_view(quiet: bool, log_format: str) -> View:
@@ -154,6 +161,13 @@ def _period_options(since: str, until: str | None):
     return start, end
 
 
+def _plain_console() -> Console:
+    """A rich console for the report tables that does not colour the numbers and dates in plain text."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
 @cli.command(short_help='Where your time went, from local history.')
 @click.option("--since", default="today", show_default=True, metavar="WHEN",
               help="today, yesterday, 7d (today and the 6 days before), 2h, or a date like 2024-05-01.")
@@ -164,21 +178,37 @@ def _period_options(since: str, until: str | None):
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
 def report(since: str, until: str | None, by: str, as_json: bool, as_csv: bool) -> None:
     """Where your time went, from the local history (no InfluxDB needed)."""
-    from tracker.report import run_report
+    from tracker import present
+    from tracker.report import empty_report, read_report
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     start, end = _period_options(since, until)
-    raise click.exceptions.Exit(run_report(start, end, by, "json" if as_json else "csv" if as_csv else "table"))
+    found = read_report(start, end, by)
+    if as_json or as_csv:
+        # Scripts get the same keys or columns before anything was recorded, with nothing in them.
+        shown = empty_report(start, end, by) if found is None else found
+        if as_json:
+            click.echo(present.report_json(shown))
+        else:
+            click.echo(present.report_csv(shown), nl=False)
+    elif found is None:
+        _plain_console().print(present.NO_HISTORY)
+    else:
+        present.render_report(found, _plain_console())
 
 
 @cli.command(short_help='Is `tracker run` running, and how is it doing.')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Whether `tracker run` is running for this data directory, and how it is doing (exit 3: not running)."""
-    from tracker.status import run_status
+    from tracker import present
+    from tracker.status import EXIT_NOT_RUNNING, read_runner_state
 
-    raise click.exceptions.Exit(run_status(as_json))
+    state = read_runner_state()
+    click.echo(present.status_json(state) if as_json else present.status_text(state))
+    if not state.running:
+        raise click.exceptions.Exit(EXIT_NOT_RUNNING)
 
 
 # -- tracker outbox and sync -----------------------------------------------------------------------
@@ -187,20 +217,16 @@ def status(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def outbox(as_json: bool) -> None:
     """What waits to be sent, the last send, and what the server refused."""
-    import json
-
-    from tracker import outbox as outbox_module
+    from tracker import present
+    from tracker.outbox import OutboxUnavailable, read_stats
     from tracker.paths import database_file
 
     path = database_file()
     try:
-        stats = outbox_module.read_stats(path)
-    except outbox_module.OutboxUnavailable as error:
-        raise click.exceptions.Exit(_fail(str(error), 1)) from None
-    if as_json:
-        click.echo(json.dumps(outbox_module.as_json(stats, path), indent=2, ensure_ascii=False))
-    else:
-        click.echo(outbox_module.describe(stats, path))
+        stats = read_stats(path)
+    except OutboxUnavailable as error:
+        raise Failure(str(error), 1) from None
+    click.echo(present.outbox_json(stats, path) if as_json else present.outbox_text(stats, path))
 
 
 @cli.command(short_help='Send every waiting sample to InfluxDB now.')
@@ -216,7 +242,7 @@ def sync(**influx: object) -> None:
     try:
         require_configured(settings)
     except ConfigurationError as error:
-        raise click.exceptions.Exit(_fail(str(error), 2)) from None
+        raise Failure(str(error), 2) from None
     with _progress_bar("Sending to InfluxDB") as progress:
         result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
     done = f"sent {samples(result.sent)} to {result.url}"
@@ -224,7 +250,7 @@ def sync(**influx: object) -> None:
         done += f"; {result.quarantined} refused by the server (see `tracker outbox`)"
     if not result.ok:
         prefix = f"{done[0].upper()}{done[1:]}, then: " if result.sent else ""
-        raise click.exceptions.Exit(_fail(f"{prefix}{result.error} {samples(result.waiting)} still waiting.", 1))
+        raise Failure(f"{prefix}{result.error} {samples(result.waiting)} still waiting.", 1)
     click.echo(done if result.sent or result.quarantined else "Nothing to send: no samples are waiting.")
 
 
@@ -255,7 +281,7 @@ def demo(days: int, step: str, remove: bool, **influx: object) -> None:
         with _progress_bar(f"Writing {days} days of demo activity") as progress:
             written = demo_module.write_week(settings, days, step=seconds or 1.0, progress=progress)
     except SendError as error:
-        raise click.exceptions.Exit(_fail(f"{error}.", 1)) from None
+        raise Failure(f"{error}.", 1) from None
     click.echo(f"Wrote {written:,} demo points (host={demo_module.DEMO_HOST}) to {where}, bucket "
                f"{settings.bucket}. Remove them with `tracker demo --remove`.")
 
@@ -312,7 +338,7 @@ def config_init(force: bool) -> None:
 
     path = paths.config_file()
     if path.exists() and not force:
-        raise click.exceptions.Exit(_fail(f"{path} exists already; use --force to replace it.", 1))
+        raise Failure(f"{path} exists already; use --force to replace it.", 1)
     paths.write_private(path, CONFIG_TEMPLATE)
     click.echo(f"Wrote {path}. Edit it, then `tracker config show` to check.")
 
@@ -330,10 +356,15 @@ def categories() -> None:
 @click.option("--until", metavar="WHEN", help="A date (included) or a date and time; default now.")
 def categories_uncategorized(since: str, until: str | None) -> None:
     """The activities that took the most time without a category, to write rules for."""
-    from tracker.report import run_uncategorized
+    from tracker import present
+    from tracker.report import read_uncategorized
 
     start, end = _period_options(since, until)
-    raise click.exceptions.Exit(run_uncategorized(start, end))
+    activities = read_uncategorized(start, end)
+    if activities is None:
+        _plain_console().print(present.NO_HISTORY)
+    else:
+        present.render_uncategorized(activities, start, end, _plain_console())
 
 
 def _categories_or_exit(path: Path | None = None) -> Categories:
@@ -343,7 +374,7 @@ def _categories_or_exit(path: Path | None = None) -> Categories:
     try:
         return load_categories(path)
     except CategoriesError as error:
-        raise click.exceptions.Exit(_fail(str(error), 1)) from None
+        raise Failure(str(error), 1) from None
 
 
 def _shortened(items: list[str], limit: int = 4) -> str:
@@ -461,14 +492,18 @@ def categories_edit() -> None:
 
 
 def _edit_categories_draft(draft: Path, original: str, user_file: Path, previous: str) -> int:
-    """Edit `draft` until it is valid and saved (0), or the user keeps the previous version (1)."""
+    """Edit `draft` until it is valid and saved (0), or the user keeps the previous version (1).
+
+    Failure when the editor fails: nothing is saved then either.
+    """
     from tracker import paths
     from tracker.classify import CategoriesError, display_path, parse_categories
 
     while True:
         status = _run_editor(draft)
         if status != 0:
-            return _fail(f"the editor exited with status {status}; nothing was saved.", 1)
+            # The same "Kept" line as when an invalid edit is not kept, after the reason.
+            raise Failure(f"the editor exited with status {status}; nothing was saved.\nKept {previous}.", 1)
         edited = draft.read_text(encoding="utf-8")
         if edited == original:
             click.echo(f"No changes; kept {previous}.")
@@ -501,7 +536,7 @@ def _run_editor(file: Path) -> int:
     try:
         return subprocess.run([*shlex.split(editor), str(file)], check=False).returncode
     except OSError as error:
-        raise click.exceptions.Exit(_fail(f"cannot start the editor '{editor}': {error.strerror}", 1)) from None
+        raise Failure(f"cannot start the editor '{editor}': {error.strerror}", 1) from None
 
 
 def _ask_edit_again() -> bool:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from tracker.model import AWAY, STATE_AWAY, Record
 from tracker.store import StoreUnavailable, connect_private, unavailable_as
@@ -282,59 +281,9 @@ def read_stats(path: Path) -> OutboxStats:
         return outbox.stats()
 
 
-def describe(stats: OutboxStats, path: Path) -> str:
-    """`tracker outbox` as plain text."""
-    lines = [f"Outbox:        {path}"]
-    if stats.waiting:
-        lines.append(f"Waiting:       {samples(stats.waiting)}, the oldest from {_local(stats.oldest_waiting)}")
-    else:
-        lines.append("Waiting:       nothing")
-    if stats.last_attempt is not None:
-        lines.append(f"Last send:     {_local(stats.last_attempt)}: {stats.last_result}")
-        if stats.last_success is not None and stats.last_success != stats.last_attempt:
-            lines.append(f"Last success:  {_local(stats.last_success)}")
-    else:
-        lines.append("Last send:     never")
-    if stats.dropped:
-        lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest waiting"
-                     " were dropped")
-    if stats.quarantined_count:
-        lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
-        for row in stats.quarantined:
-            title = f" {row.record.title[:60]!r}" if row.record.title else ""
-            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
-        if stats.quarantined_count > len(stats.quarantined):
-            lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
-    return "\n".join(lines)
-
-
-def as_json(stats: OutboxStats, path: Path) -> dict[str, Any]:
-    """`tracker outbox --json`: times in ISO 8601, UTC."""
-    return {
-        "database": str(path),
-        "waiting": stats.waiting,
-        "oldest_waiting": _iso(stats.oldest_waiting),
-        "last_attempt": _iso(stats.last_attempt),
-        "last_result": stats.last_result,
-        "last_success": _iso(stats.last_success),
-        "dropped": stats.dropped,
-        "quarantined_count": stats.quarantined_count,
-        "quarantined": [{"reason": row.reason, "quarantined_at": _iso(row.quarantined_at),
-                         "time": _iso(row.record.time)} | asdict(row.record) for row in stats.quarantined],
-    }
-
-
 def samples(count: int) -> str:
     """"1 sample", "2 samples": for every message that counts them."""
     return f"{count} sample" + ("" if count == 1 else "s")
-
-
-def _local(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _record(row: Sequence) -> Record:

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tracker.paths import data_dir, private_dir, write_private
-from tracker.timespec import human_ago, human_duration
 
 EXIT_NOT_RUNNING = 3
 # A status probe holds the lock for microseconds: a runner starting at that moment waits this long for it.
@@ -154,10 +153,11 @@ def write_status(snapshot: StatusSnapshot) -> None:
     stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
                       influx_url=_without_credentials(snapshot.influx_url))
     # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
-    write_private(status_file(), json.dumps(_snapshot_document(stamped), indent=2) + "\n", durable=False)
+    write_private(status_file(), json.dumps(snapshot_document(stamped), indent=2) + "\n", durable=False)
 
 
-def _snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
+def snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
+    """The snapshot as JSON values (times in ISO 8601): the content of status.json."""
     return {name: value.isoformat() if isinstance(value, datetime) else value
             for name, value in asdict(snapshot).items()}
 
@@ -249,76 +249,29 @@ def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
 # --- `tracker status` -----------------------------------------------------------------------------------
 
 
-def run_status(as_json: bool = False) -> int:
-    """Print whether `tracker run` runs for this data directory, and how it is doing; the exit code."""
+@dataclass(frozen=True)
+class RunnerState:
+    """Whether `tracker run` runs for a data directory, what it last wrote, and how the process is doing."""
+
+    directory: Path
+    pid: int | None  # None when not running; 0 when running but its pid is not written yet
+    snapshot: StatusSnapshot | None  # the last status written, by this runner or an earlier one
+    vitals: Vitals | None  # None when not running or its pid is unknown
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def current(self) -> StatusSnapshot | None:
+        """The snapshot if the running process wrote it: an earlier runner's says nothing about this one."""
+        snapshot = self.snapshot
+        return snapshot if snapshot is not None and self.pid and snapshot.pid == self.pid else None
+
+
+def read_runner_state() -> RunnerState:
+    """What `tracker status` shows, for this data directory."""
     pid = is_running()
-    snapshot = read_status()
-    current = snapshot if snapshot is not None and pid and snapshot.pid == pid else None
-    vitals = process_vitals(pid, current) if pid else None
-    if as_json:
-        print(json.dumps(_status_document(pid, snapshot, vitals), indent=2))
-    elif pid is None:
-        print(_not_running_line(snapshot))
-    else:
-        print(_running_text(pid, current, vitals))
-    return 0 if pid is not None else EXIT_NOT_RUNNING
-
-
-def _status_document(pid: int | None, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> dict:
-    document: dict[str, object] = {"running": pid is not None, "data_dir": str(data_dir()), "pid": pid}
-    if vitals is not None:
-        document.update(uptime_seconds=vitals.uptime_seconds, cpu_percent=vitals.cpu_percent,
-                        memory_bytes=vitals.memory_bytes)
-    document["status"] = None if snapshot is None else _snapshot_document(snapshot)
-    return document
-
-
-def _not_running_line(snapshot: StatusSnapshot | None) -> str:
-    line = f"tracker run is not running for {data_dir()}."
-    if snapshot is None:
-        return line + " Start it with `tracker run`."
-    last = snapshot.stopped_at or snapshot.written_at
-    how = "stopped" if snapshot.stopped_at else "was last seen"
-    when = f" {human_ago(_seconds_since(last))}" if last else ""
-    return f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
-
-
-def _running_text(pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
-    lines = [f"tracker run is running for {data_dir()} (pid {pid})"]
-    rows: list[tuple[str, str]] = []
-    if vitals is not None:
-        rows += [("uptime", human_duration(vitals.uptime_seconds) if vitals.uptime_seconds is not None else "?"),
-                 ("CPU", f"{vitals.cpu_percent:.1f}%" if vitals.cpu_percent is not None else "?"),
-                 ("memory", f"{vitals.memory_bytes / 1e6:.1f} MB" if vitals.memory_bytes is not None else "?")]
-    if snapshot is None:
-        rows.append(("status", "not written yet (it is written every few seconds)"))
-    else:
-        rows += [("samples", f"{snapshot.samples_taken:,}"),
-                 ("now", _current_activity(snapshot)),
-                 ("waiting", f"{snapshot.waiting:,} samples to send"),
-                 ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
-                 ("last error", snapshot.last_error or "none"),
-                 ("source", snapshot.source or "?"),
-                 ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
-    width = max(len(label) for label, _ in rows)
-    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
-    return "\n".join(lines)
-
-
-def _current_activity(snapshot: StatusSnapshot) -> str:
-    if not snapshot.activity:
-        return "nothing yet"
-    text = snapshot.activity
-    if snapshot.app and snapshot.app != snapshot.activity:
-        text += f" ({snapshot.app})"
-    if snapshot.category:
-        text += f" · {snapshot.category}"
-        if snapshot.score is not None:
-            text += f" {snapshot.score:+g}"
-    if snapshot.since:
-        text += f" · for {human_duration(_seconds_since(snapshot.since))}"
-    return text
-
-
-def _seconds_since(moment: datetime) -> float:
-    return max(0.0, (datetime.now(timezone.utc) - moment).total_seconds())
+    state = RunnerState(data_dir(), pid, read_status(), vitals=None)
+    # The CPU over the last few seconds needs the running process's own last snapshot.
+    return replace(state, vitals=process_vitals(pid, state.current)) if pid else state

@@ -1,0 +1,322 @@
+"""What `tracker outbox`, `status`, `report` and `categories uncategorized` show: text, JSON, CSV and rich tables.
+
+The domain modules return data; these functions turn it into what the CLI prints. Rich is imported inside
+the functions that draw tables, so that commands printing text or JSON do not pay for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracker.timespec import human_ago, human_duration, local_midnight, local_now
+
+# Types only: each command imports the one domain module it needs, not the others' (nor rich) with this one.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tracker.history import Total
+    from tracker.outbox import OutboxStats
+    from tracker.report import Report
+    from tracker.status import RunnerState, StatusSnapshot, Vitals
+
+NO_HISTORY = "No history yet: start recording with `tracker run`, then ask again."
+UNCATEGORIZED_SHOWN = 20
+
+
+# --- tracker outbox ------------------------------------------------------------------------------------
+
+
+def outbox_text(stats: OutboxStats, path: Path) -> str:
+    """`tracker outbox` as plain text."""
+    from tracker.outbox import samples
+
+    lines = [f"Outbox:        {path}"]
+    if stats.waiting:
+        lines.append(f"Waiting:       {samples(stats.waiting)}, the oldest from {_local(stats.oldest_waiting)}")
+    else:
+        lines.append("Waiting:       nothing")
+    if stats.last_attempt is not None:
+        lines.append(f"Last send:     {_local(stats.last_attempt)}: {stats.last_result}")
+        if stats.last_success is not None and stats.last_success != stats.last_attempt:
+            lines.append(f"Last success:  {_local(stats.last_success)}")
+    else:
+        lines.append("Last send:     never")
+    if stats.dropped:
+        lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest waiting"
+                     " were dropped")
+    if stats.quarantined_count:
+        lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
+        for row in stats.quarantined:
+            title = f" {row.record.title[:60]!r}" if row.record.title else ""
+            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
+        if stats.quarantined_count > len(stats.quarantined):
+            lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
+    return "\n".join(lines)
+
+
+def outbox_json(stats: OutboxStats, path: Path) -> str:
+    """`tracker outbox --json`: times in ISO 8601, UTC."""
+    document = {
+        "database": str(path),
+        "waiting": stats.waiting,
+        "oldest_waiting": _iso(stats.oldest_waiting),
+        "last_attempt": _iso(stats.last_attempt),
+        "last_result": stats.last_result,
+        "last_success": _iso(stats.last_success),
+        "dropped": stats.dropped,
+        "quarantined_count": stats.quarantined_count,
+        "quarantined": [{"reason": row.reason, "quarantined_at": _iso(row.quarantined_at),
+                         "time": _iso(row.record.time)} | asdict(row.record) for row in stats.quarantined],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# --- tracker status ------------------------------------------------------------------------------------
+
+
+def status_json(state: RunnerState) -> str:
+    """`tracker status --json`: the last status written is included even when the runner has stopped."""
+    from tracker.status import snapshot_document
+
+    document: dict[str, object] = {"running": state.running, "data_dir": str(state.directory), "pid": state.pid}
+    if state.vitals is not None:
+        document.update(uptime_seconds=state.vitals.uptime_seconds, cpu_percent=state.vitals.cpu_percent,
+                        memory_bytes=state.vitals.memory_bytes)
+    document["status"] = None if state.snapshot is None else snapshot_document(state.snapshot)
+    return json.dumps(document, indent=2)
+
+
+def status_text(state: RunnerState) -> str:
+    """`tracker status`: one line when the runner is not running, else its vitals and last status."""
+    if state.pid is None:
+        return _not_running_line(state.directory, state.snapshot)
+    return _running_text(state.directory, state.pid, state.current, state.vitals)
+
+
+def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
+    line = f"tracker run is not running for {directory}."
+    if snapshot is None:
+        return line + " Start it with `tracker run`."
+    last = snapshot.stopped_at or snapshot.written_at
+    how = "stopped" if snapshot.stopped_at else "was last seen"
+    when = f" {human_ago(_seconds_since(last))}" if last else ""
+    return f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+
+
+def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
+    lines = [f"tracker run is running for {directory} (pid {pid})"]
+    rows: list[tuple[str, str]] = []
+    if vitals is not None:
+        rows += [("uptime", human_duration(vitals.uptime_seconds) if vitals.uptime_seconds is not None else "?"),
+                 ("CPU", f"{vitals.cpu_percent:.1f}%" if vitals.cpu_percent is not None else "?"),
+                 ("memory", f"{vitals.memory_bytes / 1e6:.1f} MB" if vitals.memory_bytes is not None else "?")]
+    if snapshot is None:
+        rows.append(("status", "not written yet (it is written every few seconds)"))
+    else:
+        rows += [("samples", f"{snapshot.samples_taken:,}"),
+                 ("now", _current_activity(snapshot)),
+                 ("waiting", f"{snapshot.waiting:,} samples to send"),
+                 ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
+                 ("last error", snapshot.last_error or "none"),
+                 ("source", snapshot.source or "?"),
+                 ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
+    width = max(len(label) for label, _ in rows)
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def _current_activity(snapshot: StatusSnapshot) -> str:
+    if not snapshot.activity:
+        return "nothing yet"
+    text = snapshot.activity
+    if snapshot.app and snapshot.app != snapshot.activity:
+        text += f" ({snapshot.app})"
+    if snapshot.category:
+        text += f" · {snapshot.category}"
+        if snapshot.score is not None:
+            text += f" {snapshot.score:+g}"
+    if snapshot.since:
+        text += f" · for {human_duration(_seconds_since(snapshot.since))}"
+    return text
+
+
+def _seconds_since(moment: datetime) -> float:
+    return max(0.0, (datetime.now(timezone.utc) - moment).total_seconds())
+
+
+# --- tracker report ------------------------------------------------------------------------------------
+
+
+def report_json(report: Report) -> str:
+    summary = report.summary
+    document: dict[str, object] = {
+        "since": report.since.isoformat(),
+        "until": report.until.isoformat(),
+        "by": report.by,
+        "total_seconds": round(report.total_seconds, 3),
+        "away_seconds": round(summary.away_seconds, 3),
+        "uncategorized_seconds": round(summary.uncategorized_seconds, 3),
+        "pulse": None if summary.pulse is None else round(summary.pulse, 1),
+        "rows": [_json_row(report, total) for total in report.rows],
+    }
+    if report.top_activities:
+        document["top_activities"] = [_json_row(report, total) for total in report.top_activities]
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _json_row(report: Report, total: Total) -> dict[str, object]:
+    row: dict[str, object] = {"name": total.name, "seconds": round(total.seconds, 3),
+                              "share": round(report.share(total), 2),
+                              "score": None if total.score is None else round(total.score, 3)}
+    if total.detail is not None:
+        row["app"] = total.detail
+    return row
+
+
+def report_csv(report: Report) -> str:
+    """One line per row, each ending in a newline, after a header line."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with_app = report.by == "activity"
+    writer.writerow([report.by, *(["app"] if with_app else []), "seconds", "share_percent", "score"])
+    for total in report.rows:
+        writer.writerow([total.name, *([total.detail] if with_app else []), f"{total.seconds:.3f}",
+                         f"{report.share(total):.2f}", "" if total.score is None else f"{total.score:.3f}"])
+    return out.getvalue()
+
+
+def render_report(report: Report, console: Console, now: datetime | None = None) -> None:
+    """Print the report's tables, pulse and uncategorized hint on `console`."""
+    from rich.text import Text
+
+    from tracker.display import score_style
+    from tracker.events import score_of_pulse
+
+    console.print(Text(describe_period(report.since, report.until, now or local_now()), style="bold"))
+    if not report.rows:
+        console.print("Nothing was recorded in this period.")
+        return
+    console.print(_totals_table(report, report.rows, report.by))
+    if report.top_activities:
+        console.print(_totals_table(report, report.top_activities, "activity", title="Top activities",
+                                    footer=False))
+    summary = report.summary
+    line = Text()
+    if summary.pulse is not None:
+        line.append("Pulse ")
+        line.append(f"{summary.pulse:.0f}", style=f"bold {score_style(score_of_pulse(summary.pulse))}")
+        line.append(" / 100", style="dim")
+    if summary.away_seconds >= 60:
+        line.append(f"   Away {human_duration(summary.away_seconds)}", style="dim")
+    console.print(line)
+    if report.uncategorized_is_notable:
+        console.print(Text(
+            f"{human_duration(summary.uncategorized_seconds)} had no category: "
+            "`tracker categories uncategorized` shows what to add.", style="yellow"))
+
+
+_HEADINGS = {"category": "Category", "activity": "Activity", "app": "App", "hour": "Hour", "day": "Day"}
+
+
+def _totals_table(report: Report, rows: list[Total], by: str, title: str | None = None,
+                  footer: bool = True) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from tracker.display import bar, score_style
+    from tracker.events import pulse_of
+
+    table = Table(title=title, title_justify="left", title_style="bold", show_footer=footer,
+                  box=None, padding=(0, 1), pad_edge=False)
+    longest = max(total.seconds for total in rows)
+    table.add_column(_HEADINGS[by], footer="Total", no_wrap=True, overflow="ellipsis", max_width=40)
+    if by == "activity":
+        table.add_column("App", style="dim", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("Time", footer=human_duration(report.total_seconds), justify="right", no_wrap=True)
+    table.add_column("Share", footer="100%" if report.total_seconds else "", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    timeline = by in ("hour", "day")
+    if timeline:
+        table.add_column("Pulse", justify="right", no_wrap=True)
+    for total in rows:
+        name = _row_name(total.name, by)
+        cells: list[str | Text] = [Text(name, style="" if timeline else score_style(total.score))]
+        if by == "activity":
+            cells.append(total.detail or "")
+        cells += [human_duration(total.seconds), f"{report.share(total):.0f}%",
+                  Text(bar(total.seconds / longest), style=score_style(total.score))]
+        if timeline:
+            cells.append(f"{pulse_of(total.score or 0.0):.0f}")
+        table.add_row(*cells)
+    return table
+
+
+def _row_name(name: str, by: str) -> str:
+    if by == "hour":
+        return f"{name}:00"
+    if by == "day":
+        return f"{date.fromisoformat(name):%a %Y-%m-%d}"
+    return name
+
+
+def describe_period(since: datetime, until: datetime, now: datetime) -> str:
+    """`Today`, `Yesterday`, `Mon 06 May 2024`, `Mon 06 May 2024 – Sun 12 May 2024`, or with times."""
+    today = local_midnight(now.date())
+    ends_now = until >= now - timedelta(minutes=1)  # "now" was read a moment before this
+    if since == today and ends_now:
+        return "Today"
+    if since == local_midnight(now.date() - timedelta(days=1)) and until == today:
+        return "Yesterday"
+
+    def moment(value: datetime, is_end: bool) -> str:
+        value = value.astimezone()
+        if value == local_midnight(value.date()):
+            return f"{(value - timedelta(days=1) if is_end else value):%a %d %b %Y}"
+        return f"{value:%a %d %b %Y %H:%M}"
+
+    start = moment(since, is_end=False)
+    end = "now" if ends_now else moment(until, is_end=True)
+    return start if start == end else f"{start} – {end}"
+
+
+# --- tracker categories uncategorized ------------------------------------------------------------------
+
+
+def render_uncategorized(activities: list[Total], since: datetime, until: datetime, console: Console,
+                         now: datetime | None = None) -> None:
+    """Print the longest activities without a category on `console`, and how to add rules for them."""
+    from rich.table import Table
+    from rich.text import Text
+
+    period = describe_period(since, until, now or local_now())
+    if not activities:
+        console.print(f"{period}: every activity had a category. Nothing to add.")
+        return
+    total = sum(activity.seconds for activity in activities)
+    console.print(Text(f"{period}: {human_duration(total)} without a category", style="bold"))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("Activity", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("App", style="dim", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("Time", justify="right", no_wrap=True)
+    for activity in activities[:UNCATEGORIZED_SHOWN]:
+        table.add_row(activity.name, activity.detail or "", human_duration(activity.seconds))
+    console.print(table)
+    hidden = len(activities) - UNCATEGORIZED_SHOWN
+    if hidden > 0:
+        console.print(f"… and {hidden} more.", style="dim")
+    console.print(f"Add rules for them with `tracker categories edit` (e.g. for {activities[0].name}).")
