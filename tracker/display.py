@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
-from tracker import colours
+from tracker import LOG_FORMATS, colours
 from tracker.model import STATE_AWAY, Record
 from tracker.timespec import human_duration
 
@@ -209,7 +209,7 @@ class ActivityLog:
     detailed = False  # needs only the record and its rule
 
     def __init__(self, stream: TextIO, fmt: str = "text") -> None:
-        if fmt not in ("text", "json"):
+        if fmt not in LOG_FORMATS:
             raise ValueError(f"log format must be text or json, not {fmt!r}")
         self.stream = stream
         self.fmt = fmt
