@@ -29,6 +29,7 @@ debs:
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed debs lint
 	$(VENV)/bin/pytest

@@ -11,6 +11,21 @@ import pytest
 from servers import Desktop, InfluxDB1, VictoriaMetrics
 
 _database_numbers = itertools.count(1)
+# Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.
+_SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "victoria", "desktop", "terminal", "tracker_terminal",
+                            "servers", "small_disk"})
+# Modules whose tests run `tracker` or Python in subprocesses, or wait on real time, nearly all of them.
+_SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
+                           "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
+                           "test_hostile_input", "test_dashboard", "test_demo"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`pytest -m "not slow"` runs the tests that need no server, desktop or subprocess, in seconds."""
+    for item in items:
+        module = item.module.__name__ if isinstance(item, pytest.Function) and item.module else ""
+        if module in _SLOW_MODULES or _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -219,6 +219,7 @@ class Desktop:
         self.xterm = require_program("xterm", "xterm")
         self.processes: list[subprocess.Popen[bytes]] = []
         self.display = ""
+        self._windows: set[str] = set()  # every window open_window returned: a later one is never one of these
 
     @property
     def env(self) -> dict[str, str]:
@@ -275,10 +276,15 @@ class Desktop:
         def window() -> str | None:
             if process.poll() is not None:
                 raise AssertionError("xterm exited")
-            found = self._run("search", "--class", f"^{app}$", check=False)
-            return found.split()[0] if found else None
+            # Mapped windows only, and a new one: an earlier test's window of the same class, or one not
+            # mapped yet, would never become active, and `windowactivate --sync` would wait for it in vain.
+            found = self._run("search", "--onlyvisible", "--class", f"^{app}$", check=False) or ""
+            new = [window for window in found.split() if window not in self._windows]
+            return new[0] if new else None
 
-        return wait_until(window, 20, f"window of {app}")
+        opened = wait_until(window, 20, f"window of {app}")
+        self._windows.add(opened)
+        return opened
 
     def activate(self, window: str) -> None:
         self._run("windowactivate", "--sync", window)
@@ -292,6 +298,7 @@ class Desktop:
 
     def close_window(self, window: str) -> None:
         self._run("windowkill", window, check=False)
+        self._windows.discard(window)  # X reuses the ids of a client that went: a new window may get this one
 
     def stop(self) -> None:
         for process in reversed(self.processes):

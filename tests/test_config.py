@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,7 +18,10 @@ from click.testing import CliRunner, Result
 
 from tracker import paths
 from tracker.cli import cli
-from tracker.config import CONFIG_TEMPLATE, ConfigError, load_settings
+from tracker.config import SETTINGS, ConfigError, Setting, config_template, load_settings
+
+CONFIG_TEMPLATE = config_template()
+ROOT = Path(__file__).resolve().parent.parent
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -576,3 +582,105 @@ def test_a_broken_exclude_rule_stops_every_command_with_one_line(text: str, mess
     # tracker run refuses it before recording anything, rather than failing with a traceback.
     assert_fails_plainly(tracker("run", "--source", "demo", "--for", "1s"), 2, expected)
     assert not paths.database_file().exists()
+
+
+# -- every declared setting reaches the user: environment, options, template, docs -------------------
+
+ENVIRONMENT_SETTINGS = [setting for setting in SETTINGS.values() if setting.variable]
+# The settings whose options `tracker config show` takes (those of every command that talks to InfluxDB).
+INFLUX_OPTION_SETTINGS = [setting for setting in SETTINGS.values()
+                          if setting.option and setting.name.startswith("influx.")]
+
+
+def _given(setting: Setting) -> str:
+    """A valid value to give a text or choice setting, not its default."""
+    return setting.choices[-1] if setting.choices else f"/given/{setting.key}"
+
+
+@pytest.mark.parametrize("setting", ENVIRONMENT_SETTINGS, ids=[setting.name for setting in ENVIRONMENT_SETTINGS])
+def test_every_environment_variable_is_honoured_and_documented(setting: Setting,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(setting.variable, _given(setting))
+
+    value, origin = shown(config_show())[setting.name]
+
+    assert value == ("**** (set)" if setting.secret else _given(setting))
+    assert origin == f"environment {setting.variable}"
+    assert f"`{setting.variable}`" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("setting", INFLUX_OPTION_SETTINGS, ids=[setting.name for setting in INFLUX_OPTION_SETTINGS])
+def test_every_influx_option_is_honoured_by_config_show(setting: Setting) -> None:
+    arguments = [setting.option] if setting.kind == "bool" else [setting.option, _given(setting)]
+
+    value, origin = shown(config_show(*arguments))[setting.name]
+
+    if setting.kind == "bool":
+        assert value == "false"  # --insecure: a flag turns off what is on by default
+    else:
+        assert value == ("**** (set)" if setting.secret else _given(setting))
+    assert origin == f"option {setting.option}"
+
+
+def _template_comment_above(lines: list[str], index: int) -> str:
+    """The comment lines right above lines[index], joined as one text."""
+    start = index
+    while start > 0 and lines[start - 1].strip().startswith("# "):
+        start -= 1
+    return " ".join(line.strip().removeprefix("# ") for line in lines[start:index])
+
+
+@pytest.mark.parametrize("setting", SETTINGS.values(), ids=list(SETTINGS))
+def test_the_template_explains_every_setting_and_names_what_overrides_it(setting: Setting) -> None:
+    assert tracker("config", "init").exit_code == 0
+    lines = config_path().read_text(encoding="utf-8").splitlines()
+    section, _, key = setting.name.rpartition(".")
+    indent = "  " if section else ""
+
+    index = lines.index(f"{indent}# {key}: {setting.example}")
+
+    comment = _template_comment_above(lines, index)
+    assert comment.startswith(setting.help)
+    for overridden_by in (setting.variable, setting.option):
+        assert overridden_by is None or overridden_by in comment
+    if section:
+        assert [line for line in lines[:index] if line and not line.startswith((" ", "#"))][-1] == f"{section}:"
+
+
+def _run_demo_titles(*options: str) -> list[str | None]:
+    """The titles of the activities `tracker run --source demo` logs as JSON, with these options."""
+    result = tracker("run", "--source", "demo", "--interval", "0.05", "--for", "0.6s", "--quiet",
+                     "--log-format", "json", *options)
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return [event["title"] for event in events if event["event"] == "activity"]
+
+
+def test_no_titles_option_of_run_records_no_titles() -> None:
+    assert any(_run_demo_titles()), "the demo has titles to drop"
+
+    titles = _run_demo_titles("--no-titles")
+
+    assert titles and not any(titles)
+
+
+# Which modules a command loaded; yaml is slow to import, and only a command that reads settings needs it.
+_LOADS_YAML = """
+import sys
+from tracker.cli import cli
+cli.main(sys.argv[1:], prog_name="tracker", standalone_mode=False)
+print("yaml" in sys.modules)
+"""
+
+
+YAML_LOADED = {"--help": (["--help"], False), "run --help": (["run", "--help"], False),
+               "config show --help": (["config", "show", "--help"], False),
+               "config show": (["config", "show"], True)}
+
+
+@pytest.mark.parametrize(("command", "reads_settings"), YAML_LOADED.values(), ids=YAML_LOADED.keys())
+def test_only_commands_that_read_settings_import_yaml(command: list[str], reads_settings: bool) -> None:
+    done = subprocess.run([sys.executable, "-c", _LOADS_YAML, *command], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == str(reads_settings)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,13 @@ def _expected_app(switches: list[tuple[int, str]], names: dict[str, str], time_m
 
 
 @pytest.fixture
-def two_windows(desktop: Desktop) -> dict[str, str]:
+def two_windows(desktop: Desktop) -> Iterator[dict[str, str]]:
     work = desktop.open_window("WorkApp", "main.py — project")
     fun = desktop.open_window("FunApp", 'Funny "cats", part=2 \\ 🐈')
     manual = desktop.open_window("ReaderApp", "The user manual, chapter 3")
-    return {work: "WorkApp", fun: "FunApp", manual: "ReaderApp"}
+    yield {work: "WorkApp", fun: "FunApp", manual: "ReaderApp"}
+    for window in (work, fun, manual):  # the next test opens windows of the same names
+        desktop.close_window(window)
 
 
 def _run_with_focus_plan(desktop: Desktop, windows: dict[str, str], tracker_home: Path,

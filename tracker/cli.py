@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tracker import __version__
+from tracker import LOG_FORMATS, __version__
+from tracker.config import DEFAULTS, SETTINGS, Setting
+from tracker.sources import SOURCE_NAMES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every start, `tracker --help` too
+    from pathlib import Path
+
     from rich.console import Console
 
     from tracker.classify import Categories
@@ -25,6 +29,8 @@ class Failure(click.ClickException):
         # click reads the code from the instance; its annotations make it one code per class (a ClassVar).
         self.exit_code = exit_code  # type: ignore[misc]
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])  # a command function, before click makes it a Command
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracker")
@@ -32,39 +38,56 @@ def cli() -> None:
     """A private activity tracker: the foreground app, classified, written to your own InfluxDB."""
 
 
-# -- settings shared by the commands that talk to InfluxDB ------------------------------------------
+# -- settings given as options: declared in tracker.config, they override the environment and config.yaml ---
 
-def influx_options(command):
-    """--influx-* options: they take precedence over the environment and config.yaml."""
-    options = [
-        click.option("--influx-url", metavar="URL", help="InfluxDB URL, e.g. http://localhost:8086."),
-        click.option("--influx-token", metavar="TOKEN",
-                     help="API token (2.x/3.x), or username:password (1.x). Prefer TRACKER_INFLUX_TOKEN."),
-        click.option("--influx-org", metavar="ORG", help="Organization (2.x)."),
-        click.option("--influx-bucket", metavar="BUCKET",
-                     help="Bucket (2.x/3.x), or database[/retention_policy] (1.x)."),
-        click.option("--influx-api", type=click.Choice(["auto", "v1", "v2"]),
-                     help="Write API (default auto: asks the server)."),
-        click.option("--ca-file", type=click.Path(dir_okay=False), help="CA certificate for TLS."),
-        click.option("--insecure", is_flag=True, default=None,
-                     help="Do not verify the server's TLS certificate (prints a warning)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def setting_options(*names: str) -> Callable[[_Command], _Command]:
+    """A decorator adding the command-line options of these settings (dotted names), in this order.
+
+    Each option's value reaches the command as a keyword argument; setting_overrides() takes them out."""
+    def decorate(command: _Command) -> _Command:
+        for name in reversed(names):
+            command = _setting_option(SETTINGS[name])(command)
+        return command
+
+    return decorate
 
 
-def _influx_overrides(kwargs: dict) -> dict:
-    insecure = kwargs.pop("insecure", None)
-    return {
-        "influx.url": kwargs.pop("influx_url", None),
-        "influx.token": kwargs.pop("influx_token", None),
-        "influx.org": kwargs.pop("influx_org", None),
-        "influx.bucket": kwargs.pop("influx_bucket", None),
-        "influx.api": kwargs.pop("influx_api", None),
-        "influx.ca_file": kwargs.pop("ca_file", None),
-        "influx.verify_tls": False if insecure else None,
-    }
+def _setting_option(setting: Setting) -> Callable[[_Command], _Command]:
+    assert setting.option, f"{setting.name} has no command-line option"
+    declaration = (setting.option, _parameter_name(setting))
+    help_text = setting.option_help or setting.help
+    if setting.secret and setting.variable:  # other users can see a command line, not the environment
+        help_text += f" Prefer {setting.variable}."
+    if setting.kind == "bool":
+        # A flag sets the opposite of the default (--insecure: verify_tls false); absent, it sets nothing.
+        return click.option(*declaration, is_flag=True, flag_value=not DEFAULTS[setting.name], default=None,
+                            help=help_text)
+    if setting.kind == "choice":
+        return click.option(*declaration, type=click.Choice(setting.choices), help=help_text)
+    if setting.kind == "file":
+        return click.option(*declaration, type=click.Path(dir_okay=False), help=help_text)
+    if setting.kind == "duration":
+        # Parsed here, so a bad value is a usage error naming the option.
+        return click.option(*declaration, metavar=setting.metavar, help=help_text,
+                            callback=lambda _context, _parameter, value: _duration_option(value, setting.option))
+    assert setting.kind == "text", f"no command-line option for a setting of kind {setting.kind}"
+    return click.option(*declaration, metavar=setting.metavar, help=help_text)
+
+
+def _parameter_name(setting: Setting) -> str:
+    return setting.name.replace(".", "_")
+
+
+def setting_overrides(kwargs: dict[str, object]) -> dict[str, object]:
+    """The setting options out of a command's keyword arguments, as overrides for load_settings (None: not
+    given)."""
+    return {name: kwargs.pop(_parameter_name(setting)) for name, setting in SETTINGS.items()
+            if _parameter_name(setting) in kwargs}
+
+
+# The settings of the commands that talk to InfluxDB.
+influx_options = setting_options("influx.url", "influx.token", "influx.org", "influx.bucket", "influx.api",
+                                 "influx.ca_file", "influx.verify_tls")
 
 
 def load_or_exit(overrides: dict[str, object] | None = None) -> LoadedSettings:
@@ -94,30 +117,22 @@ def _duration_option(value: str | None, what: str) -> float | None:
 # -- tracker run -----------------------------------------------------------------------------------
 
 @cli.command(short_help='Record the foreground app and send it to InfluxDB.')
-@click.option("--interval", metavar="SECONDS", help="Seconds between samples (default 1; e.g. 0.5, 2s).")
+@setting_options("interval")
 @click.option("--for", "run_for", metavar="DURATION", help="Stop cleanly after this long (e.g. 30s, 5m, 2h).")
-@click.option("--source", type=click.Choice(["auto", "macos", "x11", "demo"]), default="auto",
+@click.option("--source", type=click.Choice(SOURCE_NAMES), default="auto",
               show_default=True, help="Where samples come from; demo makes up a believable stream.")
-@click.option("--away-after", metavar="DURATION",
-              help="No input for this long counts as away (default 3m).")
-@click.option("--no-titles", is_flag=True, help="Record no window titles at all.")
+@setting_options("away_after", "titles")
 @click.option("--quiet", "-q", is_flag=True, help="No live view: one log line per change of activity.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Format of the log lines (when quiet or not on a terminal).")
 @influx_options
-def run(interval: str | None, run_for: str | None, source: str, away_after: str | None, no_titles: bool,
-        quiet: bool, log_format: str, **influx: object) -> None:
+def run(run_for: str | None, source: str, quiet: bool, log_format: str, **setting_values: object) -> None:
     """Record the foreground app every second and send it to InfluxDB."""
     from tracker.runner import record_until_stopped
     from tracker.sources import SourceUnavailable
     from tracker.status import AlreadyRunning
 
-    overrides = _influx_overrides(influx) | {
-        "interval": _duration_option(interval, "--interval"),
-        "away_after": _duration_option(away_after, "--away-after"),
-        "titles": False if no_titles else None,
-    }
-    loaded = load_or_exit(overrides)
+    loaded = load_or_exit(setting_overrides(setting_values))
     seconds = _duration_option(run_for, "--for")
     view = _run_view(quiet, log_format)
     try:
@@ -231,14 +246,14 @@ def outbox(as_json: bool) -> None:
 
 @cli.command(short_help='Send every waiting sample to InfluxDB now.')
 @influx_options
-def sync(**influx: object) -> None:
+def sync(**setting_values: object) -> None:
     """Send every waiting sample to InfluxDB now."""
     from tracker.outbox import samples
     from tracker.paths import database_file
     from tracker.sender import Sender
     from tracker.sinks import ConfigurationError, require_configured
 
-    settings = load_or_exit(_influx_overrides(influx)).settings.influx
+    settings = load_or_exit(setting_overrides(setting_values)).settings.influx
     try:
         require_configured(settings)
     except ConfigurationError as error:
@@ -263,12 +278,12 @@ def sync(**influx: object) -> None:
               help="Time between points (1s like `tracker run`; 10s writes a tenth as many).")
 @click.option("--remove", is_flag=True, help="Delete the demo points (host=demo) again instead.")
 @influx_options
-def demo(days: int, step: str, remove: bool, **influx: object) -> None:
+def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
     """Write a synthetic week (host=demo) to InfluxDB, to see the dashboard at once."""
     from tracker import demo as demo_module
     from tracker.sinks import SendError, display_url
 
-    settings = load_or_exit(_influx_overrides(influx)).settings.influx
+    settings = load_or_exit(setting_overrides(setting_values)).settings.influx
     where = display_url(settings.url)
     try:
         if remove:
@@ -314,12 +329,12 @@ def config() -> None:
 
 @config.command("show")
 @influx_options
-def config_show(**influx: object) -> None:
+def config_show(**setting_values: object) -> None:
     """Print the effective settings and where each came from (the token is masked)."""
     from tracker import paths
     from tracker.config import masked
 
-    loaded = load_or_exit(_influx_overrides(influx))
+    loaded = load_or_exit(setting_overrides(setting_values))
     click.echo(f"config file: {paths.config_file()}" + ("" if paths.config_file().exists() else " (none)"))
     click.echo(f"data directory: {paths.data_dir()}")
     width = max(map(len, loaded.values))
@@ -334,12 +349,12 @@ def config_show(**influx: object) -> None:
 def config_init(force: bool) -> None:
     """Write a commented config.yaml template, readable by you only."""
     from tracker import paths
-    from tracker.config import CONFIG_TEMPLATE
+    from tracker.config import config_template
 
     path = paths.config_file()
     if path.exists() and not force:
         raise Failure(f"{path} exists already; use --force to replace it.", 1)
-    paths.write_private(path, CONFIG_TEMPLATE)
+    paths.write_private(path, config_template())
     click.echo(f"Wrote {path}. Edit it, then `tracker config show` to check.")
 
 
@@ -452,12 +467,14 @@ def categories_path() -> None:
 
 
 @categories.command("validate")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def categories_validate(file: Path | None) -> None:
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def categories_validate(file: str | None) -> None:
     """Check FILE (default: the file in force); exit 1 if it has an error."""
+    from pathlib import Path
+
     from tracker.classify import display_path
 
-    rules = _categories_or_exit(file)
+    rules = _categories_or_exit(None if file is None else Path(file))
     click.echo(f"OK: {len(rules.categories)} categories, {rules.rule_count} rules ({display_path(rules.file)})")
 
 
@@ -469,6 +486,7 @@ def categories_edit() -> None:
     """
     import os
     import tempfile
+    from pathlib import Path
 
     from tracker import paths
     from tracker.classify import active_categories_path, display_path, read_categories_text

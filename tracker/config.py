@@ -1,6 +1,9 @@
 """Settings: command-line options, then environment, then config.yaml, then defaults.
 
-Every value remembers where it came from, so `tracker config show` can say so.
+Each setting is declared once, as a field of the dataclasses below with a `Setting` in its metadata. The
+config file's keys, the environment variables, the command-line options (tracker.cli), `tracker config
+show` and the template `tracker config init` writes all come from those declarations. Every value
+remembers where it came from, so `tracker config show` can say so.
 """
 
 from __future__ import annotations
@@ -8,31 +11,90 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-import yaml
-
-from tracker import paths
+if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports this module
+    from pathlib import Path
 
 API_CHOICES = ("auto", "v1", "v2")
+
+# How a raw value (from the file, the environment or an option) is read: see _convert.
+Kind = Literal["text", "file", "choice", "bool", "duration", "count", "list", "domains", "regexes"]
+
+
+# A named tuple, not a dataclass: `tracker --help` imports this module, and a dataclass is slower to define.
+class Setting(NamedTuple):
+    """How the user meets one setting: declared in the metadata of its dataclass field, which holds the default."""
+
+    name: str  # as in config.yaml and `config show`: "influx.url" is `url:` under `influx:`
+    kind: Kind
+    help: str  # the --help of its option and the template's comment
+    example: str  # the value the template shows, as YAML
+    note: str = ""  # more for the template's comment only
+    variable: str | None = None  # the environment variable that sets it
+    # The command-line option that sets it. A bool's is a flag for the opposite of its default, so its --help
+    # says the opposite of `help`: option_help.
+    option: str | None = None
+    option_help: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()  # for kind "choice"
+    secret: bool = False  # masked by `config show`, kept out of repr
+
+    @property
+    def key(self) -> str:
+        """Its key in config.yaml, within its section."""
+        return self.name.rpartition(".")[2]
+
+
+_DECLARED = "setting"  # the metadata key of a field's Setting
+
+
+def declare(default: Any, setting: Setting, *, default_factory: Any = MISSING) -> Any:
+    """The dataclass field of `setting`, with its default; a secret is kept out of repr so no traceback or log
+    can show it."""
+    return field(default=default, default_factory=default_factory, repr=not setting.secret,
+                 metadata={_DECLARED: setting})
+
+
+def _system_host_name() -> str:
+    import socket  # only when no host is set: most commands never need it
+
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)
 class InfluxSettings:
     """Where to send points. url None means InfluxDB is not configured: record locally only."""
 
-    url: str | None = None
-    # v2: API token; v1: "username:password". Kept out of repr so no traceback or log can show it.
-    token: str | None = field(default=None, repr=False)
-    org: str | None = None  # v2 only
-    bucket: str = "tracker"  # v2: bucket; v1: "database" or "database/retention_policy"
-    api: str = "auto"  # auto asks /ping and picks; or v1, v2
-    verify_tls: bool = True
-    ca_file: str | None = None
-    timeout: float = 10.0  # seconds for one HTTP request
+    url: str | None = declare(None, Setting(
+        "influx.url", "text", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
+        note="Leave unset to record locally only (nothing is lost; `tracker sync` sends the backlog once it is set).",
+        variable="TRACKER_INFLUX_URL", option="--influx-url", metavar="URL"))
+    token: str | None = declare(None, Setting(
+        "influx.token", "text", help="API token (2.x/3.x), or username:password (1.x).", example='""',
+        note="A token needs write access to the bucket; leave it unset for InfluxDB 1.x without authentication.",
+        variable="TRACKER_INFLUX_TOKEN", option="--influx-token", metavar="TOKEN", secret=True))
+    org: str | None = declare(None, Setting(
+        "influx.org", "text", help="Organization (2.x).", example="my-org", note="InfluxDB 1.x does not use it.",
+        variable="TRACKER_INFLUX_ORG", option="--influx-org", metavar="ORG"))
+    bucket: str = declare("tracker", Setting(
+        "influx.bucket", "text", help="Bucket (2.x/3.x), or database[/retention_policy] (1.x).", example="tracker",
+        variable="TRACKER_INFLUX_BUCKET", option="--influx-bucket", metavar="BUCKET"))
+    api: str = declare("auto", Setting(
+        "influx.api", "choice", help="Write API (default auto: asks the server).", example="auto",
+        note="auto asks the server's /ping and picks; v1 writes to /write, v2 to /api/v2/write.",
+        variable="TRACKER_INFLUX_API", option="--influx-api", choices=API_CHOICES))
+    verify_tls: bool = declare(True, Setting(
+        "influx.verify_tls", "bool", help="Verify the server's TLS certificate; turn this off only if you must.",
+        example="true", option="--insecure",
+        option_help="Do not verify the server's TLS certificate (prints a warning)."))
+    ca_file: str | None = declare(None, Setting(
+        "influx.ca_file", "file", help="CA certificate for TLS.", example="/path/to/ca.pem",
+        note="Give one when a private CA signed the server's certificate.", option="--ca-file"))
+    timeout: float = declare(10.0, Setting(
+        "influx.timeout", "duration", help="How long one HTTP request to InfluxDB may take.", example="10s"))
 
     @property
     def configured(self) -> bool:
@@ -43,70 +105,64 @@ class InfluxSettings:
 class PrivacySettings:
     """What never leaves the machine: excluded samples keep the app only; titles can be off entirely."""
 
-    titles: bool = True
-    exclude_apps: tuple[str, ...] = ()
-    exclude_domains: tuple[str, ...] = ()
-    exclude_titles: tuple[str, ...] = ()  # case-insensitive regexes
+    titles: bool = declare(True, Setting(
+        "titles", "bool", help="Record window titles at all (URLs are still recorded unless excluded below).",
+        example="true", option="--no-titles", option_help="Record no window titles at all."))
+    exclude_apps: tuple[str, ...] = declare((), Setting(
+        "exclude.apps", "list", example="[KeePassXC, 1Password]",
+        help="Apps whose samples keep the app name only: no title and no URL ever leave the machine."))
+    exclude_domains: tuple[str, ...] = declare((), Setting(
+        "exclude.domains", "domains", example="[mybank.com]",
+        help="Sites (and their subdomains) whose samples keep the app name only."))
+    exclude_titles: tuple[str, ...] = declare((), Setting(
+        "exclude.titles", "regexes", example="['(?i)private', 'salary']",
+        help="Regexes, case-insensitive: a sample whose window title matches one keeps the app name only."))
 
 
 @dataclass(frozen=True)
 class Settings:
+    # Fields in the order `config show` and the template list the settings: hence privacy in the middle.
     influx: InfluxSettings = field(default_factory=InfluxSettings)
+    host: str = declare(MISSING, Setting(
+        "host", "text", help="Name of this machine in the host tag (default: the system's host name).",
+        example="laptop"), default_factory=_system_host_name)
+    interval: float = declare(1.0, Setting(
+        "interval", "duration", help="Seconds between samples (default 1; e.g. 0.5, 2s).", example="1s",
+        option="--interval", metavar="SECONDS"))
+    away_after: float = declare(180.0, Setting(
+        "away_after", "duration", help="No input for this long counts as away (default 3m).", example="3m",
+        note="Input is the keyboard or mouse; away samples have category Away and score 0.",
+        option="--away-after", metavar="DURATION"))
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
-    host: str = "localhost"  # the host tag
-    interval: float = 1.0
-    away_after: float = 180.0  # seconds without input before samples are marked away
-    outbox_max_rows: int = 30 * 24 * 3600  # about 30 days of samples at 1 Hz
-    history_retention_days: int | None = None  # None keeps event history forever
+    outbox_max_rows: int = declare(30 * 24 * 3600, Setting(
+        "outbox_max_rows", "count", example="2592000",
+        help="At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second); "
+             "beyond it the oldest are dropped, counted and reported."))
+    history_retention_days: int | None = declare(None, Setting(
+        "history_retention_days", "count", example="365",
+        help="Keep local event history (for `tracker report`) this many days; unset keeps it forever."))
+
+
+def _declarations(section: Any) -> Iterator[tuple[Setting, Any]]:
+    """Every setting of a settings dataclass and of its sections, in order, with its default (None when the
+    default is computed as the settings are built, like the host name)."""
+    for item in fields(section):
+        if _DECLARED in item.metadata:
+            yield item.metadata[_DECLARED], None if item.default is MISSING else item.default
+        else:  # a section: a dataclass of settings
+            yield from _declarations(item.default_factory)
+
+
+# The schema, by dotted name, in the order `config show` and the template list the settings.
+_SCHEMA = tuple(_declarations(Settings))
+SETTINGS: dict[str, Setting] = {setting.name: setting for setting, _ in _SCHEMA}
+DEFAULTS: dict[str, Any] = {setting.name: default for setting, default in _SCHEMA}
+# The sections of config.yaml: `influx:` holds influx.url, ...
+_SECTIONS = frozenset(name.partition(".")[0] for name in SETTINGS if "." in name)
 
 
 class ConfigError(Exception):
     """The settings cannot be used: one plain sentence naming the file or variable and what is wrong."""
-
-
-# Environment variables, by setting name.
-ENVIRONMENT = {
-    "influx.url": "TRACKER_INFLUX_URL",
-    "influx.token": "TRACKER_INFLUX_TOKEN",
-    "influx.org": "TRACKER_INFLUX_ORG",
-    "influx.bucket": "TRACKER_INFLUX_BUCKET",
-    "influx.api": "TRACKER_INFLUX_API",
-}
-
-# Every setting the config file may hold: dotted name -> (kind, default).
-_KINDS: dict[str, tuple[str, Any]] = {
-    "influx.url": ("text", None),
-    "influx.token": ("text", None),
-    "influx.org": ("text", None),
-    "influx.bucket": ("text", "tracker"),
-    "influx.api": ("api", "auto"),
-    "influx.verify_tls": ("bool", True),
-    "influx.ca_file": ("text", None),
-    "influx.timeout": ("duration", 10.0),
-    "host": ("text", None),
-    "interval": ("duration", 1.0),
-    "away_after": ("duration", 180.0),
-    "titles": ("bool", True),
-    "exclude.apps": ("list", ()),
-    "exclude.domains": ("domains", ()),
-    "exclude.titles": ("regexes", ()),
-    "outbox_max_rows": ("count", 30 * 24 * 3600),
-    "history_retention_days": ("count", None),
-}
-SECRET_SETTINGS = frozenset({"influx.token"})
-# The command-line option that sets each setting, for `config show`.
-OPTIONS = {
-    "influx.url": "--influx-url",
-    "influx.token": "--influx-token",
-    "influx.org": "--influx-org",
-    "influx.bucket": "--influx-bucket",
-    "influx.api": "--influx-api",
-    "influx.ca_file": "--ca-file",
-    "influx.verify_tls": "--insecure",
-    "interval": "--interval",
-    "away_after": "--away-after",
-    "titles": "--no-titles",
-}
 
 
 @dataclass(frozen=True)
@@ -121,57 +177,45 @@ class LoadedSettings:
 def load_settings(options: dict[str, Any] | None = None, config_path: Path | None = None) -> LoadedSettings:
     """Settings from command-line `options` (dotted names; None means not given), then the environment,
     then the config file, then defaults."""
+    from tracker import paths
+
     path = config_path or paths.config_file()
-    values: dict[str, Any] = {name: default for name, (_, default) in _KINDS.items()}
-    origins = dict.fromkeys(_KINDS, "default")
+    values = dict(DEFAULTS)
+    origins = dict.fromkeys(SETTINGS, "default")
     for name, raw in _read_config_file(path).items():
         values[name] = _convert(name, raw, f"{path}", config_file=path)
         origins[name] = f"config file {path}"
-    for name, variable in ENVIRONMENT.items():
-        raw = os.environ.get(variable)
+    for name, setting in SETTINGS.items():
+        raw = os.environ.get(setting.variable) if setting.variable else None
         if raw:
-            values[name] = _convert(name, raw, f"environment variable {variable}")
-            origins[name] = f"environment {variable}"
+            values[name] = _convert(name, raw, f"environment variable {setting.variable}")
+            origins[name] = f"environment {setting.variable}"
     for name, raw in (options or {}).items():
         if raw is not None:
-            option = OPTIONS.get(name, "--" + name.replace("_", "-"))
+            option = SETTINGS[name].option or "--" + name.replace("_", "-")
             values[name] = _convert(name, raw, f"option {option}")
             origins[name] = f"option {option}"
     if values["interval"] <= 0:
         raise ConfigError(f"The interval must be more than 0 seconds (from {origins['interval']}).")
-    return LoadedSettings(_build(values), origins, values)
+    return LoadedSettings(_build(Settings, values), origins, values)
 
 
-def _build(values: dict[str, Any]) -> Settings:
-    influx = InfluxSettings(
-        url=values["influx.url"],
-        token=values["influx.token"],
-        org=values["influx.org"],
-        bucket=values["influx.bucket"] or "tracker",
-        api=values["influx.api"],
-        verify_tls=values["influx.verify_tls"],
-        ca_file=values["influx.ca_file"],
-        timeout=values["influx.timeout"],
-    )
-    privacy = PrivacySettings(
-        titles=values["titles"],
-        exclude_apps=tuple(values["exclude.apps"]),
-        exclude_domains=tuple(values["exclude.domains"]),
-        exclude_titles=tuple(values["exclude.titles"]),
-    )
-    return Settings(
-        influx=influx,
-        privacy=privacy,
-        host=values["host"] or socket.gethostname(),
-        interval=values["interval"],
-        away_after=values["away_after"],
-        outbox_max_rows=values["outbox_max_rows"],
-        history_retention_days=values["history_retention_days"],
-    )
+def _build(section: Any, values: dict[str, Any]) -> Any:
+    """The settings dataclass `section` from dotted values; an unset (None) value leaves the field's default."""
+    arguments: dict[str, Any] = {}
+    for item in fields(section):
+        setting = item.metadata.get(_DECLARED)
+        if setting is None:  # a section: a dataclass of settings
+            arguments[item.name] = _build(item.default_factory, values)
+        elif values[setting.name] is not None:
+            arguments[item.name] = values[setting.name]
+    return section(**arguments)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     """The config file flattened to dotted names; {} when there is none."""
+    import yaml  # here, not at the top: `tracker --help` and the commands that read no settings stay fast
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -193,9 +237,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected `key: value` settings, found {_yaml_kind(document)}.")
     flat: dict[str, Any] = {}
     for key, value in document.items():
-        if key in ("influx", "exclude") and value is None:
+        if key in _SECTIONS and value is None:
             continue  # a section with every line commented out, as in the template
-        if key in ("influx", "exclude"):
+        if key in _SECTIONS:
             if not isinstance(value, dict):  # the value is not shown: `influx: <token>` is an easy slip
                 kind = _yaml_kind(value)
                 raise ConfigError(f"{path}: `{key}` must be a section of `key: value` settings, found {kind}.")
@@ -204,8 +248,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         else:
             flat[str(key)] = value
     for name in flat:
-        if name not in _KINDS:
-            known = ", ".join(sorted(_KINDS))
+        if name not in SETTINGS:
+            known = ", ".join(sorted(SETTINGS))
             raise ConfigError(f"{path}: unknown setting {name!r}; known settings are {known}.")
     return {name: value for name, value in flat.items() if value is not None}
 
@@ -227,19 +271,19 @@ def _yaml_kind(value: Any) -> str:
 
 def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -> Any:
     """`raw` as setting `name` holds it; `where` names its source for messages, `config_file` when from there."""
-    kind = _KINDS[name][0]
-    if kind == "text" and config_file is not None and not isinstance(raw, str):
+    setting = SETTINGS[name]
+    kind = setting.kind
+    if kind in ("text", "file") and config_file is not None and not isinstance(raw, str):
         # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
         # than store a changed password. The value is not shown: it may be a secret.
-        key = name.rpartition(".")[2]
-        raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {key}: "...".')
+        raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {setting.key}: "...".')
     try:
-        if kind == "text":
+        if kind in ("text", "file"):
             return str(raw).strip() or None
-        if kind == "api":
+        if kind == "choice":
             value = str(raw).strip().lower()
-            if value not in API_CHOICES:
-                raise ValueError(f"{raw!r} is not one of {', '.join(API_CHOICES)}")
+            if value not in setting.choices:
+                raise ValueError(f"{raw!r} is not one of {', '.join(setting.choices)}")
             return value
         if kind == "bool":
             if isinstance(raw, bool):
@@ -303,7 +347,7 @@ def masked(name: str, value: Any) -> str:
     """A value fit to print: secrets are masked, never shown."""
     if value is None or value == ():
         return "(not set)"
-    if name in SECRET_SETTINGS:
+    if SETTINGS[name].secret:
         return "**** (set)"
     if isinstance(value, tuple):
         return ", ".join(value)
@@ -312,52 +356,28 @@ def masked(name: str, value: Any) -> str:
     return str(value)
 
 
-CONFIG_TEMPLATE = """\
-# tracker settings. Command-line options and TRACKER_INFLUX_* environment variables override these.
-# Remove the leading '# ' of a line to use it. `tracker config show` prints what is in effect.
+_TEMPLATE_HEADER = """\
+# tracker settings. The environment variables and command-line options named with a setting override it.
+# Remove the leading '# ' of a line to use it. `tracker config show` prints what is in effect."""
+_TEMPLATE_WIDTH = 104
 
-influx:
-  # Where your InfluxDB answers. Leave unset to record locally only (nothing is lost; `tracker sync`
-  # sends the backlog once it is set).
-  # url: http://localhost:8086
-  #
-  # InfluxDB 2.x, 3.x, Cloud: an API token with write access, your org, and the bucket.
-  # InfluxDB 1.x: token is "username:password" (or unset without auth); bucket is "database" or
-  # "database/retention_policy"; org is not used.
-  # token: ""
-  # org: my-org
-  # bucket: tracker
-  #
-  # auto asks the server's /ping and picks; or v1 (/write) or v2 (/api/v2/write).
-  # api: auto
-  #
-  # TLS is verified by default. Give a CA file for a private CA; turn verification off only if you must.
-  # ca_file: /path/to/ca.pem
-  # verify_tls: true
-  # timeout: 10s
 
-# Name of this machine in the host tag (default: the system's host name).
-# host: laptop
+def config_template() -> str:
+    """The config.yaml `tracker config init` writes: every setting under its help, commented out at an example
+    value. As written it loads as all defaults; with every setting line uncommented, as the examples."""
+    import textwrap
 
-# How often the foreground is read.
-# interval: 1s
-
-# No keyboard or mouse input for this long counts as away (category Away, score 0).
-# away_after: 3m
-
-# Record window titles at all (URLs are still recorded unless excluded below).
-# titles: true
-
-# Samples matching any of these keep the app name only: no title and no URL ever leave the machine.
-# exclude:
-#   apps: [KeePassXC, 1Password]
-#   domains: [mybank.com]
-#   titles: ['(?i)private', 'salary']
-
-# At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second);
-# beyond it the oldest are dropped, counted and reported.
-# outbox_max_rows: 2592000
-
-# Keep local event history (for `tracker report`) this many days; unset keeps it forever.
-# history_retention_days: 365
-"""
+    lines = [_TEMPLATE_HEADER]
+    section = ""
+    for setting in SETTINGS.values():
+        parent = setting.name.rpartition(".")[0]
+        # A blank line before each setting, or before the section it opens.
+        lines += ["", f"{parent}:"] if parent and parent != section else [""]
+        section = parent
+        indent = "  " if parent else ""
+        overridden_by = " and ".join(filter(None, (setting.variable, setting.option)))
+        text = " ".join(filter(None, (setting.help, setting.note, overridden_by and f"Overridden by {overridden_by}.")))
+        lines += textwrap.wrap(text, _TEMPLATE_WIDTH, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ",
+                               break_long_words=False, break_on_hyphens=False)
+        lines.append(f"{indent}# {setting.key}: {setting.example}")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from tracker import colours
+from tracker import LOG_FORMATS, colours
 from tracker.events import score_of_pulse
 from tracker.model import STATE_AWAY, Record
 from tracker.timespec import human_ago, human_duration
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from tracker.sender import SenderState
 
-LOG_FORMATS = ("text", "json")
 
 # The 1 Hz runner's ticks jitter by a few ms: a limit of exactly 1 s would skip every other one.
 MIN_REDRAW_INTERVAL = 0.9

@@ -241,7 +241,7 @@ class Outbox:
             last_success=_time(success_ms),
             dropped=dropped,
             quarantined_count=quarantined_count,
-            quarantined=tuple(QuarantinedRow(row[0], _record(row), row[-2], _time(row[-1]))
+            quarantined=tuple(QuarantinedRow(row[0], _record(row), row[-2], _moment(row[-1]))
                               for row in quarantined),
         )
 
@@ -302,4 +302,8 @@ def _now_ms() -> int:
 
 
 def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return None if ms is None else _moment(ms)
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)

@@ -45,7 +45,10 @@ class Privacy:
         host = url_host(sample.url)
         if host and any(suffix in self._domains for suffix in host_suffixes(host)):
             return True
-        return bool(sample.title) and any(pattern.search(sample.title) for pattern in self._titles)
+        title = sample.title
+        if not title:
+            return False
+        return any(pattern.search(title) for pattern in self._titles)
 
 
 def _compile_title(pattern: str) -> re.Pattern[str]:

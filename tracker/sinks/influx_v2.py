@@ -6,7 +6,7 @@ Synchronous writes only: the client's batching mode keeps points in memory and c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import urllib3
 from influxdb_client import InfluxDBClient, WritePrecision
@@ -25,7 +25,7 @@ class InfluxV2Sink:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._client = InfluxDBClient(
             url=display_url(settings.url),
-            token=settings.token,
+            token=settings.token,  # type: ignore[arg-type]  # None: no Authorization header, for an open server
             org=settings.org or "-",  # InfluxDB 1.8 and VictoriaMetrics ignore the org; the client needs one
             timeout=int(settings.timeout * 1000),
             enable_gzip=True,
@@ -38,11 +38,11 @@ class InfluxV2Sink:
     def write(self, lines: Sequence[str]) -> None:
         try:
             self._write_api.write(bucket=self.settings.bucket, record=list(lines),
-                                  write_precision=WritePrecision.MS)
+                                  write_precision=WritePrecision.MS)  # type: ignore[arg-type]  # a str constant
         except ApiException as error:
             if not error.status:  # the client reports a TLS failure as status 0; the cause is its context
                 raise error_for_exception(self.settings, error.__context__ or error) from None
-            headers = error.headers or {}
+            headers: Mapping[str, str] = error.headers or {}
             reason = server_reason(error.body, error.reason or str(error.status))
             raise error_for_status(self.settings, error.status or 0, reason, headers.get("Retry-After"),
                                    headers.get("Location")) from None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tracker.model import Sample
+if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
+    from tracker.model import Sample
 
 SOURCE_NAMES = ("auto", "macos", "x11", "demo")
 
