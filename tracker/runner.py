@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -20,16 +21,22 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from tracker import paths
+from tracker.classify import CategoriesWatcher
+from tracker.display import Details, RunView, View
+from tracker.events import default_pulsetime
+from tracker.history import HistoryWriter
+from tracker.localstore import LocalStore
 from tracker.model import STATE_ACTIVE, Record, Sample
+from tracker.outbox import Outbox
+from tracker.privacy import Privacy
 from tracker.recorder import Classified, Recorder, Step
+from tracker.sources import Source, open_source
+from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 
 if TYPE_CHECKING:
     from tracker.config import Settings
-    from tracker.display import Details, View
-    from tracker.localstore import LocalStore
     from tracker.sender import SenderState
-    from tracker.sources import Source
-    from tracker.status import StatusSnapshot
 
 STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
 NOT_CONFIGURED = (
@@ -155,8 +162,6 @@ class Run:
         return step
 
     def _show(self, step: Step) -> None:
-        from tracker.display import RunView
-
         record = step.record
         key = activity_key(record)
         changed = key != self._current_key
@@ -172,8 +177,6 @@ class Run:
 
     def details(self) -> Details:
         """What the live view shows beside the sample; it costs queries, so views ask only when they draw."""
-        from tracker.display import Details
-
         store, sender = self.parts.store, self.parts.sender
         return Details(today=store.today_by_category(), pulse=store.today_pulse(),
                        sender=sender.state if sender is not None else None, waiting=store.waiting())
@@ -193,8 +196,6 @@ class Run:
     def _write_status(self, stopped: bool = False) -> None:
         if self.write_status is None:
             return
-        from tracker.status import StatusSnapshot
-
         record = self._last_step.record if self._last_step is not None else None
         sender = self.parts.sender
         state = sender.state if sender is not None else None
@@ -214,15 +215,6 @@ class Run:
 
 def open_parts(settings: Settings, source_name: str, view: View) -> Parts:
     """The parts of a real run, from the settings; SourceUnavailable when no desktop can be read."""
-    from tracker import paths
-    from tracker.classify import CategoriesWatcher
-    from tracker.events import default_pulsetime
-    from tracker.history import HistoryWriter
-    from tracker.localstore import LocalStore
-    from tracker.outbox import Outbox
-    from tracker.privacy import Privacy
-    from tracker.sources import open_source
-
     notify = view.notice
     source = open_source(source_name, notify)
     categories = CategoriesWatcher(None, on_error=notify)
@@ -249,7 +241,7 @@ def _start_sender(settings: Settings, notify: Callable[[str], None]) -> SenderPa
     if not settings.influx.configured:
         notify(NOT_CONFIGURED)
         return None
-    from tracker import paths
+    # Only with InfluxDB configured: the sender's modules are not loaded for a run that records locally.
     from tracker.sender import Sender
 
     sender = Sender(paths.database_file(), settings.influx, on_status=notify)
@@ -259,8 +251,6 @@ def _start_sender(settings: Settings, notify: Callable[[str], None]) -> SenderPa
 
 def write_status_quietly(snapshot: StatusSnapshot) -> None:
     """Disk full or read-only: `tracker status` shows the last one written; recording matters more."""
-    from tracker.status import write_status
-
     with suppress(OSError):
         write_status(snapshot)
 
@@ -271,10 +261,6 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
     AlreadyRunning when another `tracker run` has this data directory; SourceUnavailable when no desktop
     can be read.
     """
-    import gc
-
-    from tracker.status import acquire_run_lock
-
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
