@@ -13,13 +13,13 @@ from tracker import paths
 from tracker.display import ActivityLog, RunView
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
-from tracker.localstore import LocalStore
+from tracker.localstore import LocalStore, settle_leftovers
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.outbox import Outbox
 from tracker.recorder import Classified, Recorder
 from tracker.runner import Parts, Run
 from tracker.sender import SenderState
-from tracker.status import StatusSnapshot
+from tracker.status import StatusSnapshot, acquire_run_lock
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
@@ -243,3 +243,13 @@ def test_rows_a_killed_run_left_provisional_are_final_at_the_next_start(harness)
         assert store.recover() == 1
         store.history.close()
     assert len(run.sendable()) == 1
+
+
+def test_tracker_sync_settles_what_a_killed_run_left_but_not_what_a_running_one_holds(harness):
+    run = harness(lambda t: ("code", 0.5), stop_after=2)
+    run.run.tick(run.clock.monotonic())
+    with acquire_run_lock():  # a `tracker run` holds this data directory
+        settle_leftovers(paths.database_file())
+        assert run.sendable() == []
+    settle_leftovers(paths.database_file())  # the run is gone: its last record is final as it stands
+    assert seconds_of(run.sendable()) == [0]

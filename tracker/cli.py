@@ -248,6 +248,7 @@ def outbox(as_json: bool) -> None:
 @influx_options
 def sync(**setting_values: object) -> None:
     """Send every waiting sample to InfluxDB now."""
+    from tracker.localstore import settle_leftovers
     from tracker.outbox import samples
     from tracker.paths import database_file
     from tracker.sender import Sender
@@ -258,6 +259,7 @@ def sync(**setting_values: object) -> None:
         require_configured(settings)
     except ConfigurationError as error:
         raise Failure(str(error), 2) from None
+    settle_leftovers(database_file())
     with _progress_bar("Sending to InfluxDB") as progress:
         result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
     done = f"sent {samples(result.sent)} to {result.url}"

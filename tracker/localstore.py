@@ -12,11 +12,13 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 from tracker.history import HistoryWriter
 from tracker.model import Record
 from tracker.outbox import Outbox, OutboxUnavailable, samples
 from tracker.recorder import Step, mark_away, settle
+from tracker.status import is_running
 from tracker.store import StoreUnavailable
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
@@ -109,3 +111,11 @@ class LocalStore:
             if self.failing is not None:
                 self.failing = None
                 self._notify("The local database can be written again; recording goes on, nothing was lost.")
+
+
+def settle_leftovers(database: Path) -> None:
+    """For `tracker sync`: rows a run that died left provisional are final as they stand, unless a run holds
+    this data directory now (its rows may still turn out away; it settled the leftovers when it started)."""
+    if is_running() is None and database.exists():
+        with Outbox(database) as outbox:
+            outbox.make_final()
