@@ -15,13 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+import yaml
+from yaml import YAMLError
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tracker import paths
 from tracker.model import AWAY, UNCATEGORIZED, Sample, url_host
-
-if TYPE_CHECKING:
-    from yaml.nodes import Node
 
 SCORE_MIN = -2.0
 SCORE_MAX = 2.0
@@ -213,8 +215,6 @@ def load_categories(path: Path | None = None) -> Categories:
 
 def parse_categories(text: str, file: Path) -> Categories:
     """Validate categories YAML; `file` is the name errors and matches report (the text may come from a copy)."""
-    import yaml  # here, not at the top: the CLI starts without it
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         # The node tree, not plain data: every node knows its line, for messages users can act on.
@@ -240,8 +240,6 @@ class _CategoriesParser:
         raise CategoriesError(self.file, node.start_mark.line + 1, problem)
 
     def parse(self, root: Node | None) -> tuple[Category, ...]:
-        from yaml.nodes import MappingNode
-
         if root is None:
             raise CategoriesError(self.file, 1, "the file is empty; it should start with 'categories:'")
         if not isinstance(root, MappingNode):
@@ -270,15 +268,11 @@ class _CategoriesParser:
         return entries
 
     def plain_text(self, node: Node, what: str) -> str:
-        from yaml.nodes import ScalarNode
-
         if not isinstance(node, ScalarNode) or node.tag == _YAML_NULL or not node.value.strip():
             self.fail(node, f"{what} should be plain text")
         return node.value
 
     def category(self, key_node: Node, value_node: Node) -> Category:
-        from yaml.nodes import MappingNode
-
         name = self.plain_text(key_node, "a category name").strip()
         line = key_node.start_mark.line + 1
         folded = name.casefold()
@@ -300,10 +294,6 @@ class _CategoriesParser:
         return Category(name, score, line, tuple(rules))
 
     def score(self, node: Node) -> float:
-        from yaml import YAMLError
-        from yaml.constructor import SafeConstructor
-        from yaml.nodes import ScalarNode
-
         try:
             value = SafeConstructor().construct_object(node) if isinstance(node, ScalarNode) else None
         except YAMLError:  # an unknown !tag
@@ -316,8 +306,6 @@ class _CategoriesParser:
         return float(value)
 
     def rules(self, kind: str, node: Node, category: str, score: float) -> Iterator[Rule]:
-        from yaml.nodes import SequenceNode
-
         if not isinstance(node, SequenceNode):
             self.fail(node, f"{kind} in category {category} should be a list, like {kind}: [one, two]")
         singular = kind[:-1]

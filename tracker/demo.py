@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from tracker.lineprotocol import MEASUREMENT
+from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, url_host
+from tracker.sinks import ConfigurationError, open_sink, require_configured
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -303,9 +304,6 @@ def write_week(settings: InfluxSettings, days: int, step: float = 1.0, batch_siz
     """Write the demo history of the last `days` days to InfluxDB; return the number of points.
 
     SendError (from tracker.sinks) says in one sentence what went wrong."""
-    from tracker.lineprotocol import to_line
-    from tracker.sinks import open_sink
-
     sink = open_sink(settings)
     total = estimated_points(days, step)
     written = 0
@@ -340,7 +338,7 @@ def remove_instructions(settings: InfluxSettings) -> str:
 
 def remove_week(settings: InfluxSettings) -> bool:
     """Delete every demo point: True when done (InfluxDB 1.x), False when the server is not 1.x."""
-    from tracker.sinks import ConfigurationError, require_configured
+    # Here, not at the top: the demo source of `tracker run` shares this module, and must not load urllib3.
     from tracker.sinks.influx_v1 import execute, speaks_v1
 
     require_configured(settings)

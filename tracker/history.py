@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
-from tracker.store import connect_private, unavailable_as
+from tracker.store import open_database, transaction, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
@@ -90,12 +90,9 @@ class History:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # The runner and `tracker report` may use the file at once: wait for locks, don't fail.
-        self._db = connect_private(path, timeout=10.0)
+        # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
+        self._db = open_database(path, "NORMAL")
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except BaseException:
             self._db.close()
@@ -170,7 +167,7 @@ class History:
         pieces = [(start_ms, end_ms, f"{moment.hour:02d}" if by == "hour" else moment.date().isoformat())
                   for (start_ms, moment), end_ms in zip(cuts, ends, strict=True)]
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS pieces (start INTEGER PRIMARY KEY, end INTEGER, label TEXT)")
-        with self._db:
+        with transaction(self._db, immediate=False):  # a temporary table: no lock on the file
             self._db.execute("DELETE FROM pieces")
             self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?)", pieces)
         longest_piece = max(end_ms - start_ms for start_ms, end_ms, _ in pieces)
@@ -242,7 +239,7 @@ class HistoryWriter:
         """Write the last event's duration if it grew since it was last written."""
         if not self._unwritten or self._last is None:
             return
-        with self._writing(), self._db:
+        with self._writing(), transaction(self._db):
             self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (self._last.duration, self._last.id))
         self._unwritten = False
         self._written_at = time.monotonic()
@@ -259,7 +256,7 @@ class HistoryWriter:
                 self.flush()
         else:
             self.flush()
-            with self._writing(), self._db:
+            with self._writing(), transaction(self._db):
                 cursor = self._db.execute(
                     f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (heartbeat.timestamp_ms, heartbeat.duration, *astuple(heartbeat.data)),
@@ -294,7 +291,7 @@ class HistoryWriter:
         self._next_prune = time.monotonic() + _PRUNE_EVERY
         self.flush()  # the reload below must not forget a pending duration
         cutoff = (time.time() - self.retention_days * 86400.0) * 1000
-        with self._writing(), self._db:
+        with self._writing(), transaction(self._db):
             self._db.execute(
                 "DELETE FROM events WHERE timestamp < :cutoff AND timestamp + duration * 1000.0 < :cutoff",
                 {"cutoff": cutoff},

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tracker.model import AWAY, STATE_AWAY, Record
-from tracker.store import StoreUnavailable, connect_private, unavailable_as
+from tracker.store import StoreUnavailable, open_database, transaction, unavailable_as
 
 # Shown in `tracker outbox`; the rest are counted only.
 QUARANTINE_SHOWN = 100
@@ -105,14 +105,11 @@ class Outbox:
         self.max_rows = max_rows
         self._lock = threading.Lock()
         with self._unavailable_as("open"):
-            self._connection = connect_private(path, timeout=10.0, isolation_level=None,
-                                               check_same_thread=False)
+            # FULL: a committed sample survives a power cut too, at one fsync per second. The sender's
+            # bookkeeping needs no fsync of its own: after a power cut a row may go out again, and InfluxDB
+            # overwrites a point of the same series and time, so nothing is doubled.
+            self._connection = open_database(path, "FULL" if durable else "NORMAL", threads=True)
             try:
-                self._connection.execute("PRAGMA journal_mode=WAL")
-                # FULL: a committed sample survives a power cut too, at one fsync per second. The sender's
-                # bookkeeping needs no fsync of its own: after a power cut a row may go out again, and InfluxDB
-                # overwrites a point of the same series and time, so nothing is doubled.
-                self._connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 with self._transaction():
                     self._connection.execute(_SCHEMA[0])
                     columns = {row[1] for row in self._connection.execute("PRAGMA table_info(outbox)")}
@@ -257,17 +254,8 @@ class Outbox:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # BEGIN IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading.
-        self._connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._connection)
 
     def _unavailable_as(self, verb: str) -> AbstractContextManager[None]:
         return unavailable_as(f"{verb} the outbox {self.path}", OutboxUnavailable)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from tracker.history import History, Summary, Total
 from tracker.model import UNCATEGORIZED
+from tracker.paths import database_file
 
 TOP_ACTIVITIES = 10
 # Uncategorized time worth a hint: enough minutes and enough of the whole to be worth a rule.
@@ -58,8 +59,6 @@ def uncategorized_activities(history: History, since: datetime, until: datetime)
 
 def open_history() -> History | None:
     """The local history, or None when nothing was ever recorded (without creating the database)."""
-    from tracker.paths import database_file
-
     path = database_file()
     if not path.exists():
         return None

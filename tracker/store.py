@@ -46,6 +46,41 @@ def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
     return connection
 
 
+def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite3.Connection:
+    """The shared file, opened the one way the outbox and the history both use it: in WAL mode (readers and
+    one writer at once, across processes), waiting up to 10 s for a lock rather than failing, and in
+    autocommit mode, so that every transaction is an explicit `transaction()`.
+
+    `synchronous` is FULL where a commit must survive a power cut, NORMAL where a second may be lost;
+    `threads` lets the connection be shared between threads (its owner serialises the calls).
+    """
+    connection = connect_private(path, timeout=10.0, isolation_level=None, check_same_thread=not threads)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection, immediate: bool = True) -> Iterator[None]:
+    """Commit what the block does, or roll it back on any exception.
+
+    BEGIN IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock;
+    `immediate=False` for writes that need no lock on the file (a report's temporary table).
+    """
+    connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def plain_reason(error: Exception) -> str:
     if isinstance(error, OSError):
         if error.errno == errno.ENOSPC:
