@@ -18,6 +18,7 @@ from fault_server import make_records
 
 from tracker import paths
 from tracker.cli import cli
+from tracker.lineprotocol import to_line
 from tracker.outbox import Outbox, OutboxUnavailable
 from tracker.recorder import mark_away
 
@@ -206,3 +207,23 @@ def test_rows_stay_visible_to_other_processes_when_one_process_opens_the_outbox_
     assert intact(path)
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 8
+
+
+def test_an_outbox_from_before_final_rows_and_stored_lines_still_sends_every_row():
+    records = make_records(3)
+    path = paths.database_file()
+    paths.private_dir(path.parent)
+    with sqlite3.connect(path) as old:  # the table as tracker 0.1 wrote it: no `final`, no `line`
+        old.execute("""CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,
+            duration REAL NOT NULL, host TEXT NOT NULL, app TEXT NOT NULL, activity TEXT NOT NULL,
+            category TEXT NOT NULL, score REAL NOT NULL, state TEXT NOT NULL, title TEXT, url TEXT,
+            quarantined TEXT, quarantined_ms INTEGER)""")
+        old.executemany("INSERT INTO outbox (time_ms, duration, host, app, activity, category, score, state, title,"
+                        " url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title,
+                          r.url) for r in records])
+    old.close()
+    with Outbox(path) as outbox:
+        outbox.append(replace(records[0], time_ms=records[0].time_ms + 10_000))
+        assert [line for _, line in outbox.pending_lines(10)] == [
+            *map(to_line, records), to_line(replace(records[0], time_ms=records[0].time_ms + 10_000))]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record
 from tracker.store import StoreUnavailable, open_database, transaction, unavailable_as
 
@@ -38,7 +39,9 @@ _SCHEMA = (
         quarantined TEXT,
         quarantined_ms INTEGER,
         -- 0 while the runner may still rewrite the row as away time; only final rows are sent.
-        final INTEGER NOT NULL DEFAULT 1
+        final INTEGER NOT NULL DEFAULT 1,
+        -- The row as line protocol, encoded once when committed; NULL once rewritten (encoded when sent).
+        line TEXT
     )""",
     # One row of counters kept by triggers, so the size bound costs no COUNT(*) over a month of rows.
     """CREATE TABLE IF NOT EXISTS outbox_counters (
@@ -49,8 +52,9 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO outbox_counters VALUES (1, 0, 0)",
     """CREATE TRIGGER IF NOT EXISTS outbox_insert AFTER INSERT ON outbox WHEN NEW.quarantined IS NULL
     BEGIN UPDATE outbox_counters SET waiting = waiting + 1; END""",
-    """CREATE TRIGGER IF NOT EXISTS outbox_delete AFTER DELETE ON outbox WHEN OLD.quarantined IS NULL
-    BEGIN UPDATE outbox_counters SET waiting = waiting - 1; END""",
+    # Deleting waiting rows counts them in the same statement's transaction (`_forget`): a trigger per row
+    # cost a tenth of what sending a large backlog costs.
+    "DROP TRIGGER IF EXISTS outbox_delete",
     """CREATE TRIGGER IF NOT EXISTS outbox_quarantine AFTER UPDATE OF quarantined ON outbox
     WHEN OLD.quarantined IS NULL AND NEW.quarantined IS NOT NULL
     BEGIN UPDATE outbox_counters SET waiting = waiting - 1; END""",
@@ -65,12 +69,13 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_provisional ON outbox (time_ms) WHERE final = 0",
     # Rows waiting to be sent, in order: the sender's query skips the provisional and quarantined ones.
     "CREATE INDEX IF NOT EXISTS outbox_sendable ON outbox (id) WHERE final = 1 AND quarantined IS NULL",
+    "DROP INDEX IF EXISTS outbox_time",  # an earlier version's, replaced by the two above
 )
-# An outbox written before rows could be provisional: its rows were all final.
-_ADD_FINAL = "ALTER TABLE outbox ADD COLUMN final INTEGER NOT NULL DEFAULT 1"
+# Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
+_ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT"}
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
 _COLUMNS = "id, " + _FIELDS
-_INSERT = f"INSERT INTO outbox ({_FIELDS}, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO outbox ({_FIELDS}, final, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class OutboxUnavailable(StoreUnavailable):
@@ -113,8 +118,9 @@ class Outbox:
                 with self._transaction():
                     self._connection.execute(_SCHEMA[0])
                     columns = {row[1] for row in self._connection.execute("PRAGMA table_info(outbox)")}
-                    if "final" not in columns:
-                        self._connection.execute(_ADD_FINAL)
+                    for column, definition in _ADDED_COLUMNS.items():
+                        if column not in columns:
+                            self._connection.execute(f"ALTER TABLE outbox ADD COLUMN {definition}")
                     for statement in _SCHEMA[1:]:
                         self._connection.execute(statement)
                     # Only this process adds rows; others (the sender, `tracker sync`) only take them away, so
@@ -144,12 +150,13 @@ class Outbox:
         Returns how many old rows the size bound dropped.
         """
         rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url,
-                 final_until_ms is None or r.time_ms <= final_until_ms) for r in records]
+                 final_until_ms is None or r.time_ms <= final_until_ms, to_line(r)) for r in records]
         with self._unavailable_as("write to"), self._lock:
             with self._transaction():
                 if away_since_ms is not None:
                     self._connection.execute(
-                        "UPDATE outbox SET category = ?, score = 0.0, state = ? WHERE final = 0 AND time_ms > ?",
+                        "UPDATE outbox SET category = ?, score = 0.0, state = ?, line = NULL"
+                        " WHERE final = 0 AND time_ms > ?",
                         (AWAY, STATE_AWAY, away_since_ms))
                 self._connection.executemany(_INSERT, rows)
                 if final_until_ms is not None:
@@ -167,9 +174,7 @@ class Outbox:
         self._waiting_at_most = min(waiting, self.max_rows)
         if excess <= 0:
             return 0
-        self._connection.execute(
-            "DELETE FROM outbox WHERE id IN"
-            " (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
+        self._forget("id IN (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
         self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
         return excess
 
@@ -189,12 +194,32 @@ class Outbox:
                 (limit,)).fetchall()
         return [(row[0], _record(row)) for row in rows]
 
+    def pending_lines(self, limit: int, after_id: int = 0) -> list[tuple[int, str]]:
+        """`pending` as line protocol, for sending: the lines encoded when the rows were committed; only rows
+        after `after_id` (those up to it are on their way already)."""
+        with self._unavailable_as("read"), self._lock:
+            rows: list[tuple[int, str | None]] = self._connection.execute(
+                "SELECT id, line FROM outbox WHERE final = 1 AND quarantined IS NULL AND id > ? ORDER BY id LIMIT ?",
+                (after_id, limit)).fetchall()
+            unencoded = [row_id for row_id, line in rows if line is None]  # rewritten as away, or from before lines
+            encoded: dict[int, str] = {}
+            for chunk in _chunks(unencoded):
+                for row in self._connection.execute(
+                        f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                    encoded[row[0]] = to_line(_record(row))
+        return [(row_id, line if line is not None else encoded[row_id]) for row_id, line in rows]
+
     def mark_sent(self, ids: Sequence[int]) -> None:
         """The server confirmed these rows: forget them."""
         with self._unavailable_as("write to"), self._lock, self._transaction():
             for chunk in _chunks(ids):
-                self._connection.execute(
-                    f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                self._forget(f"id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def _forget(self, condition: str, parameters: Sequence[object]) -> None:
+        """Delete the waiting rows matching `condition`, and count them off, inside the caller's transaction."""
+        deleted = self._connection.execute(
+            f"DELETE FROM outbox WHERE quarantined IS NULL AND {condition}", parameters).rowcount
+        self._connection.execute("UPDATE outbox_counters SET waiting = waiting - ?", (deleted,))
 
     def quarantine(self, ids: Sequence[int], reason: str) -> None:
         """The server will never accept these rows as they are: keep them aside, with its reason."""

@@ -11,14 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tracker.config import InfluxSettings
-from tracker.lineprotocol import to_line
-from tracker.model import Record
 from tracker.outbox import Outbox, OutboxUnavailable, samples
 from tracker.sinks import (
     Rejected,
@@ -95,6 +94,7 @@ class Sender:
         self._lock_path = database.parent / LOCK_FILE
         self._outbox: Outbox | None = None
         self._sink: Sink | None = None
+        self._wire: ThreadPoolExecutor | None = None  # the thread a batch is sent from (see _drain)
         self._open_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -224,26 +224,60 @@ class Sender:
 
     def _drain(self, tally: _Tally, progress: Progress | None, lock_wait: float,
                deadline: float | None = None) -> None:
-        """Send batches, oldest first, until nothing is waiting (or the deadline passes)."""
-        outbox = self._open_outbox()
-        while deadline is None or time.monotonic() < deadline:
-            if self._stopping.is_set() and deadline is None:
-                return
-            with self._exclusive(lock_wait):
-                # Read inside the lock: rows another sender just confirmed are gone by now. Only final rows
-                # come out: those the runner may still rewrite as away wait (see tracker.localstore).
-                rows = outbox.pending(self.batch_size)
-                if not rows:
-                    return
-                self._deliver(outbox, rows, tally, progress)
-            if len(rows) < self.batch_size:
-                return
+        """Send batches, oldest first, until nothing is waiting (or the deadline passes).
 
-    def _deliver(self, outbox: Outbox, rows: Sequence[tuple[int, Record]], tally: _Tally,
+        One batch is on the wire while the one before is forgotten and the next one read: the server's time
+        and the local file's time overlap instead of adding up. send.lock is held throughout, so no other
+        sender reads these rows meanwhile. Only final rows come out: those the runner may still rewrite as
+        away wait (see tracker.localstore).
+        """
+        outbox = self._open_outbox()
+        with self._exclusive(lock_wait):
+            # Read inside the lock: rows another sender just confirmed are gone by now.
+            rows = outbox.pending_lines(self.batch_size)
+            sending = self._send_async(rows) if rows and self._may_go_on(deadline) else None
+            try:
+                while sending is not None:
+                    sent = rows
+                    more = len(sent) >= self.batch_size and self._may_go_on(deadline)
+                    rows = outbox.pending_lines(self.batch_size, after_id=sent[-1][0]) if more else []
+                    try:
+                        sending.result()
+                    except (TooLarge, Rejected):
+                        sending = None
+                        self._deliver(outbox, sent, tally, progress)  # bisect it, one request at a time
+                        sending = self._send_async(rows) if rows else None
+                        continue
+                    sending = self._send_async(rows) if rows else None
+                    self._confirmed(outbox, [row_id for row_id, _ in sent], tally, progress)
+            finally:
+                if sending is not None:  # a failure here: the rows on the wire stay, and go out again later
+                    with suppress(Exception):
+                        sending.result()
+
+    def _may_go_on(self, deadline: float | None) -> bool:
+        if deadline is None:
+            return not self._stopping.is_set()
+        return time.monotonic() < deadline
+
+    def _send_async(self, rows: Sequence[tuple[int, str]]) -> Future[None]:
+        sink = self._open_sink()
+        if self._wire is None:
+            self._wire = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-wire")
+        return self._wire.submit(sink.write, [line for _, line in rows])
+
+    def _confirmed(self, outbox: Outbox, ids: list[int], tally: _Tally, progress: Progress | None) -> None:
+        """The server confirmed these rows: forget them."""
+        outbox.mark_sent(ids)
+        tally.sent += len(ids)
+        if progress is not None:
+            progress(tally.sent, max(tally.total, tally.sent))
+
+    def _deliver(self, outbox: Outbox, rows: Sequence[tuple[int, str]], tally: _Tally,
                  progress: Progress | None) -> None:
         ids = [row_id for row_id, _ in rows]
         try:
-            self._open_sink().write([to_line(record) for _, record in rows])
+            self._open_sink().write([line for _, line in rows])
         except (TooLarge, Rejected) as error:
             if len(rows) == 1:
                 reason = error.reason if isinstance(error, Rejected) else str(error)
@@ -257,14 +291,11 @@ class Sender:
             self._deliver(outbox, rows[:middle], tally, progress)
             self._deliver(outbox, rows[middle:], tally, progress)
             return
-        outbox.mark_sent(ids)
-        tally.sent += len(ids)
-        if progress is not None:
-            progress(tally.sent, max(tally.total, tally.sent))
+        self._confirmed(outbox, ids, tally, progress)
 
     @contextmanager
     def _exclusive(self, wait: float) -> Iterator[None]:
-        """Hold send.lock for one batch; raise _Busy if another sender keeps it beyond `wait` seconds."""
+        """Hold send.lock while sending; raise _Busy if another sender keeps it beyond `wait` seconds."""
         descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if not lock_exclusively(descriptor, wait):
@@ -303,6 +334,9 @@ class Sender:
         return self._waiting
 
     def _close(self) -> None:
+        if self._wire is not None:
+            self._wire.shutdown(wait=True)
+            self._wire = None
         with self._open_lock:
             if self._sink is not None:
                 self._sink.close()
