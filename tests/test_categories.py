@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import stat
 import sys
@@ -158,6 +159,33 @@ def test_every_command_refuses_a_broken_users_file() -> None:
         result = run(*args)
         assert result.exit_code == 1
         assert "line 2: the category name 'Away' is reserved for idle time" in result.output
+
+
+def test_a_changed_file_shows_at_once_even_with_the_same_size_and_time() -> None:
+    # list and test remember the rules they read (in the data directory), by the file's text.
+    user_file = paths.user_categories_file()
+    paths.write_private(user_file, MINE + "    titles: ['^Inbox']\n")
+    before = user_file.stat()
+    assert "apps: Mail, Notes" in run("list").output
+    assert run("test", "Browser", "--title", "Inbox (3)").output.startswith("Fun, score -1.5")
+    paths.write_private(user_file, MINE.replace("Notes", "Notez") + "    titles: ['^Outbx']\n")
+    os.utime(user_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert user_file.stat().st_size == before.st_size
+    assert "apps: Mail, Notez" in run("list").output
+    assert run("test", "Notez").output.startswith("Mine, score 1 (productive)")
+    assert run("test", "Browser", "--title", "Inbox (3)").output.startswith("No rule matched")
+    assert run("test", "Browser", "--title", "Outbx").output.startswith("Fun, score -1.5")
+
+
+def test_a_file_broken_after_a_good_one_is_refused() -> None:
+    user_file = paths.user_categories_file()
+    paths.write_private(user_file, MINE)
+    assert run("list").exit_code == 0 and run("test", "Mail").exit_code == 0
+    paths.write_private(user_file, MINE.replace("-1.5", "-7"))
+    for args in (["list"], ["test", "Mail"], ["validate"]):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert result.output == f"Error: {user_file}, line 6: score -7 is outside -2..2\n"
 
 
 # -- edit --------------------------------------------------------------------------------------------

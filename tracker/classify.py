@@ -7,34 +7,26 @@ The user's categories.yaml in the config directory, when it exists, replaces the
 
 from __future__ import annotations
 
-import difflib
-import math
+import contextlib
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from yaml import YAMLError
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from tracker import __version__, paths
+from tracker.model import UNCATEGORIZED, Sample, url_host
 
-from tracker import paths
-from tracker.model import AWAY, UNCATEGORIZED, Sample, url_host
+if TYPE_CHECKING:
+    from importlib.abc import Traversable  # importlib.resources.abc from Python 3.11
 
 SCORE_MIN = -2.0
 SCORE_MAX = 2.0
-RULE_KINDS = ("apps", "domains", "titles")
-CATEGORY_KEYS = ("score", *RULE_KINDS)
-RESERVED_NAMES = {
-    AWAY.casefold(): "is reserved for idle time",
-    UNCATEGORIZED.casefold(): "is reserved for samples no rule matches",
-}
 _BUNDLED_NAME = "categories.yaml"
-_YAML_NULL = "tag:yaml.org,2002:null"
+_REMEMBERED_NAME = "categories.remembered.json"  # in the data directory: see load_categories
 
 
 class CategoriesError(ValueError):
@@ -90,7 +82,9 @@ class Categories:
         self.file = file
         self._apps: dict[str, Rule] = {}
         self._domains: dict[str, Rule] = {}
-        self._titles: list[tuple[re.Pattern[str], Rule]] = []
+        self._title_rules: list[Rule] = []
+        # Compiled on the first title to match: `tracker categories list` shows the rules and needs none.
+        self._titles: list[tuple[re.Pattern[str], Rule]] | None = None
         for category in categories:
             for rule in category.rules:
                 if rule.kind == "app":
@@ -98,7 +92,7 @@ class Categories:
                 elif rule.kind == "domain":
                     self._domains[rule.pattern] = rule
                 else:
-                    self._titles.append((re.compile(rule.pattern, re.IGNORECASE), rule))
+                    self._title_rules.append(rule)
 
     @property
     def rule_count(self) -> int:
@@ -125,6 +119,8 @@ class Categories:
                 if suffix in self._domains:
                     return self._domains[suffix]
         if sample.title:
+            if self._titles is None:
+                self._titles = [(re.compile(rule.pattern, re.IGNORECASE), rule) for rule in self._title_rules]
             for pattern, rule in self._titles:
                 if pattern.search(sample.title):
                     return rule
@@ -179,10 +175,24 @@ def display_path(path: Path) -> str:
 def bundled_categories_path() -> Path:
     """The default rules shipped inside the package; in a source checkout (or an editable install), the
     categories.yaml at the top of the repository, which the wheel copies into the package."""
-    inside = resources.files("tracker").joinpath(_BUNDLED_NAME)
+    # Files on disk first: importlib.resources, needed only when the package is inside a zip, takes longer to
+    # import than reading the rules.
+    inside = Path(__file__).parent / _BUNDLED_NAME
     if inside.is_file():
-        return Path(str(inside))
-    return Path(__file__).resolve().parent.parent / _BUNDLED_NAME
+        return inside
+    checkout = Path(__file__).resolve().parent.parent / _BUNDLED_NAME
+    if checkout.is_file():
+        return checkout
+    packaged = _packaged_categories()
+    return Path(str(packaged)) if packaged is not None else checkout
+
+
+def _packaged_categories() -> Traversable | None:
+    """The bundled file as a resource of the package, wherever it is (a wheel or a zipapp too); None if absent."""
+    from importlib import resources
+
+    inside = resources.files("tracker").joinpath(_BUNDLED_NAME)
+    return inside if inside.is_file() else None
 
 
 def active_categories_path() -> Path:
@@ -194,10 +204,11 @@ def active_categories_path() -> Path:
 def read_categories_text(path: Path) -> str:
     """The text of a categories file; CategoriesError when it cannot be read."""
     try:
-        inside = resources.files("tracker").joinpath(_BUNDLED_NAME)
-        if path == bundled_categories_path() and inside.is_file():
-            # Through importlib.resources, so it also loads from a wheel or a zipapp.
-            return inside.read_text(encoding="utf-8")
+        if not path.is_file() and path == bundled_categories_path():
+            # Inside a wheel or a zipapp: through importlib.resources.
+            packaged = _packaged_categories()
+            if packaged is not None:
+                return packaged.read_text(encoding="utf-8")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise CategoriesError(path, None, "the file does not exist") from error
@@ -207,143 +218,73 @@ def read_categories_text(path: Path) -> str:
         raise CategoriesError(path, None, f"cannot read the file: {error.strerror or error}") from error
 
 
-def load_categories(path: Path | None = None) -> Categories:
-    """Load and validate a categories file; None means the user's file if present, else the bundled one."""
+def load_categories(path: Path | None = None, *, remember: bool = False) -> Categories:
+    """Load and validate a categories file; None means the user's file if present, else the bundled one.
+
+    With `remember`, the rules of the last valid file are kept in the data directory, and a file with the
+    same text is not parsed again: `tracker categories list` and `test` then start without yaml.
+    """
     path = path or active_categories_path()
-    return parse_categories(read_categories_text(path), path)
+    text = read_categories_text(path)
+    if not remember:
+        return parse_categories(text, path)
+    remembered_file = paths.data_dir() / _REMEMBERED_NAME
+    identity = _parser_identity()
+    remembered = _remembered_categories(remembered_file, text, identity)
+    if remembered is not None:
+        return Categories(remembered, path)
+    rules = parse_categories(text, path)  # an invalid file raises here: only valid rules are remembered
+    _remember_categories(remembered_file, text, identity, rules.categories)
+    return rules
+
+
+def _parser_identity() -> str:
+    """What else decides whether a text is valid and what it means: this tracker (its version, and the size and
+    time of the modules that read and check the file, for a checkout between versions) and this Python (a
+    regex valid in one may not be in another)."""
+    modules = []
+    for module in (__file__, os.path.join(os.path.dirname(__file__), "rulesfile.py")):
+        try:
+            status = os.stat(module)
+        except OSError:  # inside a zip: the version says it all
+            continue
+        modules.append(f"{status.st_size}:{status.st_mtime_ns}")
+    return " ".join([__version__, *modules, sys.version])
+
+
+def _remembered_categories(remembered_file: Path, text: str, identity: str) -> tuple[Category, ...] | None:
+    """The categories remembered for exactly this text and parser; None when there are none (or they are unreadable)."""
+    import json
+
+    try:
+        document = json.loads(remembered_file.read_text(encoding="utf-8"))
+        if document["text"] != text or document["parser"] != identity:
+            return None
+        return tuple(
+            Category(name, score, line, tuple(Rule(kind, pattern, written, name, score, rule_line)
+                                              for kind, pattern, written, rule_line in rules))
+            for name, score, line, rules in document["categories"])
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: parse the file again
+        return None
+
+
+def _remember_categories(remembered_file: Path, text: str, identity: str, categories: tuple[Category, ...]) -> None:
+    import json
+
+    document = {"text": text, "parser": identity, "categories": [
+        [category.name, category.score, category.line,
+         [[rule.kind, rule.pattern, rule.written, rule.line] for rule in category.rules]]
+        for category in categories]}
+    # A read-only data directory: the rules are still right, only parsed again next time.
+    with contextlib.suppress(OSError):
+        paths.write_private(remembered_file, json.dumps(document, ensure_ascii=False), durable=False)
 
 
 def parse_categories(text: str, file: Path) -> Categories:
     """Validate categories YAML; `file` is the name errors and matches report (the text may come from a copy)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        # The node tree, not plain data: every node knows its line, for messages users can act on.
-        root = yaml.compose(text, Loader=loader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "not valid YAML"
-        raise CategoriesError(file, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from error
-    except yaml.YAMLError as error:
-        raise CategoriesError(file, None, f"YAML syntax error: {error}") from error
-    return Categories(_CategoriesParser(file).parse(root), file)
+    from tracker.rulesfile import parse_rules  # with yaml: only when a file is read, not when rules are remembered
 
-
-class _CategoriesParser:
-    """Walks the YAML node tree, refusing anything unexpected with the line it is on."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-        self.names: dict[str, int] = {}  # folded name -> line
-        self.seen: dict[str, dict[str, Rule]] = {"apps": {}, "domains": {}}  # kind -> match key -> rule
-
-    def fail(self, node: Node, problem: str) -> NoReturn:
-        raise CategoriesError(self.file, node.start_mark.line + 1, problem)
-
-    def parse(self, root: Node | None) -> tuple[Category, ...]:
-        if root is None:
-            raise CategoriesError(self.file, 1, "the file is empty; it should start with 'categories:'")
-        if not isinstance(root, MappingNode):
-            self.fail(root, "the file should be a mapping that starts with 'categories:'")
-        entries = self.mapping_entries(root, "at the top of the file", ("categories",))
-        if "categories" not in entries:
-            self.fail(root, "the file has no 'categories:' key")
-        categories_node = entries["categories"][1]
-        if not isinstance(categories_node, MappingNode):
-            self.fail(categories_node, "'categories' should map category names to a score and rules")
-        return tuple(self.category(key, value) for key, value in categories_node.value)
-
-    def mapping_entries(self, node: Node, where: str, allowed: tuple[str, ...]) -> dict[str, tuple[Node, Node]]:
-        """The keys of a mapping, refusing unknown and repeated ones."""
-        entries: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
-            key = self.plain_text(key_node, "a key")
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "expected " + ", ".join(allowed)
-                self.fail(key_node, f"unknown key '{key}' {where} ({hint})")
-            if key in entries:
-                first_line = entries[key][0].start_mark.line + 1
-                self.fail(key_node, f"key '{key}' appears twice {where} (first on line {first_line})")
-            entries[key] = (key_node, value_node)
-        return entries
-
-    def plain_text(self, node: Node, what: str) -> str:
-        if not isinstance(node, ScalarNode) or node.tag == _YAML_NULL or not node.value.strip():
-            self.fail(node, f"{what} should be plain text")
-        return node.value
-
-    def category(self, key_node: Node, value_node: Node) -> Category:
-        name = self.plain_text(key_node, "a category name").strip()
-        line = key_node.start_mark.line + 1
-        folded = name.casefold()
-        if folded in RESERVED_NAMES:
-            self.fail(key_node, f"the category name '{name}' {RESERVED_NAMES[folded]}; pick another name")
-        if folded in self.names:
-            self.fail(key_node, f"category {name} is defined twice (first on line {self.names[folded]})")
-        self.names[folded] = line
-        if not isinstance(value_node, MappingNode):
-            self.fail(value_node, f"category {name} should be a mapping with a score and apps, domains or titles")
-        entries = self.mapping_entries(value_node, f"in category {name}", CATEGORY_KEYS)
-        if "score" not in entries:
-            self.fail(key_node, f"category {name} has no score (a number from -2 to 2)")
-        score = self.score(entries["score"][1])
-        rules: list[Rule] = []
-        for kind in RULE_KINDS:
-            if kind in entries:
-                rules.extend(self.rules(kind, entries[kind][1], name, score))
-        return Category(name, score, line, tuple(rules))
-
-    def score(self, node: Node) -> float:
-        try:
-            value = SafeConstructor().construct_object(node) if isinstance(node, ScalarNode) else None
-        except YAMLError:  # an unknown !tag
-            value = None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            shown = f" '{node.value}'" if isinstance(node, ScalarNode) else ""
-            self.fail(node, f"score{shown} should be a number from -2 to 2")
-        if not (math.isfinite(value) and SCORE_MIN <= value <= SCORE_MAX):
-            self.fail(node, f"score {node.value} is outside -2..2")
-        return float(value)
-
-    def rules(self, kind: str, node: Node, category: str, score: float) -> Iterator[Rule]:
-        if not isinstance(node, SequenceNode):
-            self.fail(node, f"{kind} in category {category} should be a list, like {kind}: [one, two]")
-        singular = kind[:-1]
-        for item in node.value:
-            written = self.plain_text(item, f"each entry of {kind}")
-            line = item.start_mark.line + 1
-            if kind == "titles":
-                # As written: a regex's spaces matter.
-                yield Rule(singular, self.title_pattern(written, item), written, category, score, line)
-                continue
-            pattern = written.strip().lower() if kind == "apps" else self.domain(written, item)
-            seen = self.seen[kind]
-            if pattern in seen:
-                # With an app or domain in two places, which one decides would be a guess.
-                other = seen[pattern]
-                self.fail(item, f"{singular} {written.strip()} is already listed in {other.category} "
-                                f"on line {other.line}")
-            seen[pattern] = Rule(singular, pattern, written.strip(), category, score, line)
-            yield seen[pattern]
-
-    def domain(self, written: str, item: Node) -> str:
-        try:
-            return normalise_domain(written)
-        except ValueError as error:
-            self.fail(item, str(error))
-
-    def title_pattern(self, written: str, item: Node) -> str:
-        if any(ord(character) < 32 for character in written):
-            # "\b" in double quotes is a YAML escape (backspace), not a regex word boundary.
-            self.fail(item, f"title regex {written!r} contains a control character; "
-                            "write regexes in single quotes, like '\\bvim\\b'")
-        try:
-            compiled = re.compile(written, re.IGNORECASE)
-        except re.error as error:
-            self.fail(item, f"title regex '{written}' is invalid: {error.msg}")
-        if compiled.search(""):
-            self.fail(item, f"title regex '{written}' matches every title")
-        return written
+    return Categories(parse_rules(text, file), file)
 
 
 class CategoriesWatcher:

@@ -384,12 +384,13 @@ def categories_uncategorized(since: str, until: str | None) -> None:
         present.render_uncategorized(activities, start, end, _plain_console())
 
 
-def _categories_or_exit(path: Path | None = None) -> Categories:
-    """The categories in force (or those in `path`), or exit 1 with the file, line and problem."""
+def _categories_or_exit(path: Path | None = None, remember: bool = False) -> Categories:
+    """The categories in force (or those in `path`), or exit 1 with the file, line and problem; `remember`:
+    see load_categories."""
     from tracker.classify import CategoriesError, load_categories
 
     try:
-        return load_categories(path)
+        return load_categories(path, remember=remember)
     except CategoriesError as error:
         raise Failure(str(error), 1) from None
 
@@ -403,31 +404,42 @@ def _shortened(items: list[str], limit: int = 4) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def categories_list(as_json: bool) -> None:
     """Show each category, its score and its rules."""
-    rules = _categories_or_exit()
+    import sys
+
+    rules = _categories_or_exit(remember=True)
     if as_json:
         import json
 
         click.echo(json.dumps(rules.to_dict(), indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
+    from tracker import plaintable
     from tracker.classify import display_path
     from tracker.colours import score_style
 
-    table = Table()
-    table.add_column("Category", no_wrap=True)
-    table.add_column("Score", justify="right")
-    table.add_column("Rules")
-    for category in rules.categories:
-        style = score_style(category.score)
-        lines = [f"{kind}s: {_shortened(category.written(kind))}" for kind in ("app", "domain", "title")
-                 if category.written(kind)]
-        # Text, not markup: a regex's [brackets] must show as written.
-        table.add_row(Text(category.name, style=style), Text(f"{category.score:+g}", style=style),
-                      Text("\n".join(lines) or "(no rules)"))
-    Console().print(table)
+    columns = [plaintable.Column("Category", no_wrap=True), plaintable.Column("Score", justify="right"),
+               plaintable.Column("Rules")]
+    rows = [(category.name, f"{category.score:+g}",
+             "\n".join(f"{kind}s: {_shortened(category.written(kind))}" for kind in ("app", "domain", "title")
+                       if category.written(kind)) or "(no rules)")
+            for category in rules.categories]
+    # Without colour (a pipe, a file), the same table drawn without rich, which takes long to import.
+    width = plaintable.plain_width(sys.stdout)
+    drawn = None if width is None else plaintable.draw(columns, rows, width)
+    if drawn is not None:
+        click.echo(drawn, nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table()
+        for column in columns:
+            table.add_column(column.header, justify=column.justify, no_wrap=column.no_wrap)
+        for category, (name, score, rule_lines) in zip(rules.categories, rows, strict=True):
+            style = score_style(category.score)
+            # Text, not markup: a regex's [brackets] must show as written.
+            table.add_row(Text(name, style=style), Text(score, style=style), Text(rule_lines))
+        Console().print(table)
     # Below, not as a caption: a caption wraps a long path at the table's width.
     click.echo(f"{display_path(rules.file)}: {rules.rule_count} rules")
 
@@ -442,7 +454,7 @@ def categories_test(app: str, title: str | None, url: str | None) -> None:
     from tracker.colours import score_label
     from tracker.model import Sample, utc_now
 
-    rules = _categories_or_exit()
+    rules = _categories_or_exit(remember=True)
     match = rules.classify(Sample(time=utc_now(), app=app, title=title, url=url))
     if match.rule is None:
         click.echo(f"No rule matched: {match.category}, score 0.")
