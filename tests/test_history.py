@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tracker.events import default_pulsetime
+from tracker.events import Event, default_pulsetime
 from tracker.history import History, HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.timespec import parse_duration, parse_since, parse_until
@@ -212,3 +216,124 @@ def test_with_write_every_0_each_sample_is_written_at_once(tmp_path):
     with History(path) as reader:
         assert spans(reader) == [(0.0, 3.0, "editor")]
     writer.close()
+
+
+# --- rollups: reports over whole days read them, and must say what the events say -------------------------
+
+ZONES = ["Europe/Berlin", "Asia/Kolkata", "America/New_York"]
+# Days around clock changes: Europe 31 Mar and 27 Oct 2024, New York 10 Mar and 3 Nov 2024.
+AROUND_CLOCK_CHANGES = [datetime(2024, 3, 8, tzinfo=timezone.utc), datetime(2024, 3, 29, tzinfo=timezone.utc),
+                        datetime(2024, 10, 25, tzinfo=timezone.utc), datetime(2024, 11, 1, tzinfo=timezone.utc)]
+QUARTER_HOUR = 900_000  # ms; every local hour and midnight of these zones falls on one
+
+
+@contextmanager
+def local_zone(zone: str) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", zone)
+        time.tzset()
+        try:
+            yield
+        finally:
+            patch.undo()
+            time.tzset()
+
+
+def expected_totals(events: list[Event], since: datetime, until: datetime, by: str) -> dict[str, tuple[float, float]]:
+    """Event by event, in Python: each active event's part in [since, until) under its name, hour or day
+    (cut at quarter hours, each part named by the local time it starts at). (seconds, mean score) per name."""
+    sums: dict[str, list[float]] = {}
+    since_ms, until_ms = since.timestamp() * 1000, until.timestamp() * 1000
+    for event in events:
+        start, end = max(event.timestamp_ms, since_ms), min(event.end_ms, until_ms)
+        while event.data.active and start < end:
+            part_end = min(end, (start // QUARTER_HOUR + 1) * QUARTER_HOUR) if by in ("hour", "day") else end
+            local = datetime.fromtimestamp(start / 1000).astimezone()
+            name = {"hour": f"{local.hour:02d}", "day": local.date().isoformat()}.get(by) or getattr(event.data, by)
+            seconds = (part_end - start) / 1000
+            totals = sums.setdefault(name, [0.0, 0.0])
+            totals[0] += seconds
+            totals[1] += seconds * event.data.score
+            start = part_end
+    return {name: (seconds, weighted / seconds) for name, (seconds, weighted) in sums.items() if seconds > 0}
+
+
+def assert_reports_follow_the_events(path: Path, since: datetime, until: datetime) -> None:
+    with History(path) as reader:
+        events = reader.events(*EVERYTHING)
+        for by in ("category", "activity", "app", "hour", "day"):
+            reported = {total.name: (total.seconds, total.score) for total in reader.totals(since, until, by)}
+            expected = expected_totals(events, since, until, by)
+            assert sorted(reported) == sorted(expected), by
+            for name, seconds_and_score in expected.items():
+                assert reported[name] == pytest.approx(seconds_and_score, abs=1e-6), (by, name)
+        summary = reader.summary(since, until)
+    since_ms, until_ms = since.timestamp() * 1000, until.timestamp() * 1000
+    parts = [(event, max(0.0, min(event.end_ms, until_ms) - max(event.timestamp_ms, since_ms)) / 1000)
+             for event in events]
+    assert summary.active_seconds == pytest.approx(sum(part for event, part in parts if event.data.active))
+    assert summary.away_seconds == pytest.approx(sum(part for event, part in parts if not event.data.active))
+    assert summary.uncategorized_seconds == pytest.approx(
+        sum(part for event, part in parts if event.data.active and event.data.category == UNCATEGORIZED))
+
+
+SAMPLE_KINDS = [("editor", "Code", 2.0, "active"), ("chat", "Communication", -1.0, "active"),
+                ("mystery", UNCATEGORIZED, 0.0, "active"), (AWAY, AWAY, 0.0, STATE_AWAY),
+                ("video", "Entertainment", -2.0, STATE_AWAY)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    base=st.sampled_from(AROUND_CLOCK_CHANGES),
+    recorded_in=st.sampled_from(ZONES),
+    reported_in=st.sampled_from(ZONES),
+    samples=st.lists(st.tuples(st.integers(0, 4),  # kind
+                               st.floats(0, 2 * 86400),  # seconds since the last sample began
+                               st.sampled_from([1.0, 61.0, 3600.5, 30_000.0, 2.5 * 86400])),  # duration
+                     min_size=1, max_size=25),
+    write_every=st.sampled_from([0.0, 3600.0]),
+    period=st.tuples(st.integers(-86_400_000, 6 * 86_400_000), st.integers(0, 6 * 86_400_000), st.booleans()),  # ms
+)
+def test_reports_from_rollups_say_what_the_events_say(tmp_path_factory, base, recorded_in, reported_in, samples,
+                                                       write_every, period):
+    """Any events, recorded in one zone and reported in another (the machine moved), any period, whole local
+    days or not, across clock changes: the totals are those of the events, event by event."""
+    path = tmp_path_factory.mktemp("rollups") / "tracker.db"
+    moment = base.timestamp()
+    with local_zone(recorded_in), HistoryWriter(path, PULSE, write_every=write_every) as writer:
+        for kind, gap, duration in samples:
+            activity, category, score, state = SAMPLE_KINDS[kind]
+            moment += gap
+            writer.add(Record(time_ms=int(moment * 1000), duration=duration, host="laptop", app=activity,
+                              activity=activity, category=category, score=score, state=state))
+    start_after, length, whole_days = period
+    with local_zone(reported_in):
+        since = (base + timedelta(milliseconds=start_after)).astimezone()
+        until = since + timedelta(milliseconds=length)
+        if whole_days:
+            since, until = parse_since(f"{since.date()}"), parse_until(f"{until.date()}")
+        assert_reports_follow_the_events(path, since, until)
+
+
+def test_rollups_follow_retention_and_writers_that_do_not_know_them(tmp_path):
+    path = tmp_path / "tracker.db"
+    now = time.time()
+    with HistoryWriter(path, PULSE) as writer:
+        for hours_ago in range(24 * 40, 0, -7):  # every 7 hours for 40 days, some across the retention limit
+            at = now - hours_ago * 3600 - START.timestamp()
+            writer.add(record(at, f"app{hours_ago % 3}", duration=5 * 3600.0))
+    # In whole seconds: reports count from whole milliseconds.
+    year = (datetime.fromtimestamp(int(now) - 366 * 86400).astimezone(),
+            datetime.fromtimestamp(int(now)).astimezone())
+    with HistoryWriter(path, PULSE, retention_days=30):
+        pass
+    assert_reports_follow_the_events(path, *year)
+    # An older version of tracker, which knows nothing of rollups, adds and lengthens events.
+    with closing(sqlite3.connect(path)) as older, older:
+        older.execute("INSERT INTO events (timestamp, duration, app, activity, category, score, state) "
+                      "VALUES (?, 7200, 'old', 'old', 'Code', 1, 'active')", (int((now - 20 * 86400) * 1000),))
+        older.execute("UPDATE events SET duration = duration + 3600 WHERE id = (SELECT MIN(id) FROM events)")
+    assert_reports_follow_the_events(path, *year)  # from the events, until a writer rebuilds the rollups
+    with HistoryWriter(path, PULSE):
+        pass
+    assert_reports_follow_the_events(path, *year)

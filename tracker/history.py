@@ -7,12 +7,17 @@ answers reports and never writes; `HistoryWriter` is the runner's: it merges rec
 
 from __future__ import annotations
 
+import math
+import sqlite3
 import time
-from contextlib import AbstractContextManager
-from dataclasses import astuple, dataclass, replace
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import astuple, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
@@ -41,13 +46,47 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
 -- Lets a query find the longest event at once, and so how far before a period an overlapping event can start.
 CREATE INDEX IF NOT EXISTS events_duration ON events (duration);
+
+-- Rollups, so that a report over months reads a few thousand rows instead of every event. Keyed by UTC, so a
+-- change of the machine's timezone or DST never invalidates them; only partial days or quarter hours at a
+-- period's ends are read from the events.
+CREATE TABLE IF NOT EXISTS day_totals (
+    day INTEGER NOT NULL,    -- start of the UTC day, ms since the epoch
+    active INTEGER NOT NULL, -- 1 for time that counts in reports (see _ACTIVE), 0 for away time
+    category TEXT NOT NULL,
+    activity TEXT NOT NULL,
+    app TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    weighted_score REAL NOT NULL,  -- sum of seconds × score
+    PRIMARY KEY (day, active, category, activity, app)
+) WITHOUT ROWID;
+-- Active time per UTC quarter hour: every timezone's local hours and midnights fall on one.
+CREATE TABLE IF NOT EXISTS quarter_hour_totals (
+    quarter_hour INTEGER PRIMARY KEY,  -- its start, ms since the epoch
+    seconds REAL NOT NULL,
+    weighted_score REAL NOT NULL
+);
+-- One row while the rollups agree with the events. Any change of the events deletes it (so a writer that does
+-- not know the rollups, e.g. an older version, makes reports read the events); HistoryWriter puts it back in
+-- the same transaction as it updates the rollups, or rebuilds them.
+CREATE TABLE IF NOT EXISTS rollups_in_step (in_step INTEGER PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS events_insert_outdates_rollups AFTER INSERT ON events
+    BEGIN DELETE FROM rollups_in_step; END;
+CREATE TRIGGER IF NOT EXISTS events_update_outdates_rollups AFTER UPDATE ON events
+    BEGIN DELETE FROM rollups_in_step; END;
+CREATE TRIGGER IF NOT EXISTS events_delete_outdates_rollups AFTER DELETE ON events
+    BEGIN DELETE FROM rollups_in_step; END;
 """
+DAY_MS = 86_400_000
+QUARTER_HOUR_MS = 900_000
 
 # Time that counts in reports: active and not away. Away time is reported on its own.
 _ACTIVE = f"state = '{STATE_ACTIVE}' AND category != '{AWAY}'"
 # Each event's part inside [:since, :until), in seconds.
 _CLIPPED = "(MIN(timestamp + duration * 1000.0, :until) - MAX(timestamp, :since)) / 1000.0"
 _COLUMNS = "timestamp, duration, app, activity, category, score, title, url, state"
+# A local hour or day of a report: its start and end (ms since the epoch) and its label ("09", "2024-05-01").
+Piece = tuple[int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +105,53 @@ class Summary:
     away_seconds: float
     uncategorized_seconds: float
     pulse: float | None  # 0..100 over active time; None when there is none
+
+
+class Group(NamedTuple):
+    """Time of one category, activity and app in a period, active or away."""
+
+    active: bool
+    category: str
+    activity: str
+    app: str
+    seconds: float
+    weighted_score: float  # sum of seconds × score
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The time in a period per category, activity and app: the summary and the totals by category, activity
+    and app are sums of it."""
+
+    groups: list[Group]
+
+    def summary(self) -> Summary:
+        active = away = uncategorized = weighted = 0.0
+        for group in self.groups:
+            if not group.active:
+                away += group.seconds
+                continue
+            active += group.seconds
+            weighted += group.weighted_score
+            if group.category == UNCATEGORIZED:
+                uncategorized += group.seconds
+        return Summary(active, away, uncategorized, pulse_of(weighted / active) if active > 0 else None)
+
+    def totals(self, by: str) -> list[Total]:
+        """Active time by category, activity or app, longest first; an activity's detail is its app (the last
+        in alphabetical order if it had several)."""
+        if by not in ("category", "activity", "app"):
+            raise ValueError(f"cannot group by {by!r} here: use category, activity or app")
+        sums: dict[str, list[float]] = {}
+        apps: dict[str, str] = {}
+        for group in self.groups:
+            if group.active and group.seconds > 0:  # an app with no time in the period is not an activity's
+                name = getattr(group, by)
+                _add(sums, name, group.seconds, group.weighted_score)
+                apps[name] = max(apps.get(name, group.app), group.app)
+        totals = [Total(name, seconds, weighted / seconds, apps[name] if by == "activity" else None)
+                  for name, (seconds, weighted) in sums.items() if seconds > 0]
+        return sorted(totals, key=lambda total: (-total.seconds, total.name))
 
 
 @dataclass(slots=True)
@@ -114,23 +200,13 @@ class History:
         """The events overlapping [since, until), unclipped, in time order."""
         rows = self._db.execute(
             f"SELECT id, {_COLUMNS} FROM events WHERE {self._overlapping()} ORDER BY timestamp, id",
-            self._period(since, until),
+            self._period(_ms(since), _ms(until)),
         )
         return [_event(row) for row in rows]
 
     def summary(self, since: datetime, until: datetime) -> Summary:
         """Active, away and uncategorized time in [since, until), and the pulse over the active time."""
-        row = self._db.execute(
-            f"""SELECT
-                    TOTAL(CASE WHEN {_ACTIVE} THEN {_CLIPPED} END),
-                    TOTAL(CASE WHEN {_ACTIVE} THEN 0 ELSE {_CLIPPED} END),
-                    TOTAL(CASE WHEN {_ACTIVE} AND category = :uncategorized THEN {_CLIPPED} END),
-                    TOTAL(CASE WHEN {_ACTIVE} THEN {_CLIPPED} * score END)
-                FROM events WHERE {self._overlapping()}""",
-            {**self._period(since, until), "uncategorized": UNCATEGORIZED},
-        ).fetchone()
-        active, away, uncategorized, weighted_score = row
-        return Summary(active, away, uncategorized, pulse_of(weighted_score / active) if active > 0 else None)
+        return self.breakdown(since, until).summary()
 
     def totals(self, since: datetime, until: datetime, by: str, category: str | None = None) -> list[Total]:
         """Active time in [since, until) by category, activity, app, hour of day or day, longest first
@@ -140,54 +216,103 @@ class History:
             raise ValueError(f"cannot group by {by!r}: use one of {', '.join(GROUPINGS)}")
         if by in ("hour", "day"):
             return self._bucket_totals(since, until, by, category)
-        detail = "MAX(app)" if by == "activity" else "NULL"
+        return self.breakdown(since, until, category).totals(by)
+
+    def breakdown(self, since: datetime, until: datetime, category: str | None = None) -> Breakdown:
+        """The time in [since, until) per category, activity and app, active or away: one pass answers the
+        summary and the totals by category, activity and app. Whole UTC days come from the day rollup, the
+        partial days at both ends from the events."""
+        since_ms, until_ms = _ms(since), _ms(until)
+        first_day, end_day = _round_up(since_ms, DAY_MS), until_ms // DAY_MS * DAY_MS
+        with self._reading():
+            if first_day < end_day and self._rollups_in_step():
+                groups = (self._rolled_up_groups(first_day, end_day, category)
+                          + self._event_groups(since_ms, first_day, category)
+                          + self._event_groups(end_day, until_ms, category))
+            else:
+                groups = self._event_groups(since_ms, until_ms, category)
+        return Breakdown(groups)
+
+    def _event_groups(self, since_ms: int, until_ms: int, category: str | None) -> list[Group]:
+        if since_ms >= until_ms:
+            return []
         rows = self._db.execute(
-            f"""SELECT {by}, TOTAL({_CLIPPED}) AS seconds, TOTAL({_CLIPPED} * score), {detail}
-                FROM events WHERE {self._overlapping()} AND {_ACTIVE} {self._only(category)}
-                GROUP BY {by} ORDER BY seconds DESC, {by}""",
-            {**self._period(since, until), "category": category},
-        ).fetchall()
-        return [Total(name, seconds, weighted / seconds if seconds else None, detail)
-                for name, seconds, weighted, detail in rows if seconds > 0]
+            f"""SELECT {_ACTIVE} AS active, category, activity, app, TOTAL({_CLIPPED}), TOTAL({_CLIPPED} * score)
+                FROM events WHERE {self._overlapping()} {self._only(category)}
+                GROUP BY active, category, activity, app""",
+            {**self._period(since_ms, until_ms), "category": category},
+        )
+        return [Group(bool(active), *rest) for active, *rest in rows]
+
+    def _rolled_up_groups(self, first_day: int, end_day: int, category: str | None) -> list[Group]:
+        rows = self._db.execute(
+            f"""SELECT active, category, activity, app, TOTAL(seconds), TOTAL(weighted_score) FROM day_totals
+                WHERE day >= :first_day AND day < :end_day {self._only(category)}
+                GROUP BY active, category, activity, app""",
+            {"first_day": first_day, "end_day": end_day, "category": category},
+        )
+        return [Group(bool(active), *rest) for active, *rest in rows]
 
     def _bucket_totals(self, since: datetime, until: datetime, by: str, category: str | None) -> list[Total]:
-        """Hours of the day or days: the period is cut at each local hour or midnight, and SQLite adds up
-        each event's part in each piece (a join on a temporary table of the pieces)."""
-        starts = local_day_starts(since, until)
-        if by == "hour":
-            # Every local hour start in the period; DST days have 23 or 25 of them.
-            moments = sorted({datetime.combine(day.date(), clock_time(hour)).astimezone()
-                              for day in starts for hour in range(24)})
-        else:
-            moments = starts
+        """Hours of the day or days: the period is cut at each local hour or midnight. Whole UTC quarter hours
+        come from their rollup (each lies within one piece: local hours and midnights fall on quarter hours);
+        the parts at both ends, and any period the rollup cannot answer, from the events."""
+        pieces = _local_pieces(since, until, by)
         since_ms, until_ms = _ms(since), _ms(until)
-        cuts = [(since_ms, since.astimezone())]
-        cuts += [(moment_ms, moment) for moment in moments if since_ms < (moment_ms := _ms(moment)) < until_ms]
-        ends = [moment_ms for moment_ms, _ in cuts[1:]] + [until_ms]
-        pieces = [(start_ms, end_ms, f"{moment.hour:02d}" if by == "hour" else moment.date().isoformat())
-                  for (start_ms, moment), end_ms in zip(cuts, ends, strict=True)]
+        first_quarter = _round_up(since_ms, QUARTER_HOUR_MS)
+        end_quarter = until_ms // QUARTER_HOUR_MS * QUARTER_HOUR_MS
+        sums: dict[str, list[float]] = {}
+        with self._reading():
+            if (category is None and first_quarter < end_quarter
+                    and all(start % QUARTER_HOUR_MS == 0 for start, _, _ in pieces
+                            if first_quarter < start < end_quarter)
+                    and self._rollups_in_step()):
+                self._add_event_buckets(sums, _clip_pieces(pieces, since_ms, first_quarter), category)
+                self._add_event_buckets(sums, _clip_pieces(pieces, end_quarter, until_ms), category)
+                starts = [start for start, _, _ in pieces]
+                rows = self._db.execute(
+                    """SELECT quarter_hour, seconds, weighted_score FROM quarter_hour_totals
+                       WHERE quarter_hour >= ? AND quarter_hour < ?""", (first_quarter, end_quarter))
+                for quarter_hour, seconds, weighted in rows:
+                    _add(sums, pieces[bisect_right(starts, quarter_hour) - 1][2], seconds, weighted)
+            else:
+                self._add_event_buckets(sums, pieces, category)
+        return [Total(label, seconds, weighted / seconds)
+                for label, (seconds, weighted) in sorted(sums.items()) if seconds > 0]
+
+    def _add_event_buckets(self, sums: dict[str, list[float]], pieces: list[Piece], category: str | None) -> None:
+        """Add each event's part in each piece to the sums of the piece's label (a join on a temporary table
+        of the pieces)."""
+        if not pieces:
+            return
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS pieces (start INTEGER PRIMARY KEY, end INTEGER, label TEXT)")
-        with transaction(self._db, immediate=False):  # a temporary table: no lock on the file
-            self._db.execute("DELETE FROM pieces")
-            self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?)", pieces)
+        self._db.execute("DELETE FROM pieces")
+        self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?)", pieces)
         longest_piece = max(end_ms - start_ms for start_ms, end_ms, _ in pieces)
         part = "(MIN(timestamp + duration * 1000.0, pieces.end) - MAX(timestamp, pieces.start)) / 1000.0"
         rows = self._db.execute(
-            f"""SELECT label, TOTAL({part}) AS seconds, TOTAL({part} * score)
+            f"""SELECT label, TOTAL({part}), TOTAL({part} * score)
                 FROM events CROSS JOIN pieces  -- CROSS: events outside, so each finds its pieces by index
                     ON pieces.start > timestamp - :longest_piece AND pieces.start < timestamp + duration * 1000.0
                     AND pieces.end > timestamp
                 WHERE {self._overlapping()} AND {_ACTIVE} {self._only(category)}
-                GROUP BY label ORDER BY label""",
-            {**self._period(since, until), "category": category, "longest_piece": longest_piece},
-        ).fetchall()
-        return [Total(label, seconds, weighted / seconds) for label, seconds, weighted in rows if seconds > 0]
+                GROUP BY label""",
+            {**self._period(pieces[0][0], pieces[-1][1]), "category": category, "longest_piece": longest_piece},
+        )
+        for label, seconds, weighted in rows:
+            _add(sums, label, seconds, weighted)
 
-    def _period(self, since: datetime, until: datetime) -> dict[str, float]:
-        since_ms = _ms(since)
+    def _reading(self) -> AbstractContextManager[None]:
+        """One read transaction: rollups and events seen as of the same moment, whatever a writer commits."""
+        return transaction(self._db, immediate=False)
+
+    def _rollups_in_step(self) -> bool:
+        return self._db.execute("SELECT 1 FROM rollups_in_step").fetchone() is not None
+
+    def _period(self, since_ms: int, until_ms: int) -> dict[str, float]:
         # Only the timestamp index narrows the scan, so start it as early as the longest event could reach.
         longest = self._db.execute("SELECT MAX(duration) FROM events").fetchone()[0] or 0.0
-        return {"since": since_ms, "until": _ms(until), "earliest": since_ms - longest * 1000.0}
+        return {"since": since_ms, "until": until_ms, "earliest": since_ms - longest * 1000.0}
 
     @staticmethod
     def _overlapping() -> str:
@@ -196,7 +321,6 @@ class History:
     @staticmethod
     def _only(category: str | None) -> str:
         return "AND category = :category" if category is not None else ""
-
 
 
 class HistoryWriter:
@@ -218,8 +342,10 @@ class HistoryWriter:
         self._unwritten = False  # the last event lasts longer than the file says yet
         self._written_at = time.monotonic()
         self._last = self._load_last()
+        self._written_duration = self._last.duration if self._last is not None else 0.0
         self._today: _TodayTotals | None = None
         self._next_prune = 0.0
+        self._bring_rollups_in_step()
         self._prune_if_due()
 
     def close(self) -> None:
@@ -239,8 +365,11 @@ class HistoryWriter:
         """Write the last event's duration if it grew since it was last written."""
         if not self._unwritten or self._last is None:
             return
-        with self._writing(), transaction(self._db):
-            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (self._last.duration, self._last.id))
+        last = self._last
+        with self._changing_events() as changes:
+            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (last.duration, last.id))
+            changes.add(last.data, last.timestamp_ms + self._written_duration * 1000.0, last.end_ms)
+        self._written_duration = last.duration
         self._unwritten = False
         self._written_at = time.monotonic()
 
@@ -256,12 +385,14 @@ class HistoryWriter:
                 self.flush()
         else:
             self.flush()
-            with self._writing(), transaction(self._db):
+            with self._changing_events() as changes:
                 cursor = self._db.execute(
                     f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (heartbeat.timestamp_ms, heartbeat.duration, *astuple(heartbeat.data)),
                 )
+                changes.add(heartbeat.data, heartbeat.timestamp_ms, heartbeat.end_ms)
             self._last = replace(heartbeat, id=cursor.lastrowid)
+            self._written_duration = heartbeat.duration
             self._written_at = time.monotonic()
             covered = heartbeat.duration
         self._count_today(heartbeat.timestamp_ms, heartbeat.data, covered)
@@ -270,6 +401,46 @@ class HistoryWriter:
     def _writing(self) -> AbstractContextManager[None]:
         """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""
         return unavailable_as(f"write to the history in {self.path}")
+
+    @contextmanager
+    def _changing_events(self) -> Iterator[RollupChanges]:
+        """A write transaction on the events that keeps the rollups in step: the block adds the time it
+        wrote to the changes. Rollups that were out of step before (another writer) are rebuilt instead."""
+        with self._writing(), transaction(self._db):
+            in_step = self.reports._rollups_in_step()
+            changes = RollupChanges()
+            yield changes
+            if in_step:
+                changes.write(self._db)
+                self._db.execute("INSERT INTO rollups_in_step VALUES (1)")
+            else:
+                self._rebuild_rollups()
+
+    def _bring_rollups_in_step(self) -> None:
+        """Rebuild the rollups if the events changed without them: a history from before they existed, or
+        written by an older version."""
+        if self.reports._rollups_in_step():
+            return
+        with self._writing(), transaction(self._db):
+            if not self.reports._rollups_in_step():
+                self._rebuild_rollups()
+
+    def _rebuild_rollups(self, before_ms: float = math.inf) -> None:
+        """Recompute the rollups from the events, all of them or only before `before_ms` (a UTC midnight),
+        within the caller's transaction."""
+        limit = {"before": before_ms}
+        self._db.execute("DELETE FROM day_totals WHERE day < :before", limit)
+        self._db.execute("DELETE FROM quarter_hour_totals WHERE quarter_hour < :before", limit)
+        changes = RollupChanges()
+        rows = self._db.execute(
+            "SELECT timestamp, duration, app, activity, category, score, state FROM events WHERE timestamp < :before",
+            limit,
+        )
+        for timestamp, duration, app, activity, category, score, state in rows:
+            data = EventData(app, activity, category, score, None, None, state)
+            changes.add(data, timestamp, min(timestamp + duration * 1000.0, before_ms))
+        changes.write(self._db)
+        self._db.execute("INSERT OR IGNORE INTO rollups_in_step VALUES (1)")
 
     def _count_today(self, start_ms: int, data: EventData, seconds: float) -> None:
         if self._today is None:
@@ -292,10 +463,13 @@ class HistoryWriter:
         self.flush()  # the reload below must not forget a pending duration
         cutoff = (time.time() - self.retention_days * 86400.0) * 1000
         with self._writing(), transaction(self._db):
+            in_step = self.reports._rollups_in_step()
             self._db.execute(
                 "DELETE FROM events WHERE timestamp < :cutoff AND timestamp + duration * 1000.0 < :cutoff",
                 {"cutoff": cutoff},
             )
+            # Only days up to the cutoff's lost events: the rollups of later days still hold.
+            self._rebuild_rollups(_round_up(cutoff, DAY_MS) if in_step else math.inf)
         self._last = self._load_last()
 
     # --- today, for the live view --------------------------------------------------------------------
@@ -328,3 +502,97 @@ def _event(row: tuple) -> Event:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class RollupChanges:
+    """Time to add to the rollups, gathered per row before it is written in one go."""
+
+    days: dict[tuple[int, bool, str, str, str], list[float]] = field(default_factory=dict)
+    quarter_hours: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, data: EventData, start_ms: float, end_ms: float) -> None:
+        """An event's part from start_ms to end_ms."""
+        for day, seconds in _parts(start_ms, end_ms, DAY_MS):
+            key = (day, data.active, data.category, data.activity, data.app)
+            _add(self.days, key, seconds, seconds * data.score)
+        if data.active:
+            for quarter_hour, seconds in _parts(start_ms, end_ms, QUARTER_HOUR_MS):
+                _add(self.quarter_hours, quarter_hour, seconds, seconds * data.score)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        add_to_existing = ("seconds = seconds + excluded.seconds, "
+                           "weighted_score = weighted_score + excluded.weighted_score")
+        db.executemany(
+            f"""INSERT INTO day_totals VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (day, active, category, activity, app) DO UPDATE SET {add_to_existing}""",
+            [(*key, seconds, weighted) for key, (seconds, weighted) in self.days.items()],
+        )
+        db.executemany(
+            f"""INSERT INTO quarter_hour_totals VALUES (?, ?, ?)
+                ON CONFLICT (quarter_hour) DO UPDATE SET {add_to_existing}""",
+            [(key, seconds, weighted) for key, (seconds, weighted) in self.quarter_hours.items()],
+        )
+
+
+def _parts(start_ms: float, end_ms: float, size_ms: int) -> Iterator[tuple[int, float]]:
+    """(start, seconds inside) of each UTC bucket of `size_ms` that [start_ms, end_ms) overlaps."""
+    bucket = int(start_ms // size_ms) * size_ms
+    while bucket < end_ms:
+        yield bucket, (min(end_ms, bucket + size_ms) - max(start_ms, bucket)) / 1000.0
+        bucket += size_ms
+
+
+_Key = TypeVar("_Key")
+
+
+def _add(sums: dict[_Key, list[float]], key: _Key, seconds: float, weighted_score: float) -> None:
+    """Add to the [seconds, weighted score] of `key`."""
+    totals = sums.get(key)
+    if totals is None:
+        sums[key] = [seconds, weighted_score]
+    else:
+        totals[0] += seconds
+        totals[1] += weighted_score
+
+
+def _round_up(moment_ms: float, size_ms: int) -> int:
+    return int(-(-moment_ms // size_ms) * size_ms)
+
+
+def _local_pieces(since: datetime, until: datetime, by: str) -> list[Piece]:
+    """[since, until) cut at each local hour or midnight, each piece labelled with its hour or day."""
+    since_ms, until_ms = _ms(since), _ms(until)
+    starts = local_day_starts(since, until)
+    if by == "hour":
+        labelled_cuts = _local_hour_starts(starts)
+    else:
+        labelled_cuts = [(_ms(start), start.date().isoformat()) for start in starts]
+    first_label = f"{since.astimezone().hour:02d}" if by == "hour" else since.astimezone().date().isoformat()
+    cuts = [(since_ms, first_label)]
+    cuts += [(cut_ms, label) for cut_ms, label in labelled_cuts if since_ms < cut_ms < until_ms]
+    ends = [cut_ms for cut_ms, _ in cuts[1:]] + [until_ms]
+    return [(start_ms, end_ms, label) for (start_ms, label), end_ms in zip(cuts, ends, strict=True)]
+
+
+def _local_hour_starts(day_starts: list[datetime]) -> list[tuple[int, str]]:
+    """(ms, "HH") of every local hour start in the days; DST days have 23 or 25 of them."""
+    hour_starts: dict[int, str] = {}
+    for start in day_starts:
+        next_start = local_midnight(start.date() + timedelta(days=1))
+        start_ms = _ms(start)
+        if _ms(next_start) - start_ms == DAY_MS and start.utcoffset() == next_start.utcoffset():
+            # No clock change that day: its hours follow from its midnight (asking the zone for each of a
+            # year's 8,760 hours took longer than the rest of the report).
+            hour_starts.update((start_ms + hour * 3_600_000, f"{hour:02d}") for hour in range(24))
+        else:
+            for hour in range(24):
+                moment = datetime.combine(start.date(), clock_time(hour)).astimezone()
+                hour_starts[_ms(moment)] = f"{moment.hour:02d}"  # a time the change skips lands on another hour
+    return sorted(hour_starts.items())
+
+
+def _clip_pieces(pieces: Iterable[Piece], start_ms: int, end_ms: int) -> list[Piece]:
+    """The pieces' parts within [start_ms, end_ms)."""
+    return [(max(start, start_ms), min(end, end_ms), label) for start, end, label in pieces
+            if start < end_ms and end > start_ms]

@@ -253,16 +253,26 @@ def _totals_table(report: Report, rows: list[Total], by: str, title: str | None 
     timeline = by in ("hour", "day")
     if timeline:
         table.add_column("Pulse", justify="right", no_wrap=True)
+    # One row whose cells hold a line per total: the same layout as a row per total (every cell is one line,
+    # no_wrap), at a fraction of the cost; rich takes ~0.3 ms a row, too long for a year of days.
+    cells = [Text() for _ in table.columns]
+
+    def add_line(column: int, text: str, style: str = "") -> None:
+        if cells[column]:
+            cells[column].append("\n")
+        cells[column].append(text.replace("\n", " "), style=style)  # a newline would shift the rows below
+
     for total in rows:
-        name = _row_name(total.name, by)
-        cells: list[str | Text] = [Text(name, style="" if timeline else score_style(total.score))]
+        column = iter(range(len(cells)))
+        add_line(next(column), _row_name(total.name, by), "" if timeline else score_style(total.score))
         if by == "activity":
-            cells.append(total.detail or "")
-        cells += [human_duration(total.seconds), f"{report.share(total):.0f}%",
-                  Text(bar(total.seconds / longest), style=score_style(total.score))]
+            add_line(next(column), total.detail or "")
+        add_line(next(column), human_duration(total.seconds))
+        add_line(next(column), f"{report.share(total):.0f}%")
+        add_line(next(column), bar(total.seconds / longest), score_style(total.score))
         if timeline:
-            cells.append(f"{pulse_of(total.score or 0.0):.0f}")
-        table.add_row(*cells)
+            add_line(next(column), f"{pulse_of(total.score or 0.0):.0f}")
+    table.add_row(*cells)
     return table
 
 

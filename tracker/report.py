@@ -41,11 +41,12 @@ class Report:
 
 def build_report(history: History, since: datetime, until: datetime, by: str = "category",
                  top_activities: bool = False) -> Report:
+    breakdown = history.breakdown(since, until)  # one pass for the summary, top activities and most groupings
     return Report(
         since=since, until=until, by=by,
-        rows=history.totals(since, until, by),
-        summary=history.summary(since, until),
-        top_activities=history.totals(since, until, "activity")[:TOP_ACTIVITIES] if top_activities else [],
+        rows=history.totals(since, until, by) if by in ("hour", "day") else breakdown.totals(by),
+        summary=breakdown.summary(),
+        top_activities=breakdown.totals("activity")[:TOP_ACTIVITIES] if top_activities else [],
     )
 
 
