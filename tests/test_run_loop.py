@@ -253,3 +253,29 @@ def test_tracker_sync_settles_what_a_killed_run_left_but_not_what_a_running_one_
         assert run.sendable() == []
     settle_leftovers(paths.database_file())  # the run is gone: its last record is final as it stands
     assert seconds_of(run.sendable()) == [0]
+
+
+def test_observers_see_every_committed_step_and_a_tick_per_loop_and_are_closed(harness):
+    @dataclass
+    class Watcher:
+        steps: list[int] = field(default_factory=list)
+        ticks: list[tuple[int, float]] = field(default_factory=list)
+        closed: bool = False
+
+        def observe(self, step) -> None:
+            self.steps.append(step.record.time_ms)
+
+        def tick(self, run, now: float) -> None:
+            self.ticks.append((run.samples_taken, now))
+
+        def close(self) -> None:
+            self.closed = True
+
+    run = harness(lambda t: ("code", None), stop_after=3)
+    watcher = Watcher()
+    run.run.parts.observers.append(watcher)
+    run.run.run()
+    assert seconds_of([Record(time_ms, 1.0, "h", "a", "a", "c", 0.0) for time_ms in watcher.steps]) == [0, 1, 2]
+    assert watcher.ticks == [(1, 1000.0), (2, 1001.0), (3, 1002.0)]
+    run.run.parts.close()
+    assert watcher.closed

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -82,6 +82,20 @@ class SenderPart(Protocol):
     def stop(self, flush: bool = True, timeout: float = 10.0) -> None: ...
 
 
+class Observer(Protocol):
+    """Watches a run without taking part in it (the tracker's own vitals, a metrics endpoint)."""
+
+    def observe(self, step: Step) -> None:
+        """One step, once committed."""
+        ...
+
+    def tick(self, run: Run, now: float) -> None:
+        """Once per loop, after the step; `now` is the run's clock (monotonic seconds)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Parts:
     source: Source
@@ -90,10 +104,15 @@ class Parts:
     store: LocalStore
     sender: SenderPart | None  # None when InfluxDB is not configured
     view: View
+    observers: list[Observer] = field(default_factory=list)
 
     def close(self) -> None:
-        self.store.close()
-        self.source.close()
+        try:
+            for observer in self.observers:
+                observer.close()
+        finally:
+            self.store.close()
+            self.source.close()
 
 
 def activity_key(record: Record) -> tuple[object, ...]:
@@ -133,6 +152,8 @@ class Run:
             if deadline is not None and now >= deadline:
                 return
             self.tick(now)
+            for observer in self.parts.observers:
+                observer.tick(self, now)
             if last_status is None or now - last_status >= STATUS_EVERY:
                 self._write_status()
                 last_status = now
@@ -158,6 +179,8 @@ class Run:
         parts.store.commit(step)
         if parts.sender is not None:
             parts.sender.wake()
+        for observer in parts.observers:
+            observer.observe(step)
         self._show(step)
         return step
 

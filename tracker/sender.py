@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tracker.config import InfluxSettings
 from tracker.outbox import Outbox, OutboxUnavailable, samples
 from tracker.sinks import (
+    AuthFailed,
+    ConfigurationError,
     Rejected,
     RetryLater,
     SendError,
@@ -67,6 +69,24 @@ class SyncResult:
         return self.error is None
 
 
+# What a request to the server came to, by the kind of SendError (None: confirmed), for counting.
+REQUEST_RESULTS: dict[type[Exception] | None, str] = {
+    None: "ok", AuthFailed: "auth", Rejected: "rejected", TooLarge: "too_large", RetryLater: "retry",
+    ConfigurationError: "config"}
+
+# Told of every request to the server: its seconds, its number of lines, and what it came to.
+RequestObserver = Callable[[float, int, str], None]
+
+
+@dataclass
+class RequestCounts:
+    """Requests to the server since the sender started, for vitals and metrics."""
+
+    by_result: dict[str, int] = field(default_factory=dict)  # "ok", "auth", "rejected", "retry", ...
+    last_seconds: float | None = None  # the last request's duration
+    last_lines: int | None = None  # and its size
+
+
 @dataclass
 class _Tally:
     sent: int = 0
@@ -106,6 +126,8 @@ class Sender:
         self._last_error: str | None = None
         self._waiting = 0
         self._retry_delay = first_retry
+        self.requests = RequestCounts()
+        self.request_observers: list[RequestObserver] = []  # e.g. a metrics histogram
 
     # -- the runner's side -------------------------------------------------------------------------
 
@@ -264,7 +286,24 @@ class Sender:
         sink = self._open_sink()
         if self._wire is None:
             self._wire = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-wire")
-        return self._wire.submit(sink.write, [line for _, line in rows])
+        return self._wire.submit(self._write, sink, [line for _, line in rows])
+
+    def _write(self, sink: Sink, lines: list[str]) -> None:
+        """One request, timed and counted by what it came to."""
+        started = time.monotonic()
+        result = "ok"
+        try:
+            sink.write(lines)
+        except Exception as error:
+            result = REQUEST_RESULTS.get(type(error), "error")
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            counts = self.requests
+            counts.by_result[result] = counts.by_result.get(result, 0) + 1
+            counts.last_seconds, counts.last_lines = seconds, len(lines)
+            for observe in self.request_observers:
+                observe(seconds, len(lines), result)
 
     def _confirmed(self, outbox: Outbox, ids: list[int], tally: _Tally, progress: Progress | None) -> None:
         """The server confirmed these rows: forget them."""
@@ -277,7 +316,7 @@ class Sender:
                  progress: Progress | None) -> None:
         ids = [row_id for row_id, _ in rows]
         try:
-            self._open_sink().write([line for _, line in rows])
+            self._write(self._open_sink(), [line for _, line in rows])
         except (TooLarge, Rejected) as error:
             if len(rows) == 1:
                 reason = error.reason if isinstance(error, Rejected) else str(error)
