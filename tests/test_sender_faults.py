@@ -256,3 +256,20 @@ def test_unchecked_tls_is_warned_about_once(servers):
                            " is false): anyone on the way could read or change the samples")
     assert statuses[1].startswith(f"InfluxDB at {url} is unreachable (TLS failed: ")
     assert len(statuses) == 2
+
+
+def test_a_retry_after_of_zero_or_in_the_past_still_backs_off(servers):
+    server = FaultServer()
+    servers.append(server)
+    recorded(make_records(3))
+    server.then(Step(429, headers={"Retry-After": "0"}), Step(503, headers={"Retry-After": "0"}),
+                Step(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})).start()
+    statuses: list[str] = []
+    sender = fast_sender(settings_for(server, token=None), statuses)
+    sender.start()
+    wait_until(lambda: len(server.accepted) == 3, timeout=30, what="the rows after three refusals")
+    sender.stop()
+    times = [request.time for request in server.writes()]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # first_retry 0.2 s, doubling: 0.2, 0.4, 0.8 s, whatever the server said.
+    assert len(gaps) == 3 and all(gap >= floor * 0.95 for gap, floor in zip(gaps, (0.2, 0.4, 0.8), strict=True)), gaps

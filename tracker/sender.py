@@ -238,7 +238,10 @@ class Sender:
             self._on_status(f"{message.rstrip('.')}; retrying, {samples(waiting)} waiting")
         self._status, self._failure, self._last_error = "failing", type(error), message
         retry_after = getattr(error, "retry_after", None)
-        pause = min(retry_after, RETRY_AFTER_CAP) if retry_after is not None else self._retry_delay
+        # The server may ask for a longer wait, never a shorter one: Retry-After 0 or a date in the past
+        # must not become a tight loop of requests.
+        pause = max(self._retry_delay, min(retry_after, RETRY_AFTER_CAP)) if retry_after is not None \
+            else self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self._max_retry)
         return pause
 
