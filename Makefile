@@ -3,14 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 # The real peers the tests start for themselves.
-DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux
+DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus
 
 .PHONY: run test install debs lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,prometheus]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import Desktop, InfluxDB1, VictoriaMetrics
+from servers import Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
 
 _database_numbers = itertools.count(1)
 # Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.
 _SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "victoria", "desktop", "terminal", "tracker_terminal",
-                            "servers", "small_disk"})
+                            "servers", "small_disk", "prometheus"})
 # Modules whose tests run `tracker` or Python in subprocesses, or wait on real time, nearly all of them.
 _SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
                            "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
@@ -66,3 +66,12 @@ def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
     screen = Desktop(tmp_path_factory.mktemp("desktop")).start()
     yield screen
     screen.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """A Prometheus scraping 127.0.0.1 at a free port every second: `prometheus.target` is where a test serves
+    the metrics. One per test, since the target is fixed when it starts."""
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{free_port()}").start()
+    yield server
+    server.stop()

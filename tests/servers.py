@@ -310,3 +310,47 @@ class Desktop:
                     process.kill()
                     process.wait()
         self.processes.clear()
+
+
+class Prometheus(Server):
+    """Prometheus (Debian's prometheus), scraping one target every second; queried through /api/v1/query."""
+
+    def __init__(self, directory: Path, target: str) -> None:
+        super().__init__(directory)
+        self.program = require_program("prometheus", "prometheus")
+        self.target = target  # HOST:PORT whose /metrics it scrapes
+        self.config = directory / "prometheus.yml"
+        self.config.write_text(
+            f"""global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: tracker
+    static_configs:
+      - targets: ["{target}"]
+"""
+        )
+
+    def start(self) -> Prometheus:
+        self._spawn([self.program, f"--config.file={self.config}", f"--storage.tsdb.path={self.directory}/data",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"])
+        self._wait_ready()
+        return self
+
+    def ping(self) -> bool:
+        return http("GET", self.url + "/-/ready", timeout=2)[0] == 200
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result of an instant query (at `at`, seconds since the epoch, or now); fails on an error."""
+        params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
+        status, body = http("GET", f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
+        answer = json.loads(body)
+        if status != 200 or answer.get("status") != "success":
+            raise AssertionError(f"PromQL {promql!r} failed ({status}): {body[:500]!r}")
+        return answer["data"]["result"]
+
+    def value(self, promql: str) -> float:
+        """The one number an instant query gives; fails when it gives none."""
+        result = self.query(promql)
+        assert len(result) == 1, f"{promql!r} gave {result!r}"
+        return float(result[0]["value"][1])

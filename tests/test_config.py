@@ -202,6 +202,8 @@ def test_config_show_with_nothing_set_prints_every_default() -> None:
         "exclude.titles          (not set)                         default\n"
         "outbox_max_rows         2592000                           default\n"
         "history_retention_days  (not set)                         default\n"
+        "metrics_listen          (not set)                         default\n"
+        "metrics_allow_remote    false                             default\n"
     )
 
 
@@ -393,6 +395,8 @@ def test_config_template_loads_with_every_example_uncommented() -> None:
         "exclude.titles": ("(?i)private", "salary"),
         "outbox_max_rows": 2592000,
         "history_retention_days": 365,
+        "metrics_listen": "127.0.0.1:9184",
+        "metrics_allow_remote": False,
     }
     assert tracker("config", "show").exit_code == 0
 

@@ -121,13 +121,14 @@ def _duration_option(value: str | None, what: str) -> float | None:
 @click.option("--for", "run_for", metavar="DURATION", help="Stop cleanly after this long (e.g. 30s, 5m, 2h).")
 @click.option("--source", type=click.Choice(SOURCE_NAMES), default="auto",
               show_default=True, help="Where samples come from; demo makes up a believable stream.")
-@setting_options("away_after", "titles")
+@setting_options("away_after", "titles", "metrics_listen", "metrics_allow_remote")
 @click.option("--quiet", "-q", is_flag=True, help="No live view: one log line per change of activity.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Format of the log lines (when quiet or not on a terminal).")
 @influx_options
 def run(run_for: str | None, source: str, quiet: bool, log_format: str, **setting_values: object) -> None:
     """Record the foreground app every second and send it to InfluxDB."""
+    from tracker.metrics import MetricsUnavailable
     from tracker.runner import record_until_stopped
     from tracker.sources import SourceUnavailable
     from tracker.status import AlreadyRunning
@@ -142,6 +143,8 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, **settin
         raise Failure(str(error), 2) from None
     except AlreadyRunning as error:
         raise Failure(str(error), 1) from None
+    except MetricsUnavailable as error:
+        raise Failure(str(error), 2) from None
 
 
 def _run_view(quiet: bool, log_format: str) -> View:

@@ -141,6 +141,18 @@ class Settings:
     history_retention_days: int | None = declare(None, Setting(
         "history_retention_days", "count", example="365",
         help="Keep local event history (for `tracker report`) this many days; unset keeps it forever."))
+    metrics_listen: str | None = declare(None, Setting(
+        "metrics_listen", "text", example="127.0.0.1:9184",
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics while `tracker run` runs (off when unset).",
+        note="Loopback only (127.0.0.1, ::1, localhost) unless metrics_allow_remote is true: the metrics show "
+             "what you are doing and have no authentication. Needs pip install 'tracker[prometheus]'.",
+        option="--metrics-listen", metavar="HOST:PORT"))
+    metrics_allow_remote: bool = declare(False, Setting(
+        "metrics_allow_remote", "bool", example="false",
+        help="Allow metrics_listen on an address other than loopback, where anyone who reaches it sees what you do.",
+        option="--metrics-allow-remote",
+        option_help="Allow --metrics-listen on an address other than loopback: anyone who reaches it sees what you "
+                    "are doing, without authentication."))
 
 
 def _declarations(section: Any) -> Iterator[tuple[Setting, Any]]:

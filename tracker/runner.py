@@ -36,6 +36,7 @@ from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 
 if TYPE_CHECKING:
     from tracker.config import Settings
+    from tracker.metrics import TrackerMetrics
     from tracker.sender import SenderState
 
 STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
@@ -237,7 +238,19 @@ class Run:
 
 
 def open_parts(settings: Settings, source_name: str, view: View) -> Parts:
-    """The parts of a real run, from the settings; SourceUnavailable when no desktop can be read."""
+    """The parts of a real run, from the settings; SourceUnavailable when no desktop can be read,
+    MetricsUnavailable when metrics were asked for and cannot be served."""
+    # First, so a refused or taken address stops the run before anything else is opened.
+    metrics = _start_metrics(settings) if settings.metrics_listen else None
+    try:
+        return _open_parts(settings, source_name, view, metrics)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
+
+
+def _open_parts(settings: Settings, source_name: str, view: View, metrics: TrackerMetrics | None) -> Parts:
     notify = view.notice
     source = open_source(source_name, notify)
     categories = CategoriesWatcher(None, on_error=notify)
@@ -257,10 +270,20 @@ def open_parts(settings: Settings, source_name: str, view: View) -> Parts:
     store = LocalStore(outbox, history, notify)
     store.recover()
     recorder = Recorder(settings.host, settings.interval, settings.away_after)
-    return Parts(source, classify, recorder, store, _start_sender(settings, notify), view)
+    sender = _start_sender(settings, notify, metrics)
+    return Parts(source, classify, recorder, store, sender, view, [metrics] if metrics is not None else [])
 
 
-def _start_sender(settings: Settings, notify: Callable[[str], None]) -> SenderPart | None:
+def _start_metrics(settings: Settings) -> TrackerMetrics:
+    # Only when asked for: prometheus_client is an optional extra, and slow to import.
+    from tracker.metrics import start_metrics
+
+    assert settings.metrics_listen is not None
+    return start_metrics(settings.metrics_listen, settings.metrics_allow_remote)
+
+
+def _start_sender(settings: Settings, notify: Callable[[str], None],
+                  metrics: TrackerMetrics | None = None) -> SenderPart | None:
     if not settings.influx.configured:
         notify(NOT_CONFIGURED)
         return None
@@ -268,6 +291,9 @@ def _start_sender(settings: Settings, notify: Callable[[str], None]) -> SenderPa
     from tracker.sender import Sender
 
     sender = Sender(paths.database_file(), settings.influx, on_status=notify)
+    if metrics is not None:  # before it starts, so its first requests are counted too
+        metrics.watch_sends()
+        sender.request_observers.append(metrics.request)
     sender.start()
     return sender
 
