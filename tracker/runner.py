@@ -33,10 +33,11 @@ from tracker.privacy import Privacy
 from tracker.recorder import Classified, Recorder, Step
 from tracker.sources import Source, open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
+from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
 
 if TYPE_CHECKING:
     from tracker.config import Settings
-    from tracker.sender import SenderState
+    from tracker.sender import RequestCounts, SenderState
 
 STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
 NOT_CONFIGURED = (
@@ -73,6 +74,7 @@ class SenderPart(Protocol):
     """What the loop needs of tracker.sender.Sender."""
 
     url: str
+    requests: RequestCounts
 
     @property
     def state(self) -> SenderState: ...
@@ -222,6 +224,7 @@ class Run:
         record = self._last_step.record if self._last_step is not None else None
         sender = self.parts.sender
         state = sender.state if sender is not None else None
+        vitals = read_vitals(self.samples_taken, self.parts.store, getattr(sender, "requests", None))
         self.write_status(StatusSnapshot(
             pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
             activity=record.activity if record else None, app=record.app if record else None,
@@ -230,7 +233,7 @@ class Run:
             waiting=self.parts.store.waiting(),
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
-            stopped_at=datetime.now(timezone.utc) if stopped else None))
+            stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
 
 
 # -- the real parts ------------------------------------------------------------------------------------
@@ -257,7 +260,12 @@ def open_parts(settings: Settings, source_name: str, view: View) -> Parts:
     store = LocalStore(outbox, history, notify)
     store.recover()
     recorder = Recorder(settings.host, settings.interval, settings.away_after)
-    return Parts(source, classify, recorder, store, _start_sender(settings, notify), view)
+    sender = _start_sender(settings, notify)
+    # Vitals points are for the server: none when recording locally only (status.json has the figures).
+    observers: list[Observer] = []
+    if sender is not None and settings.vitals_every > 0:
+        observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api))
+    return Parts(source, classify, recorder, store, sender, view, observers)
 
 
 def _start_sender(settings: Settings, notify: Callable[[str], None]) -> SenderPart | None:
