@@ -692,7 +692,7 @@ def test_the_health_row_shows_what_the_tracker_points_say(influxdb1: InfluxDB1, 
                 for row in influxdb1.rows(request.render(target["query"]), influx_database)]
         assert rows, f"{panel['title']} shows no data ({selection.name})"
         shown_hosts = {row["host"] for row in rows}
-        assert shown_hosts <= (selection.hosts or {HOME, STUDIO}), panel["title"]
+        assert shown_hosts == (selection.hosts or {HOME, STUDIO}), panel["title"]
         try:
             HEALTH_CHECKS[panel["title"]](rows, selection.interval_ms)
         except AssertionError as error:
