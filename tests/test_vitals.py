@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -20,8 +21,10 @@ from tracker.cli import cli
 from tracker.history import HistoryWriter
 from tracker.localstore import LocalStore
 from tracker.outbox import Outbox
+from tracker.present import status_text
 from tracker.sender import RequestCounts
-from tracker.vitals import read_vitals, to_point
+from tracker.status import RunnerState, StatusSnapshot
+from tracker.vitals import read_vitals, to_point, vitals_document
 
 TAGS = {"host", "version", "source", "api"}
 FIELDS = {"cpu_seconds", "memory_bytes", "gc_collections", "gc_tracked_objects", "threads", "open_fds",
@@ -77,6 +80,20 @@ def test_a_point_is_line_protocol_with_integer_counts_and_without_unknown_figure
     assert "last_send_seconds" not in line  # nothing was sent: left out rather than written as a zero
 
 
+def test_tracker_status_shows_the_runner_s_own_figures() -> None:
+    store = open_store()
+    try:
+        vitals = read_vitals(42, store, RequestCounts(by_result={"ok": 3, "retry": 1}, last_seconds=0.05,
+                                                      last_lines=12))
+    finally:
+        store.close()
+    snapshot = StatusSnapshot(pid=os.getpid(), started_at=datetime.now(timezone.utc), samples_taken=42,
+                              vitals=vitals_document(vitals), written_at=datetime.now(timezone.utc))
+    shown = status_text(RunnerState(paths.data_dir(), os.getpid(), snapshot, None))
+    assert "CPU used" in shown and " MB resident" in shown and "collections" in shown
+    assert "3 ok, 1 retry" in shown and "12 lines in 0.050 s" in shown
+
+
 # -- a real run ---------------------------------------------------------------------------------------
 
 
@@ -93,7 +110,7 @@ def test_a_run_sending_to_influxdb_writes_its_vitals_every_second_and_status_sho
     assert len(points) >= 3  # one a second for 6 s, on a busy machine too
     for point in points:
         assert {name for name, value in point.items() if value is not None} >= FIELDS, point
-        assert (point["source"], point["api"], point["version"]) == ("demo", "auto", "0.1.0")
+        assert set(point) >= TAGS and (point["source"], point["api"], point["version"]) == ("demo", "auto", "0.1.0")
         assert point["host"]
         assert point["memory_bytes"] > 1_000_000
         assert point["cpu_seconds"] > 0 and point["threads"] >= 2 and point["open_fds"] >= 3
