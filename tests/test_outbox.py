@@ -248,6 +248,7 @@ def test_vitals_points_wait_in_line_with_the_samples_and_are_sent_as_committed()
         assert [record for _, record in outbox.pending(100)] == records  # samples only: no placeholder record
         assert outbox.waiting() == 6
         assert outbox.oldest_waiting_ms() == records[0].time_ms
+        assert outbox.waiting_other() == 2
         stats = outbox.stats()
         assert (stats.waiting, stats.waiting_samples, stats.waiting_other) == (6, 4, 2)
     shown = CliRunner().invoke(cli, ["outbox"])

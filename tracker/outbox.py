@@ -286,6 +286,12 @@ class Outbox:
         with self._unavailable_as("read"), self._lock:
             return self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
 
+    def waiting_other(self) -> int:
+        """Points waiting that are not samples (the tracker's vitals), counted on their own small index."""
+        with self._unavailable_as("read"), self._lock:
+            return self._connection.execute(
+                "SELECT COUNT(*) FROM outbox WHERE measurement != 'activity' AND quarantined IS NULL").fetchone()[0]
+
     def oldest_waiting_ms(self) -> int | None:
         """The time (ms) of the oldest row waiting to be sent, final or not; two index lookups, so cheap enough
         to ask every few seconds however many rows wait."""

@@ -204,7 +204,7 @@ class Run:
         """What the live view shows beside the sample; it costs queries, so views ask only when they draw."""
         store, sender = self.parts.store, self.parts.sender
         return Details(today=store.today_by_category(), pulse=store.today_pulse(),
-                       sender=sender.state if sender is not None else None, waiting=store.waiting())
+                       sender=sender.state if sender is not None else None, waiting=store.waiting_samples())
 
     def _finish(self) -> None:
         parts = self.parts
@@ -230,7 +230,7 @@ class Run:
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
             since=self._current_since if record else None,
-            waiting=self.parts.store.waiting(),
+            waiting=self.parts.store.waiting_samples(),
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
             stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
