@@ -201,6 +201,7 @@ def test_config_show_with_nothing_set_prints_every_default() -> None:
         "exclude.domains         (not set)                         default\n"
         "exclude.titles          (not set)                         default\n"
         "outbox_max_rows         2592000                           default\n"
+        "vitals_every            10.0                              default\n"
         "history_retention_days  (not set)                         default\n"
         "metrics_listen          (not set)                         default\n"
         "metrics_allow_remote    false                             default\n"
@@ -394,6 +395,7 @@ def test_config_template_loads_with_every_example_uncommented() -> None:
         "exclude.domains": ("mybank.com",),
         "exclude.titles": ("(?i)private", "salary"),
         "outbox_max_rows": 2592000,
+        "vitals_every": 10.0,
         "history_retention_days": 365,
         "metrics_listen": "127.0.0.1:9184",
         "metrics_allow_remote": False,
@@ -480,7 +482,7 @@ def test_unknown_setting_is_named_with_the_known_ones() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.startswith(f"Error: {path}: unknown setting 'influx.tokn'; known settings are ")
-    assert result.stderr.endswith(", titles.\n")
+    assert result.stderr.endswith(", titles, vitals_every.\n")
     assert result.stderr.count("\n") == 1
     assert "influx.token" in result.stderr
     assert "abc" not in result.stderr
@@ -688,3 +690,19 @@ def test_only_commands_that_read_settings_import_yaml(command: list[str], reads_
                           timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == str(reads_settings)
+
+
+@pytest.mark.parametrize("written, seconds", [("0", 0.0), ("'0s'", 0.0), ("off", 0.0), ("1s", 1.0), ("2.5", 2.5)])
+def test_vitals_every_takes_a_duration_or_0_for_off(written: str, seconds: float) -> None:
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(f"vitals_every: {written}\n")
+
+    assert load_settings().settings.vitals_every == seconds
+
+
+def test_vitals_every_refuses_a_negative_duration() -> None:
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text("vitals_every: -5\n")
+
+    with pytest.raises(ConfigError, match="vitals_every"):
+        load_settings()

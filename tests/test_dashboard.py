@@ -25,11 +25,16 @@ from tracker.classify import bundled_categories_path, load_categories
 from tracker.demo import CATEGORY_SCORES, DEMO_HOST, week_records
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.vitals import Vitals, to_point
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_FILE = ROOT / "grafana" / "tracker.json"
 DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
-PANELS: list[dict[str, Any]] = DASHBOARD["panels"]
+# The activity panels; below them the collapsed row "tracker health", over the tracker's own `tracker` points.
+PANELS: list[dict[str, Any]] = [panel for panel in DASHBOARD["panels"] if panel["type"] != "row"]
+ROWS: list[dict[str, Any]] = [panel for panel in DASHBOARD["panels"] if panel["type"] == "row"]
+HEALTH_PANELS: list[dict[str, Any]] = [panel for row in ROWS for panel in row["panels"]]
+EVERY_PANEL = [*DASHBOARD["panels"], *HEALTH_PANELS]
 VARIABLES: dict[str, dict[str, Any]] = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
 IMPORT_DATASOURCE = {"type": "influxdb", "uid": "${DS_INFLUXDB}"}
 FILTER = '"host" =~ /^$host$/ AND "category" =~ /^$category$/'
@@ -55,8 +60,8 @@ def objects(node: Any) -> Iterator[dict[str, Any]]:
         yield from objects(child)
 
 
-def targets() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for panel in PANELS:
+def targets(panels: list[dict[str, Any]] = PANELS) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for panel in panels:
         for target in panel["targets"]:
             yield panel, target
 
@@ -71,19 +76,19 @@ def test_it_imports_into_grafana_11_with_one_influxdb_input() -> None:
         "type": "datasource", "pluginId": "influxdb", "pluginName": "InfluxDB"}]
     required = {(item["type"], item["id"]) for item in DASHBOARD["__requires"]}
     assert {("grafana", "grafana"), ("datasource", "influxdb")} <= required
-    assert {("panel", panel["type"]) for panel in PANELS} <= required
+    assert {("panel", panel["type"]) for panel in [*PANELS, *HEALTH_PANELS]} <= required
     grafana = next(item for item in DASHBOARD["__requires"] if item["id"] == "grafana")
     assert int(grafana["version"].split(".")[0]) >= 11
 
 
 def test_panel_ids_are_unique() -> None:
-    ids = [panel["id"] for panel in PANELS]
+    ids = [panel["id"] for panel in EVERY_PANEL]
     assert len(ids) == len(set(ids))
 
 
 def test_panels_fit_24_columns_without_overlapping() -> None:
     taken: dict[tuple[int, int], str] = {}
-    for panel in PANELS:
+    for panel in EVERY_PANEL:  # a collapsed row's panels are laid out below it, as when it is opened
         box = panel["gridPos"]
         assert box["x"] >= 0 and box["w"] > 0 and box["h"] > 0 and box["x"] + box["w"] <= 24, panel["title"]
         for row in range(box["y"], box["y"] + box["h"]):
@@ -93,8 +98,9 @@ def test_panels_fit_24_columns_without_overlapping() -> None:
 
 
 def test_panels_read_top_down() -> None:
-    positions = [(panel["gridPos"]["y"], panel["gridPos"]["x"]) for panel in PANELS]
-    assert positions == sorted(positions)
+    for panels in (DASHBOARD["panels"], HEALTH_PANELS):
+        positions = [(panel["gridPos"]["y"], panel["gridPos"]["x"]) for panel in panels]
+        assert positions == sorted(positions)
     assert PANELS[0]["title"] == "Productivity pulse"
 
 
@@ -102,7 +108,7 @@ def test_every_datasource_reference_is_the_import_input() -> None:
     references = [value for key, value in walk(DASHBOARD) if key == "datasource"]
     built_in_annotations = {"type": "grafana", "uid": "-- Grafana --"}
     assert references and all(ref in (IMPORT_DATASOURCE, built_in_annotations) for ref in references), references
-    for panel, target in targets():
+    for panel, target in targets([*PANELS, *HEALTH_PANELS]):
         assert panel["datasource"] == target["datasource"] == IMPORT_DATASOURCE, panel["title"]
 
 
@@ -112,6 +118,17 @@ def test_every_panel_queries_raw_influxql_filtered_by_time_host_and_category() -
     for panel, target in targets():
         assert target["rawQuery"] is True and target["query"].startswith("SELECT "), panel["title"]
         assert "$timeFilter" in target["query"] and FILTER in target["query"], panel["title"]
+
+
+def test_the_health_row_is_collapsed_below_and_reads_the_tracker_points_by_time_and_host() -> None:
+    assert [(row["title"], row["collapsed"]) for row in ROWS] == [("tracker health", True)]
+    assert DASHBOARD["panels"][-1] is ROWS[0]
+    assert [panel["title"] for panel in HEALTH_PANELS] == sorted(HEALTH_CHECKS, key=list(HEALTH_CHECKS).index)
+    for panel in HEALTH_PANELS:
+        assert panel["targets"], panel["title"]
+    for panel, target in targets(HEALTH_PANELS):
+        assert target["rawQuery"] is True and target["query"].startswith("SELECT "), panel["title"]
+        assert 'FROM "tracker" WHERE $timeFilter AND "host" =~ /^$host$/' in target["query"], panel["title"]
 
 
 def test_no_grafana_4_interval_variable_is_left() -> None:
@@ -574,3 +591,109 @@ def test_the_known_day_shows_the_figures_worked_out_by_hand(influxdb1: InfluxDB1
     # Time-weighted, not per point: 20 minutes of YouTube are 10 points of 120 s.
     assert studio["Productivity pulse"] == pytest.approx((20 / 90 + 2) * 25)  # 55.6, not 62.5
     assert studio["Away"] is None
+
+
+# ---------------------------------------------------------------- the health row, over known `tracker` points
+
+HEALTH_START = datetime.combine(DAY, time(9), ZONE)
+HEALTH_POINTS = 360  # one every 10 s for an hour
+OUTAGE = range(120, 180)  # 09:20 to 09:30 at home: every request fails, the outbox grows
+CPU_PER_SAMPLE_MS = {HOME: 2.0, STUDIO: 3.0}
+
+
+def health_vitals(host: str, index: int) -> Vitals:
+    samples = 10 * index
+    down = host == HOME and index in OUTAGE
+    failed = sum(1 for i in OUTAGE if i <= index) if host == HOME else 0
+    return Vitals(
+        cpu_seconds=0.5 + CPU_PER_SAMPLE_MS[host] / 1000 * samples,
+        # The studio is a Mac: only the peak resident size is known there.
+        memory_bytes=30_000_000 + 1000 * index if host == HOME else None,
+        memory_peak_bytes=None if host == HOME else 40_000_000,
+        gc_collections=index, gc_tracked_objects=30_000, threads=3, open_fds=12, samples_taken=samples,
+        outbox_waiting=10 * (index - OUTAGE.start + 1) if down else 0,
+        database_bytes=1_000_000, database_wal_bytes=4_000_000,
+        seconds_behind=10.0 * (index - OUTAGE.start + 1) if down else 0.0,
+        last_send_seconds=0.01, last_send_lines=10,
+        requests={"ok": index - failed, "retry": failed})
+
+
+def health_moment(index: int) -> int:
+    return round(HEALTH_START.timestamp() * 1000) + 10_000 * index
+
+
+def write_health_points(server: InfluxDB1, database: str) -> None:
+    lines = [to_point(health_vitals(host, index), health_moment(index),
+                      {"host": host, "version": "0.1.0", "source": "demo", "api": "auto"})
+             for host in (HOME, STUDIO) for index in range(HEALTH_POINTS)]
+    status, reply = http("POST", f"{server.url}/write?db={database}&precision=ms", "\n".join(lines).encode())
+    assert status == 204, reply
+
+
+def by_host(rows: list[dict[str, Any]], column: str) -> dict[str, list[Any]]:
+    values: dict[str, list[Any]] = {}
+    for row in rows:
+        if row.get(column) is not None:
+            values.setdefault(row["host"], []).append(row[column])
+    return values
+
+
+def check_memory(rows: list[dict[str, Any]], interval_ms: int) -> None:
+    resident, peak = by_host(rows, "resident"), by_host(rows, "peak resident")
+    if HOME in resident:
+        assert max(resident[HOME]) == health_vitals(HOME, HEALTH_POINTS - 1).memory_bytes
+        assert len(resident[HOME]) == HEALTH_POINTS * 10_000 // interval_ms
+    assert STUDIO not in resident
+    assert set(peak.get(STUDIO, [40_000_000])) == {40_000_000} and HOME not in peak
+
+
+def check_cpu_per_sample(rows: list[dict[str, Any]], interval_ms: int) -> None:
+    for host, values in by_host(rows, "CPU per sample").items():
+        assert values == pytest.approx([CPU_PER_SAMPLE_MS[host]] * len(values)), host
+        assert len(values) == HEALTH_POINTS * 10_000 // interval_ms - 1  # the first interval has no difference
+
+
+def check_waiting(rows: list[dict[str, Any]], interval_ms: int) -> None:
+    waiting, behind = by_host(rows, "waiting"), by_host(rows, "seconds behind")
+    if HOME in waiting:
+        # The last of each interval: the outbox is empty again by the interval after the outage.
+        assert 0 < max(waiting[HOME]) <= 10 * len(OUTAGE) and waiting[HOME][-1] == 0
+        assert max(behind[HOME]) == 10.0 * len(OUTAGE)  # the worst of each interval
+    if STUDIO in waiting:
+        assert set(waiting[STUDIO]) == {0} and set(behind[STUDIO]) == {0.0}
+
+
+def check_send_failures(rows: list[dict[str, Any]], interval_ms: int) -> None:
+    failed = by_host(rows, "failed requests")
+    if HOME in failed:
+        assert sum(failed[HOME]) == len(OUTAGE)
+    if STUDIO in failed:
+        assert sum(failed[STUDIO]) == 0
+
+
+HEALTH_CHECKS: dict[str, Callable[[list[dict[str, Any]], int], None]] = {
+    "Tracker memory": check_memory,
+    "Tracker CPU per sample": check_cpu_per_sample,
+    "Waiting to be sent": check_waiting,
+    "Send failures": check_send_failures,
+}
+
+
+@pytest.mark.parametrize("selection", [SELECTIONS[0], SELECTIONS[1], SELECTIONS[2], SELECTIONS[3]],
+                         ids=lambda selection: selection.name)
+def test_the_health_row_shows_what_the_tracker_points_say(influxdb1: InfluxDB1, influx_database: str,
+                                                          selection: Selection) -> None:
+    write_records(influxdb1, influx_database)  # the host variable lists the hosts of the activity points
+    write_health_points(influxdb1, influx_database)
+    variables = dashboard_variables(influxdb1, influx_database, selection)
+    request = PanelRequest(*TODAY, selection.interval_ms, variables)
+    for panel in HEALTH_PANELS:
+        rows = [row for _, target in targets([panel])
+                for row in influxdb1.rows(request.render(target["query"]), influx_database)]
+        assert rows, f"{panel['title']} shows no data ({selection.name})"
+        shown_hosts = {row["host"] for row in rows}
+        assert shown_hosts == (selection.hosts or {HOME, STUDIO}), panel["title"]
+        try:
+            HEALTH_CHECKS[panel["title"]](rows, selection.interval_ms)
+        except AssertionError as error:
+            raise AssertionError(f"{panel['title']} ({selection.name}): {error}") from error

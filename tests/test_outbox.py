@@ -19,7 +19,7 @@ from fault_server import make_records
 from tracker import paths
 from tracker.cli import cli
 from tracker.lineprotocol import to_line
-from tracker.outbox import Outbox, OutboxUnavailable
+from tracker.outbox import Outbox, OutboxUnavailable, Point
 from tracker.recorder import mark_away
 
 
@@ -227,3 +227,69 @@ def test_an_outbox_from_before_final_rows_and_stored_lines_still_sends_every_row
         outbox.append(replace(records[0], time_ms=records[0].time_ms + 10_000))
         assert [line for _, line in outbox.pending_lines(10)] == [
             *map(to_line, records), to_line(replace(records[0], time_ms=records[0].time_ms + 10_000))]
+
+
+def vitals_point(time_ms: int, samples_taken: int) -> Point:
+    return Point("tracker", time_ms, "laptop",
+                 f"tracker,host=laptop samples_taken={samples_taken}i,memory_bytes=30000000i {time_ms}")
+
+
+def test_vitals_points_wait_in_line_with_the_samples_and_are_sent_as_committed():
+    records = make_records(4)
+    points = [vitals_point(records[1].time_ms + 1, 2), vitals_point(records[3].time_ms + 1, 4)]
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(records[:2])
+        outbox.append_points(points[:1])
+        outbox.append_many(records[2:])
+        outbox.append_points(points[1:])
+        sent = [line for _, line in outbox.pending_lines(100)]
+        assert sent == [to_line(records[0]), to_line(records[1]), points[0].line,
+                        to_line(records[2]), to_line(records[3]), points[1].line]
+        assert [record for _, record in outbox.pending(100)] == records  # samples only: no placeholder record
+        assert outbox.waiting() == 6
+        assert outbox.oldest_waiting_ms() == records[0].time_ms
+        assert outbox.waiting_other() == 2
+        stats = outbox.stats()
+        assert (stats.waiting, stats.waiting_samples, stats.waiting_other) == (6, 4, 2)
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert "Waiting:       4 samples and 2 vitals points, the oldest from" in shown.output
+    as_json = json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)
+    assert (as_json["waiting"], as_json["waiting_samples"], as_json["waiting_vitals"]) == (6, 4, 2)
+
+
+def test_a_refused_vitals_point_is_counted_in_quarantine_never_shown_as_a_sample():
+    records = make_records(2)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(records)
+        outbox.append_points([vitals_point(records[1].time_ms + 1, 2)])
+        ids = [row_id for row_id, _ in outbox.pending_lines(100)]
+        outbox.quarantine([ids[0], ids[2]], "field type conflict")
+        stats = outbox.stats()
+        assert [row.record for row in stats.quarantined] == [records[0]]
+        assert (stats.quarantined_count, stats.quarantined_other, stats.waiting, stats.waiting_other) == (1, 1, 1, 0)
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert "Quarantined:   1 sample the server refused for good:" in shown.output
+    assert "Quarantined:   1 vitals point the server refused for good" in shown.output
+    assert shown.output.count(": field type conflict") == 1  # the sample's line; the point has no fake one
+
+
+def test_vitals_points_count_against_the_bound_and_go_oldest_first():
+    records = make_records(3)
+    with Outbox(paths.database_file(), max_rows=3) as outbox:
+        outbox.append_points([vitals_point(records[0].time_ms - 1, 0)])
+        dropped = outbox.append_many(records)
+        assert dropped == 1
+        assert [line for _, line in outbox.pending_lines(10)] == [to_line(record) for record in records]
+
+
+def test_an_outbox_from_before_vitals_gains_the_measurement_column_and_its_rows_are_samples():
+    path = paths.database_file()
+    records = make_records(2)
+    with Outbox(path) as outbox:
+        outbox.append_many(records)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP INDEX outbox_not_samples")
+        connection.execute("ALTER TABLE outbox DROP COLUMN measurement")
+    with Outbox(path) as outbox:
+        assert [record for _, record in outbox.pending(10)] == records
+        assert outbox.stats().waiting_other == 0

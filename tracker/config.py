@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports thi
 API_CHOICES = ("auto", "v1", "v2")
 
 # How a raw value (from the file, the environment or an option) is read: see _convert.
-Kind = Literal["text", "file", "choice", "bool", "duration", "count", "list", "domains", "regexes"]
+Kind = Literal["text", "file", "choice", "bool", "duration", "duration_or_off", "count", "list", "domains",
+               "regexes"]
 
 
 # A named tuple, not a dataclass: `tracker --help` imports this module, and a dataclass is slower to define.
@@ -138,6 +139,10 @@ class Settings:
         "outbox_max_rows", "count", example="2592000",
         help="At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second); "
              "beyond it the oldest are dropped, counted and reported."))
+    vitals_every: float = declare(10.0, Setting(
+        "vitals_every", "duration_or_off", example="10s",
+        help="While sending to InfluxDB, write the tracker's own vitals (measurement `tracker`: memory, CPU, "
+             "outbox, requests) this often; 0 turns them off."))
     history_retention_days: int | None = declare(None, Setting(
         "history_retention_days", "count", example="365",
         help="Keep local event history (for `tracker report`) this many days; unset keeps it forever."))
@@ -306,7 +311,9 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             if text in ("false", "no", "off", "0"):
                 return False
             raise ValueError(f"{raw!r} is not true or false")
-        if kind == "duration":
+        if kind == "duration_or_off" and str(raw).strip().lower() in ("0", "0s", "0.0", "off", "false"):
+            return 0.0  # off (YAML reads an unquoted off as false)
+        if kind in ("duration", "duration_or_off"):
             if isinstance(raw, int | float) and not isinstance(raw, bool):
                 seconds = float(raw)
             else:

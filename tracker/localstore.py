@@ -84,6 +84,13 @@ class LocalStore:
         except OutboxUnavailable:
             return len(self._unsaved)
 
+    def waiting_samples(self) -> int:
+        """`waiting` without the tracker's own vitals points, for what counts samples."""
+        try:
+            return self.outbox.waiting() - self.outbox.waiting_other() + len(self._unsaved)
+        except OutboxUnavailable:
+            return len(self._unsaved)
+
     def today_by_category(self) -> dict[str, float]:
         return self.history.today_by_category()
 

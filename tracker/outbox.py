@@ -1,9 +1,14 @@
-"""The outbox: every record is committed to a local SQLite file before anything tries to send it.
+"""The outbox: every record, and every point of the tracker's own vitals, is committed to a local SQLite file
+before anything tries to send it.
 
 Rows leave the outbox only when the server confirmed them (`mark_sent`), when the server will never
 accept them (`quarantine`, kept with the reason for the user to see), or when the size bound is hit
 (the oldest waiting rows are dropped and counted). WAL mode lets `tracker outbox` and `tracker sync`
 read and send while `tracker run` appends.
+
+Points of another measurement than `activity` (the `tracker` vitals) are rows too, so the sender drains
+one queue in one order and a down server loses none of them: their `line` is the whole truth, `measurement`
+says they are not samples, and their record columns are placeholders that nothing reads.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ _SCHEMA = (
         -- 0 while the runner may still rewrite the row as away time; only final rows are sent.
         final INTEGER NOT NULL DEFAULT 1,
         -- The row as line protocol, encoded once when committed; NULL once rewritten (encoded when sent).
-        line TEXT
+        line TEXT,
+        -- 'activity' for samples; another measurement's row (the tracker's vitals) is its line alone.
+        measurement TEXT NOT NULL DEFAULT 'activity'
     )""",
     # One row of counters kept by triggers, so the size bound costs no COUNT(*) over a month of rows.
     """CREATE TABLE IF NOT EXISTS outbox_counters (
@@ -70,12 +77,19 @@ _SCHEMA = (
     # Rows waiting to be sent, in order: the sender's query skips the provisional and quarantined ones.
     "CREATE INDEX IF NOT EXISTS outbox_sendable ON outbox (id) WHERE final = 1 AND quarantined IS NULL",
     "DROP INDEX IF EXISTS outbox_time",  # an earlier version's, replaced by the two above
+    # The few rows that are not samples: `tracker outbox` counts them apart without reading every row.
+    "CREATE INDEX IF NOT EXISTS outbox_not_samples ON outbox (id) WHERE measurement != 'activity'",
 )
 # Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
-_ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT"}
+_ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
+                  "measurement": "measurement TEXT NOT NULL DEFAULT 'activity'"}
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
 _COLUMNS = "id, " + _FIELDS
 _INSERT = f"INSERT INTO outbox ({_FIELDS}, final, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A point of another measurement: its line, and placeholders where a sample has its fields.
+_INSERT_POINT = (f"INSERT INTO outbox ({_FIELDS}, final, line, measurement)"
+                 " VALUES (?, 0.0, ?, '', '', '', 0.0, '', NULL, NULL, 1, ?, ?)")
+_SAMPLES_ONLY = "measurement = 'activity'"
 
 
 class OutboxUnavailable(StoreUnavailable):
@@ -91,8 +105,18 @@ class QuarantinedRow:
 
 
 @dataclass(frozen=True)
+class Point:
+    """A point of another measurement than `activity`, already line protocol (e.g. the tracker's vitals)."""
+
+    measurement: str
+    time_ms: int
+    host: str
+    line: str
+
+
+@dataclass(frozen=True)
 class OutboxStats:
-    waiting: int
+    waiting: int  # samples and other points
     oldest_waiting: datetime | None
     last_attempt: datetime | None  # the last time a batch was sent or tried
     last_result: str | None  # what that attempt came to, one plain line
@@ -100,6 +124,13 @@ class OutboxStats:
     dropped: int  # rows dropped, oldest first, because the size bound was reached
     quarantined_count: int
     quarantined: tuple[QuarantinedRow, ...]  # the oldest QUARANTINE_SHOWN of them
+    # Points that are not samples (the tracker's vitals): counted apart, never shown as samples.
+    waiting_other: int = 0
+    quarantined_other: int = 0
+
+    @property
+    def waiting_samples(self) -> int:
+        return self.waiting - self.waiting_other
 
 
 class Outbox:
@@ -162,11 +193,24 @@ class Outbox:
                 if final_until_ms is not None:
                     self._connection.execute("UPDATE outbox SET final = 1 WHERE final = 0 AND time_ms <= ?",
                                              (final_until_ms,))
-            self._waiting_at_most += len(rows)
-            if self._waiting_at_most <= self.max_rows:
-                return 0
+            return self._added(len(rows))
+
+    def append_points(self, points: Iterable[Point]) -> int:
+        """Keep points of another measurement, final, in one transaction, in the queue with the samples: the
+        sender sends them in the same order. Returns how many old rows the size bound dropped."""
+        rows = [(p.time_ms, p.host, p.line, p.measurement) for p in points]
+        with self._unavailable_as("write to"), self._lock:
             with self._transaction():
-                return self._enforce_bound()
+                self._connection.executemany(_INSERT_POINT, rows)
+            return self._added(len(rows))
+
+    def _added(self, count: int) -> int:
+        """After `count` rows were added (the lock held): enforce the size bound when it may be reached."""
+        self._waiting_at_most += count
+        if self._waiting_at_most <= self.max_rows:
+            return 0
+        with self._transaction():
+            return self._enforce_bound()
 
     def _enforce_bound(self) -> int:
         waiting = self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
@@ -187,11 +231,11 @@ class Outbox:
     # -- the sending side -----------------------------------------------------------------------
 
     def pending(self, limit: int) -> list[tuple[int, Record]]:
-        """Up to `limit` final rows waiting to be sent, oldest first, with their ids."""
+        """Up to `limit` final samples waiting to be sent, oldest first, with their ids (other points left out)."""
         with self._unavailable_as("read"), self._lock:
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE final = 1 AND quarantined IS NULL ORDER BY id LIMIT ?",
-                (limit,)).fetchall()
+                f"SELECT {_COLUMNS} FROM outbox WHERE final = 1 AND quarantined IS NULL AND {_SAMPLES_ONLY}"
+                " ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [(row[0], _record(row)) for row in rows]
 
     def pending_lines(self, limit: int, after_id: int = 0) -> list[tuple[int, str]]:
@@ -242,6 +286,23 @@ class Outbox:
         with self._unavailable_as("read"), self._lock:
             return self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
 
+    def waiting_other(self) -> int:
+        """Points waiting that are not samples (the tracker's vitals), counted on their own small index."""
+        with self._unavailable_as("read"), self._lock:
+            return self._connection.execute(
+                "SELECT COUNT(*) FROM outbox WHERE measurement != 'activity' AND quarantined IS NULL").fetchone()[0]
+
+    def oldest_waiting_ms(self) -> int | None:
+        """The time (ms) of the oldest row waiting to be sent, final or not; two index lookups, so cheap enough
+        to ask every few seconds however many rows wait."""
+        with self._unavailable_as("read"), self._lock:
+            sendable = self._connection.execute(
+                "SELECT time_ms FROM outbox WHERE final = 1 AND quarantined IS NULL ORDER BY id LIMIT 1").fetchone()
+            provisional = self._connection.execute(
+                "SELECT min(time_ms) FROM outbox WHERE final = 0").fetchone()
+        times = [row[0] for row in (sendable, provisional) if row is not None and row[0] is not None]
+        return min(times) if times else None
+
     def stats(self) -> OutboxStats:
         with self._unavailable_as("read"), self._lock, self._transaction():
             waiting, dropped = self._connection.execute(
@@ -251,10 +312,13 @@ class Outbox:
             attempt_ms, result, success_ms = self._connection.execute(
                 "SELECT attempt_ms, result, success_ms FROM outbox_sends").fetchone()
             quarantined_count = self._connection.execute(
-                "SELECT COUNT(*) FROM outbox WHERE quarantined IS NOT NULL").fetchone()[0]
+                f"SELECT COUNT(*) FROM outbox WHERE quarantined IS NOT NULL AND {_SAMPLES_ONLY}").fetchone()[0]
             quarantined = self._connection.execute(
                 f"SELECT {_COLUMNS}, quarantined, quarantined_ms FROM outbox WHERE quarantined IS NOT NULL"
-                " ORDER BY id LIMIT ?", (QUARANTINE_SHOWN,)).fetchall()
+                f" AND {_SAMPLES_ONLY} ORDER BY id LIMIT ?", (QUARANTINE_SHOWN,)).fetchall()
+            waiting_other, quarantined_other = self._connection.execute(
+                "SELECT COUNT(*) FILTER (WHERE quarantined IS NULL), COUNT(*) FILTER (WHERE quarantined IS NOT NULL)"
+                " FROM outbox WHERE measurement != 'activity'").fetchone()
         return OutboxStats(
             waiting=waiting,
             oldest_waiting=_time(oldest[0]) if oldest else None,
@@ -265,6 +329,8 @@ class Outbox:
             quarantined_count=quarantined_count,
             quarantined=tuple(QuarantinedRow(row[0], _record(row), row[-2], _moment(row[-1]))
                               for row in quarantined),
+            waiting_other=waiting_other,
+            quarantined_other=quarantined_other,
         )
 
     def close(self) -> None:

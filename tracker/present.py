@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracker.timespec import human_ago, human_duration, local_midnight, local_now
 
@@ -39,7 +39,9 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
-        lines.append(f"Waiting:       {samples(stats.waiting)}, the oldest from {_local(stats.oldest_waiting)}")
+        other = f" and {_vitals_points(stats.waiting_other)}" if stats.waiting_other else ""
+        lines.append(f"Waiting:       {samples(stats.waiting_samples)}{other}, the oldest from"
+                     f" {_local(stats.oldest_waiting)}")
     else:
         lines.append("Waiting:       nothing")
     if stats.last_attempt is not None:
@@ -58,20 +60,29 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
             lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
         if stats.quarantined_count > len(stats.quarantined):
             lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
+    if stats.quarantined_other:
+        lines.append(f"Quarantined:   {_vitals_points(stats.quarantined_other)} the server refused for good")
     return "\n".join(lines)
+
+
+def _vitals_points(count: int) -> str:
+    return f"{count} vitals point" + ("" if count == 1 else "s")
 
 
 def outbox_json(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox --json`: times in ISO 8601, UTC."""
     document = {
         "database": str(path),
-        "waiting": stats.waiting,
+        "waiting": stats.waiting,  # samples and vitals points
+        "waiting_samples": stats.waiting_samples,
+        "waiting_vitals": stats.waiting_other,
         "oldest_waiting": _iso(stats.oldest_waiting),
         "last_attempt": _iso(stats.last_attempt),
         "last_result": stats.last_result,
         "last_success": _iso(stats.last_success),
         "dropped": stats.dropped,
         "quarantined_count": stats.quarantined_count,
+        "quarantined_vitals": stats.quarantined_other,
         "quarantined": [{"reason": row.reason, "quarantined_at": _iso(row.quarantined_at),
                          "time": _iso(row.record.time)} | asdict(row.record) for row in stats.quarantined],
     }
@@ -135,9 +146,36 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
                  ("last error", snapshot.last_error or "none"),
                  ("source", snapshot.source or "?"),
                  ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
+        if snapshot.vitals:
+            rows += _vitals_rows(snapshot.vitals)
     width = max(len(label) for label, _ in rows)
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:
+    """The runner's own figures, as its `tracker` points carry them (see tracker.vitals)."""
+    def megabytes(name: str) -> str:
+        value = vitals.get(name)
+        return f"{value / 1e6:.1f} MB" if isinstance(value, int | float) else "?"
+
+    memory = (megabytes("memory_bytes") + " resident" if vitals.get("memory_bytes") is not None
+              else megabytes("memory_peak_bytes") + " resident at peak")
+    requests = {name.removeprefix("requests_"): count for name, count in vitals.items()
+                if name.startswith("requests_") and name != "requests_failed" and count}
+    last_seconds, last_lines = vitals.get("last_send_seconds"), vitals.get("last_send_lines")
+    return [
+        ("CPU used", f"{vitals.get('cpu_seconds', 0):.1f} s since start"),
+        ("memory (own)", memory),
+        ("Python GC", f"{vitals.get('gc_collections', '?')} collections,"
+                      f" {vitals.get('gc_tracked_objects', '?'):,} objects tracked"),
+        ("threads, fds", f"{vitals.get('threads', '?')} threads, {vitals.get('open_fds', '?')} open files"),
+        ("database", f"{megabytes('database_bytes')} + {megabytes('database_wal_bytes')} write-ahead log"),
+        ("behind", f"{vitals.get('seconds_behind', 0):.0f} s (oldest waiting point)"),
+        ("requests", ", ".join(f"{count} {result}" for result, count in requests.items()) or "none yet"),
+        ("last request", f"{last_lines} lines in {last_seconds:.3f} s" if isinstance(last_seconds, float)
+         else "none yet"),
+    ]
 
 
 def _current_activity(snapshot: StatusSnapshot) -> str:

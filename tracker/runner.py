@@ -33,11 +33,12 @@ from tracker.privacy import Privacy
 from tracker.recorder import Classified, Recorder, Step
 from tracker.sources import Source, open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
+from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
 
 if TYPE_CHECKING:
     from tracker.config import Settings
     from tracker.metrics import TrackerMetrics
-    from tracker.sender import SenderState
+    from tracker.sender import RequestCounts, SenderState
 
 STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
 NOT_CONFIGURED = (
@@ -74,6 +75,7 @@ class SenderPart(Protocol):
     """What the loop needs of tracker.sender.Sender."""
 
     url: str
+    requests: RequestCounts
 
     @property
     def state(self) -> SenderState: ...
@@ -203,7 +205,7 @@ class Run:
         """What the live view shows beside the sample; it costs queries, so views ask only when they draw."""
         store, sender = self.parts.store, self.parts.sender
         return Details(today=store.today_by_category(), pulse=store.today_pulse(),
-                       sender=sender.state if sender is not None else None, waiting=store.waiting())
+                       sender=sender.state if sender is not None else None, waiting=store.waiting_samples())
 
     def _finish(self) -> None:
         parts = self.parts
@@ -223,15 +225,16 @@ class Run:
         record = self._last_step.record if self._last_step is not None else None
         sender = self.parts.sender
         state = sender.state if sender is not None else None
+        vitals = read_vitals(self.samples_taken, self.parts.store, getattr(sender, "requests", None))
         self.write_status(StatusSnapshot(
             pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
             since=self._current_since if record else None,
-            waiting=self.parts.store.waiting(),
+            waiting=self.parts.store.waiting_samples(),
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
-            stopped_at=datetime.now(timezone.utc) if stopped else None))
+            stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
 
 
 # -- the real parts ------------------------------------------------------------------------------------
@@ -271,7 +274,11 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     store.recover()
     recorder = Recorder(settings.host, settings.interval, settings.away_after)
     sender = _start_sender(settings, notify, metrics)
-    return Parts(source, classify, recorder, store, sender, view, [metrics] if metrics is not None else [])
+    observers: list[Observer] = [metrics] if metrics is not None else []
+    # Vitals points are for the server: none when recording locally only (status.json has the figures).
+    if sender is not None and settings.vitals_every > 0:
+        observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api))
+    return Parts(source, classify, recorder, store, sender, view, observers)
 
 
 def _start_metrics(settings: Settings) -> TrackerMetrics:

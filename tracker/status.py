@@ -139,6 +139,8 @@ class StatusSnapshot:
     source: str | None = None  # e.g. "x11", "macos", "demo"
     influx_url: str | None = None  # never with credentials: write_status removes them
     stopped_at: datetime | None = None  # set by the last write of a clean stop
+    # The runner's own figures, as in its `tracker` points (tracker.vitals.vitals_document).
+    vitals: dict[str, object] | None = None
     # Filled in by write_status: with them `tracker status` measures CPU over the last few seconds.
     written_at: datetime | None = None
     cpu_seconds: float | None = None
