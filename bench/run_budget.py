@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Desktop, InfluxDB1, wait_until  # noqa: E402
+from servers import Desktop, InfluxDB1, free_port, wait_until  # noqa: E402
 
 # The bare loop: the same X properties tracker reads, once per interval, and nothing else.
 BARE_LOOP = textwrap.dedent("""
@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vitals-every", default="10s",
                         help="tracker's vitals_every setting (default 10s, as shipped; 0 turns the vitals off)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also serve the Prometheus endpoint (--metrics-listen on a free loopback port)")
     args = parser.parse_args()
     samples = args.seconds / args.interval
     with tempfile.TemporaryDirectory() as directory:
@@ -136,7 +138,8 @@ def main() -> None:
 
                 (bare_cpu, bare_rss), (run_cpu, run_rss) = measure_together(
                     [[sys.executable, "-c", BARE_LOOP, str(args.interval), str(args.seconds + 30)],
-                     [tracker, "run", "--quiet", "--source", "x11", "--interval", str(args.interval)]],
+                     [tracker, "run", "--quiet", "--source", "x11", "--interval", str(args.interval),
+                      *(["--metrics-listen", f"127.0.0.1:{free_port()}"] if args.metrics else [])]],
                     env, args.seconds, sent)
                 rounds.append((bare_cpu / samples * 1000, run_cpu / samples * 1000, bare_rss, run_rss))
             done.set()
@@ -147,7 +150,7 @@ def main() -> None:
             desktop.stop()
     print(f"{args.rounds} rounds of {samples:.0f} samples at {1 / args.interval:g} Hz, the bare loop and tracker "
           "side by side, mouse input every 5 s (so tracker sends as it does for someone at work), "
-          f"vitals_every {args.vitals_every}")
+          f"vitals_every {args.vitals_every}" + (", Prometheus endpoint on" if args.metrics else ""))
     for number, (bare_ms, run_ms, bare_rss, run_rss) in enumerate(rounds, 1):
         print(f"  round {number}: bare python-xlib loop {bare_ms:.3f} ms CPU per sample ({bare_rss:.1f} MB), "
               f"tracker run {run_ms:.3f} ms ({run_rss:.1f} MB): {run_ms / bare_ms:.2f}x")

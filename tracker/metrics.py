@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import select
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -93,6 +95,8 @@ class TrackerMetrics:
         Info("tracker_build", "The tracker version running.", registry=registry).info({"version": __version__})
         self._server: WSGIServer | None = None
         self._server_thread: threading.Thread | None = None
+        self._wake: socket.socket | None = None  # written to by close(): the server's thread then ends
+        self._counting_waiting = False
 
     def watch_sends(self) -> None:
         """Add the send metrics; `request` must then be told of every request to InfluxDB."""
@@ -124,16 +128,23 @@ class TrackerMetrics:
                 self.pulse_seconds.labels(record.category).inc(max(0.0, pulse_of(record.score)) * record.duration)
 
     def tick(self, run: Run, now: float) -> None:
-        self.outbox_waiting.set(run.parts.store.waiting())
+        if not self._counting_waiting:
+            # Counted when scraped, not once a second: most seconds nobody asks (the outbox is thread-safe).
+            self.outbox_waiting.set_function(run.parts.store.waiting)
+            self._counting_waiting = True
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._wake is not None:
+            self._wake.send(b"x")
         if self._server_thread is not None:
             self._server_thread.join(5)
             self._server_thread = None
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
 
 
 def start_metrics(listen: str, allow_remote: bool) -> TrackerMetrics:
@@ -149,7 +160,7 @@ def start_metrics(listen: str, allow_remote: bool) -> TrackerMetrics:
     # A registry of our own: only our metrics, and tests can make several in one process.
     metrics = TrackerMetrics(prometheus_client.CollectorRegistry(auto_describe=True))
     try:
-        server, thread = prometheus_client.start_http_server(port, addr=host, registry=metrics.registry)
+        server = _make_server(host, port, metrics.registry)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise MetricsUnavailable(
@@ -157,5 +168,39 @@ def start_metrics(listen: str, allow_remote: bool) -> TrackerMetrics:
                 "port with --metrics-listen.") from None
         reason = (error.strerror or str(error)).rstrip(".")
         raise MetricsUnavailable(f"Cannot serve metrics on {listen}: {reason}.") from None
-    metrics._server, metrics._server_thread = server, thread
+    wake_reader, metrics._wake = socket.socketpair()
+    metrics._server = server
+    metrics._server_thread = threading.Thread(target=_serve, args=(server, wake_reader), name="tracker-metrics",
+                                              daemon=True)
+    metrics._server_thread.start()
     return metrics
+
+
+def _make_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """prometheus_client's WSGI app in a threading HTTP server bound to (host, port), logging nothing."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """A scrape a second must not fill the run's log."""
+
+    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=QuietHandler)
+
+
+def _serve(server: WSGIServer, wake: socket.socket) -> None:
+    """Answer requests until `wake` is written to. Unlike prometheus_client's start_http_server, which polls
+    twice a second, the thread sleeps until a scrape comes: an idle endpoint costs no CPU."""
+    with wake:
+        while True:
+            readable, _, _ = select.select([server.socket, wake], [], [])
+            if wake in readable:
+                return
+            server.handle_request()
