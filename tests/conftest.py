@@ -12,8 +12,8 @@ from servers import Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
 
 _database_numbers = itertools.count(1)
 # Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.
-_SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "victoria", "desktop", "terminal", "tracker_terminal",
-                            "servers", "small_disk", "prometheus"})
+_SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "own_influxdb1", "victoria", "desktop", "terminal",
+                            "tracker_terminal", "servers", "small_disk", "prometheus"})
 # Modules whose tests run `tracker` or Python in subprocesses, or wait on real time, nearly all of them.
 _SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
                            "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
@@ -52,6 +52,15 @@ def influx_database(influxdb1: InfluxDB1) -> str:
     name = f"test{next(_database_numbers)}"
     influxdb1.create_database(name)
     return name
+
+
+@pytest.fixture
+def own_influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    """An InfluxDB 1.x of this test's own, which it may stop and start again."""
+    server = InfluxDB1(tmp_path_factory.mktemp("influxdb1-own")).start()
+    server.create_database("tracker")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

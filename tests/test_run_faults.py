@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -91,14 +90,6 @@ def assert_server_holds_exactly_the_history(server: InfluxDB1, database: str, ta
     recorded = sum(event.duration for event in events)
     assert sum(point["duration"] for point in points) == pytest.approx(recorded, abs=0.01 * len(events))
 
-
-@pytest.fixture
-def own_influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
-    """An InfluxDB 1.x of this test's own, which it may stop and start again."""
-    server = InfluxDB1(tmp_path_factory.mktemp("influxdb1-own")).start()
-    server.create_database("tracker")
-    yield server
-    server.stop()
 
 
 def test_influxdb_stopped_and_started_again_gets_every_sample_once(own_influxdb1: InfluxDB1):
