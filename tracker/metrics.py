@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from tracker import __version__
 from tracker.events import pulse_of
 from tracker.model import STATE_ACTIVE
+from tracker.sinks import REQUEST_RESULTS
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from tracker.recorder import Step
     from tracker.runner import Run
 
-# What a request to InfluxDB came to, as tracker.sender.REQUEST_RESULTS names them, plus any other error.
-SEND_RESULTS = ("ok", "auth", "rejected", "too_large", "retry", "config", "error")
 INSTALL_HINT = "pip install 'tracker[prometheus]'"
 
 
@@ -106,7 +105,7 @@ class TrackerMetrics:
                                        registry=self.registry)
         self.sends = Counter("tracker_sends", "Requests to InfluxDB, by what they came to.", ["result"],
                              registry=self.registry)
-        for result in SEND_RESULTS:  # each shows from the start, at 0: a failure count is a number, not absent
+        for result in REQUEST_RESULTS:  # each shows from the start, at 0: a failure count is a number, not absent
             self.sends.labels(result)
 
     # -- tracker.sender.RequestObserver: called on the sender's thread; prometheus_client metrics are thread-safe

@@ -20,8 +20,6 @@ from pathlib import Path
 from tracker.config import InfluxSettings
 from tracker.outbox import Outbox, OutboxUnavailable, samples
 from tracker.sinks import (
-    AuthFailed,
-    ConfigurationError,
     Rejected,
     RetryLater,
     SendError,
@@ -29,6 +27,7 @@ from tracker.sinks import (
     TooLarge,
     display_url,
     open_sink,
+    request_result,
     scrub,
 )
 from tracker.status import lock_exclusively
@@ -68,11 +67,6 @@ class SyncResult:
     def ok(self) -> bool:
         return self.error is None
 
-
-# What a request to the server came to, by the kind of SendError (None: confirmed), for counting.
-REQUEST_RESULTS: dict[type[Exception] | None, str] = {
-    None: "ok", AuthFailed: "auth", Rejected: "rejected", TooLarge: "too_large", RetryLater: "retry",
-    ConfigurationError: "config"}
 
 # Told of every request to the server: its seconds, its number of lines, and what it came to.
 RequestObserver = Callable[[float, int, str], None]
@@ -298,7 +292,7 @@ class Sender:
         try:
             sink.write(lines)
         except Exception as error:
-            result = REQUEST_RESULTS.get(type(error), "error")
+            result = request_result(error)
             raise
         finally:
             seconds = time.monotonic() - started

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from tracker import __version__
 from tracker.lineprotocol import clean_tag, escape_tag, format_float
 from tracker.outbox import Point
+from tracker.sinks import REQUEST_RESULTS
 from tracker.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from tracker.sender import RequestCounts
 
 MEASUREMENT = "tracker"
-# Request results always written, 0 until they happen: a Grafana query of a field never written finds nothing.
-REQUEST_RESULTS = ("ok", "auth", "rejected", "too_large", "retry", "config", "error")
 # Points kept in memory while the outbox cannot be written (disk full): an hour at the default 10 s.
 UNSAVED_LIMIT = 360
 
@@ -77,6 +76,7 @@ def read_vitals(samples_taken: int, store: LocalStore, requests: RequestCounts |
         waiting = store.waiting()
     except StoreUnavailable:
         oldest_ms, waiting = None, store.waiting()
+    # Every result is written, 0 until it happens: a Grafana query of a field never written finds nothing.
     by_result = dict.fromkeys(REQUEST_RESULTS, 0)
     if requests is not None:
         by_result.update(requests.by_result)

@@ -52,6 +52,17 @@ class ConfigurationError(SendError):
     """The settings point at something that is not there (database, bucket, org, URL): keep the rows."""
 
 
+# What a request to the server can come to, as vitals and metrics count them.
+REQUEST_RESULTS = ("ok", "auth", "rejected", "too_large", "retry", "config", "error")
+_RESULT_OF_ERROR: dict[type[Exception], str] = {
+    AuthFailed: "auth", Rejected: "rejected", TooLarge: "too_large", RetryLater: "retry", ConfigurationError: "config"}
+
+
+def request_result(error: Exception | None) -> str:
+    """What a request came to: "ok" when confirmed (no error), else its kind of failure."""
+    return "ok" if error is None else _RESULT_OF_ERROR.get(type(error), "error")
+
+
 class Sink(Protocol):
     def write(self, lines: Sequence[str]) -> None:
         """Send line-protocol lines (ms precision); return only when the server confirmed them."""
