@@ -6,7 +6,6 @@ classify.load_categories) and classifying need none of it.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterator
@@ -76,6 +75,8 @@ class _CategoriesParser:
         for key_node, value_node in node.value:
             key = self.plain_text(key_node, "a key")
             if key not in allowed:
+                import difflib  # only for a typo: a run that parses a good file never loads it
+
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else "expected " + ", ".join(allowed)
                 self.fail(key_node, f"unknown key '{key}' {where} ({hint})")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
@@ -236,6 +235,8 @@ def _recent_cpu_percent(pid: int, cpu_seconds: float, snapshot: StatusSnapshot |
 
 
 def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
+    import subprocess  # here: a run never needs it, and its modules cost memory all day
+
     try:
         output = subprocess.run(["ps", "-o", "%cpu=,rss=", "-p", str(pid)], capture_output=True, text=True,
                                 timeout=5, check=True).stdout.split()

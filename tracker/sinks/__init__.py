@@ -9,7 +9,6 @@ import base64
 import json
 import time
 from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -179,6 +178,8 @@ def retry_after_seconds(header: str | None) -> float | None:
     except ValueError:
         pass
     try:
+        from email.utils import parsedate_to_datetime
+
         return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
@@ -240,4 +241,9 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
         why = "the connection was dropped"
     else:
         why = type(error).__name__
+    return unreachable(settings, why)
+
+
+def unreachable(settings: InfluxSettings, why: str) -> RetryLater:
+    """RetryLater saying that the server could not be reached, and `why`."""
     return RetryLater(scrub(f"InfluxDB at {display_url(settings.url)} is unreachable ({why})", settings))

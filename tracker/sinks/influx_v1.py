@@ -1,4 +1,4 @@
-"""InfluxDB 1.x: POST /write?db=..&rp=..&precision=ms, gzip body, through urllib3.
+"""InfluxDB 1.x: POST /write?db=..&rp=..&precision=ms, gzip body, on one kept-alive connection.
 
 Credentials go in the Authorization header, never in the URL, so no error or log line can carry them.
 """
@@ -11,28 +11,36 @@ import json
 from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
-import urllib3
-
 from tracker.config import InfluxSettings
-from tracker.sinks import display_url, error_for_exception, error_for_status, server_reason
+from tracker.sinks import (
+    ConfigurationError,
+    display_url,
+    error_for_status,
+    server_reason,
+    unreachable,
+)
+from tracker.sinks.plainhttp import Answer, BadCAFile, Connection, Unreachable
 
 # Level 5 compresses line protocol about as well as 9, several times faster.
 _GZIP_LEVEL = 5
 
 
-def pool(settings: InfluxSettings) -> urllib3.PoolManager:
-    """Connections with TLS checked unless the user said otherwise, and no retries of urllib3's own."""
-    if not settings.verify_tls:
-        # tracker prints its own warning once; urllib3's would repeat on every request.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return urllib3.PoolManager(
-        num_pools=2,
-        maxsize=1,
-        retries=False,
-        timeout=urllib3.Timeout(connect=settings.timeout, read=settings.timeout),
-        cert_reqs="CERT_REQUIRED" if settings.verify_tls else "CERT_NONE",
-        ca_certs=settings.ca_file,
-    )
+def connection(settings: InfluxSettings) -> Connection:
+    """A connection to the server, TLS checked unless the user said otherwise; it never retries by itself."""
+    return Connection(display_url(settings.url), settings.timeout, settings.verify_tls, settings.ca_file)
+
+
+def request(settings: InfluxSettings, to: Connection, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> Answer:
+    """The server's answer; RetryLater when it cannot be reached, ConfigurationError for a bad CA file."""
+    try:
+        return to.request(method, path, body, {**(headers or {}), **authorization(settings)})
+    except Unreachable as error:
+        raise unreachable(settings, str(error)) from None
+    except BadCAFile as error:
+        raise ConfigurationError(f"influx.ca_file {settings.ca_file} cannot be used ({error}): point it at the"
+                                 " PEM file of the certificate authority that signed the server's certificate"
+                                 ) from None
 
 
 def authorization(settings: InfluxSettings) -> dict[str, str]:
@@ -45,17 +53,14 @@ def authorization(settings: InfluxSettings) -> dict[str, str]:
     return {"Authorization": "Token " + credentials}
 
 
-def _one_request(settings: InfluxSettings, method: str, path: str, body: str | None = None,
-                 headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
-    """One request outside a sink's connection pool; RetryLater when the server cannot be reached."""
-    http = pool(settings)
+def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Answer:
+    """One request on a connection of its own, closed after it."""
+    to = connection(settings)
     try:
-        return http.request(method, display_url(settings.url) + path, body=body,
-                            headers={**(headers or {}), **authorization(settings)})
-    except (urllib3.exceptions.HTTPError, OSError) as error:
-        raise error_for_exception(settings, error) from None
+        return request(settings, to, method, path, body, headers)
     finally:
-        http.clear()
+        to.close()
 
 
 def server_version(settings: InfluxSettings) -> str | None:
@@ -70,13 +75,13 @@ def speaks_v1(settings: InfluxSettings) -> bool:
 
 def execute(settings: InfluxSettings, database: str, statement: str) -> None:
     """Run one InfluxQL statement that changes data (POST /query); SendError when the server refuses it."""
-    response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}),
+    response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
     if response.status != 200:
-        raise error_for_status(settings, response.status, server_reason(response.data, str(response.status)))
+        raise error_for_status(settings, response.status, server_reason(response.body, str(response.status)))
     # /query answers 200 even when the statement failed: the error is in the result.
     try:
-        results = json.loads(response.data).get("results") or []
+        results = json.loads(response.body).get("results") or []
     except (ValueError, AttributeError):
         results = []
     failed = next((result["error"] for result in results if isinstance(result, dict) and result.get("error")),
@@ -92,25 +97,21 @@ class InfluxV1Sink:
         query = {"db": database, "precision": "ms"}
         if retention_policy:
             query["rp"] = retention_policy
-        self._write_url = f"{display_url(settings.url)}/write?{urlencode(query)}"
-        self._headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip",
-                         **authorization(settings)}
-        self._http = pool(settings)
+        self._write_path = f"/write?{urlencode(query)}"
+        self._headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}
+        self._connection = connection(settings)
 
     def write(self, lines: Sequence[str]) -> None:
         body = gzip.compress("\n".join(lines).encode(), compresslevel=_GZIP_LEVEL)
-        try:
-            response = self._http.request("POST", self._write_url, body=body, headers=self._headers)
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise error_for_exception(self.settings, error) from None
+        response = request(self.settings, self._connection, "POST", self._write_path, body, self._headers)
         if response.status in (200, 204):
             return
-        reason = server_reason(response.data, response.reason or str(response.status))
+        reason = server_reason(response.body, response.reason or str(response.status))
         raise error_for_status(self.settings, response.status, reason, response.headers.get("Retry-After"),
                                response.headers.get("Location"))
 
     def close(self) -> None:
-        self._http.clear()
+        self._connection.close()
 
     def __repr__(self) -> str:
         return f"InfluxV1Sink({display_url(self.settings.url)}, database={self.settings.bucket!r})"
