@@ -46,6 +46,10 @@ def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
     return connection
 
 
+# Page cache per connection, in KiB.
+PAGE_CACHE_KIB = 512
+
+
 def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite3.Connection:
     """The shared file, opened the one way the outbox and the history both use it: in WAL mode (readers and
     one writer at once, across processes), waiting up to 10 s for a lock rather than failing, and in
@@ -58,6 +62,9 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
+        # SQLite's default page cache grows to 2 MB per connection as the file grows: a run holds its
+        # connections for months, and appends and reads by index need few pages.
+        connection.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
     except BaseException:
         connection.close()
         raise
