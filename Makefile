@@ -5,12 +5,12 @@ ARGS ?=
 # The real peers the tests start for themselves.
 DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus
 
-.PHONY: run test install debs lint
+.PHONY: run test install debs lint binary
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,prometheus]'
+	$(PY) -m pip install -q -e '.[test,prometheus,binary]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,3 +33,7 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed debs lint
 	$(VENV)/bin/pytest
+
+# dist/tracker: one executable for this machine's OS and CPU, needing no Python (see README, "One file").
+binary: $(VENV)/.installed
+	$(PY) packaging/build_binary.py

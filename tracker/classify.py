@@ -166,6 +166,9 @@ def normalise_domain(text: str) -> str:
 
 def display_path(path: Path) -> str:
     """The path with the home directory shown as ~, the way users recognise it."""
+    unpacked = getattr(sys, "_MEIPASS", None)  # a PyInstaller binary unpacks itself to a temporary directory
+    if unpacked and path.is_relative_to(unpacked):
+        return f"{path.name} built into {sys.executable}"
     try:
         return "~/" + str(path.relative_to(Path.home()))
     except (ValueError, RuntimeError):  # elsewhere, or no home directory

@@ -1,0 +1,76 @@
+"""`make binary`: the one-file executable, built once per test run and driven like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracker import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("PyInstaller", reason="make test installs PyInstaller; `make binary` builds it")
+    dist = tmp_path_factory.mktemp("dist")
+    build = subprocess.run([sys.executable, str(ROOT / "packaging" / "build_binary.py"), "--dist", str(dist)],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
+    yield dist / "tracker"
+
+
+def run(binary: Path, *args: str, home: Path, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The binary run with no Python of ours on PATH and no virtual environment: it must need neither."""
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TRACKER_HOME": str(home / "tracker"), "LANG": "C.UTF-8",
+             **(env or {})}
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, env=clean, timeout=timeout,
+                          cwd=home)
+
+
+def test_the_binary_answers_its_version(binary: Path, tmp_path: Path) -> None:
+    result = run(binary, "--version", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"tracker, version {__version__}"
+
+
+def test_the_binary_carries_the_default_categories(binary: Path, tmp_path: Path) -> None:
+    listing = run(binary, "categories", "list", home=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "Development" in listing.stdout and "Reference & Learning" in listing.stdout
+    tested = run(binary, "categories", "test", "firefox", "--title", "Issues", "--url", "https://github.com/a/b",
+                 home=tmp_path)
+    assert tested.returncode == 0, tested.stderr
+    assert "Development, score 2" in tested.stdout
+    assert f"categories.yaml built into {binary}" in tested.stdout  # not a temporary directory that vanishes
+
+
+def test_the_binary_records_and_reports(binary: Path, tmp_path: Path) -> None:
+    recorded = run(binary, "run", "--source", "demo", "--for", "3s", "--quiet", home=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "Traceback" not in recorded.stdout + recorded.stderr
+    report = run(binary, "report", "--json", home=tmp_path)
+    assert report.returncode == 0, report.stderr
+    totals = json.loads(report.stdout)
+    assert 2.0 <= totals["total_seconds"] <= 4.0
+    assert totals["rows"] and all(row["name"] for row in totals["rows"])
+
+
+def test_the_binary_sends_what_it_recorded_to_influxdb(binary: Path, tmp_path: Path, influxdb1,
+                                                         influx_database: str) -> None:
+    assert run(binary, "run", "--source", "demo", "--for", "3s", "--quiet", home=tmp_path).returncode == 0
+    settings = {"TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database}
+    synced = run(binary, "sync", home=tmp_path, env=settings)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    rows = influxdb1.rows('SELECT sum("duration") AS seconds FROM "activity"', influx_database)
+    assert rows and 2.0 <= rows[0]["seconds"] <= 4.0
+    outbox = run(binary, "outbox", home=tmp_path)
+    assert "Waiting:       nothing" in outbox.stdout
