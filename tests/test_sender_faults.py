@@ -416,6 +416,29 @@ def test_a_lone_row_real_influxdb_refuses_waits_until_it_is_sent_with_rows_it_ac
         assert [row.record for row in outbox.stats().quarantined] == [lone]
 
 
+def test_a_running_sender_quarantines_a_lone_refused_row_once_newer_rows_are_accepted(influxdb1, influx_database):
+    conflicting_title(influxdb1, influx_database)
+    lone = make_records(1)[0]  # with a title
+    recorded([lone])
+    statuses: list[str] = []
+    settings = InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1")
+    sender = fast_sender(settings, statuses, first_retry=0.3)
+    sender.start()
+    wait_until(lambda: statuses, what="the first attempt")
+    assert statuses[0].startswith(f"InfluxDB at {influxdb1.url} refused every sample it was sent, even one at a"
+                                  " time (partial write: field type conflict:")
+    assert outbox_figures() == (1, 0)
+    good = [replace(record, title=None) for record in make_records(5, first=1)]
+    recorded(good)
+    sender.wake()
+    wait_until(lambda: len(statuses) == 2, what="the next attempt")
+    sender.stop()
+    assert statuses[1] == f"InfluxDB at {influxdb1.url} is reachable again; sent 5 samples"
+    assert stored_records(influxdb1, influx_database, "host = 'test-host'") == good
+    with Outbox(paths.database_file()) as outbox:
+        assert [row.record for row in outbox.stats().quarantined] == [lone]
+
+
 def test_quarantined_rows_put_back_in_the_queue_reach_a_real_influxdb(servers, influxdb1, influx_database,
                                                                       monkeypatch):
     server = FaultServer(bad_line_marker="BAD-TITLE").start()

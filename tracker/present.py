@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 NO_HISTORY = "No history yet: start recording with `tracker run`, then ask again."
 UNCATEGORIZED_SHOWN = 20
+RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, to send them again"
 
 
 # --- tracker outbox ------------------------------------------------------------------------------------
@@ -65,9 +66,6 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     if stats.quarantined_count or stats.quarantined_other:
         lines.append(f"               {RETRY_HINT}")
     return "\n".join(lines)
-
-
-RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, to send them again"
 
 
 def retried_text(released_samples: int, released_other: int) -> str:
