@@ -2,7 +2,8 @@
 and the records the sending tests write, and read back from a real InfluxDB 1.x.
 
 Persistent rules model a real server: a wrong token gets 401, a batch holding a bad line gets 400 (only
-when that line is in the body, so bisection has to find it), a batch of more than `max_lines` gets 413.
+when that line is in the body, so bisection has to find it), a batch of more than `max_lines` gets 413;
+`refuse_all` answers every write that way (a proxy that refuses everything, whatever the body).
 Scripted steps (`then(...)`) answer the next writes in order, before the rules: 500, 429 with
 Retry-After, slow answers. `stop()` closes the port, so the client sees connection refused.
 """
@@ -47,7 +48,7 @@ class Request:
 class FaultServer:
     def __init__(self, version: str = "1.8.10", token: str | None = None, bad_line_marker: str | None = None,
                  max_lines: int | None = None, latency: float = 0.0,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, refuse_all: Step | None = None) -> None:
         self.port = free_port()
         self.tls = tls  # (certificate, key): answer over HTTPS
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -55,6 +56,7 @@ class FaultServer:
         self.token = token
         self.bad_line_marker = bad_line_marker
         self.max_lines = max_lines
+        self.refuse_all = refuse_all
         self.latency = latency  # seconds every write takes, accepted or not
         self.accepted: list[str] = []
         self.requests: list[Request] = []
@@ -95,6 +97,8 @@ class FaultServer:
         with self._lock:
             if self._script:
                 return self._script.popleft()
+        if self.refuse_all is not None:
+            return self.refuse_all
         bad = [line for line in lines if self.bad_line_marker and self.bad_line_marker in line]
         if bad:
             return Step(400, json.dumps({"error": f"unable to parse '{bad[0][:60]}': bad field value"}))

@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fault_server import make_records
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from tracker import paths
 from tracker.cli import cli
 from tracker.lineprotocol import to_line
+from tracker.model import Record
 from tracker.outbox import Outbox, OutboxUnavailable, Point
 from tracker.recorder import mark_away
 
@@ -76,30 +79,97 @@ def test_only_final_rows_are_sent_and_away_rewrites_only_rows_not_final_yet():
         assert [record for _, record in outbox.pending(10)] == [*records[:2], *map(mark_away, records[2:])]
 
 
-def test_the_bound_drops_the_oldest_waiting_rows_and_says_how_many():
+def test_quarantined_rows_count_against_the_bound_and_are_dropped_first():
     records = make_records(12)
     path = paths.database_file()
     with Outbox(path, max_rows=5) as outbox:
-        outbox.append_many(records[:3])
-        first_id = outbox.pending(1)[0][0]
-        outbox.quarantine([first_id], "field type conflict")  # kept aside: not waiting, not dropped
-        for record in records[3:9]:
-            outbox.append(record)
-        outbox.append_many(records[9:])
-    with Outbox(path, max_rows=5) as outbox:
-        assert [record for _, record in outbox.pending(100)] == records[7:]
+        outbox.append_many(records[:4])
+        ids = [row_id for row_id, _ in outbox.pending(10)]
+        outbox.quarantine(ids[1:3], "field type conflict")  # set aside, still kept: 4 rows of 5
+        assert outbox.append_many(records[4:6]) == 1  # 6 rows: the older quarantined row goes
+
+        def quarantined() -> list[Record]:
+            return [row.record for row in outbox.stats().quarantined]
+
+        assert quarantined() == [records[2]]
+        outbox.quarantine([outbox.pending(10)[-1][0]], "field type conflict")  # records[5], the newest
+        assert outbox.append(records[6]) == 1  # quarantined rows go first, however new, oldest first
+        assert quarantined() == [records[5]]
+        assert [record for _, record in outbox.pending(100)] == [records[0], records[3], records[4], records[6]]
+        assert outbox.append(records[7]) == 1  # then records[5], the last quarantined one
+        assert quarantined() == []
+        assert outbox.append_many(records[8:10]) == 2  # then the oldest waiting rows
+        assert [record for _, record in outbox.pending(100)] == [records[4], *records[6:10]]
+        outbox.quarantine([outbox.pending(1)[0][0]], "field type conflict")  # records[4]
+    with Outbox(path, max_rows=5) as outbox:  # the count of quarantined rows survives a restart
+        assert outbox.append(records[10]) == 1
         stats = outbox.stats()
-    assert (stats.waiting, stats.dropped, stats.quarantined_count) == (5, 6, 1)
+    assert (stats.waiting, stats.dropped, stats.quarantined_count) == (5, 6, 0)
     shown = CliRunner().invoke(cli, ["outbox"])
     assert shown.exit_code == 0
     assert "Waiting:       5 samples, the oldest from" in shown.output
-    assert "Dropped:       6 samples: the outbox was full, so the oldest waiting were dropped" in shown.output
-    assert "Quarantined:   1 sample the server refused for good:" in shown.output
-    assert "Firefox 'Firefox window 0': field type conflict" in shown.output
+    assert ("Dropped:       6 samples: the outbox was full, so the oldest were dropped, quarantined ones first"
+            in shown.output)
     as_json = json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)
-    assert (as_json["waiting"], as_json["dropped"], as_json["quarantined_count"]) == (5, 6, 1)
-    assert as_json["quarantined"][0]["reason"] == "field type conflict"
-    assert as_json["quarantined"][0]["time_ms"] == records[0].time_ms
+    assert (as_json["waiting"], as_json["dropped"], as_json["quarantined_count"]) == (5, 6, 0)
+
+
+def test_retrying_quarantined_rows_creates_nothing_when_nothing_was_recorded():
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined"])
+    assert (shown.exit_code, shown.output) == (0, "Nothing is quarantined.\n")
+    assert not paths.database_file().exists()
+
+
+# Steps on the outbox: append N rows, quarantine a waiting row (the Kth, counted round), send the oldest N,
+# retry the quarantined.
+outbox_steps = st.lists(st.one_of(
+    st.tuples(st.just("append"), st.integers(1, 6)),
+    st.tuples(st.just("quarantine"), st.integers(0, 8)),
+    st.tuples(st.just("send"), st.integers(1, 4)),
+    st.tuples(st.just("retry"), st.just(0)),
+), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(max_rows=st.integers(1, 8), steps=outbox_steps)
+@example(max_rows=2, steps=[("append", 2), ("quarantine", 0), ("quarantine", 0), ("append", 1)])  # oldest first
+def test_the_bound_keeps_the_newest_rows_dropping_quarantined_ones_first(tmp_path_factory, max_rows, steps):
+    """Against a model: a list of rows in order, each waiting or quarantined."""
+    path = tmp_path_factory.mktemp("bound") / "tracker.db"
+    model: list[tuple[int, bool]] = []  # (record number, quarantined)
+    dropped = appended = 0
+    with Outbox(path, max_rows=max_rows) as outbox:
+        for action, number in steps:
+            if action == "append":
+                outbox.append_many(make_records(number, first=appended))
+                model += [(appended + offset, False) for offset in range(number)]
+                appended += number
+                excess = len(model) - max_rows
+                if excess > 0:
+                    quarantined = [row for row in model if row[1]][:excess]
+                    waiting = [row for row in model if not row[1]][:excess - len(quarantined)]
+                    model = [row for row in model if row not in quarantined and row not in waiting]
+                    dropped += excess
+            elif action == "quarantine":
+                waiting_rows = outbox.pending(100)
+                if waiting_rows:
+                    outbox.quarantine([waiting_rows[number % len(waiting_rows)][0]], "refused")
+                    chosen = [row for row in model if not row[1]][number % len(waiting_rows)]
+                    model[model.index(chosen)] = (chosen[0], True)
+            elif action == "send":
+                outbox.mark_sent([row_id for row_id, _ in outbox.pending(number)])
+                sent = [row for row in model if not row[1]][:number]
+                model = [row for row in model if row not in sent]
+            else:
+                outbox.retry_quarantined()
+                model = [(row[0], False) for row in model]
+            stats = outbox.stats()
+            waiting = [row[0] for row in model if not row[1]]
+            assert [record.title for _, record in outbox.pending(100)] == [
+                record.title for number in waiting for record in make_records(1, first=number)]
+            assert [row.record.title for row in stats.quarantined] == [
+                record.title for row in model if row[1] for record in make_records(1, first=row[0])]
+            assert (stats.waiting, stats.dropped) == (len(waiting), dropped)
 
 
 def test_tracker_outbox_creates_nothing_when_nothing_was_recorded():
@@ -257,7 +327,7 @@ def test_vitals_points_wait_in_line_with_the_samples_and_are_sent_as_committed()
     assert (as_json["waiting"], as_json["waiting_samples"], as_json["waiting_vitals"]) == (6, 4, 2)
 
 
-def test_a_refused_vitals_point_is_counted_in_quarantine_never_shown_as_a_sample():
+def test_a_refused_vitals_point_is_counted_in_quarantine_never_shown_as_a_sample_and_both_can_be_retried():
     records = make_records(2)
     with Outbox(paths.database_file()) as outbox:
         outbox.append_many(records)
@@ -271,6 +341,24 @@ def test_a_refused_vitals_point_is_counted_in_quarantine_never_shown_as_a_sample
     assert "Quarantined:   1 sample the server refused for good:" in shown.output
     assert "Quarantined:   1 vitals point the server refused for good" in shown.output
     assert shown.output.count(": field type conflict") == 1  # the sample's line; the point has no fake one
+    assert shown.output.endswith("`tracker outbox --retry-quarantined` puts them back in the queue, to send them"
+                                 " again\n")
+    as_json = json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)
+    assert as_json["quarantined"][0]["reason"] == "field type conflict"
+    assert as_json["quarantined"][0]["time_ms"] == records[0].time_ms
+
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined"])
+    assert (shown.exit_code, shown.output) == (0, "Put 1 sample and 1 vitals point back in the queue: `tracker"
+                                                  " sync` sends them now, a running tracker within seconds.\n")
+    with Outbox(paths.database_file()) as outbox:
+        assert [row_id for row_id, _ in outbox.pending_lines(10)] == ids  # in their places, oldest first
+        stats = outbox.stats()
+    assert (stats.waiting, stats.waiting_other, stats.quarantined_count, stats.quarantined_other) == (3, 1, 0, 0)
+    assert "Quarantined" not in CliRunner().invoke(cli, ["outbox"]).output
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined"])
+    assert (shown.exit_code, shown.output) == (0, "Nothing is quarantined.\n")
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined", "--json"])
+    assert shown.exit_code == 2 and "choose one of --json and --retry-quarantined" in shown.output
 
 
 def test_vitals_points_count_against_the_bound_and_go_oldest_first():

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from fault_server import FaultServer, Step
 from servers import InfluxDB1, wait_until
 
 from tracker import paths
@@ -261,3 +263,38 @@ def test_a_full_outbox_drops_the_oldest_and_says_so_once():
     assert outbox["waiting"] == 20
     assert outbox["dropped"] == taken - 20 > 0
     assert "dropped" in command("outbox").stdout
+
+
+@pytest.mark.parametrize(("refusal", "said"), [
+    (Step(400, '{"error":"request refused by policy"}'), "refused every sample it was sent, even one at a time"
+                                                         " (request refused by policy): check the server"),
+    (Step(413, "<html><head><title>413 Request Entity Too Large</title></head></html>"),
+     "refused even a single sample as too large (413): raise the request size limit"),
+])
+def test_a_server_refusing_everything_gets_no_sample_quarantined_and_the_run_says_why(refusal: Step, said: str):
+    server = FaultServer(refuse_all=refusal).start()
+    try:
+        env = os.environ | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": "tracker"}
+        tracker = RunningTracker("--source", "demo", "--interval", "0.1", "--quiet", env=env)
+        try:
+            told = wait_until(lambda: tracker.said(said), 30, "the tracker saying the server refuses everything")
+            assert told.endswith("samples waiting") and "; retrying, " in told
+            # status.json is written every 10 s: `tracker status` says it too, soon after.
+            last_error = re.compile(rf"^  last error +InfluxDB at {re.escape(server.url)} {re.escape(said)}", re.M)
+            wait_until(lambda: last_error.search(command("status").stdout), 30,
+                       "tracker status showing why nothing is sent")
+            outbox = json.loads(command("outbox", "--json").stdout)
+            assert (outbox["quarantined_count"], outbox["quarantined_vitals"]) == (0, 0)
+            assert outbox["waiting"] > 0
+        finally:
+            code, err = tracker.stop(signal.SIGTERM)
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert not tracker.said("Sending to InfluxDB") and not tracker.said("reachable again")
+    assert sum(said in line for line in tracker.lines) == 1, tracker.lines  # once, not once per attempt
+    outbox = json.loads(command("outbox", "--json").stdout)
+    taken = json.loads(command("status", "--json").stdout)["status"]["samples_taken"]
+    assert (outbox["waiting_samples"], outbox["quarantined_count"], outbox["quarantined_vitals"]) == (taken, 0, 0)
+    assert server.accepted == []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from fault_server import FaultServer, Step, make_records
+from fault_server import FaultServer, Step, make_records, stored_records
 from servers import wait_until
 
 from tracker import paths
@@ -19,7 +20,7 @@ from tracker.lineprotocol import to_line
 from tracker.model import Record
 from tracker.outbox import Outbox
 from tracker.recorder import mark_away
-from tracker.sender import Sender
+from tracker.sender import Sender, refusal_budget
 
 RIGHT_TOKEN = "tracker:Right-Pa55"
 
@@ -273,3 +274,194 @@ def test_a_retry_after_of_zero_or_in_the_past_still_backs_off(servers):
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     # first_retry 0.2 s, doubling: 0.2, 0.4, 0.8 s, whatever the server said.
     assert len(gaps) == 3 and all(gap >= floor * 0.95 for gap, floor in zip(gaps, (0.2, 0.4, 0.8), strict=True)), gaps
+
+
+# -- a server or proxy that refuses everything, and rows refused for what they hold -----------------------
+
+REFUSING = {
+    400: Step(400, '{"error":"request refused by policy"}'),
+    413: Step(413, "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center>"
+                   "<h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+                   "</html>\r\n"),
+}
+REFUSED_SENTENCE = {
+    400: "refused every sample it was sent, even one at a time (request refused by policy): check the server and"
+         " any proxy in front of it",
+    413: "refused even a single sample as too large (413): raise the request size limit of the server, or of a"
+         " proxy in front of it",
+}
+
+
+def sync_to(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    monkeypatch.setenv("TRACKER_INFLUX_URL", url)
+    monkeypatch.setenv("TRACKER_INFLUX_BUCKET", "tracker")
+    shown = CliRunner().invoke(cli, ["sync"])
+    return shown.exit_code, shown.output
+
+
+def outbox_figures() -> tuple[int, int]:
+    """(waiting, quarantined) as `tracker outbox --json` shows them."""
+    shown = json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)
+    return shown["waiting"], shown["quarantined_count"] + shown["quarantined_vitals"]
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_sync_to_a_server_refusing_everything_keeps_every_sample_waiting_and_says_why(servers, monkeypatch, status):
+    server = FaultServer(refuse_all=REFUSING[status]).start()
+    servers.append(server)
+    records = make_records(12_000)  # more than two batches of 5,000
+    recorded(records)
+
+    for attempt in (1, 2):
+        code, output = sync_to(server.url, monkeypatch)
+        assert (code, output) == (1, f"Error: InfluxDB at {server.url} {REFUSED_SENTENCE[status]}."
+                                     " 12000 samples still waiting.\n")
+        assert outbox_figures() == (12_000, 0)  # nothing quarantined, nothing lost
+        # Bisecting 5,000 rows down to single rows would be ~10,000 requests: at most 20 per attempt.
+        assert len(server.writes()) <= 20 * attempt, len(server.writes())
+    assert server.accepted == []
+
+    server.refuse_all = None  # the proxy is fixed: everything goes out, once, in order
+    code, output = sync_to(server.url, monkeypatch)
+    assert (code, output) == (0, f"sent 12000 samples to {server.url}\n")
+    assert server.accepted == lines_of(records)
+    assert outbox_figures() == (0, 0)
+
+
+def test_a_running_sender_backs_off_from_a_server_refusing_everything_and_says_so_once(servers):
+    server = FaultServer(refuse_all=REFUSING[400]).start()
+    servers.append(server)
+    recorded(make_records(50))
+    statuses: list[str] = []
+    sender = fast_sender(settings_for(server, token=None), statuses, first_retry=0.3, max_retry=5.0)
+    sender.start()
+    wait_until(lambda: sum(len(request.lines) == 50 for request in server.writes()) >= 4, what="four attempts")
+    sender.stop(flush=False)
+    assert statuses == [f"InfluxDB at {server.url} {REFUSED_SENTENCE[400]}; retrying, 50 samples waiting"]
+    assert (sender.state.status, sender.state.last_error) == ("failing",
+                                                              f"InfluxDB at {server.url} {REFUSED_SENTENCE[400]}")
+    writes = server.writes()
+    # Each attempt starts with the whole batch, costs at most refusal_budget(50) = 13 requests, and the pauses
+    # between attempts double (0.3 s, 0.6 s, 1.2 s), like after any other failure.
+    starts = [number for number, request in enumerate(writes) if len(request.lines) == 50]
+    assert starts[0] == 0 and refusal_budget(50) == 13
+    assert all(later - earlier <= 13 for earlier, later in itertools.pairwise([*starts, len(writes)])), starts
+    pauses = [writes[later].time - writes[later - 1].time for later in starts[1:4]]
+    assert all(pause >= floor * 0.95 for pause, floor in zip(pauses, (0.3, 0.6, 1.2), strict=True)), pauses
+    assert outbox_figures() == (50, 0)
+
+
+def test_a_run_of_bad_rows_at_the_start_is_quarantined_without_holding_back_the_rest(servers, monkeypatch):
+    server = FaultServer(bad_line_marker="BAD-TITLE").start()
+    servers.append(server)
+    records = make_records(100)
+    records[:8] = [replace(record, title=f"BAD-TITLE {number}") for number, record in enumerate(records[:8])]
+    recorded(records)
+    code, output = sync_to(server.url, monkeypatch)
+    assert (code, output) == (0, f"sent 92 samples to {server.url}; 8 refused by the server (see `tracker outbox`)\n")
+    assert sorted(server.accepted) == sorted(lines_of(records[8:]))
+    with Outbox(paths.database_file()) as outbox:
+        assert [row.record for row in outbox.stats().quarantined] == records[:8]
+
+
+def conflicting_title(influxdb1, database: str) -> None:
+    """A title stored as an integer: from now on every point of its shard with a title is refused (a field type
+    conflict)."""
+    from tracker.sinks import open_sink
+
+    open_sink(InfluxSettings(url=influxdb1.url, bucket=database, api="v1")).write(
+        ["activity,host=elsewhere title=1i 1700000000000"])  # in the same shard as the records
+
+
+def test_real_influxdb_refusing_one_row_among_good_ones_quarantines_exactly_that_row(influxdb1, influx_database,
+                                                                                      monkeypatch):
+    conflicting_title(influxdb1, influx_database)
+    records = [replace(record, title=None) for record in make_records(40)]
+    records[23] = make_records(1, first=23)[0]  # the one row with a title
+    recorded(records)
+    monkeypatch.setenv("TRACKER_INFLUX_BUCKET", influx_database)
+    monkeypatch.setenv("TRACKER_INFLUX_URL", influxdb1.url)
+    shown = CliRunner().invoke(cli, ["sync"])
+    assert (shown.exit_code, shown.output) == (
+        0, f"sent 39 samples to {influxdb1.url}; 1 refused by the server (see `tracker outbox`)\n")
+    assert stored_records(influxdb1, influx_database, "host = 'test-host'") == records[:23] + records[24:]
+    with Outbox(paths.database_file()) as outbox:
+        stats = outbox.stats()
+    assert [row.record for row in stats.quarantined] == [records[23]] and stats.waiting == 0
+    assert "field type conflict" in stats.quarantined[0].reason
+
+
+def test_a_lone_row_real_influxdb_refuses_waits_until_it_is_sent_with_rows_it_accepts(influxdb1, influx_database,
+                                                                                       monkeypatch):
+    conflicting_title(influxdb1, influx_database)
+    lone = make_records(1)[0]  # with a title
+    recorded([lone])
+    monkeypatch.setenv("TRACKER_INFLUX_BUCKET", influx_database)
+    monkeypatch.setenv("TRACKER_INFLUX_URL", influxdb1.url)
+    shown = CliRunner().invoke(cli, ["sync"])
+    # Nothing else to send: InfluxDB accepted nothing, so the row is not judged; it waits, and sync says why.
+    assert shown.exit_code == 1
+    assert shown.output.startswith(f"Error: InfluxDB at {influxdb1.url} refused every sample it was sent, even one"
+                                   " at a time (partial write: field type conflict:")
+    assert shown.output.endswith(": check the server and any proxy in front of it. 1 sample still waiting.\n")
+    assert outbox_figures() == (1, 0)
+
+    good = [replace(record, title=None) for record in make_records(5, first=1)]
+    recorded(good)
+    shown = CliRunner().invoke(cli, ["sync"])
+    assert (shown.exit_code, shown.output) == (
+        0, f"sent 5 samples to {influxdb1.url}; 1 refused by the server (see `tracker outbox`)\n")
+    assert stored_records(influxdb1, influx_database, "host = 'test-host'") == good
+    with Outbox(paths.database_file()) as outbox:
+        assert [row.record for row in outbox.stats().quarantined] == [lone]
+
+
+def test_a_running_sender_quarantines_a_lone_refused_row_once_newer_rows_are_accepted(influxdb1, influx_database):
+    conflicting_title(influxdb1, influx_database)
+    lone = make_records(1)[0]  # with a title
+    recorded([lone])
+    statuses: list[str] = []
+    settings = InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1")
+    sender = fast_sender(settings, statuses, first_retry=0.3)
+    sender.start()
+    wait_until(lambda: statuses, what="the first attempt")
+    assert statuses[0].startswith(f"InfluxDB at {influxdb1.url} refused every sample it was sent, even one at a"
+                                  " time (partial write: field type conflict:")
+    assert outbox_figures() == (1, 0)
+    good = [replace(record, title=None) for record in make_records(5, first=1)]
+    recorded(good)
+    sender.wake()
+    wait_until(lambda: len(statuses) == 2, what="the next attempt")
+    sender.stop()
+    assert statuses[1] == f"InfluxDB at {influxdb1.url} is reachable again; sent 5 samples"
+    assert stored_records(influxdb1, influx_database, "host = 'test-host'") == good
+    with Outbox(paths.database_file()) as outbox:
+        assert [row.record for row in outbox.stats().quarantined] == [lone]
+
+
+def test_quarantined_rows_put_back_in_the_queue_reach_a_real_influxdb(servers, influxdb1, influx_database,
+                                                                      monkeypatch):
+    server = FaultServer(bad_line_marker="BAD-TITLE").start()
+    servers.append(server)
+    records = make_records(20)
+    for number in (4, 15):
+        records[number] = replace(records[number], title=f"BAD-TITLE {number}")
+    recorded(records)
+    assert sync_to(server.url, monkeypatch) == (
+        0, f"sent 18 samples to {server.url}; 2 refused by the server (see `tracker outbox`)\n")
+    assert outbox_figures() == (0, 2)
+    assert "`tracker outbox --retry-quarantined` puts them back in the queue" in CliRunner().invoke(
+        cli, ["outbox"]).output
+
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined"])
+    assert (shown.exit_code, shown.output) == (0, "Put 2 samples back in the queue: `tracker sync` sends them now,"
+                                                  " a running tracker within seconds.\n")
+    assert outbox_figures() == (2, 0)
+    monkeypatch.setenv("TRACKER_INFLUX_BUCKET", influx_database)
+    monkeypatch.setenv("TRACKER_INFLUX_URL", influxdb1.url)
+    shown = CliRunner().invoke(cli, ["sync"])
+    assert (shown.exit_code, shown.output) == (0, f"sent 2 samples to {influxdb1.url}\n")
+    assert stored_records(influxdb1, influx_database) == [records[4], records[15]]
+    assert outbox_figures() == (0, 0)
+    shown = CliRunner().invoke(cli, ["outbox", "--retry-quarantined"])
+    assert (shown.exit_code, shown.output) == (0, "Nothing is quarantined.\n")

@@ -233,14 +233,21 @@ def status(as_json: bool) -> None:
 
 @cli.command(short_help='What waits to be sent, and what was refused.')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def outbox(as_json: bool) -> None:
+@click.option("--retry-quarantined", is_flag=True,
+              help="Put the rows the server refused back in the queue, for `tracker sync` to send again.")
+def outbox(as_json: bool, retry_quarantined: bool) -> None:
     """What waits to be sent, the last send, and what the server refused."""
     from tracker import present
-    from tracker.outbox import OutboxUnavailable, read_stats
+    from tracker.outbox import OutboxUnavailable, read_stats, retry_quarantined_rows
     from tracker.paths import database_file
 
+    if as_json and retry_quarantined:
+        raise click.UsageError("choose one of --json and --retry-quarantined")
     path = database_file()
     try:
+        if retry_quarantined:
+            click.echo(present.retried_text(*retry_quarantined_rows(path)))
+            return
         stats = read_stats(path)
     except OutboxUnavailable as error:
         raise Failure(str(error), 1) from None

@@ -137,8 +137,9 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     outbox_max_rows: int = declare(30 * 24 * 3600, Setting(
         "outbox_max_rows", "count", example="2592000",
-        help="At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second); "
-             "beyond it the oldest are dropped, counted and reported."))
+        help="At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second), "
+             "quarantined ones included; beyond it the oldest are dropped (quarantined first), counted and "
+             "reported."))
     vitals_every: float = declare(10.0, Setting(
         "vitals_every", "duration_or_off", example="10s",
         help="While sending to InfluxDB, write the tracker's own vitals (measurement `tracker`: memory, CPU, "

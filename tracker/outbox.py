@@ -1,10 +1,11 @@
 """The outbox: every record, and every point of the tracker's own vitals, is committed to a local SQLite file
 before anything tries to send it.
 
-Rows leave the outbox only when the server confirmed them (`mark_sent`), when the server will never
-accept them (`quarantine`, kept with the reason for the user to see), or when the size bound is hit
-(the oldest waiting rows are dropped and counted). WAL mode lets `tracker outbox` and `tracker sync`
-read and send while `tracker run` appends.
+Rows leave the queue only when the server confirmed them (`mark_sent`), when the server will never
+accept them as they are (`quarantine`: kept aside with the reason for the user to see, until
+`retry_quarantined` puts them back), or when the size bound is hit: quarantined rows count against it too,
+and the oldest quarantined rows are dropped first, then the oldest waiting ones, all counted. WAL mode lets
+`tracker outbox` and `tracker sync` read and send while `tracker run` appends.
 
 Points of another measurement than `activity` (the `tracker` vitals) are rows too, so the sender drains
 one queue in one order and a down server loses none of them: their `line` is the whole truth, `measurement`
@@ -79,6 +80,8 @@ _SCHEMA = (
     "DROP INDEX IF EXISTS outbox_time",  # an earlier version's, replaced by the two above
     # The few rows that are not samples: `tracker outbox` counts them apart without reading every row.
     "CREATE INDEX IF NOT EXISTS outbox_not_samples ON outbox (id) WHERE measurement != 'activity'",
+    # The few quarantined rows, oldest first: counted against the size bound, and dropped first.
+    "CREATE INDEX IF NOT EXISTS outbox_quarantined ON outbox (id) WHERE quarantined IS NOT NULL",
 )
 # Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
 _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
@@ -121,7 +124,7 @@ class OutboxStats:
     last_attempt: datetime | None  # the last time a batch was sent or tried
     last_result: str | None  # what that attempt came to, one plain line
     last_success: datetime | None
-    dropped: int  # rows dropped, oldest first, because the size bound was reached
+    dropped: int  # rows dropped because the size bound was reached: the oldest quarantined, then the oldest waiting
     quarantined_count: int
     quarantined: tuple[QuarantinedRow, ...]  # the oldest QUARANTINE_SHOWN of them
     # Points that are not samples (the tracker's vitals): counted apart, never shown as samples.
@@ -154,10 +157,10 @@ class Outbox:
                             self._connection.execute(f"ALTER TABLE outbox ADD COLUMN {definition}")
                     for statement in _SCHEMA[1:]:
                         self._connection.execute(statement)
-                    # Only this process adds rows; others (the sender, `tracker sync`) only take them away, so
-                    # this count plus what was appended since is an upper bound, read again only past max_rows.
-                    self._waiting_at_most = self._connection.execute(
-                        "SELECT waiting FROM outbox_counters").fetchone()[0]
+                    # Only this process adds rows; others (the sender, `tracker sync`, `tracker outbox`) only take
+                    # them away or move them between waiting and quarantined, so this count plus what was appended
+                    # since is an upper bound of the rows kept, read again only past max_rows.
+                    self._kept_at_most = self._kept()
             except BaseException:
                 self._connection.close()
                 raise
@@ -206,19 +209,31 @@ class Outbox:
 
     def _added(self, count: int) -> int:
         """After `count` rows were added (the lock held): enforce the size bound when it may be reached."""
-        self._waiting_at_most += count
-        if self._waiting_at_most <= self.max_rows:
+        self._kept_at_most += count
+        if self._kept_at_most <= self.max_rows:
             return 0
         with self._transaction():
             return self._enforce_bound()
 
-    def _enforce_bound(self) -> int:
+    def _kept(self) -> int:
+        """Rows kept: waiting (a counter) and quarantined (counted on their own small index)."""
         waiting = self._connection.execute("SELECT waiting FROM outbox_counters").fetchone()[0]
-        excess = waiting - self.max_rows
-        self._waiting_at_most = min(waiting, self.max_rows)
+        return waiting + self._connection.execute(
+            "SELECT COUNT(*) FROM outbox WHERE quarantined IS NOT NULL").fetchone()[0]
+
+    def _enforce_bound(self) -> int:
+        kept = self._kept()
+        excess = kept - self.max_rows
+        self._kept_at_most = min(kept, self.max_rows)
         if excess <= 0:
             return 0
-        self._forget("id IN (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
+        # Quarantined rows go first: the server refused them, and they are sent only if the user asks again.
+        quarantined = self._connection.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE quarantined IS NOT NULL ORDER BY id"
+            " LIMIT ?)", (excess,)).rowcount
+        if excess > quarantined:
+            self._forget("id IN (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)",
+                         (excess - quarantined,))
         self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
         return excess
 
@@ -273,6 +288,18 @@ class Outbox:
                 self._connection.execute(
                     f"UPDATE outbox SET quarantined = ?, quarantined_ms = ? WHERE quarantined IS NULL"
                     f" AND id IN ({','.join('?' * len(chunk))})", (reason, now, *chunk))
+
+    def retry_quarantined(self) -> tuple[int, int]:
+        """Put every quarantined row back in the queue, to be sent again; returns how many samples, and how
+        many other points."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            released, others = self._connection.execute(
+                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT {_SAMPLES_ONLY}) FROM outbox"
+                " WHERE quarantined IS NOT NULL").fetchone()
+            self._connection.execute(
+                "UPDATE outbox SET quarantined = NULL, quarantined_ms = NULL WHERE quarantined IS NOT NULL")
+            self._connection.execute("UPDATE outbox_counters SET waiting = waiting + ?", (released,))
+        return released - others, others
 
     def note_send(self, result: str, success: bool) -> None:
         """Remember the last send attempt and what it came to, for `tracker outbox`."""
@@ -358,6 +385,14 @@ def read_stats(path: Path) -> OutboxStats:
         return OutboxStats(0, None, None, None, None, 0, 0, ())
     with Outbox(path) as outbox:
         return outbox.stats()
+
+
+def retry_quarantined_rows(path: Path) -> tuple[int, int]:
+    """`Outbox.retry_quarantined` for the outbox at `path`, without creating it when nothing was ever recorded."""
+    if not path.exists():
+        return 0, 0
+    with Outbox(path) as outbox:
+        return outbox.retry_quarantined()
 
 
 def samples(count: int) -> str:

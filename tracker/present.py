@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 NO_HISTORY = "No history yet: start recording with `tracker run`, then ask again."
 UNCATEGORIZED_SHOWN = 20
+RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, to send them again"
 
 
 # --- tracker outbox ------------------------------------------------------------------------------------
@@ -51,8 +52,8 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     else:
         lines.append("Last send:     never")
     if stats.dropped:
-        lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest waiting"
-                     " were dropped")
+        lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest were dropped,"
+                     " quarantined ones first")
     if stats.quarantined_count:
         lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
         for row in stats.quarantined:
@@ -62,7 +63,21 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
             lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
     if stats.quarantined_other:
         lines.append(f"Quarantined:   {_vitals_points(stats.quarantined_other)} the server refused for good")
+    if stats.quarantined_count or stats.quarantined_other:
+        lines.append(f"               {RETRY_HINT}")
     return "\n".join(lines)
+
+
+def retried_text(released_samples: int, released_other: int) -> str:
+    """What `tracker outbox --retry-quarantined` did."""
+    from tracker.outbox import samples
+
+    if not released_samples and not released_other:
+        return "Nothing is quarantined."
+    parts = [samples(released_samples)] if released_samples else []
+    parts += [_vitals_points(released_other)] if released_other else []
+    return (f"Put {' and '.join(parts)} back in the queue: `tracker sync` sends them now, a running tracker"
+            " within seconds.")
 
 
 def _vitals_points(count: int) -> str:

@@ -1,12 +1,15 @@
 """The sender: moves rows from the outbox to InfluxDB, oldest first, and forgets them only once confirmed.
 
 Failures keep the rows and are retried with exponential backoff; a row the server refuses for good is
-found by bisecting its batch and quarantined with the server's reason. Only one sender sends at a time
-per data directory (an flock on send.lock), so `tracker sync` during `tracker run` never doubles a row.
+found by bisecting its batch and quarantined with the server's reason, but only once the server accepted
+another row of the same batch: a server or proxy that refuses everything is a failure like any other (the
+rows wait), not a reason to set every row aside. Only one sender sends at a time per data directory (an flock
+on send.lock), so `tracker sync` during `tracker run` never doubles a row.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -42,6 +45,13 @@ SEND_EVERY = 10.0
 FIRST_LOOK_EVERY = 1.0
 # How long `tracker sync` waits for a running tracker to finish its batch.
 SYNC_LOCK_WAIT = 30.0
+# While the server has accepted no row of a refused batch, the bisection may spend this many refused requests
+# beyond those it takes to reach a single row (enough to step past a short run of bad rows at the start), then
+# tries this many single rows from elsewhere in the batch before deciding that the server refuses everything.
+EXTRA_REFUSALS = 4
+PROBES = 2
+
+Row = tuple[int, str]  # an outbox row's id and its line
 
 Progress = Callable[[int, int], None]
 
@@ -90,6 +100,17 @@ class _Tally:
 
 class _Busy(Exception):
     """Another sender holds send.lock."""
+
+
+class RefusedEverything(SendError):
+    """The server refused every row of a batch it was sent, down to single rows, or a single row as too large:
+    the fault lies with the server, a proxy or the settings, not with the rows, so they keep waiting."""
+
+
+def refusal_budget(batch_rows: int) -> int:
+    """The most requests a batch of `batch_rows` costs before the server is found to refuse everything: the
+    batch, the halves down to one row, EXTRA_REFUSALS more and PROBES single rows."""
+    return 1 + math.ceil(math.log2(max(batch_rows, 1))) + EXTRA_REFUSALS + PROBES
 
 
 class Sender:
@@ -262,9 +283,9 @@ class Sender:
                     rows = outbox.pending_lines(self.batch_size, after_id=sent[-1][0]) if more else []
                     try:
                         sending.result()
-                    except (TooLarge, Rejected):
+                    except (TooLarge, Rejected) as refusal:
                         sending = None
-                        self._deliver(outbox, sent, tally, progress)  # bisect it, one request at a time
+                        self._deliver(outbox, sent, refusal, tally, progress)  # bisect it, one request at a time
                         sending = self._send_async(rows) if rows else None
                         continue
                     sending = self._send_async(rows) if rows else None
@@ -309,25 +330,72 @@ class Sender:
         if progress is not None:
             progress(tally.sent, max(tally.total, tally.sent))
 
-    def _deliver(self, outbox: Outbox, rows: Sequence[tuple[int, str]], tally: _Tally,
+    def _deliver(self, outbox: Outbox, rows: Sequence[Row], refusal: SendError, tally: _Tally,
                  progress: Progress | None) -> None:
-        ids = [row_id for row_id, _ in rows]
-        try:
-            self._write(self._open_sink(), [line for _, line in rows])
-        except (TooLarge, Rejected) as error:
-            if len(rows) == 1:
-                reason = error.reason if isinstance(error, Rejected) else str(error)
-                outbox.quarantine(ids, reason)
-                tally.quarantined += 1
+        """The server refused this batch (`refusal`): send it again in halves, one request at a time, until the
+        rows it refuses are alone, and quarantine those, but only once it has accepted another row of the batch.
+
+        Until then a row refused alone is only suspect. When nothing is accepted within refusal_budget()
+        requests, or a single row is too large, the server refuses everything: RefusedEverything, and every row
+        not accepted keeps waiting.
+        """
+        configured_batch = self.batch_size
+        parts: list[Sequence[Row]] = []  # still to send; the last goes next
+        suspects: list[tuple[int, str]] = []  # ids refused alone before anything was accepted, and the reasons
+        accepted = probed = False
+        refusals, allowed = 0, refusal_budget(len(rows)) - PROBES
+
+        def refused(part: Sequence[Row], error: SendError) -> None:
+            nonlocal refusals
+            refusals += 1
+            if len(part) > 1:
+                if isinstance(error, TooLarge):
+                    self.batch_size = max(1, len(part) // 2)  # later batches start small enough
+                middle = len(part) // 2
+                parts.extend((part[middle:], part[:middle]))
                 return
-            if isinstance(error, TooLarge):
-                self.batch_size = max(1, len(rows) // 2)  # later batches start small enough
-            # Halve until the rows the server refuses are alone; the rest goes through.
-            middle = len(rows) // 2
-            self._deliver(outbox, rows[:middle], tally, progress)
-            self._deliver(outbox, rows[middle:], tally, progress)
-            return
-        self._confirmed(outbox, ids, tally, progress)
+            if isinstance(error, TooLarge):  # one line is far below any real server's limit
+                self.batch_size = configured_batch
+                raise RefusedEverything(f"InfluxDB at {self.url} refused even a single sample as too large (413):"
+                                        " raise the request size limit of the server, or of a proxy in front of it")
+            reason = error.reason if isinstance(error, Rejected) else str(error)
+            if accepted:
+                outbox.quarantine([part[0][0]], reason)
+                tally.quarantined += 1
+            else:
+                suspects.append((part[0][0], reason))
+
+        refused(rows, refusal)
+        while parts:
+            if not accepted and refusals >= allowed:
+                if probed:
+                    break
+                # Before blaming the server, try single rows from elsewhere in the batch: a run of bad rows at
+                # its start must not hold back the good ones behind it for ever.
+                probed = True
+                remaining = [row for part in reversed(parts) for row in part]
+                probes = _spread(remaining, PROBES)
+                rest = [row for row in remaining if row not in probes]
+                parts[:] = ([rest] if rest else []) + [[row] for row in probes]
+                allowed = refusals + len(probes)
+            part = parts.pop()
+            try:
+                self._write(self._open_sink(), [line for _, line in part])
+            except (TooLarge, Rejected) as error:
+                refusal = error
+                refused(part, error)
+                continue
+            self._confirmed(outbox, [row_id for row_id, _ in part], tally, progress)
+            if not accepted:
+                accepted = True  # the server takes rows: those it refused alone were refused for what they hold
+                for row_id, reason in suspects:
+                    outbox.quarantine([row_id], reason)
+                tally.quarantined += len(suspects)
+        if not accepted:
+            self.batch_size = configured_batch
+            reason = refusal.reason if isinstance(refusal, Rejected) else str(refusal)
+            raise RefusedEverything(f"InfluxDB at {self.url} refused every sample it was sent, even one at a time"
+                                    f" ({reason}): check the server and any proxy in front of it")
 
     @contextmanager
     def _exclusive(self, wait: float) -> Iterator[None]:
@@ -380,3 +448,9 @@ class Sender:
             if self._outbox is not None:
                 self._outbox.close()
                 self._outbox = None
+
+
+def _spread(rows: Sequence[Row], count: int) -> list[Row]:
+    """Up to `count` of `rows`, in order, as far apart as they go, the last row among them."""
+    last = len(rows) - 1
+    return [rows[index] for index in sorted({last - len(rows) * step // count for step in range(count)})]
