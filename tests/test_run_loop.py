@@ -6,8 +6,12 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracker import paths
 from tracker.display import ActivityLog, RunView
@@ -30,6 +34,7 @@ class FakeClock:
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.now = 1000.0
+        self.wall_ahead = 0.0  # seconds the wall clock is set ahead of the real time (behind when negative)
         self.waits: list[float] = []
         self.stop_after = stop_after
         self.on_wait: Callable[[FakeClock], None] = lambda clock: None
@@ -58,7 +63,8 @@ class ScriptedSource:
     def read(self) -> Sample | None:
         elapsed = self.clock.now - self.start
         app, idle = self.script(elapsed)
-        return Sample(time=START + timedelta(seconds=elapsed), app=app, title=f"{app} window", idle_seconds=idle)
+        wall = START + timedelta(seconds=elapsed + self.clock.wall_ahead)
+        return Sample(time=wall, app=app, title=f"{app} window", idle_seconds=idle)
 
     def close(self) -> None:
         self.closed = True
@@ -122,24 +128,30 @@ class Harness:
             return [record for _, record in outbox.pending(10_000)]
 
 
+def make_harness(script: Callable[[float], tuple[str, float | None]], stop_after: int | None = None,
+                 away_after: float | None = 5.0, run_for: float | None = None) -> Harness:
+    """A run over the data directory of TRACKER_HOME; its parts are the caller's to close."""
+    clock = FakeClock(stop_after)
+    source = ScriptedSource(clock, script)
+    view = RecordingView()
+    sender = FakeSender()
+    database = paths.database_file()
+    paths.private_dir(database.parent)
+    store = LocalStore(Outbox(database), HistoryWriter(database, default_pulsetime(1.0), write_every=0),
+                       view.notice)
+    parts = Parts(source, classify, Recorder("laptop", 1.0, away_after), store, sender, view)
+    statuses: list[StatusSnapshot] = []
+    return Harness(clock, source, view, sender, Run(parts, clock, 1.0, run_for, statuses.append), statuses)
+
+
 @pytest.fixture
 def harness() -> Iterator[Callable[..., Harness]]:
     opened: list[Parts] = []
 
-    def make(script: Callable[[float], tuple[str, float | None]], stop_after: int | None = None,
-             away_after: float | None = 5.0, run_for: float | None = None) -> Harness:
-        clock = FakeClock(stop_after)
-        source = ScriptedSource(clock, script)
-        view = RecordingView()
-        sender = FakeSender()
-        database = paths.database_file()
-        paths.private_dir(database.parent)
-        store = LocalStore(Outbox(database), HistoryWriter(database, default_pulsetime(1.0), write_every=0),
-                           view.notice)
-        parts = Parts(source, classify, Recorder("laptop", 1.0, away_after), store, sender, view)
-        opened.append(parts)
-        statuses: list[StatusSnapshot] = []
-        return Harness(clock, source, view, sender, Run(parts, clock, 1.0, run_for, statuses.append), statuses)
+    def make(*args: Any, **kwargs: Any) -> Harness:
+        made = make_harness(*args, **kwargs)
+        opened.append(made.run.parts)
+        return made
 
     yield make
     for parts in opened:
@@ -279,3 +291,101 @@ def test_observers_see_every_committed_step_and_a_tick_per_loop_and_are_closed(h
     assert watcher.ticks == [(1, 1000.0), (2, 1001.0), (3, 1002.0)]
     run.run.parts.close()
     assert watcher.closed
+
+
+# -- a wall clock that is set while the run goes on ------------------------------------------------------
+
+
+def set_wall_clock(clock: FakeClock, settings: dict[int, float]) -> None:
+    """After the n-th wait the wall clock reads `settings[n]` seconds ahead of the real time."""
+    clock.on_wait = lambda clock: setattr(clock, "wall_ahead", settings.get(len(clock.waits), clock.wall_ahead))
+
+
+def assert_honest_time(records: list[Record], events: list, real_seconds: float) -> None:
+    """Timestamps increase, no duration is negative, no record overlaps the one before (each stands for the
+    time since the previous one), no time is invented, and the history holds the same time without overlaps."""
+    for before, record in pairwise(records):
+        assert record.time_ms > before.time_ms
+        assert record.time_ms - before.time_ms >= record.duration * 1000
+    assert all(record.duration >= 0 for record in records)
+    assert sum(record.duration for record in records) <= real_seconds + 1.0  # the first stands for one interval
+    for before, event in pairwise(events):
+        assert event.timestamp_ms >= before.end_ms
+    assert sum(event.duration for event in events) == pytest.approx(sum(record.duration for record in records))
+
+
+def test_a_clock_set_an_hour_ahead_and_corrected_is_followed_again_and_the_hour_ahead_moves_back(harness):
+    run = harness(lambda t: ("code", None), stop_after=10)
+    set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})  # an hour ahead for t = 3, 4, 5; NTP sets it right at t = 6
+    seen: list[list[int]] = []
+    run.clock.on_wait = lambda clock, on_wait=run.clock.on_wait: (on_wait(clock), seen.append(
+        seconds_of(run.sendable())))
+    run.run.run()
+    assert seen[5] == [0, 1, 2, 3603, 3604, 3605]  # while it was ahead, its time was all there was to go by
+    records = run.sendable()
+    assert seconds_of(records) == list(range(10))  # the hour ahead moved back; from t = 6 on, the wall clock
+    assert [record.duration for record in records] == [1.0] * 10
+    assert [notice for notice in run.view.notices if "clock" in notice] == [
+        "The system clock was set back by 1h 00m: what was recorded while it was ahead moves back with it, so times "
+        "follow the clock again (samples already sent keep the time they were sent with)."]
+    with History(paths.database_file()) as history:
+        events = history.events(*EVERYTHING)
+        assert history.summary(START, START + timedelta(hours=2)).active_seconds == 10.0
+    assert_honest_time(records, events, real_seconds=9.0)
+    assert [(event.timestamp_ms, event.end_ms) for event in events][-1][1] == START.timestamp() * 1000 + 10_000
+
+
+def test_a_clock_set_back_follows_the_wall_clock_and_moves_the_run_back_with_it(harness):
+    # Set an hour behind at t = 3 (wrongly, or it was ahead since before the run): nothing of this run may lie
+    # after "now", so the run moves back an hour; set right at t = 6, the wall clock is followed forward.
+    run = harness(lambda t: ("code", None), stop_after=9)
+    set_wall_clock(run.clock, {3: -3600.0, 6: 0.0})
+    run.run.run()
+    records = run.sendable()
+    assert seconds_of(records) == [-3600, -3599, -3598, -3597, -3596, -3595, 6, 7, 8]
+    with History(paths.database_file()) as history:
+        assert_honest_time(records, history.events(*EVERYTHING), real_seconds=8.0)
+
+
+def test_a_clock_set_back_never_moves_a_run_onto_the_records_of_an_earlier_one(harness):
+    earlier = harness(lambda t: ("code", None), stop_after=3)
+    earlier.run.run()
+    earlier.run.parts.close()
+    run = make_harness(lambda t: ("slack", None), stop_after=6)
+    try:
+        run.clock.now += 10  # ten seconds after the earlier run ended
+        run.source.start = earlier.source.start
+        # As open_parts does: this run starts after what is kept.
+        set_wall_clock(run.clock, {2: -3600.0})
+        run.run.parts.recorder.not_before_ms = run.run.parts.store.history.last_end_ms()
+        run.run.run()
+    finally:
+        run.run.parts.close()
+    records = run.sendable()
+    # The later run (t = 10, 11, then set back at t = 12) moves back only as far as right after the earlier
+    # run's last second, and carries on from there while the wall clock reads earlier still.
+    assert seconds_of(records) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert [record.app for record in records] == ["code"] * 3 + ["slack"] * 6
+    with History(paths.database_file()) as history:
+        assert_honest_time(records, history.events(*EVERYTHING), real_seconds=2.0 + 5.0 + 1.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_of_the_clock=st.lists(
+    st.tuples(st.integers(1, 12), st.one_of(st.integers(-7200, -3), st.integers(3, 7200))), max_size=5))
+def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_once_it_is_right(
+        settings_of_the_clock: list[tuple[int, int]], tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path_factory.mktemp("home")))
+    wall_ahead = {wait: float(ahead) for wait, ahead in settings_of_the_clock}
+    wall_ahead[13] = 0.0  # set right at last
+    run = make_harness(lambda t: ("code" if t % 7 < 4 else "slack", None), stop_after=16)
+    try:
+        set_wall_clock(run.clock, wall_ahead)
+        run.run.run()
+        records = run.sendable()
+        with History(paths.database_file()) as history:
+            assert_honest_time(records, history.events(*EVERYTHING), real_seconds=15.0)
+    finally:
+        run.run.parts.close()
+    assert seconds_of(records)[-3:] == [13, 14, 15]  # the wall clock is right again: its time is the records'

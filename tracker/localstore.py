@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from tracker.history import HistoryWriter
 from tracker.model import Record
 from tracker.outbox import Outbox, OutboxUnavailable, samples
-from tracker.recorder import Step, mark_away, settle
+from tracker.recorder import Restamp, Step, mark_away, restamped, settle
 from tracker.status import is_running
 from tracker.store import StoreUnavailable
+from tracker.timespec import human_duration
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
 UNSAVED_LIMIT = 86_400
@@ -40,6 +42,9 @@ class LocalStore:
         self._final_until_ms: int | None = None  # rows up to here are final; the outbox is told at the next write
         self._away_since_ms: int | None = None  # away declared and not yet written to the outbox
         self._told_dropping = False  # the outbox bound: said once per run
+        # Moves of rows on disk (the clock was set back), made at the next write of each file's part.
+        self._outbox_restamps: list[Restamp] = []
+        self._history_restamps: list[Restamp] = []
         self.failing: str | None = None  # why the local database cannot be written now
 
     def recover(self) -> int:
@@ -48,6 +53,8 @@ class LocalStore:
 
     def commit(self, step: Step) -> None:
         """Keep one step: its record, away time declared by it, and what it made final."""
+        if step.restamps:
+            self._restamp(step.restamps)
         final, self._provisional = settle(self._provisional, step)
         self._unfiled.extend(final)
         self._unsaved.append(step.record)
@@ -59,6 +66,23 @@ class LocalStore:
             self._away_since_ms = since if self._away_since_ms is None else min(self._away_since_ms, since)
         self._final_until_ms = step.final_until_ms
         self._write()
+
+    def _restamp(self, restamps: tuple[Restamp, ...]) -> None:
+        """The wall clock was set back: records it stamped ahead move back, in memory now, on disk at the write."""
+        def moved(records: Iterable[Record]) -> list[Record]:
+            return [replace(r, time_ms=restamped(r.time_ms, restamps)) for r in records]
+
+        self._provisional = moved(self._provisional)
+        self._unsaved = deque(moved(self._unsaved), maxlen=UNSAVED_LIMIT)
+        self._unfiled = deque(moved(self._unfiled), maxlen=UNSAVED_LIMIT)
+        if self._away_since_ms is not None:
+            self._away_since_ms = restamped(self._away_since_ms, restamps)
+        self._outbox_restamps.extend(restamps)
+        self._history_restamps.extend(restamps)
+        moved_by = human_duration(max(-restamp.shift_ms for restamp in restamps) / 1000)
+        self._notify(f"The system clock was set back by {moved_by}: what was recorded while it was ahead moves back "
+                     "with it, so times follow the clock again (samples already sent keep the time they were sent "
+                     "with).")
 
     def finish(self) -> None:
         """At a clean stop: what is provisional is final as it stands; a last try for what waits in memory."""
@@ -99,6 +123,13 @@ class LocalStore:
 
     def _write(self) -> None:
         try:
+            # Before the rows in memory go in: they are stamped right already.
+            if self._outbox_restamps:
+                self.outbox.restamp(self._outbox_restamps)
+                self._outbox_restamps = []
+            if self._history_restamps:
+                self.history.restamp(self._history_restamps)
+                self._history_restamps = []
             if self._unsaved or self._final_until_ms is not None:
                 dropped = self.outbox.commit(self._unsaved, self._final_until_ms, self._away_since_ms)
                 self._unsaved.clear()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record
+from tracker.recorder import Restamp
 from tracker.store import StoreUnavailable, open_database, transaction, unavailable_as
 
 # Shown in `tracker outbox`; the rest are counted only.
@@ -221,6 +222,14 @@ class Outbox:
         self._forget("id IN (SELECT id FROM outbox WHERE quarantined IS NULL ORDER BY id LIMIT ?)", (excess,))
         self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
         return excess
+
+    def restamp(self, restamps: Sequence[Restamp]) -> None:
+        """Move the samples in each range by its shift (the clock was set back), in one transaction."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            for restamp in restamps:  # oldest range first: a moved row lands below every later range
+                self._connection.execute(
+                    f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
+                    " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
 
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.

@@ -3,7 +3,9 @@
 Pure logic with no I/O, so every rule about time is tested on its own:
 - a sample stands for the time since the previous one, never more than twice the interval (a laptop
   that slept for an hour records no hour of activity);
-- timestamps never go backwards, so a clock that jumps back makes no duplicate points;
+- timestamps never go backwards and records never overlap, and after the wall clock is set back (a jump
+  forward corrected by NTP), the records it stamped ahead are moved back to their real time (`Restamp`) so
+  that timestamps follow the wall clock again at once;
 - after `away_after` without input, samples are Away, and so is the time since the last input: records
   since the last input stay *provisional* until input shows they were active, or away is declared
   (`settle`, applied by the one owner of local state, tracker.localstore).
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from tracker.events import default_pulsetime
 from tracker.lineprotocol import clean_tag, clean_text
 from tracker.model import AWAY, STATE_AWAY, Record, Sample
 
@@ -31,6 +34,36 @@ Classify = Callable[[Sample], Classified]
 
 
 @dataclass(frozen=True)
+class Restamp:
+    """Records of this run stamped from `first_ms` to `last_ms` (inclusive) move by `shift_ms` (never > 0)."""
+
+    first_ms: int
+    last_ms: int
+    shift_ms: int
+
+    def apply(self, time_ms: int) -> int:
+        return time_ms + self.shift_ms if self.first_ms <= time_ms <= self.last_ms else time_ms
+
+
+def restamped(time_ms: int, restamps: Sequence[Restamp]) -> int:
+    """`time_ms` after the restamps, applied in order (oldest range first: a moved record never moves twice,
+    as each range moves below its own start and the later ranges lie above it)."""
+    for restamp in restamps:
+        time_ms = restamp.apply(time_ms)
+    return time_ms
+
+
+@dataclass
+class _Segment:
+    """Records stamped with one setting of the wall clock: stamp = monotonic + offset (all in ms)."""
+
+    first_ms: int
+    first_duration_ms: int
+    last_ms: int
+    offset_ms: int
+
+
+@dataclass(frozen=True)
 class Step:
     """The outcome of one sample."""
 
@@ -41,6 +74,8 @@ class Step:
     away_since_ms: int | None
     # Every record up to this time (ms) is final: it can no longer change.
     final_until_ms: int
+    # Set when the wall clock was set back: records of earlier steps to move, before this step's record is kept.
+    restamps: tuple[Restamp, ...] = ()
 
 
 def settle(provisional: Sequence[Record], step: Step) -> tuple[list[Record], list[Record]]:
@@ -60,12 +95,19 @@ def mark_away(record: Record) -> Record:
 
 
 class Recorder:
-    def __init__(self, host: str, interval: float, away_after: float | None) -> None:
+    def __init__(self, host: str, interval: float, away_after: float | None, not_before_ms: int | None = None) -> None:
+        """`not_before_ms`: where the records kept before this run end; a correction of the clock never moves
+        this run's records before it."""
         self.host = clean_tag(host) or "unknown"
         self.interval = interval
         self.away_after = away_after
+        self.not_before_ms = not_before_ms
+        # A change of (wall - monotonic) beyond this is the wall clock being set, not a late or slow read; no
+        # more than the pulsetime, so a jump always starts a new event in the history.
+        self._jump_ms = int(default_pulsetime(interval) * 1000)
         self._last_time_ms: int | None = None
         self._last_monotonic: float | None = None
+        self._segments: list[_Segment] = []
         self._away = False
 
     @property
@@ -78,7 +120,7 @@ class Recorder:
         elapsed = self.interval if previous is None else max(0.0, monotonic - previous)
         self._last_monotonic = monotonic
         duration = round(min(elapsed, 2 * self.interval), 3)
-        time_ms = self._timestamp(sample, elapsed)
+        time_ms, restamps = self._timestamp(sample, monotonic, elapsed, duration)
         app = clean_tag(sample.app) or "unknown"
         activity = clean_tag(sample.activity) or app
         record = Record(
@@ -110,12 +152,66 @@ class Recorder:
             self._away = False
             # Input after a record proves it was active time; with no idle information all is final.
             final_until = last_input_ms if self.away_after is not None and idle is not None else time_ms
-        return Step(record, classified.rule, away_since_ms, final_until)
+        return Step(record, classified.rule, away_since_ms, final_until, restamps)
 
-    def _timestamp(self, sample: Sample, elapsed: float) -> int:
-        time_ms = int(sample.time.timestamp() * 1000)
-        if self._last_time_ms is not None and time_ms <= self._last_time_ms:
-            # The wall clock went back: carry on from the last timestamp by the time that really passed.
-            time_ms = self._last_time_ms + max(1, int(elapsed * 1000))
+    def _timestamp(self, sample: Sample, monotonic: float, elapsed: float,
+                   duration: float) -> tuple[int, tuple[Restamp, ...]]:
+        """The sample's timestamp, and the moves of earlier records a clock set back calls for.
+
+        The wall clock is followed wherever that overlaps no record: forward at once (a clock set right, or a
+        machine that slept), and back by moving the records stamped since it was ahead to where the monotonic
+        clock puts them, no further back than the record before them (or this run's start) allows.
+        """
+        wall_ms = int(sample.time.timestamp() * 1000)
+        monotonic_ms = int(monotonic * 1000)
+        duration_ms = int(duration * 1000)
+        offset_ms = wall_ms - monotonic_ms
+        restamps: tuple[Restamp, ...] = ()
+        last_ms = self._last_time_ms
+        if last_ms is None:
+            if self.not_before_ms is not None:
+                wall_ms = max(wall_ms, self.not_before_ms + duration_ms)
+            self._segments.append(_Segment(wall_ms, duration_ms, wall_ms, offset_ms))
+            self._last_time_ms = wall_ms
+            return wall_ms, restamps
+        segment = self._segments[-1]
+        if offset_ms < segment.offset_ms - self._jump_ms:
+            restamps = self._set_back(offset_ms)
+            last_ms = self._segments[-1].last_ms
+            time_ms = max(wall_ms, last_ms + duration_ms)
+        elif wall_ms > last_ms:
+            time_ms = wall_ms
+        else:
+            # A little back, within a read's delay: carry on by the time that really passed.
+            time_ms = last_ms + max(1, int(elapsed * 1000))
+        segment = self._segments[-1]
+        if offset_ms > segment.offset_ms + self._jump_ms:
+            self._segments.append(_Segment(time_ms, duration_ms, time_ms, time_ms - monotonic_ms))
+        else:
+            segment.last_ms, segment.offset_ms = time_ms, time_ms - monotonic_ms
         self._last_time_ms = time_ms
-        return time_ms
+        return time_ms, restamps
+
+    def _set_back(self, offset_ms: int) -> tuple[Restamp, ...]:
+        """The wall clock now reads `offset_ms` ahead of the monotonic clock, less than the records stamped
+        since it was ahead: move them back to the new setting, merged into one segment."""
+        moved: list[Restamp] = []
+        kept = [segment for segment in self._segments if segment.offset_ms <= offset_ms]
+        floor_ms = kept[-1].last_ms if kept else self.not_before_ms
+        merged: _Segment | None = None
+        for segment in self._segments[len(kept):]:
+            shift = offset_ms - segment.offset_ms
+            if floor_ms is not None:  # never onto the record before
+                shift = max(shift, floor_ms + segment.first_duration_ms - segment.first_ms)
+            shift = min(0, shift)
+            if shift:
+                moved.append(Restamp(segment.first_ms, segment.last_ms, shift))
+            first_ms, last_ms = segment.first_ms + shift, segment.last_ms + shift
+            if merged is None:
+                merged = _Segment(first_ms, segment.first_duration_ms, last_ms, segment.offset_ms + shift)
+            else:
+                merged.last_ms, merged.offset_ms = last_ms, segment.offset_ms + shift
+            floor_ms = last_ms
+        assert merged is not None  # the last segment's offset is above the new one
+        self._segments = [*kept, merged]
+        return tuple(moved)

@@ -272,7 +272,8 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
                             retention_days=settings.history_retention_days)
     store = LocalStore(outbox, history, notify)
     store.recover()
-    recorder = Recorder(settings.host, settings.interval, settings.away_after)
+    # A clock set back never moves this run's records onto those of an earlier run.
+    recorder = Recorder(settings.host, settings.interval, settings.away_after, store.history.last_end_ms())
     sender = _start_sender(settings, notify, metrics)
     observers: list[Observer] = [metrics] if metrics is not None else []
     # Vitals points are for the server: none when recording locally only (status.json has the figures).
