@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_run_faults import fill
 
 from tracker import paths
+from tracker.cli import cli
 from tracker.display import ActivityLog, RunView
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
-from tracker.localstore import LocalStore, settle_leftovers
+from tracker.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.outbox import Outbox
+from tracker.present import status_text
 from tracker.recorder import Classified, Recorder
 from tracker.runner import Parts, Run
 from tracker.sender import SenderState
-from tracker.status import StatusSnapshot, acquire_run_lock
+from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
@@ -129,7 +137,8 @@ class Harness:
 
 
 def make_harness(script: Callable[[float], tuple[str, float | None]], stop_after: int | None = None,
-                 away_after: float | None = 5.0, run_for: float | None = None) -> Harness:
+                 away_after: float | None = 5.0, run_for: float | None = None,
+                 unsaved_limit: int = UNSAVED_LIMIT) -> Harness:
     """A run over the data directory of TRACKER_HOME; its parts are the caller's to close."""
     clock = FakeClock(stop_after)
     source = ScriptedSource(clock, script)
@@ -138,7 +147,7 @@ def make_harness(script: Callable[[float], tuple[str, float | None]], stop_after
     database = paths.database_file()
     paths.private_dir(database.parent)
     store = LocalStore(Outbox(database), HistoryWriter(database, default_pulsetime(1.0), write_every=0),
-                       view.notice)
+                       view.notice, unsaved_limit)
     parts = Parts(source, classify, Recorder("laptop", 1.0, away_after), store, sender, view)
     statuses: list[StatusSnapshot] = []
     return Harness(clock, source, view, sender, Run(parts, clock, 1.0, run_for, statuses.append), statuses)
@@ -370,7 +379,7 @@ def test_a_clock_set_back_never_moves_a_run_onto_the_records_of_an_earlier_one(h
         assert_honest_time(records, history.events(*EVERYTHING), real_seconds=2.0 + 5.0 + 1.0)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(settings_of_the_clock=st.lists(
     st.tuples(st.integers(1, 12), st.one_of(st.integers(-7200, -3), st.integers(3, 7200))), max_size=5))
 def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_once_it_is_right(
@@ -389,3 +398,66 @@ def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_on
     finally:
         run.run.parts.close()
     assert seconds_of(records)[-3:] == [13, 14, 15]  # the wall clock is right again: its time is the records'
+
+
+# -- a full disk for longer than memory holds ---------------------------------------------------------------
+
+
+@pytest.fixture
+def data_on_a_small_disk(tracker_home: Path) -> Iterator[Path]:
+    """The data directory on a tmpfs of its own (as root), so that it can really be filled."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs as the data directory")
+    data = paths.data_dir()
+    data.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(data)], check=True)
+    yield data
+    subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_full_disk_longer_than_memory_holds_loses_the_oldest_counted_said_once_and_shown(data_on_a_small_disk):
+    run = make_harness(lambda t: ("code", None), stop_after=1000, unsaved_limit=5)
+    store = run.run.parts.store
+    phase = {"filler": None, "failing_at": None}
+
+    def disk(clock: FakeClock) -> None:
+        waits = len(clock.waits)
+        if waits == 3:
+            phase["filler"] = fill(data_on_a_small_disk)
+        elif phase["failing_at"] is None and store.failing is not None:
+            phase["failing_at"] = waits - 1  # the tick before this wait was the first not written
+        elif phase["failing_at"] is not None and waits == phase["failing_at"] + 10 and phase["filler"] is not None:
+            phase["filler"].unlink()  # ten samples taken while full: five kept in memory, five lost
+            phase["filler"] = None
+        elif phase["failing_at"] is not None and waits == phase["failing_at"] + 13:
+            clock.stop_after = waits
+        assert waits < 900, "the disk never filled up"
+
+    try:
+        run.clock.on_wait = disk
+        run.run.run()
+    finally:
+        run.run.parts.close()
+    failing_at = phase["failing_at"]
+    assert failing_at is not None
+    assert [notice for notice in run.view.notices if "lost" in notice and "Cannot" not in notice] == [
+        "The local database still cannot be written and 5 samples wait in memory, all it holds: from now on the "
+        "oldest are lost (counted in `tracker outbox` and `tracker status`); free space on the disk to keep "
+        "recording.",
+        "The local database can be written again; recording goes on; 5 samples (5s) were lost while it could not "
+        "be written."]
+    assert not any("nothing was lost" in notice for notice in run.view.notices)
+    # The five oldest of those taken while the disk was full are missing, and nothing else.
+    taken = run.run.samples_taken
+    assert seconds_of(run.sendable()) == [t for t in range(taken) if not failing_at <= t < failing_at + 5]
+    status = run.statuses[-1]
+    assert (status.lost, status.lost_seconds) == (5, 5.0)
+    write_status(status)
+    shown = CliRunner().invoke(cli, ["status", "--json"])
+    assert json.loads(shown.output)["status"]["lost"] == 5
+    assert "5 samples (5s) this run, while the local database could not be written" in status_text(
+        RunnerState(data_on_a_small_disk, status.pid, status, None))
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert ("Lost:          5 samples (5s) while the local database could not be written (the disk was full or "
+            "read-only)") in shown.output
+    assert json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)["lost"] == 5

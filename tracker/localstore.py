@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tracker.history import HistoryWriter
 from tracker.model import Record
-from tracker.outbox import Outbox, OutboxUnavailable, samples
+from tracker.outbox import Outbox, OutboxUnavailable, lost_text, samples
 from tracker.recorder import Restamp, Step, mark_away, restamped, settle
 from tracker.status import is_running
 from tracker.store import StoreUnavailable
@@ -31,14 +31,39 @@ _END_OF_TIME_MS = sys.maxsize
 Notify = Callable[[str], None]
 
 
+@dataclass
+class Loss:
+    """Samples lost before they could be written, and the seconds they stood for."""
+
+    samples: int = 0
+    seconds: float = 0.0
+
+    def add(self, record: Record) -> None:
+        self.samples += 1
+        self.seconds += record.duration
+
+    def __bool__(self) -> bool:
+        return self.samples > 0
+
+    def __str__(self) -> str:
+        return lost_text(self.samples, self.seconds)
+
+
 class LocalStore:
-    def __init__(self, outbox: Outbox, history: HistoryWriter, notify: Notify) -> None:
+    def __init__(self, outbox: Outbox, history: HistoryWriter, notify: Notify,
+                 unsaved_limit: int = UNSAVED_LIMIT) -> None:
         self.outbox = outbox
         self.history = history
         self._notify = notify
+        self.unsaved_limit = unsaved_limit
         self._provisional: list[Record] = []  # not final yet: in the outbox (or unsaved), not in the history
-        self._unsaved: deque[Record] = deque(maxlen=UNSAVED_LIMIT)  # not in the outbox yet
-        self._unfiled: deque[Record] = deque(maxlen=UNSAVED_LIMIT)  # final, not in the history yet
+        self._unsaved: deque[Record] = deque()  # not in the outbox yet; at most unsaved_limit
+        self._unfiled: deque[Record] = deque(maxlen=unsaved_limit)  # final, not in the history yet
+        # Samples lost (and their seconds) because the file could not be written for longer than the bound:
+        # this run's total, what this failure lost, and what is not counted in the file yet.
+        self.lost = Loss()
+        self._lost_while_failing = Loss()
+        self._lost_uncounted = Loss()
         self._final_until_ms: int | None = None  # rows up to here are final; the outbox is told at the next write
         self._away_since_ms: int | None = None  # away declared and not yet written to the outbox
         self._told_dropping = False  # the outbox bound: said once per run
@@ -61,11 +86,12 @@ class LocalStore:
         if step.away_since_ms is not None:
             since = step.away_since_ms
             # Rows still in memory become away here; those on disk at the next write.
-            self._unsaved = deque((mark_away(r) if r.time_ms > since else r for r in self._unsaved),
-                                  maxlen=UNSAVED_LIMIT)
+            self._unsaved = deque(mark_away(r) if r.time_ms > since else r for r in self._unsaved)
             self._away_since_ms = since if self._away_since_ms is None else min(self._away_since_ms, since)
         self._final_until_ms = step.final_until_ms
         self._write()
+        while len(self._unsaved) > self.unsaved_limit:  # could not be written, and no room left to wait in
+            self._lose(self._unsaved.popleft())
 
     def _restamp(self, restamps: tuple[Restamp, ...]) -> None:
         """The wall clock was set back: records it stamped ahead move back, in memory now, on disk at the write."""
@@ -73,8 +99,8 @@ class LocalStore:
             return [replace(r, time_ms=restamped(r.time_ms, restamps)) for r in records]
 
         self._provisional = moved(self._provisional)
-        self._unsaved = deque(moved(self._unsaved), maxlen=UNSAVED_LIMIT)
-        self._unfiled = deque(moved(self._unfiled), maxlen=UNSAVED_LIMIT)
+        self._unsaved = deque(moved(self._unsaved))
+        self._unfiled = deque(moved(self._unfiled), maxlen=self.unsaved_limit)
         if self._away_since_ms is not None:
             self._away_since_ms = restamped(self._away_since_ms, restamps)
         self._outbox_restamps.extend(restamps)
@@ -84,6 +110,15 @@ class LocalStore:
                      "with it, so times follow the clock again (samples already sent keep the time they were sent "
                      "with).")
 
+    def _lose(self, record: Record) -> None:
+        """The oldest sample in memory makes room: counted, and said when the loss starts."""
+        if not self._lost_while_failing:
+            self._notify(f"The local database still cannot be written and {samples(self.unsaved_limit)} wait in "
+                         "memory, all it holds: from now on the oldest are lost (counted in `tracker outbox` and "
+                         "`tracker status`); free space on the disk to keep recording.")
+        for loss in (self.lost, self._lost_while_failing, self._lost_uncounted):
+            loss.add(record)
+
     def finish(self) -> None:
         """At a clean stop: what is provisional is final as it stands; a last try for what waits in memory."""
         self._unfiled.extend(self._provisional)
@@ -91,7 +126,8 @@ class LocalStore:
         self._final_until_ms = _END_OF_TIME_MS
         self._write()
         if self._unsaved:
-            self._notify(f"{samples(len(self._unsaved))} could not be saved before stopping: {self.failing}")
+            lost = f", and {self._lost_while_failing} were lost before" if self._lost_while_failing else ""
+            self._notify(f"{samples(len(self._unsaved))} could not be saved before stopping{lost}: {self.failing}")
 
     def close(self) -> None:
         try:
@@ -138,6 +174,9 @@ class LocalStore:
                     self._told_dropping = True
                     self._notify(f"The outbox is full ({self.outbox.max_rows:,} samples waiting): the oldest are "
                                  "dropped to make room. Check InfluxDB; `tracker outbox` counts what was dropped.")
+            if self._lost_uncounted:
+                self.outbox.count_lost(self._lost_uncounted.samples, self._lost_uncounted.seconds)
+                self._lost_uncounted = Loss()
             while self._unfiled:
                 self.history.add(self._unfiled[0])
                 self._unfiled.popleft()
@@ -148,7 +187,12 @@ class LocalStore:
         else:
             if self.failing is not None:
                 self.failing = None
-                self._notify("The local database can be written again; recording goes on, nothing was lost.")
+                if not self._lost_while_failing:
+                    self._notify("The local database can be written again; recording goes on, nothing was lost.")
+                else:
+                    self._notify(f"The local database can be written again; recording goes on; "
+                                 f"{self._lost_while_failing} were lost while it could not be written.")
+                    self._lost_while_failing = Loss()
 
 
 def settle_leftovers(database: Path) -> None:

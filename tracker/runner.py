@@ -231,7 +231,8 @@ class Run:
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
             since=self._current_since if record else None,
-            waiting=self.parts.store.waiting_samples(),
+            waiting=self.parts.store.waiting_samples(), lost=self.parts.store.lost.samples,
+            lost_seconds=self.parts.store.lost.seconds,
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
             stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
