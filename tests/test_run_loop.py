@@ -457,6 +457,8 @@ def test_a_full_disk_longer_than_memory_holds_loses_the_oldest_counted_said_once
     assert json.loads(shown.output)["status"]["lost"] == 5
     assert "5 samples (5s) this run, while the local database could not be written" in status_text(
         RunnerState(data_on_a_small_disk, status.pid, status, None))
+    assert status_text(RunnerState(data_on_a_small_disk, None, status, None)).endswith(
+        "samples). It lost 5 samples (5s) while the local database could not be written.")
     shown = CliRunner().invoke(cli, ["outbox"])
     assert ("Lost:          5 samples (5s) while the local database could not be written (the disk was full or "
             "read-only)") in shown.output

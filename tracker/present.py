@@ -131,7 +131,13 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
     last = snapshot.stopped_at or snapshot.written_at
     how = "stopped" if snapshot.stopped_at else "was last seen"
     when = f" {human_ago(_seconds_since(last))}" if last else ""
-    return f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+    text = f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+    if snapshot.lost:
+        from tracker.outbox import lost_text
+
+        lost = lost_text(snapshot.lost, snapshot.lost_seconds)
+        text += f" It lost {lost} while the local database could not be written."
+    return text
 
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
