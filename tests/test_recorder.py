@@ -52,6 +52,16 @@ def test_a_clock_set_back_never_moves_records_before_where_the_kept_ones_end():
     assert recorder.step(sample(-3599), 2, DEV).record.time_ms == start_ms + 1500  # carries on while behind
 
 
+def test_a_late_read_moves_nothing():
+    # The process stalled for 3 s between the loop's monotonic reading and the source's wall clock reading:
+    # the sample is stamped when it was read, and the next one, on time again, moves nothing back.
+    recorder = Recorder("laptop", interval=1.0, away_after=None)
+    steps = [recorder.step(sample(wall), mono, DEV) for wall, mono in ((0, 0), (1, 1), (5, 2), (6, 6), (7, 7))]
+    assert all(step.restamps == () for step in steps)
+    start_ms = int(START.timestamp() * 1000)
+    assert [step.record.time_ms - start_ms for step in steps] == [0, 1000, 5000, 6000, 7000]
+
+
 def test_records_carry_the_classification_and_host():
     record = Recorder("my laptop", 1.0, None).step(sample(0), 0, DEV).record
     assert (record.host, record.app, record.activity, record.category, record.score, record.state) == (

@@ -43,6 +43,7 @@ class FakeClock:
     def __init__(self, stop_after: int | None = None) -> None:
         self.now = 1000.0
         self.wall_ahead = 0.0  # seconds the wall clock is set ahead of the real time (behind when negative)
+        self.late_reads: dict[int, float] = {}  # read number -> seconds the process stalls before reading
         self.waits: list[float] = []
         self.stop_after = stop_after
         self.on_wait: Callable[[FakeClock], None] = lambda clock: None
@@ -69,6 +70,8 @@ class ScriptedSource:
         self.closed = False
 
     def read(self) -> Sample | None:
+        self.reads = getattr(self, "reads", 0) + 1
+        self.clock.now += self.clock.late_reads.get(self.reads, 0.0)  # stalled after the loop read its clock
         elapsed = self.clock.now - self.start
         app, idle = self.script(elapsed)
         wall = START + timedelta(seconds=elapsed + self.clock.wall_ahead)
@@ -398,6 +401,38 @@ def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_on
     finally:
         run.run.parts.close()
     assert seconds_of(records)[-3:] == [13, 14, 15]  # the wall clock is right again: its time is the records'
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(late_reads=st.dictionaries(st.integers(2, 13), st.sampled_from([0.5, 1.5, 3.0, 10.0]), min_size=1,
+                                  max_size=3))
+def test_reads_that_come_late_move_nothing_and_overlap_nothing(
+        late_reads: dict[int, float], tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process stalls between the loop's reading of the monotonic clock and the source's of the wall clock
+    # (a busy machine): that looks like a clock set forward and back by the stall, but no clock was set.
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path_factory.mktemp("home")))
+    run = make_harness(lambda t: ("code" if t % 7 < 4 else "slack", None), stop_after=16)
+    try:
+        run.clock.late_reads = late_reads
+        run.run.run()
+        records = run.sendable()
+    finally:
+        run.run.parts.close()
+    assert not any("clock" in notice for notice in run.view.notices)
+    reads = [START + timedelta(seconds=t) for t in read_times(run.clock.waits, late_reads)]
+    assert [record.time for record in records] == reads  # each stamped when it was read, none moved
+    for before, record in pairwise(records):
+        assert record.time_ms - before.time_ms >= record.duration * 1000 > 0
+
+
+def read_times(waits: list[float], late_reads: dict[int, float]) -> list[float]:
+    """Seconds since the start at which each sample was read, from the loop's waits and the stalls."""
+    times, now = [], 0.0
+    for read, wait in enumerate([0.0, *waits[:-1]], start=1):
+        now += wait + late_reads.get(read, 0.0)
+        times.append(now)
+    return times
 
 
 # -- a full disk for longer than memory holds ---------------------------------------------------------------

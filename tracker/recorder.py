@@ -53,6 +53,10 @@ def restamped(time_ms: int, restamps: Sequence[Restamp]) -> int:
     return time_ms
 
 
+# Segments of the wall clock's settings kept for a run; more are merged (see Recorder._merge_oldest).
+_MAX_SEGMENTS = 64
+
+
 @dataclass
 class _Segment:
     """Records stamped with one setting of the wall clock: stamp = monotonic + offset (all in ms)."""
@@ -106,6 +110,7 @@ class Recorder:
         # more than the pulsetime, so a jump always starts a new event in the history.
         self._jump_ms = int(default_pulsetime(interval) * 1000)
         self._last_time_ms: int | None = None
+        self._previous_time_ms: int | None = None  # the record before this step's, after any move
         self._last_monotonic: float | None = None
         self._segments: list[_Segment] = []
         self._away = False
@@ -121,6 +126,10 @@ class Recorder:
         self._last_monotonic = monotonic
         duration = round(min(elapsed, 2 * self.interval), 3)
         time_ms, restamps = self._timestamp(sample, monotonic, elapsed, duration)
+        if self._previous_time_ms is not None:
+            # Never more than since the previous record's timestamp: a read that came late (the process
+            # stalled) would otherwise stand for time the next one stands for too.
+            duration = min(duration, (time_ms - self._previous_time_ms) / 1000)
         app = clean_tag(sample.app) or "unknown"
         activity = clean_tag(sample.activity) or app
         record = Record(
@@ -159,25 +168,26 @@ class Recorder:
         """The sample's timestamp, and the moves of earlier records a clock set back calls for.
 
         The wall clock is followed wherever that overlaps no record: forward at once (a clock set right, or a
-        machine that slept), and back by moving the records stamped since it was ahead to where the monotonic
-        clock puts them, no further back than the record before them (or this run's start) allows.
+        machine that slept), and back by moving the records stamped while it read later to where the monotonic
+        clock puts them, no further back than the record before them (or this run's start) allows. A late read
+        (the process stalled between the two clocks) looks like a jump forward and back by a second or so; it
+        moves nothing, as following the wall clock then overlaps nothing.
         """
         wall_ms = int(sample.time.timestamp() * 1000)
         monotonic_ms = int(monotonic * 1000)
         duration_ms = int(duration * 1000)
         offset_ms = wall_ms - monotonic_ms
         restamps: tuple[Restamp, ...] = ()
-        last_ms = self._last_time_ms
+        last_ms = self._previous_time_ms = self._last_time_ms
         if last_ms is None:
             if self.not_before_ms is not None:
                 wall_ms = max(wall_ms, self.not_before_ms + duration_ms)
-            self._segments.append(_Segment(wall_ms, duration_ms, wall_ms, offset_ms))
+            self._segments.append(_Segment(wall_ms, duration_ms, wall_ms, wall_ms - monotonic_ms))
             self._last_time_ms = wall_ms
             return wall_ms, restamps
-        segment = self._segments[-1]
-        if offset_ms < segment.offset_ms - self._jump_ms:
+        if offset_ms < self._segments[-1].offset_ms - self._jump_ms and wall_ms + self._jump_ms < last_ms + duration_ms:
             restamps = self._set_back(offset_ms)
-            last_ms = self._segments[-1].last_ms
+            last_ms = self._previous_time_ms = self._segments[-1].last_ms
             time_ms = max(wall_ms, last_ms + duration_ms)
         elif wall_ms > last_ms:
             time_ms = wall_ms
@@ -185,33 +195,39 @@ class Recorder:
             # A little back, within a read's delay: carry on by the time that really passed.
             time_ms = last_ms + max(1, int(elapsed * 1000))
         segment = self._segments[-1]
-        if offset_ms > segment.offset_ms + self._jump_ms:
+        if abs(offset_ms - segment.offset_ms) > self._jump_ms:
             self._segments.append(_Segment(time_ms, duration_ms, time_ms, time_ms - monotonic_ms))
+            if len(self._segments) > _MAX_SEGMENTS:
+                self._merge_oldest()
         else:
             segment.last_ms, segment.offset_ms = time_ms, time_ms - monotonic_ms
         self._last_time_ms = time_ms
         return time_ms, restamps
 
     def _set_back(self, offset_ms: int) -> tuple[Restamp, ...]:
-        """The wall clock now reads `offset_ms` ahead of the monotonic clock, less than the records stamped
-        since it was ahead: move them back to the new setting, merged into one segment."""
+        """The wall clock now reads `offset_ms` ahead of the monotonic clock, less than some records were
+        stamped with: move each of those segments back to the new setting, in order, each no further than
+        the (moved) record before it allows; a segment moves as a whole, so its own records never overlap."""
         moved: list[Restamp] = []
-        kept = [segment for segment in self._segments if segment.offset_ms <= offset_ms]
-        floor_ms = kept[-1].last_ms if kept else self.not_before_ms
-        merged: _Segment | None = None
-        for segment in self._segments[len(kept):]:
-            shift = offset_ms - segment.offset_ms
-            if floor_ms is not None:  # never onto the record before
-                shift = max(shift, floor_ms + segment.first_duration_ms - segment.first_ms)
-            shift = min(0, shift)
+        floor_ms = self.not_before_ms
+        for segment in self._segments:
+            shift = 0
+            if segment.offset_ms > offset_ms:
+                shift = offset_ms - segment.offset_ms
+                if floor_ms is not None:  # never onto the record before
+                    shift = min(0, max(shift, floor_ms + segment.first_duration_ms - segment.first_ms))
             if shift:
                 moved.append(Restamp(segment.first_ms, segment.last_ms, shift))
-            first_ms, last_ms = segment.first_ms + shift, segment.last_ms + shift
-            if merged is None:
-                merged = _Segment(first_ms, segment.first_duration_ms, last_ms, segment.offset_ms + shift)
-            else:
-                merged.last_ms, merged.offset_ms = last_ms, segment.offset_ms + shift
-            floor_ms = last_ms
-        assert merged is not None  # the last segment's offset is above the new one
-        self._segments = [*kept, merged]
+                segment.first_ms += shift
+                segment.last_ms += shift
+                segment.offset_ms += shift
+            floor_ms = segment.last_ms
+        self._last_time_ms = self._segments[-1].last_ms
         return tuple(moved)
+
+    def _merge_oldest(self) -> None:
+        """Keep the list short (each late read adds two): the two oldest segments become one that moves as a
+        whole, by the smaller move of the two; still no overlap, as a segment keeps its records' spacing."""
+        first, second = self._segments[:2]
+        self._segments[:2] = [_Segment(first.first_ms, first.first_duration_ms, second.last_ms,
+                                       min(first.offset_ms, second.offset_ms))]
