@@ -110,7 +110,6 @@ class Recorder:
         # more than the pulsetime, so a jump always starts a new event in the history.
         self._jump_ms = int(default_pulsetime(interval) * 1000)
         self._last_time_ms: int | None = None
-        self._previous_time_ms: int | None = None  # the record before this step's, after any move
         self._last_monotonic: float | None = None
         self._segments: list[_Segment] = []
         self._away = False
@@ -126,10 +125,6 @@ class Recorder:
         self._last_monotonic = monotonic
         duration = round(min(elapsed, 2 * self.interval), 3)
         time_ms, restamps = self._timestamp(sample, monotonic, elapsed, duration)
-        if self._previous_time_ms is not None:
-            # Never more than since the previous record's timestamp: a read that came late (the process
-            # stalled) would otherwise stand for time the next one stands for too.
-            duration = min(duration, (time_ms - self._previous_time_ms) / 1000)
         app = clean_tag(sample.app) or "unknown"
         activity = clean_tag(sample.activity) or app
         record = Record(
@@ -178,7 +173,7 @@ class Recorder:
         duration_ms = int(duration * 1000)
         offset_ms = wall_ms - monotonic_ms
         restamps: tuple[Restamp, ...] = ()
-        last_ms = self._previous_time_ms = self._last_time_ms
+        last_ms = self._last_time_ms
         if last_ms is None:
             if self.not_before_ms is not None:
                 wall_ms = max(wall_ms, self.not_before_ms + duration_ms)
@@ -187,7 +182,7 @@ class Recorder:
             return wall_ms, restamps
         if offset_ms < self._segments[-1].offset_ms - self._jump_ms and wall_ms + self._jump_ms < last_ms + duration_ms:
             restamps = self._set_back(offset_ms)
-            last_ms = self._previous_time_ms = self._segments[-1].last_ms
+            last_ms = self._segments[-1].last_ms
             time_ms = max(wall_ms, last_ms + duration_ms)
         elif wall_ms > last_ms:
             time_ms = wall_ms
