@@ -327,7 +327,7 @@ def assert_honest_time(records: list[Record], events: list, real_seconds: float)
 
 
 def test_a_clock_set_an_hour_ahead_and_corrected_is_followed_again_and_the_hour_ahead_moves_back(harness):
-    run = harness(lambda t: ("code", None), stop_after=10)
+    run = harness(lambda t: ("code" if t < 4 else "slack", None), stop_after=10)
     set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})  # an hour ahead for t = 3, 4, 5; NTP sets it right at t = 6
     seen: list[list[int]] = []
     run.clock.on_wait = lambda clock, on_wait=run.clock.on_wait: (on_wait(clock), seen.append(
@@ -337,6 +337,8 @@ def test_a_clock_set_an_hour_ahead_and_corrected_is_followed_again_and_the_hour_
     records = run.sendable()
     assert seconds_of(records) == list(range(10))  # the hour ahead moved back; from t = 6 on, the wall clock
     assert [record.duration for record in records] == [1.0] * 10
+    # Slack came to the front at t = 4, while the clock was ahead: the live view's "for ..." moved back too.
+    assert run.view.shown[-1].since == START + timedelta(seconds=4)
     assert [notice for notice in run.view.notices if "clock" in notice] == [
         "The system clock was set back by 1h 00m: what was recorded while it was ahead moves back with it, so times "
         "follow the clock again (samples already sent keep the time they were sent with)."]

@@ -30,7 +30,7 @@ from tracker.localstore import LocalStore
 from tracker.model import STATE_ACTIVE, Record, Sample
 from tracker.outbox import Outbox
 from tracker.privacy import Privacy
-from tracker.recorder import Classified, Recorder, Step
+from tracker.recorder import Classified, Recorder, Step, restamped
 from tracker.sources import Source, open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
@@ -190,6 +190,9 @@ class Run:
     def _show(self, step: Step) -> None:
         record = step.record
         key = activity_key(record)
+        if step.restamps:  # the clock was set back: the current activity began earlier than it said
+            since_ms = restamped(int(self._current_since.timestamp() * 1000), step.restamps)
+            self._current_since = datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc)
         changed = key != self._current_key
         if changed:
             self._current_key, self._current_since = key, record.time
