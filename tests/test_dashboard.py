@@ -22,7 +22,7 @@ from grafana_macros import PanelRequest, Raw, VariableValue, fill_variables
 from servers import InfluxDB1, http, require_program
 
 from tracker.classify import bundled_categories_path, load_categories
-from tracker.demo import CATEGORY_SCORES, DEMO_HOST, week_records
+from tracker.demo import CATEGORY_SCORES, DEMO_HOST, demo_line, week_records
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.vitals import Vitals, to_point
@@ -306,7 +306,8 @@ RECORDS = [*KNOWN_DAY, *OTHER_DAYS, *week_records(7, host=DEMO_HOST, end=DAY_STA
 
 
 def write_records(server: InfluxDB1, database: str) -> None:
-    body = "\n".join(to_line(record) for record in RECORDS).encode()
+    # Demo points as `tracker demo` writes them, with the demo tag: the queries must not mind it.
+    body = "\n".join(demo_line(record) if record.host == DEMO_HOST else to_line(record) for record in RECORDS).encode()
     status, reply = http("POST", f"{server.url}/write?db={database}&precision=ms", body)
     assert status == 204, reply
 

@@ -12,8 +12,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from servers import InfluxDB1, http
 
+from tracker import paths
 from tracker.classify import bundled_categories_path, load_categories
-from tracker.demo import CATALOGUE, CATEGORY_SCORES, DEMO_HOST, drop_demo_query, week_records
+from tracker.demo import (
+    CATALOGUE,
+    CATEGORY_SCORES,
+    DEMO_HOST,
+    demo_line,
+    drop_demo_query,
+    is_demo_series,
+    week_records,
+)
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, Sample, url_host
 from tracker.sources import open_source
@@ -157,16 +166,30 @@ def test_bad_arguments_are_refused() -> None:
 def test_demo_points_are_dropped_again_and_nothing_else(influxdb1: InfluxDB1, influx_database: str) -> None:
     mine = Record(time_ms=int(END.timestamp() * 1000), duration=1.0, host="laptop", app="Code",
                   activity="Code", category="Development", score=2.0)
-    lines = [to_line(record) for record in week_records(2, end=END, step=60)] + [to_line(mine)]
+    # A real machine called demo: its points carry the host, not the demo tag.
+    machine_called_demo = Record(time_ms=int(END.timestamp() * 1000), duration=1.0, host=DEMO_HOST, app="Code",
+                                 activity="Code", category="Development", score=2.0)
+    lines = [demo_line(record) for record in week_records(2, end=END, step=60)]
+    lines += [to_line(mine), to_line(machine_called_demo)]
     status, body = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms", "\n".join(lines).encode())
     assert status == 204, body
 
-    assert drop_demo_query() == "DROP SERIES FROM \"activity\" WHERE \"host\" = 'demo'"
+    assert drop_demo_query() == "DROP SERIES FROM \"activity\" WHERE \"host\" = 'demo' AND \"demo\" = 'true'"
     influxdb1.query(drop_demo_query(), influx_database, method="POST")
 
-    hosts = influxdb1.rows('SHOW TAG VALUES FROM "activity" WITH KEY = "host"', influx_database)
-    assert [row["value"] for row in hosts] == ["laptop"]
-    assert influxdb1.rows('SELECT count("score") FROM "activity"', influx_database)[0]["count"] == 1
+    counts = influxdb1.rows('SELECT count("score") FROM "activity" GROUP BY "host"', influx_database)
+    assert [(row["host"], row["count"]) for row in counts] == [("demo", 1), ("laptop", 1)]
+
+
+def test_only_demo_points_carry_the_demo_tag() -> None:
+    record = TWO_WEEKS[0]
+    assert demo_line(record).startswith(f"activity,activity={record.activity},app=")
+    assert ",demo=true,host=demo," in demo_line(record)
+    assert "demo=" not in to_line(record)
+    assert is_demo_series(demo_line(record).split(" ")[0])
+    assert not is_demo_series("activity,activity=Code,app=Code,category=Development,host=demo,state=active")
+    # A tag value that only looks like the demo tag is not it.
+    assert not is_demo_series(r"activity,activity=x\,demo=true,app=Code,host=demo,state=active")
 
 
 class FakeClock:
@@ -251,7 +274,8 @@ def test_tracker_demo_writes_a_week_and_removes_it_again(influxdb1: InfluxDB1, i
     wrote = demo_command("--days", "3", "--step", "30s", **server)
     assert wrote.exit_code == 0, wrote.output
     expected = len(list(week_records(3, step=30)))
-    counted = influxdb1.rows('SELECT count("score") FROM "activity" WHERE "host" = \'demo\'', influx_database)
+    counted = influxdb1.rows('SELECT count("score") FROM "activity" WHERE "host" = \'demo\' AND "demo" = \'true\'',
+                             influx_database)
     # The history ends now: a point or two may fall on either side of the minute it was counted in.
     assert abs(counted[0]["count"] - expected) <= 2
     assert f"demo points (host=demo) to {influxdb1.url}" in wrote.output
@@ -262,7 +286,7 @@ def test_tracker_demo_writes_a_week_and_removes_it_again(influxdb1: InfluxDB1, i
 
     removed = demo_command("--remove", **server)
     assert removed.exit_code == 0, removed.output
-    assert removed.output == f"Removed the demo points (host=demo) from {influxdb1.url}.\n"
+    assert removed.output == f"Removed the demo points (host=demo, demo=true) from {influxdb1.url}.\n"
     # The points and series are gone. (InfluxDB 1.6's in-memory index may still list the tag value
     # under SHOW TAG VALUES when the series lived in another shard than the remaining ones.)
     counts = influxdb1.rows('SELECT count("score") FROM "activity" GROUP BY "host"', influx_database)
@@ -270,6 +294,50 @@ def test_tracker_demo_writes_a_week_and_removes_it_again(influxdb1: InfluxDB1, i
     series = influxdb1.rows("SHOW SERIES", influx_database)
     assert [row["key"] for row in series] == [
         "activity,activity=Code,app=Code,category=Development,host=laptop,state=active"]
+
+
+def test_a_real_machine_called_demo_keeps_its_points_when_the_demo_is_removed(
+        influxdb1: InfluxDB1, influx_database: str) -> None:
+    server = {"TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database}
+    assert demo_command("--days", "2", "--step", "60s", **server).exit_code == 0
+    # Then a machine whose host tag is demo starts recording into the same database, as `tracker run` writes.
+    now_ms = int(datetime.now().timestamp() * 1000)
+    real = [Record(time_ms=now_ms + second * 1000, duration=1.0, host=DEMO_HOST, app=app, activity=app,
+                   category="Development", score=2.0) for second, app in enumerate(["Code", "Code", "Terminal"])]
+    status, body = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
+                        "\n".join(to_line(record) for record in real).encode())
+    assert status == 204, body
+
+    removed = demo_command("--remove", **server)
+    assert removed.exit_code == 0, removed.output
+    assert removed.output.splitlines() == [
+        f"Removed the demo points (host=demo, demo=true) from {influxdb1.url}.",
+        "Kept 2 series of host=demo without the demo=true tag: they are a real machine's (or demo points written "
+        "before tracker tagged them), which only you can tell; if they are demo points, run DROP SERIES FROM "
+        "\"activity\" WHERE \"host\" = 'demo' in the influx shell."]
+    points = influxdb1.rows('SELECT "score", "app" FROM "activity" WHERE "host" = \'demo\'', influx_database)
+    assert [(point["time"], point["app"]) for point in points] == [(r.time_ms, r.app) for r in real]
+
+    # Writing the demo again would mix it into that machine's dashboard: refused, and nothing is written.
+    again = demo_command("--days", "1", **server)
+    assert again.exit_code == 1
+    assert again.output == (f"Error: Refusing to write demo points: {influx_database} already holds points of a "
+                            "machine called demo that are not demo points, and the dashboard would show both as one; "
+                            "write the demo to another database with --influx-bucket.\n")
+    assert len(influxdb1.rows('SELECT "score" FROM "activity"', influx_database)) == len(real)
+
+
+def test_tracker_demo_refuses_to_write_from_a_machine_called_demo(influxdb1: InfluxDB1, influx_database: str,
+                                                                   tracker_home) -> None:
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("host: demo\n")
+    done = demo_command("--days", "1", TRACKER_INFLUX_URL=influxdb1.url, TRACKER_INFLUX_BUCKET=influx_database)
+    assert done.exit_code == 1
+    assert done.output == ("Error: Refusing to write demo points: this machine's own host tag is demo, so the "
+                           "dashboard would show them as its time; set `host:` in config.yaml to another name "
+                           "first.\n")
+    assert influxdb1.rows('SELECT count("score") FROM "activity"', influx_database) == []
 
 
 def test_tracker_demo_explains_an_unreachable_server_in_one_sentence() -> None:

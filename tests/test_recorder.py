@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Sample
-from tracker.recorder import Classified, Recorder, settle
+from tracker.recorder import Classified, Recorder, Restamp, restamped, settle
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 DEV = Classified("Development", 2.0, "app Code (categories.yaml, line 10)")
@@ -29,16 +29,37 @@ def test_a_laptop_that_slept_an_hour_records_no_hour():
     assert after_sleep.duration == 2.0
 
 
-def test_a_clock_that_jumps_back_gives_no_duplicate_or_backward_timestamps():
+def test_a_clock_set_back_moves_the_records_it_stamped_ahead_and_is_followed_at_once():
     recorder = Recorder("laptop", interval=1.0, away_after=None)
-    times = []
-    # Wall clock: 0, 1, then jumps an hour back, then goes on; the monotonic clock goes on steadily.
-    for wall, mono in ((0, 0), (1, 1), (-3600, 2), (-3599, 3)):
+    times: list[int] = []
+    # Wall clock: 0, 1, then an hour ahead for two samples, then set right; the monotonic clock goes on steadily.
+    for wall, mono in ((0, 0), (1, 1), (3602, 2), (3603, 3), (4, 4), (5, 5)):
         step = recorder.step(sample(wall), mono, DEV)
-        times.append(step.record.time_ms)
+        times = [restamped(time_ms, step.restamps) for time_ms in times] + [step.record.time_ms]
         assert step.record.duration >= 0
-    assert times == sorted(set(times))
-    assert times[2] - times[1] == 1000  # carried on by the second that really passed
+    start_ms = int(START.timestamp() * 1000)
+    assert times == [start_ms + second * 1000 for second in range(6)]
+
+
+def test_a_clock_set_back_never_moves_records_before_where_the_kept_ones_end():
+    start_ms = int(START.timestamp() * 1000)
+    recorder = Recorder("laptop", interval=1.0, away_after=None, not_before_ms=start_ms - 1500)
+    first = recorder.step(sample(0), 0, DEV)
+    back = recorder.step(sample(-3600), 1, DEV)  # set back an hour: the first record may move back 0.5 s only
+    assert back.restamps == (Restamp(start_ms, start_ms, -500),)
+    assert back.record.time_ms == start_ms + 500
+    assert restamped(first.record.time_ms, back.restamps) == start_ms - 500  # one interval after the floor
+    assert recorder.step(sample(-3599), 2, DEV).record.time_ms == start_ms + 1500  # carries on while behind
+
+
+def test_a_late_read_moves_nothing():
+    # The process stalled for 3 s between the loop's monotonic reading and the source's wall clock reading:
+    # the sample is stamped when it was read, and the next one, on time again, moves nothing back.
+    recorder = Recorder("laptop", interval=1.0, away_after=None)
+    steps = [recorder.step(sample(wall), mono, DEV) for wall, mono in ((0, 0), (1, 1), (5, 2), (6, 6), (7, 7))]
+    assert all(step.restamps == () for step in steps)
+    start_ms = int(START.timestamp() * 1000)
+    assert [step.record.time_ms - start_ms for step in steps] == [0, 1000, 5000, 6000, 7000]
 
 
 def test_records_carry_the_classification_and_host():

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_run_faults import fill
 
 from tracker import paths
+from tracker.cli import cli
 from tracker.display import ActivityLog, RunView
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
-from tracker.localstore import LocalStore, settle_leftovers
+from tracker.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.outbox import Outbox
+from tracker.present import status_text
 from tracker.recorder import Classified, Recorder
 from tracker.runner import Parts, Run
 from tracker.sender import SenderState
-from tracker.status import StatusSnapshot, acquire_run_lock
+from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
@@ -30,6 +42,8 @@ class FakeClock:
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.now = 1000.0
+        self.wall_ahead = 0.0  # seconds the wall clock is set ahead of the real time (behind when negative)
+        self.late_reads: dict[int, float] = {}  # read number -> seconds the process stalls before reading
         self.waits: list[float] = []
         self.stop_after = stop_after
         self.on_wait: Callable[[FakeClock], None] = lambda clock: None
@@ -56,9 +70,12 @@ class ScriptedSource:
         self.closed = False
 
     def read(self) -> Sample | None:
+        self.reads = getattr(self, "reads", 0) + 1
+        self.clock.now += self.clock.late_reads.get(self.reads, 0.0)  # stalled after the loop read its clock
         elapsed = self.clock.now - self.start
         app, idle = self.script(elapsed)
-        return Sample(time=START + timedelta(seconds=elapsed), app=app, title=f"{app} window", idle_seconds=idle)
+        wall = START + timedelta(seconds=elapsed + self.clock.wall_ahead)
+        return Sample(time=wall, app=app, title=f"{app} window", idle_seconds=idle)
 
     def close(self) -> None:
         self.closed = True
@@ -122,24 +139,31 @@ class Harness:
             return [record for _, record in outbox.pending(10_000)]
 
 
+def make_harness(script: Callable[[float], tuple[str, float | None]], stop_after: int | None = None,
+                 away_after: float | None = 5.0, run_for: float | None = None,
+                 unsaved_limit: int = UNSAVED_LIMIT) -> Harness:
+    """A run over the data directory of TRACKER_HOME; its parts are the caller's to close."""
+    clock = FakeClock(stop_after)
+    source = ScriptedSource(clock, script)
+    view = RecordingView()
+    sender = FakeSender()
+    database = paths.database_file()
+    paths.private_dir(database.parent)
+    store = LocalStore(Outbox(database), HistoryWriter(database, default_pulsetime(1.0), write_every=0),
+                       view.notice, unsaved_limit)
+    parts = Parts(source, classify, Recorder("laptop", 1.0, away_after), store, sender, view)
+    statuses: list[StatusSnapshot] = []
+    return Harness(clock, source, view, sender, Run(parts, clock, 1.0, run_for, statuses.append), statuses)
+
+
 @pytest.fixture
 def harness() -> Iterator[Callable[..., Harness]]:
     opened: list[Parts] = []
 
-    def make(script: Callable[[float], tuple[str, float | None]], stop_after: int | None = None,
-             away_after: float | None = 5.0, run_for: float | None = None) -> Harness:
-        clock = FakeClock(stop_after)
-        source = ScriptedSource(clock, script)
-        view = RecordingView()
-        sender = FakeSender()
-        database = paths.database_file()
-        paths.private_dir(database.parent)
-        store = LocalStore(Outbox(database), HistoryWriter(database, default_pulsetime(1.0), write_every=0),
-                           view.notice)
-        parts = Parts(source, classify, Recorder("laptop", 1.0, away_after), store, sender, view)
-        opened.append(parts)
-        statuses: list[StatusSnapshot] = []
-        return Harness(clock, source, view, sender, Run(parts, clock, 1.0, run_for, statuses.append), statuses)
+    def make(*args: Any, **kwargs: Any) -> Harness:
+        made = make_harness(*args, **kwargs)
+        opened.append(made.run.parts)
+        return made
 
     yield make
     for parts in opened:
@@ -279,3 +303,201 @@ def test_observers_see_every_committed_step_and_a_tick_per_loop_and_are_closed(h
     assert watcher.ticks == [(1, 1000.0), (2, 1001.0), (3, 1002.0)]
     run.run.parts.close()
     assert watcher.closed
+
+
+# -- a wall clock that is set while the run goes on ------------------------------------------------------
+
+
+def set_wall_clock(clock: FakeClock, settings: dict[int, float]) -> None:
+    """After the n-th wait the wall clock reads `settings[n]` seconds ahead of the real time."""
+    clock.on_wait = lambda clock: setattr(clock, "wall_ahead", settings.get(len(clock.waits), clock.wall_ahead))
+
+
+def assert_honest_time(records: list[Record], events: list, real_seconds: float) -> None:
+    """Timestamps increase, no duration is negative, no record overlaps the one before (each stands for the
+    time since the previous one), no time is invented, and the history holds the same time without overlaps."""
+    for before, record in pairwise(records):
+        assert record.time_ms > before.time_ms
+        assert record.time_ms - before.time_ms >= record.duration * 1000
+    assert all(record.duration >= 0 for record in records)
+    assert sum(record.duration for record in records) <= real_seconds + 1.0  # the first stands for one interval
+    for before, event in pairwise(events):
+        assert event.timestamp_ms >= before.end_ms
+    assert sum(event.duration for event in events) == pytest.approx(sum(record.duration for record in records))
+
+
+def test_a_clock_set_an_hour_ahead_and_corrected_is_followed_again_and_the_hour_ahead_moves_back(harness):
+    run = harness(lambda t: ("code" if t < 4 else "slack", None), stop_after=10)
+    set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})  # an hour ahead for t = 3, 4, 5; NTP sets it right at t = 6
+    seen: list[list[int]] = []
+    run.clock.on_wait = lambda clock, on_wait=run.clock.on_wait: (on_wait(clock), seen.append(
+        seconds_of(run.sendable())))
+    run.run.run()
+    assert seen[5] == [0, 1, 2, 3603, 3604, 3605]  # while it was ahead, its time was all there was to go by
+    records = run.sendable()
+    assert seconds_of(records) == list(range(10))  # the hour ahead moved back; from t = 6 on, the wall clock
+    assert [record.duration for record in records] == [1.0] * 10
+    # Slack came to the front at t = 4, while the clock was ahead: the live view's "for ..." moved back too.
+    assert run.view.shown[-1].since == START + timedelta(seconds=4)
+    assert [notice for notice in run.view.notices if "clock" in notice] == [
+        "The system clock was set back by 1h 00m: what was recorded while it was ahead moves back with it, so times "
+        "follow the clock again (samples already sent keep the time they were sent with)."]
+    with History(paths.database_file()) as history:
+        events = history.events(*EVERYTHING)
+        assert history.summary(START, START + timedelta(hours=2)).active_seconds == 10.0
+    assert_honest_time(records, events, real_seconds=9.0)
+    assert [(event.timestamp_ms, event.end_ms) for event in events][-1][1] == START.timestamp() * 1000 + 10_000
+
+
+def test_a_clock_set_back_follows_the_wall_clock_and_moves_the_run_back_with_it(harness):
+    # Set an hour behind at t = 3 (wrongly, or it was ahead since before the run): nothing of this run may lie
+    # after "now", so the run moves back an hour; set right at t = 6, the wall clock is followed forward.
+    run = harness(lambda t: ("code", None), stop_after=9)
+    set_wall_clock(run.clock, {3: -3600.0, 6: 0.0})
+    run.run.run()
+    records = run.sendable()
+    assert seconds_of(records) == [-3600, -3599, -3598, -3597, -3596, -3595, 6, 7, 8]
+    with History(paths.database_file()) as history:
+        assert_honest_time(records, history.events(*EVERYTHING), real_seconds=8.0)
+
+
+def test_a_clock_set_back_never_moves_a_run_onto_the_records_of_an_earlier_one(harness):
+    earlier = harness(lambda t: ("code", None), stop_after=3)
+    earlier.run.run()
+    earlier.run.parts.close()
+    run = make_harness(lambda t: ("slack", None), stop_after=6)
+    try:
+        run.clock.now += 10  # ten seconds after the earlier run ended
+        run.source.start = earlier.source.start
+        # As open_parts does: this run starts after what is kept.
+        set_wall_clock(run.clock, {2: -3600.0})
+        run.run.parts.recorder.not_before_ms = run.run.parts.store.history.last_end_ms()
+        run.run.run()
+    finally:
+        run.run.parts.close()
+    records = run.sendable()
+    # The later run (t = 10, 11, then set back at t = 12) moves back only as far as right after the earlier
+    # run's last second, and carries on from there while the wall clock reads earlier still.
+    assert seconds_of(records) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert [record.app for record in records] == ["code"] * 3 + ["slack"] * 6
+    with History(paths.database_file()) as history:
+        assert_honest_time(records, history.events(*EVERYTHING), real_seconds=2.0 + 5.0 + 1.0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_of_the_clock=st.lists(
+    st.tuples(st.integers(1, 12), st.one_of(st.integers(-7200, -3), st.integers(3, 7200))), max_size=5))
+def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_once_it_is_right(
+        settings_of_the_clock: list[tuple[int, int]], tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path_factory.mktemp("home")))
+    wall_ahead = {wait: float(ahead) for wait, ahead in settings_of_the_clock}
+    wall_ahead[13] = 0.0  # set right at last
+    run = make_harness(lambda t: ("code" if t % 7 < 4 else "slack", None), stop_after=16)
+    try:
+        set_wall_clock(run.clock, wall_ahead)
+        run.run.run()
+        records = run.sendable()
+        with History(paths.database_file()) as history:
+            assert_honest_time(records, history.events(*EVERYTHING), real_seconds=15.0)
+    finally:
+        run.run.parts.close()
+    assert seconds_of(records)[-3:] == [13, 14, 15]  # the wall clock is right again: its time is the records'
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(late_reads=st.dictionaries(st.integers(2, 13), st.sampled_from([0.5, 1.5, 3.0, 10.0]), min_size=1,
+                                  max_size=3))
+def test_reads_that_come_late_move_nothing(
+        late_reads: dict[int, float], tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process stalls between the loop's reading of the monotonic clock and the source's of the wall clock
+    # (a busy machine): that looks like a clock set forward and back by the stall, but no clock was set.
+    # (Such a record stands for the time since the previous tick began, so it may overlap the next by the
+    # stall, as it always did.)
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path_factory.mktemp("home")))
+    run = make_harness(lambda t: ("code", None), stop_after=16)
+    try:
+        run.clock.late_reads = late_reads
+        run.run.run()
+        records = run.sendable()
+    finally:
+        run.run.parts.close()
+    assert not any("clock" in notice for notice in run.view.notices)
+    reads = [START + timedelta(seconds=t) for t in read_times(run.clock.waits, late_reads)]
+    assert [record.time for record in records] == reads  # each stamped when it was read, none moved
+    assert sum(record.duration for record in records) <= run.clock.now - run.source.start + 1.0
+
+
+def read_times(waits: list[float], late_reads: dict[int, float]) -> list[float]:
+    """Seconds since the start at which each sample was read, from the loop's waits and the stalls."""
+    times, now = [], 0.0
+    for read, wait in enumerate([0.0, *waits[:-1]], start=1):
+        now += wait + late_reads.get(read, 0.0)
+        times.append(now)
+    return times
+
+
+# -- a full disk for longer than memory holds ---------------------------------------------------------------
+
+
+@pytest.fixture
+def data_on_a_small_disk(tracker_home: Path) -> Iterator[Path]:
+    """The data directory on a tmpfs of its own (as root), so that it can really be filled."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs as the data directory")
+    data = paths.data_dir()
+    data.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(data)], check=True)
+    yield data
+    subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_full_disk_longer_than_memory_holds_loses_the_oldest_counted_said_once_and_shown(data_on_a_small_disk):
+    run = make_harness(lambda t: ("code", None), stop_after=1000, unsaved_limit=5)
+    store = run.run.parts.store
+    phase = {"filler": None, "failing_at": None}
+
+    def disk(clock: FakeClock) -> None:
+        waits = len(clock.waits)
+        if waits == 3:
+            phase["filler"] = fill(data_on_a_small_disk)
+        elif phase["failing_at"] is None and store.failing is not None:
+            phase["failing_at"] = waits - 1  # the tick before this wait was the first not written
+        elif phase["failing_at"] is not None and waits == phase["failing_at"] + 10 and phase["filler"] is not None:
+            phase["filler"].unlink()  # ten samples taken while full: five kept in memory, five lost
+            phase["filler"] = None
+        elif phase["failing_at"] is not None and waits == phase["failing_at"] + 13:
+            clock.stop_after = waits
+        assert waits < 900, "the disk never filled up"
+
+    try:
+        run.clock.on_wait = disk
+        run.run.run()
+    finally:
+        run.run.parts.close()
+    failing_at = phase["failing_at"]
+    assert failing_at is not None
+    assert [notice for notice in run.view.notices if "lost" in notice and "Cannot" not in notice] == [
+        "The local database still cannot be written and 5 samples wait in memory, all it holds: from now on the "
+        "oldest are lost (counted in `tracker outbox` and `tracker status`); free space on the disk to keep "
+        "recording.",
+        "The local database can be written again; recording goes on; 5 samples (5s) were lost while it could not "
+        "be written."]
+    assert not any("nothing was lost" in notice for notice in run.view.notices)
+    # The five oldest of those taken while the disk was full are missing, and nothing else.
+    taken = run.run.samples_taken
+    assert seconds_of(run.sendable()) == [t for t in range(taken) if not failing_at <= t < failing_at + 5]
+    status = run.statuses[-1]
+    assert (status.lost, status.lost_seconds) == (5, 5.0)
+    write_status(status)
+    shown = CliRunner().invoke(cli, ["status", "--json"])
+    assert json.loads(shown.output)["status"]["lost"] == 5
+    assert "5 samples (5s) this run, while the local database could not be written" in status_text(
+        RunnerState(data_on_a_small_disk, status.pid, status, None))
+    assert status_text(RunnerState(data_on_a_small_disk, None, status, None)).endswith(
+        "samples). It lost 5 samples (5s) while the local database could not be written.")
+    shown = CliRunner().invoke(cli, ["outbox"])
+    assert ("Lost:          5 samples (5s) while the local database could not be written (the disk was full or "
+            "read-only)") in shown.output
+    assert json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)["lost"] == 5

@@ -288,25 +288,36 @@ def sync(**setting_values: object) -> None:
               help="How many days back the synthetic history goes.")
 @click.option("--step", default="1s", show_default=True, metavar="DURATION",
               help="Time between points (1s like `tracker run`; 10s writes a tenth as many).")
-@click.option("--remove", is_flag=True, help="Delete the demo points (host=demo) again instead.")
+@click.option("--remove", is_flag=True, help="Delete the demo points (host=demo, demo=true) again instead.")
 @influx_options
 def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
-    """Write a synthetic week (host=demo) to InfluxDB, to see the dashboard at once."""
+    """Write a synthetic week (host=demo, demo=true) to InfluxDB, to see the dashboard at once."""
     from tracker import demo as demo_module
     from tracker.sinks import SendError, display_url
 
-    settings = load_or_exit(setting_overrides(setting_values)).settings.influx
+    loaded = load_or_exit(setting_overrides(setting_values)).settings
+    settings = loaded.influx
     where = display_url(settings.url)
     try:
         if remove:
-            if demo_module.remove_week(settings):
-                click.echo(f"Removed the demo points (host={demo_module.DEMO_HOST}) from {where}.")
-                return
-            click.echo(f"tracker removes demo points on InfluxDB 1.x only. {demo_module.remove_instructions(settings)}")
-            raise click.exceptions.Exit(1)
+            kept = demo_module.remove_week(settings)
+            if kept is None:
+                click.echo("tracker removes demo points on InfluxDB 1.x only. "
+                           f"{demo_module.remove_instructions(settings)}")
+                raise click.exceptions.Exit(1)
+            click.echo(f"Removed the demo points (host={demo_module.DEMO_HOST}, demo=true) from {where}.")
+            if kept:
+                click.echo(f"Kept {kept:,} series of host={demo_module.DEMO_HOST} without the demo=true tag: they "
+                           "are a real machine's (or demo points written before tracker tagged them), which only "
+                           f"you can tell; if they are demo points, run {demo_module.drop_untagged_query()} in the "
+                           "influx shell.")
+            return
         seconds = _duration_option(step, "--step")
         with _progress_bar(f"Writing {days} days of demo activity") as progress:
-            written = demo_module.write_week(settings, days, step=seconds or 1.0, progress=progress)
+            written = demo_module.write_week(settings, days, step=seconds or 1.0, progress=progress,
+                                             own_host=loaded.host)
+    except demo_module.DemoRefused as error:
+        raise Failure(str(error), 1) from None
     except SendError as error:
         raise Failure(f"{error}.", 1) from None
     click.echo(f"Wrote {written:,} demo points (host={demo_module.DEMO_HOST}) to {where}, bucket "

@@ -2,12 +2,14 @@
 
 One catalogue of apps, sites and titles feeds two things: `week_records`, a synthetic history that
 `tracker demo` writes to InfluxDB, and the live demo source (`tracker run --source demo`).
-Demo points carry the host `DEMO_HOST`, so `drop_demo_query()` removes them again.
+Demo points carry the host `DEMO_HOST` and a tag only they carry (`DEMO_TAGS`), so `drop_demo_query()`
+removes them again and nothing else: a real machine may be called `demo` too.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from tracker.config import InfluxSettings
 
 DEMO_HOST = "demo"
+# The tag that makes a point a demo point: `tracker run` never writes it.
+DEMO_TAGS = {"demo": "true"}
 
 # RescueTime's scale, +2 very productive ... -2 very distracting, as the bundled categories.yaml scores
 # the categories the demo uses (a test holds every catalogue entry to those rules). Away always scores 0.
@@ -283,10 +287,34 @@ def _record(time_ms: int, duration: float, host: str, stretch: _Stretch) -> Reco
     )
 
 
-def drop_demo_query(host: str = DEMO_HOST) -> str:
-    """The InfluxQL that deletes every demo point again."""
-    quoted = host.replace("\\", "\\\\").replace("'", "\\'")
-    return f"DROP SERIES FROM \"{MEASUREMENT}\" WHERE \"host\" = '{quoted}'"
+def demo_line(record: Record) -> str:
+    """A demo point as line protocol: the record's tags and the demo tag."""
+    return to_line(record, DEMO_TAGS)
+
+
+def drop_demo_query() -> str:
+    """The InfluxQL that deletes every demo point again, and no point of a real machine called demo."""
+    (tag, value), = DEMO_TAGS.items()
+    return f"DROP SERIES FROM \"{MEASUREMENT}\" WHERE \"host\" = '{DEMO_HOST}' AND \"{tag}\" = '{value}'"
+
+
+def drop_untagged_query() -> str:
+    """The InfluxQL that deletes every point of the demo host, demo points or not: for the user to decide."""
+    return f"DROP SERIES FROM \"{MEASUREMENT}\" WHERE \"host\" = '{DEMO_HOST}'"
+
+
+def _series_query() -> str:
+    return f"SHOW SERIES FROM \"{MEASUREMENT}\" WHERE \"host\" = '{DEMO_HOST}'"
+
+
+def is_demo_series(key: str) -> bool:
+    """Whether a series key (as SHOW SERIES gives it) carries the demo tag."""
+    tags = set(re.split(r"(?<!\\),", key)[1:])
+    return all(f"{tag}={value}" in tags for tag, value in DEMO_TAGS.items())
+
+
+class DemoRefused(Exception):
+    """Writing or removing demo points would mix them with a real machine's: `str()` says why, in one sentence."""
 
 
 # -- tracker demo: the week written to InfluxDB, and removed again -----------------------------------
@@ -300,17 +328,26 @@ def estimated_points(days: int, step: float) -> int:
 
 
 def write_week(settings: InfluxSettings, days: int, step: float = 1.0, batch_size: int = 5000,
-               progress: Progress | None = None) -> int:
+               progress: Progress | None = None, own_host: str | None = None) -> int:
     """Write the demo history of the last `days` days to InfluxDB; return the number of points.
 
+    DemoRefused when this machine (`own_host`) or points on the server already use the demo host name;
     SendError (from tracker.sinks) says in one sentence what went wrong."""
+    if own_host == DEMO_HOST:
+        raise DemoRefused(f"Refusing to write demo points: this machine's own host tag is {DEMO_HOST}, so the "
+                          "dashboard would show them as its time; set `host:` in config.yaml to another name first.")
+    database = _v1_database(settings)
+    if database is not None and _real_series(settings, database):
+        raise DemoRefused(f"Refusing to write demo points: {database} already holds points of a machine called "
+                          f"{DEMO_HOST} that are not demo points, and the dashboard would show both as one; write "
+                          "the demo to another database with --influx-bucket.")
     sink = open_sink(settings)
     total = estimated_points(days, step)
     written = 0
     batch: list[str] = []
     try:
         for record in week_records(days, step=step):
-            batch.append(to_line(record))
+            batch.append(demo_line(record))
             if len(batch) >= batch_size:
                 sink.write(batch)
                 written += len(batch)
@@ -330,22 +367,46 @@ def write_week(settings: InfluxSettings, days: int, step: float = 1.0, batch_siz
 def remove_instructions(settings: InfluxSettings) -> str:
     """How to delete the demo points with InfluxDB's own tools, for servers tracker does not delete on."""
     bucket = settings.bucket
+    (tag, value), = DEMO_TAGS.items()
     return (f"On InfluxDB 2.x: influx delete --bucket {bucket} --start 1970-01-01T00:00:00Z "
-            f"--stop 2100-01-01T00:00:00Z --predicate 'host=\"{DEMO_HOST}\"'. "
+            f"--stop 2100-01-01T00:00:00Z --predicate 'host=\"{DEMO_HOST}\" AND {tag}=\"{value}\"'. "
             f"On InfluxDB 3.x the demo host cannot be deleted alone: write the demo to a database of its own "
             f"(--influx-bucket) and drop that database.")
 
 
-def remove_week(settings: InfluxSettings) -> bool:
-    """Delete every demo point: True when done (InfluxDB 1.x), False when the server is not 1.x."""
+def remove_week(settings: InfluxSettings) -> int | None:
+    """Delete every demo point (those with the demo tag): None when the server is not InfluxDB 1.x, else how
+    many series of the demo host it kept because they lack the tag (a real machine called demo, or demo points
+    written before the tag existed)."""
+    require_configured(settings)
+    database = _v1_database(settings)
+    if database is None:
+        return None
     # Here, not at the top: the demo source of `tracker run` shares this module, and must not load urllib3.
-    from tracker.sinks.influx_v1 import execute, speaks_v1
+    from tracker.sinks.influx_v1 import execute
+
+    execute(settings, database, drop_demo_query())
+    return len(_real_series(settings, database))
+
+
+def _v1_database(settings: InfluxSettings) -> str | None:
+    """The database demo points go to, when the server is InfluxDB 1.x (None otherwise)."""
+    from tracker.sinks.influx_v1 import speaks_v1
 
     require_configured(settings)
     if settings.api == "v2" or (settings.api == "auto" and not speaks_v1(settings)):
-        return False
+        return None
     database = settings.bucket.partition("/")[0]
     if not database:
         raise ConfigurationError("influx.bucket is empty: name the database the demo was written to.")
-    execute(settings, database, drop_demo_query())
-    return True
+    return database
+
+
+def _real_series(settings: InfluxSettings, database: str) -> list[str]:
+    """The series of the demo host without the demo tag: not tracker's demo points."""
+    from tracker.sinks.influx_v1 import execute
+
+    results = execute(settings, database, _series_query())
+    keys = [str(row[0]) for result in results for series in result.get("series") or ()
+            for row in series.get("values") or ()]
+    return [key for key in keys if not is_demo_series(key)]

@@ -11,7 +11,7 @@ import math
 import sqlite3
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple, dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -21,6 +21,7 @@ from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
+from tracker.recorder import Restamp
 from tracker.store import open_database, transaction, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 
@@ -397,6 +398,23 @@ class HistoryWriter:
             covered = heartbeat.duration
         self._count_today(heartbeat.timestamp_ms, heartbeat.data, covered)
         self._prune_if_due()
+
+    def restamp(self, restamps: Sequence[Restamp]) -> None:
+        """Move the events that start in each range by its shift (the clock was set back); the rollups are
+        rebuilt, as the time moves between quarter hours and days."""
+        self.flush()
+        with self._writing(), transaction(self._db):
+            for restamp in restamps:  # oldest range first: a moved event lands below every later range
+                self._db.execute("UPDATE events SET timestamp = timestamp + ? WHERE timestamp BETWEEN ? AND ?",
+                                 (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
+            self._rebuild_rollups()
+        self._last = self._load_last()
+        self._written_duration = self._last.duration if self._last is not None else 0.0
+        self._today = None
+
+    def last_end_ms(self) -> int | None:
+        """Where the last event ends: a new run's records start after it."""
+        return math.ceil(self._last.end_ms) if self._last is not None else None
 
     def _writing(self) -> AbstractContextManager[None]:
         """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""

@@ -7,6 +7,7 @@ exactly what InfluxDB will return: the documented replacements happen once, befo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from tracker.model import Record
 
@@ -53,8 +54,9 @@ def format_float(value: float) -> str:
     return text if text not in ("nan", "inf", "-inf") else "0.0"
 
 
-def to_line(record: Record) -> str:
-    """One point: measurement, sorted non-empty tags, fields, millisecond timestamp."""
+def to_line(record: Record, extra_tags: Mapping[str, str] | None = None) -> str:
+    """One point: measurement, sorted non-empty tags (the record's, and `extra_tags`), fields, millisecond
+    timestamp."""
     tags = {
         "activity": record.activity,
         "app": record.app,
@@ -62,7 +64,8 @@ def to_line(record: Record) -> str:
         "host": record.host,
         "state": record.state,
     }
-    tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in tags.items() if value)
+    items = sorted({**tags, **extra_tags}.items()) if extra_tags else tags.items()
+    tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in items if value)
     fields = [f"duration={format_float(record.duration)}", f"score={format_float(record.score)}"]
     if record.title:
         fields.append(f"title={quote_string(record.title)}")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record
+from tracker.recorder import Restamp
 from tracker.store import StoreUnavailable, open_database, transaction, unavailable_as
+from tracker.timespec import human_duration
 
 # Shown in `tracker outbox`; the rest are counted only.
 QUARANTINE_SHOWN = 100
@@ -73,6 +75,13 @@ _SCHEMA = (
         success_ms INTEGER
     )""",
     "INSERT OR IGNORE INTO outbox_sends VALUES (1, NULL, NULL, NULL)",
+    # Samples the runner lost because the file could not be written for longer than it could keep them in memory.
+    """CREATE TABLE IF NOT EXISTS outbox_lost (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        samples INTEGER NOT NULL,
+        seconds REAL NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO outbox_lost VALUES (1, 0, 0.0)",
     # The few rows not final yet, by time: settling them costs nothing however many rows wait.
     "CREATE INDEX IF NOT EXISTS outbox_provisional ON outbox (time_ms) WHERE final = 0",
     # Rows waiting to be sent, in order: the sender's query skips the provisional and quarantined ones.
@@ -130,6 +139,9 @@ class OutboxStats:
     # Points that are not samples (the tracker's vitals): counted apart, never shown as samples.
     waiting_other: int = 0
     quarantined_other: int = 0
+    # Samples lost, and the seconds they stood for, while the file could not be written for too long.
+    lost: int = 0
+    lost_seconds: float = 0.0
 
     @property
     def waiting_samples(self) -> int:
@@ -237,6 +249,20 @@ class Outbox:
         self._connection.execute("UPDATE outbox_counters SET dropped = dropped + ?", (excess,))
         return excess
 
+    def count_lost(self, count: int, seconds: float) -> None:
+        """Add to the samples lost before they could be written (kept for `tracker outbox`)."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.execute("UPDATE outbox_lost SET samples = samples + ?, seconds = seconds + ?",
+                                     (count, seconds))
+
+    def restamp(self, restamps: Sequence[Restamp]) -> None:
+        """Move the samples in each range by its shift (the clock was set back), in one transaction."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            for restamp in restamps:  # oldest range first: a moved row lands below every later range
+                self._connection.execute(
+                    f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
+                    " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
+
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.
         Returns how many rows were not final."""
@@ -343,6 +369,7 @@ class Outbox:
             quarantined = self._connection.execute(
                 f"SELECT {_COLUMNS}, quarantined, quarantined_ms FROM outbox WHERE quarantined IS NOT NULL"
                 f" AND {_SAMPLES_ONLY} ORDER BY id LIMIT ?", (QUARANTINE_SHOWN,)).fetchall()
+            lost, lost_seconds = self._connection.execute("SELECT samples, seconds FROM outbox_lost").fetchone()
             waiting_other, quarantined_other = self._connection.execute(
                 "SELECT COUNT(*) FILTER (WHERE quarantined IS NULL), COUNT(*) FILTER (WHERE quarantined IS NOT NULL)"
                 " FROM outbox WHERE measurement != 'activity'").fetchone()
@@ -358,6 +385,8 @@ class Outbox:
                               for row in quarantined),
             waiting_other=waiting_other,
             quarantined_other=quarantined_other,
+            lost=lost,
+            lost_seconds=lost_seconds,
         )
 
     def close(self) -> None:
@@ -398,6 +427,11 @@ def retry_quarantined_rows(path: Path) -> tuple[int, int]:
 def samples(count: int) -> str:
     """"1 sample", "2 samples": for every message that counts them."""
     return f"{count} sample" + ("" if count == 1 else "s")
+
+
+def lost_text(count: int, seconds: float) -> str:
+    """"12 samples (12s)": what was lost, counted and as time."""
+    return f"{samples(count)} ({human_duration(seconds)})"
 
 
 def _record(row: Sequence) -> Record:

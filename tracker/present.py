@@ -36,7 +36,7 @@ RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, 
 
 def outbox_text(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox` as plain text."""
-    from tracker.outbox import samples
+    from tracker.outbox import lost_text, samples
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
@@ -54,6 +54,9 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     if stats.dropped:
         lines.append(f"Dropped:       {samples(stats.dropped)}: the outbox was full, so the oldest were dropped,"
                      " quarantined ones first")
+    if stats.lost:
+        lines.append(f"Lost:          {lost_text(stats.lost, stats.lost_seconds)} while the local database could"
+                     " not be written (the disk was full or read-only)")
     if stats.quarantined_count:
         lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
         for row in stats.quarantined:
@@ -96,6 +99,8 @@ def outbox_json(stats: OutboxStats, path: Path) -> str:
         "last_result": stats.last_result,
         "last_success": _iso(stats.last_success),
         "dropped": stats.dropped,
+        "lost": stats.lost,
+        "lost_seconds": stats.lost_seconds,
         "quarantined_count": stats.quarantined_count,
         "quarantined_vitals": stats.quarantined_other,
         "quarantined": [{"reason": row.reason, "quarantined_at": _iso(row.quarantined_at),
@@ -141,10 +146,18 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
     last = snapshot.stopped_at or snapshot.written_at
     how = "stopped" if snapshot.stopped_at else "was last seen"
     when = f" {human_ago(_seconds_since(last))}" if last else ""
-    return f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+    text = f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
+    if snapshot.lost:
+        from tracker.outbox import lost_text
+
+        lost = lost_text(snapshot.lost, snapshot.lost_seconds)
+        text += f" It lost {lost} while the local database could not be written."
+    return text
 
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
+    from tracker.outbox import lost_text
+
     lines = [f"tracker run is running for {directory} (pid {pid})"]
     rows: list[tuple[str, str]] = []
     if vitals is not None:
@@ -159,6 +172,8 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
                  ("waiting", f"{snapshot.waiting:,} samples to send"),
                  ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
                  ("last error", snapshot.last_error or "none"),
+                 *([("lost", f"{lost_text(snapshot.lost, snapshot.lost_seconds)} this run, while the local"
+                              " database could not be written")] if snapshot.lost else []),
                  ("source", snapshot.source or "?"),
                  ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
         if snapshot.vitals:

@@ -30,7 +30,7 @@ from tracker.localstore import LocalStore
 from tracker.model import STATE_ACTIVE, Record, Sample
 from tracker.outbox import Outbox
 from tracker.privacy import Privacy
-from tracker.recorder import Classified, Recorder, Step
+from tracker.recorder import Classified, Recorder, Step, restamped
 from tracker.sources import Source, open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
@@ -190,6 +190,9 @@ class Run:
     def _show(self, step: Step) -> None:
         record = step.record
         key = activity_key(record)
+        if step.restamps:  # the clock was set back: the current activity began earlier than it said
+            since_ms = restamped(int(self._current_since.timestamp() * 1000), step.restamps)
+            self._current_since = datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc)
         changed = key != self._current_key
         if changed:
             self._current_key, self._current_since = key, record.time
@@ -231,7 +234,8 @@ class Run:
             activity=record.activity if record else None, app=record.app if record else None,
             category=record.category if record else None, score=record.score if record else None,
             since=self._current_since if record else None,
-            waiting=self.parts.store.waiting_samples(),
+            waiting=self.parts.store.waiting_samples(), lost=self.parts.store.lost.samples,
+            lost_seconds=self.parts.store.lost.seconds,
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
             stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
@@ -272,7 +276,8 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
                             retention_days=settings.history_retention_days)
     store = LocalStore(outbox, history, notify)
     store.recover()
-    recorder = Recorder(settings.host, settings.interval, settings.away_after)
+    # A clock set back never moves this run's records onto those of an earlier run.
+    recorder = Recorder(settings.host, settings.interval, settings.away_after, store.history.last_end_ms())
     sender = _start_sender(settings, notify, metrics)
     observers: list[Observer] = [metrics] if metrics is not None else []
     # Vitals points are for the server: none when recording locally only (status.json has the figures).

@@ -133,6 +133,9 @@ class StatusSnapshot:
     score: float | None = None
     since: datetime | None = None  # when the current activity started
     waiting: int = 0  # samples in the outbox not yet sent
+    # Samples this run lost, and the seconds they stood for, because the local database could not be written.
+    lost: int = 0
+    lost_seconds: float = 0.0
     last_send: datetime | None = None
     last_error: str | None = None
     source: str | None = None  # e.g. "x11", "macos", "demo"

@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tracker.config import InfluxSettings
@@ -73,8 +74,8 @@ def speaks_v1(settings: InfluxSettings) -> bool:
     return (server_version(settings) or "").lstrip("v").startswith("1.")
 
 
-def execute(settings: InfluxSettings, database: str, statement: str) -> None:
-    """Run one InfluxQL statement that changes data (POST /query); SendError when the server refuses it."""
+def execute(settings: InfluxSettings, database: str, statement: str) -> list[dict[str, Any]]:
+    """Run one InfluxQL statement (POST /query): its results; SendError when the server refuses it."""
     response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
     if response.status != 200:
@@ -88,6 +89,7 @@ def execute(settings: InfluxSettings, database: str, statement: str) -> None:
                   None)
     if failed:
         raise error_for_status(settings, 400, server_reason(str(failed), "refused"))
+    return [result for result in results if isinstance(result, dict)]
 
 
 class InfluxV1Sink:
