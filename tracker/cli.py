@@ -418,6 +418,22 @@ def service_status(as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_NOT_RUNNING)
 
 
+# -- tracker doctor --------------------------------------------------------------------------------
+
+@cli.command(short_help='Check everything recording needs, and say how to fix what is not right.')
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def doctor(as_json: bool) -> None:
+    """Check the desktop, idle time, settings, categories, InfluxDB, the outbox, the run and the service
+    (exit 1 when something blocks recording)."""
+    from tracker import present
+    from tracker.doctor import blocks_recording, run_checks
+
+    checks = run_checks()
+    click.echo(present.doctor_json(checks) if as_json else present.doctor_text(checks))
+    if blocks_recording(checks):
+        raise click.exceptions.Exit(1)
+
+
 # -- tracker config --------------------------------------------------------------------------------
 
 @cli.group(short_help='Show or create the settings file.')

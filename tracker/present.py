@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from tracker.doctor import Check
     from tracker.history import Total
     from tracker.outbox import OutboxStats
     from tracker.report import Report
@@ -406,3 +407,31 @@ def service_status_json(state: ServiceState) -> str:
     return json.dumps({"manager": state.manager, "file": str(state.file), "installed": state.installed,
                        "running": state.running, "pid": state.pid, "detail": state.detail,
                        "log_file": str(state.log_file)}, indent=2)
+
+
+# --- tracker doctor ------------------------------------------------------------------------------------
+
+
+def doctor_text(checks: list[Check]) -> str:
+    """One line per check (outcome, name, what was found), the fix below each that is not ok, and a verdict."""
+    width = max(len(check.name) for check in checks)
+    lines: list[str] = []
+    for check in checks:
+        lines.append(f"{check.outcome:<8} {check.name:<{width}}  {check.detail}")
+        if check.outcome != "ok" and check.fix:
+            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
+    problems = sum(check.outcome == "problem" for check in checks)
+    warnings = sum(check.outcome == "warning" for check in checks)
+    if problems:
+        verdict = f"{problems} problem{'s' if problems > 1 else ''} {'block' if problems > 1 else 'blocks'} recording"
+    else:
+        verdict = "Nothing blocks recording"
+    lines.append(f"{verdict}; {warnings} warning{'' if warnings == 1 else 's'}.")
+    return "\n".join(lines)
+
+
+def doctor_json(checks: list[Check]) -> str:
+    from tracker.doctor import blocks_recording
+
+    return json.dumps({"blocks_recording": blocks_recording(checks), "checks": [asdict(check) for check in checks]},
+                      indent=2, ensure_ascii=False)
