@@ -201,3 +201,64 @@ def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
     assert checks["outbox"]["detail"].startswith("2 samples waiting, the oldest from 2023-11-1")
     assert "1 refused by the server" in checks["outbox"]["detail"]
     assert checks["outbox"]["fix"] == "`tracker outbox` shows what was refused and why."
+
+
+# -- macOS, through the fake appscript (not run on a Mac) -------------------------------------------------
+
+@pytest.fixture
+def mac(monkeypatch: pytest.MonkeyPatch):
+    from fake_appscript import Mac, module
+
+    from tracker.sources import macos
+
+    scripted = Mac()
+    monkeypatch.setitem(sys.modules, "appscript", module(scripted))
+    monkeypatch.setattr(macos, "hid_idle_seconds", lambda: 7.0)
+    monkeypatch.setattr(macos, "screen_locked", lambda: False)
+    return scripted
+
+
+def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
+    return [(check.name, check.outcome) for check in checks]
+
+
+def test_macos_with_every_permission(mac):
+    from tracker.doctor import check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.window_titles["TextEdit"] = ["notes.txt"]
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("idle time", "ok")]
+    assert checks[0].detail == "macos: the foreground app is TextEdit"
+    assert checks[1].detail == "7 s since the last keyboard or mouse input"
+
+
+def test_macos_without_automation_of_system_events_blocks_recording(mac):
+    from tracker.doctor import blocks_recording, check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.automation_refused.add("System Events")
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "problem"), ("permission", "problem"), ("idle time", "warning")]
+    assert checks[1].detail == "tracker is not allowed to control System Events, so no app can be recorded"
+    assert checks[1].fix.startswith("Allow your terminal (or whatever runs tracker) to control System Events in "
+                                    "System Settings → Privacy & Security → Automation")
+    assert blocks_recording(checks)
+
+
+def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
+    from tracker.doctor import blocks_recording, check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.accessibility = False
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
+    assert "Accessibility" in checks[1].fix
+    mac.accessibility = True
+    mac.frontmost = "Google Chrome"
+    mac.automation_refused.add("Google Chrome")
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
+    assert checks[1].detail == "tracker is not allowed to control Google Chrome, so Google Chrome tab addresses " \
+                               "are not recorded"
+    assert not blocks_recording(checks)

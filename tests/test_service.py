@@ -325,3 +325,58 @@ def test_launchd_refuses_settings_launchd_does_not_have(managers: Managers):
     assert service.settings_only_in_shell(service.LAUNCHD, environ) == ["TRACKER_INFLUX_TOKEN"]
     managers.answer("getenv TRACKER_INFLUX_TOKEN", 0, "t0ken\n")
     assert service.settings_only_in_shell(service.LAUNCHD, environ) == []
+
+
+# -- what the unit runs, run as systemd would run it ----------------------------------------------------
+
+def _unit_command(unit: str) -> tuple[list[str], dict[str, str]]:
+    """ExecStart and Environment= of a unit, as systemd reads them (our unit's quoting is shell-like)."""
+    import shlex
+
+    command: list[str] = []
+    environment: dict[str, str] = {}
+    for line in unit.splitlines():
+        key, _, value = line.partition("=")
+        if key == "ExecStart":
+            command = shlex.split(value)
+        elif key == "Environment":
+            name, _, setting = shlex.split(value)[0].partition("=")
+            environment[name] = setting
+    return command, environment
+
+
+@pytest.mark.slow
+def test_the_installed_service_records_to_influxdb_and_stops_cleanly(home: Path, managers: Managers,
+                                                                      tracker_home: Path, desktop, influxdb1,
+                                                                      influx_database: str):
+    import signal
+
+    from servers import wait_until
+
+    (tracker_home / "config").mkdir(parents=True)
+    (tracker_home / "config" / "config.yaml").write_text(
+        f"influx:\n  url: {influxdb1.url}\n  bucket: {influx_database}\nhost: service-test\n")
+    assert tracker("service", "install")[0] == 0
+    command, environment = _unit_command(unit_path(home).read_text())
+    assert environment == {"TRACKER_HOME": str(tracker_home)}
+    desktop.activate(desktop.open_window("ServiceApp", "started at login"))
+    # The user manager's environment: the session's DISPLAY (imported), the unit's variables, no TRACKER_*.
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "DISPLAY": desktop.display, **environment}
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=home)
+    log = tracker_home / "data" / "tracker.log"
+    try:
+        wait_until(lambda: "ServiceApp" in log.read_text(), 60, "the activity line in the service's log")
+
+        def sent() -> list[dict[str, object]]:
+            desktop.touch()  # samples wait while nobody touches anything: they may turn out to be time away
+            return influxdb1.rows("SELECT * FROM activity WHERE host = 'service-test'", influx_database)
+
+        wait_until(sent, 60, "points in InfluxDB")
+    finally:
+        process.send_signal(signal.SIGTERM)  # what `systemctl --user stop` sends
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, log.read_text()
+    assert stdout == stderr == b""  # everything went to the log
+    rows = influxdb1.rows("SELECT * FROM activity WHERE host = 'service-test'", influx_database)
+    assert any(row["app"] == "ServiceApp" for row in rows)

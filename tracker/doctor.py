@@ -75,6 +75,11 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
         source.close()
     where = source.name + (f" on {display}" if (display := getattr(source, "display_name", None)) else "")
     checks = [_permission_check(notice) for notice in dict.fromkeys(notices)]
+    if sample is None and blocks_recording(checks):
+        checks.insert(0, Check("desktop", PROBLEM, f"{where} cannot read the foreground app",
+                               "Grant the permission below."))
+        return [*checks, Check("idle time", WARNING, "not checked: the foreground app cannot be read",
+                               "Grant the permission above.")]
     if sample is None:
         checks.insert(0, Check("desktop", WARNING, f"{where} answers, but shows no foreground window now",
                                "Bring a window to the front and run `tracker doctor` again."))

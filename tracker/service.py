@@ -29,8 +29,10 @@ SYSTEMD: Manager = "systemd"
 LAUNCHD: Manager = "launchd"
 # Seconds before a service that failed is started again: long enough that a broken setting costs little.
 RESTART_AFTER = 10
-# `tracker run` exits 2 when it cannot start at all (a bad setting, no desktop): starting it again won't help.
-EXIT_CANNOT_START = 2
+# systemd gives up after this many starts within this many seconds: long enough for a desktop that hands over
+# DISPLAY late at login, short enough that a wrong setting does not start Python every 10 s all day.
+START_LIMIT_BURST = 10
+START_LIMIT_SECONDS = 600
 # What a service on an X11 desktop needs from the graphical session, and never a secret.
 DESKTOP_VARIABLES = ("DISPLAY", "XAUTHORITY")
 # Where the files live when TRACKER_HOME is not set: passed on when the installing shell sets them.
@@ -120,6 +122,9 @@ Description=tracker: records the foreground app and sends it to InfluxDB
 # The desktop's DISPLAY reaches the user manager with the graphical session.
 PartOf=graphical-session.target
 After=graphical-session.target
+# Restarted after a failure, but not forever: a setting that stays wrong shows as failed within minutes.
+StartLimitIntervalSec={START_LIMIT_SECONDS}
+StartLimitBurst={START_LIMIT_BURST}
 
 [Service]
 Type=simple
@@ -127,8 +132,6 @@ ExecStart={" ".join(_systemd_quote(argument) for argument in spec.arguments)}
 WorkingDirectory={_systemd_quote(str(spec.working_directory))}
 {environment}Restart=on-failure
 RestartSec={RESTART_AFTER}
-# Exit {EXIT_CANNOT_START}: a setting is wrong or there is no desktop; the log says which.
-RestartPreventExitStatus={EXIT_CANNOT_START}
 # Everything it prints goes to its own log file, which it keeps small.
 StandardOutput=null
 StandardError=journal
