@@ -380,3 +380,12 @@ def test_the_installed_service_records_to_influxdb_and_stops_cleanly(home: Path,
     assert stdout == stderr == b""  # everything went to the log
     rows = influxdb1.rows("SELECT * FROM activity WHERE host = 'service-test'", influx_database)
     assert any(row["app"] == "ServiceApp" for row in rows)
+
+
+def test_without_tracker_home_the_directories_the_shell_names_are_passed_on(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("TRACKER_HOME")
+    spec = service.current_spec({"XDG_CONFIG_HOME": "/home/me/conf", "XDG_DATA_HOME": "/home/me/data",
+                                 "TRACKER_INFLUX_TOKEN": "secret", "PATH": "/usr/bin"})
+    assert spec.environment == {"XDG_CONFIG_HOME": "/home/me/conf", "XDG_DATA_HOME": "/home/me/data"}
+    spec = service.current_spec({"TRACKER_HOME": "/srv/t", "XDG_CONFIG_HOME": "/home/me/conf"})
+    assert spec.environment == {"TRACKER_HOME": "/srv/t"}  # TRACKER_HOME holds both: nothing else is needed

@@ -420,7 +420,7 @@ def service_status(as_json: bool) -> None:
 
 # -- tracker doctor --------------------------------------------------------------------------------
 
-@cli.command(short_help='Check everything recording needs, and say how to fix what is not right.')
+@cli.command(short_help='Check everything recording needs; say how to fix it.')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def doctor(as_json: bool) -> None:
     """Check the desktop, idle time, settings, categories, InfluxDB, the outbox, the run and the service
