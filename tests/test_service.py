@@ -283,13 +283,17 @@ def test_status_installed_and_running(home: Path, managers: Managers):
     assert json.loads(output)["running"] is True and json.loads(output)["pid"] == 4242
 
 
-def test_status_installed_but_not_running(home: Path, managers: Managers):
+def test_status_installed_but_not_running(home: Path, managers: Managers, tracker_home: Path):
     assert tracker("service", "install")[0] == 0
     managers.answer("show tracker.service", 0,
                     "ActiveState=failed\nSubState=failed\nMainPID=0\nUnitFileState=enabled\n")
+    log = tracker_home / "data" / "tracker.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 09:00:00  Writing +2\nError: No desktop found: DISPLAY is not set.\n\n")
     code, output = tracker("service", "status")
     assert code == 3
     assert "installed but not running (failed, failed, enabled)" in output
+    assert "  last line of the log: Error: No desktop found: DISPLAY is not set." in output
 
 
 # -- launchd (the same code, driven with the launchd plan) ------------------------------------------------

@@ -267,6 +267,8 @@ def check_service() -> Check:
         return Check("service", WARNING, "not installed: tracker does not start at login",
                      "`tracker service install` starts it at every login.")
     if not state.running:
-        return Check("service", WARNING, f"installed ({state.file}) but not running: {state.detail}",
-                     f"Its log says why: {state.log_file}.")
+        last = state.last_log_line
+        said = f"; the last line of its log: {last}" if last else ""
+        return Check("service", WARNING, f"installed ({state.file}) but not running: {state.detail}{said}",
+                     f"Fix what its log ({state.log_file}) says, then `tracker service install` again.")
     return Check("service", OK, f"running ({state.detail})")

@@ -400,13 +400,15 @@ def service_status_text(state: ServiceState) -> str:
         head = f"The tracker service is running ({state.detail}{pid})."
     else:
         head = f"The tracker service is installed but not running ({state.detail}); its log may say why."
-    return f"{head}\n  file: {state.file}\n  log:  {state.log_file}"
+    text = f"{head}\n  file: {state.file}\n  log:  {state.log_file}"
+    last = state.last_log_line
+    return text + (f"\n  last line of the log: {last}" if last and not state.running else "")
 
 
 def service_status_json(state: ServiceState) -> str:
     return json.dumps({"manager": state.manager, "file": str(state.file), "installed": state.installed,
                        "running": state.running, "pid": state.pid, "detail": state.detail,
-                       "log_file": str(state.log_file)}, indent=2)
+                       "log_file": str(state.log_file), "last_log_line": state.last_log_line}, indent=2)
 
 
 # --- tracker doctor ------------------------------------------------------------------------------------

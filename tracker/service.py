@@ -299,6 +299,22 @@ class ServiceState:
     detail: str  # what the service manager says, in a few words
     log_file: Path
 
+    @property
+    def last_log_line(self) -> str | None:
+        """The last line of the service's log: when it is not running, usually why."""
+        return last_line(self.log_file)
+
+
+def last_line(path: Path, tail: int = 4096) -> str | None:
+    """The last non-empty line of a file (read from its last `tail` bytes); None when there is none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - tail))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    return next((line.strip() for line in reversed(lines) if line.strip()), None)
+
 
 def read_state(manager: Manager, run: Run = run_command) -> ServiceState:
     """Whether the service is installed, and whether the service manager has it running."""
