@@ -174,6 +174,7 @@ def test_install_writes_the_unit_and_enables_it_now_and_twice_is_harmless(home: 
     assert "s3cret-token" not in unit and "8086" not in unit  # settings stay in config.yaml
     assert managers.calls() == [
         ["systemctl", "--user", "daemon-reload"],
+        ["systemctl", "--user", "reset-failed", "tracker.service"],
         ["systemctl", "--user", "import-environment", "DISPLAY"],
         ["systemctl", "--user", "enable", "--now", "tracker.service"],
     ]
@@ -203,6 +204,7 @@ def test_without_a_display_install_enables_for_the_next_login_and_says_so(home: 
     code, output = tracker("service", "install")
     assert code == 0, output
     assert managers.calls() == [["systemctl", "--user", "daemon-reload"],
+                                ["systemctl", "--user", "reset-failed", "tracker.service"],
                                 ["systemctl", "--user", "enable", "tracker.service"]]
     assert "DISPLAY is not set here, so it is not started now" in output
 
@@ -234,6 +236,13 @@ def test_install_refuses_settings_that_live_only_in_the_shell(home: Path, manage
     code, output = tracker("service", "install")
     assert code == 0, output
     assert "s3cret" not in unit_path(home).read_text()
+
+
+def test_a_unit_that_never_failed_installs_although_reset_failed_complains(home: Path, managers: Managers):
+    managers.answer("reset-failed", 1, "Unit tracker.service not loaded.")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert ["systemctl", "--user", "enable", "--now", "tracker.service"] in managers.calls()
 
 
 def test_a_failing_systemctl_is_one_sentence_and_exit_1(home: Path, managers: Managers):

@@ -192,7 +192,8 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
                     may_fail=frozenset({0}),
                     notes=[f"It starts at every login; its log is {spec.log_file}."])
     unit = systemd_unit(spec)
-    commands = [_systemctl("daemon-reload")]
+    # reset-failed: a unit that gave up (too many failed starts) starts again once the cause is fixed.
+    commands = [_systemctl("daemon-reload"), _systemctl("reset-failed", UNIT_NAME)]
     notes = [f"It starts with your graphical session (graphical-session.target); its log is {spec.log_file}."]
     if environ.get("DISPLAY"):
         present = [name for name in DESKTOP_VARIABLES if environ.get(name)]
@@ -208,7 +209,7 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
     notes.append("If your desktop does not start graphical-session.target (a bare window manager), add "
                  f"`systemctl --user import-environment DISPLAY XAUTHORITY; systemctl --user start {UNIT_NAME}` "
                  "to the commands your session runs at start.")
-    return Plan(manager, file, unit, commands, notes=notes)
+    return Plan(manager, file, unit, commands, may_fail=frozenset({1}), notes=notes)
 
 
 def plan_uninstall(manager: Manager) -> Plan:
