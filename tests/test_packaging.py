@@ -64,7 +64,8 @@ print("LOADED", sorted(name for name in sys.modules if name.startswith(("influxd
 """
 WITHOUT_INFLUXDB = [["--help"], ["config", "show"], ["categories", "list"], ["categories", "test", "code"],
                     ["categories", "validate"], ["report"], ["status"], ["outbox"],
-                    ["run", "--source", "demo", "--interval", "0.1", "--for", "0.5s", "--quiet"]]
+                    ["run", "--source", "demo", "--interval", "0.1", "--for", "0.5s", "--quiet"],
+                    ["service", "install", "--dry-run"]]
 
 
 @pytest.mark.parametrize("command", WITHOUT_INFLUXDB, ids=" ".join)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -125,9 +125,23 @@ def _duration_option(value: str | None, what: str) -> float | None:
 @click.option("--quiet", "-q", is_flag=True, help="No live view: one log line per change of activity.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Format of the log lines (when quiet or not on a terminal).")
+@click.option("--log-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write the log lines, and every error, to PATH instead, keeping at most PATH and PATH.1.")
+@click.option("--log-max-bytes", type=click.IntRange(min=1000), default=1_000_000, show_default=True,
+              help="With --log-file: start a new file (the old one becomes PATH.1) before this size.")
 @influx_options
-def run(run_for: str | None, source: str, quiet: bool, log_format: str, **setting_values: object) -> None:
+def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file: str | None,
+        log_max_bytes: int, **setting_values: object) -> None:
     """Record the foreground app every second and send it to InfluxDB."""
+    log_stream: TextIO | None = None
+    if log_file is not None:  # first: a settings error must reach the file too
+        from pathlib import Path
+        from typing import cast
+
+        from tracker.logfile import CappedLog
+
+        # A text stream like a file's, written through at once: what ActivityLog needs of a TextIO.
+        log_stream = cast("TextIO", CappedLog(Path(log_file), log_max_bytes, take_over_output=True))
     from tracker.metrics import MetricsUnavailable
     from tracker.runner import record_until_stopped
     from tracker.sources import SourceUnavailable
@@ -135,7 +149,7 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, **settin
 
     loaded = load_or_exit(setting_overrides(setting_values))
     seconds = _duration_option(run_for, "--for")
-    view = _run_view(quiet, log_format)
+    view = _run_view(quiet, log_format, log_stream)
     try:
         with view:
             record_until_stopped(loaded.settings, source, seconds, view)
@@ -147,11 +161,13 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, **settin
         raise Failure(str(error), 2) from None
 
 
-def _run_view(quiet: bool, log_format: str) -> View:
+def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) -> View:
     import sys
 
     from tracker.display import ActivityLog, LiveView
 
+    if log_stream is not None:
+        return ActivityLog(log_stream, log_format)
     if quiet or not sys.stdout.isatty():
         return ActivityLog(sys.stdout, log_format)
     from rich.console import Console
@@ -341,6 +357,99 @@ def _progress_bar(description: str):
             yield lambda done, total: progress.update(task, completed=done, total=total)
 
     return bar()
+
+
+# -- tracker service -------------------------------------------------------------------------------
+
+EXIT_SERVICE_NOT_INSTALLED = 4  # and 3 (status's "not running") when installed but not running
+
+
+@cli.group(short_help='Start `tracker run` at login, or stop doing so.')
+def service() -> None:
+    """Start `tracker run --quiet` at login (launchd on macOS, a systemd user unit on Linux)."""
+
+
+@service.command("install")
+@click.option("--dry-run", is_flag=True, help="Print the file it would write and the commands it would run.")
+def service_install(dry_run: bool) -> None:
+    """Start `tracker run` at every login, from this installation, and now when a desktop is there."""
+    from tracker import present
+    from tracker import service as services
+
+    loaded = load_or_exit()  # settings that do not load would fail at every login
+    manager = services.current_manager()
+    try:
+        spec = services.current_spec()
+        shell_only = services.settings_only_in_shell(manager)
+        if shell_only:
+            names = ", ".join(shell_only)
+            raise Failure(f"{names} {'is' if len(shell_only) == 1 else 'are'} set only in this shell, which a "
+                          "service started at login does not see: put the InfluxDB settings in config.yaml "
+                          "(`tracker config init`), unset the variables, and install again.", 2)
+        plan = services.plan_install(spec, manager)
+        if not loaded.settings.influx.configured:
+            restart = services.describe_command(services.restart_command(manager))
+            plan.notes.append("InfluxDB is not configured in config.yaml, so the service records locally only "
+                              f"until it is; then restart it (`{restart}`).")
+        if not dry_run:
+            services.carry_out(plan)
+    except services.ServiceError as error:
+        raise Failure(str(error), 1) from None
+    click.echo(present.service_plan_text(plan, done=not dry_run))
+
+
+@service.command("uninstall")
+def service_uninstall() -> None:
+    """Stop the service and remove it; the recorded data and the settings stay."""
+    from tracker import paths, present
+    from tracker import service as services
+
+    manager = services.current_manager()
+    plan = services.plan_uninstall(manager)
+    if not plan.file.exists():
+        click.echo(f"No tracker service is installed (no {plan.file}); nothing to do.")
+        return
+    try:
+        services.carry_out(plan)
+    except services.ServiceError as error:
+        raise Failure(str(error), 1) from None
+    click.echo(present.service_plan_text(plan, done=True))
+    click.echo(f"Your recorded data in {paths.data_dir()} and your settings are untouched.")
+
+
+@service.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def service_status(as_json: bool) -> None:
+    """Whether the service is installed and running (exit 3: installed, not running; 4: not installed)."""
+    from tracker import present
+    from tracker import service as services
+    from tracker.status import EXIT_NOT_RUNNING
+
+    try:
+        state = services.read_state(services.current_manager())
+    except services.ServiceError as error:
+        raise Failure(str(error), 1) from None
+    click.echo(present.service_status_json(state) if as_json else present.service_status_text(state))
+    if not state.installed:
+        raise click.exceptions.Exit(EXIT_SERVICE_NOT_INSTALLED)
+    if not state.running:
+        raise click.exceptions.Exit(EXIT_NOT_RUNNING)
+
+
+# -- tracker doctor --------------------------------------------------------------------------------
+
+@cli.command(short_help='Check everything recording needs; say how to fix it.')
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def doctor(as_json: bool) -> None:
+    """Check the desktop, idle time, settings, categories, InfluxDB, the outbox, the run and the service
+    (exit 1 when something blocks recording)."""
+    from tracker import present
+    from tracker.doctor import blocks_recording, run_checks
+
+    checks = run_checks()
+    click.echo(present.doctor_json(checks) if as_json else present.doctor_text(checks))
+    if blocks_recording(checks):
+        raise click.exceptions.Exit(1)
 
 
 # -- tracker config --------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from tracker.doctor import Check
     from tracker.history import Total
     from tracker.outbox import OutboxStats
     from tracker.report import Report
+    from tracker.service import Plan, ServiceState
     from tracker.status import RunnerState, StatusSnapshot, Vitals
 
 NO_HISTORY = "No history yet: start recording with `tracker run`, then ask again."
@@ -398,3 +400,70 @@ def render_uncategorized(activities: list[Total], since: datetime, until: dateti
     if hidden > 0:
         console.print(f"… and {hidden} more.", style="dim")
     console.print(f"Add rules for them with `tracker categories edit` (e.g. for {activities[0].name}).")
+
+
+# --- tracker service -----------------------------------------------------------------------------------
+
+
+def service_plan_text(plan: Plan, done: bool) -> str:
+    """What `tracker service install/uninstall` did (`done`) or, with --dry-run, would do."""
+    from tracker.service import describe_command
+
+    lines: list[str] = []
+    if plan.content is not None:
+        lines.append(f"Wrote {plan.file}." if done else f"Would write {plan.file}:\n")
+        if not done:
+            lines.append(plan.content.rstrip("\n") + "\n")
+    lines.append("Ran:" if done else "Would run:")
+    lines.extend(f"  {describe_command(command)}" for command in plan.commands)
+    if plan.content is None:
+        lines.append(f"Removed {plan.file}." if done else f"Would remove {plan.file}.")
+    lines.extend(plan.notes)
+    return "\n".join(lines)
+
+
+def service_status_text(state: ServiceState) -> str:
+    if not state.installed:
+        return f"No tracker service is installed (no {state.file}). `tracker service install` starts one at login."
+    if state.running:
+        pid = f", pid {state.pid}" if state.pid else ""
+        head = f"The tracker service is running ({state.detail}{pid})."
+    else:
+        head = f"The tracker service is installed but not running ({state.detail}); its log may say why."
+    text = f"{head}\n  file: {state.file}\n  log:  {state.log_file}"
+    last = state.last_log_line
+    return text + (f"\n  last line of the log: {last}" if last and not state.running else "")
+
+
+def service_status_json(state: ServiceState) -> str:
+    return json.dumps({"manager": state.manager, "file": str(state.file), "installed": state.installed,
+                       "running": state.running, "pid": state.pid, "detail": state.detail,
+                       "log_file": str(state.log_file), "last_log_line": state.last_log_line}, indent=2)
+
+
+# --- tracker doctor ------------------------------------------------------------------------------------
+
+
+def doctor_text(checks: list[Check]) -> str:
+    """One line per check (outcome, name, what was found), the fix below each that is not ok, and a verdict."""
+    width = max(len(check.name) for check in checks)
+    lines: list[str] = []
+    for check in checks:
+        lines.append(f"{check.outcome:<8} {check.name:<{width}}  {check.detail}")
+        if check.outcome != "ok" and check.fix:
+            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
+    problems = sum(check.outcome == "problem" for check in checks)
+    warnings = sum(check.outcome == "warning" for check in checks)
+    if problems:
+        verdict = f"{problems} problem{'s' if problems > 1 else ''} {'block' if problems > 1 else 'blocks'} recording"
+    else:
+        verdict = "Nothing blocks recording"
+    lines.append(f"{verdict}; {warnings} warning{'' if warnings == 1 else 's'}.")
+    return "\n".join(lines)
+
+
+def doctor_json(checks: list[Check]) -> str:
+    from tracker.doctor import blocks_recording
+
+    return json.dumps({"blocks_recording": blocks_recording(checks), "checks": [asdict(check) for check in checks]},
+                      indent=2, ensure_ascii=False)

@@ -1,0 +1,264 @@
+"""`tracker doctor` against the real thing: a real X desktop, a real InfluxDB 1.x, VictoriaMetrics for the v2
+API, a stopped InfluxDB, a server refusing the token, a database that does not exist, and no desktop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fault_server import FaultServer
+from servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
+
+from tracker.cli import cli
+from tracker.outbox import Outbox
+from tracker.paths import database_file
+
+
+@pytest.fixture(autouse=True)
+def no_service_of_the_developer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A throwaway HOME: the service check must not find the developer's own unit."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
+@pytest.fixture
+def on_desktop(desktop: Desktop, monkeypatch: pytest.MonkeyPatch) -> Desktop:
+    """The real desktop, with a window of the app DoctorApp in front."""
+    monkeypatch.setenv("DISPLAY", desktop.display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    desktop.activate(desktop.open_window("DoctorApp", "checked by the doctor"))
+    return desktop
+
+
+@pytest.fixture
+def no_desktop(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def configure(tracker_home: Path, text: str) -> None:
+    config = tracker_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.yaml").write_text(text)
+
+
+def doctor(*arguments: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["doctor", *arguments], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def checks_of(output: str) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in json.loads(output)["checks"]}
+
+
+def test_a_working_setup_on_influxdb_1(on_desktop: Desktop, influxdb1: InfluxDB1, influx_database: str,
+                                       tracker_home: Path):
+    configure(tracker_home, f"influx:\n  url: {influxdb1.url}\n  bucket: {influx_database}\nhost: doc-host\n")
+    code, output = doctor("--json")
+    assert code == 0, output
+    checks = checks_of(output)
+    assert json.loads(output)["blocks_recording"] is False
+    assert checks["desktop"]["outcome"] == "ok"
+    assert checks["desktop"]["detail"] == f"x11 on {on_desktop.display}: the foreground app is DoctorApp"
+    assert checks["idle time"]["outcome"] == "ok"
+    assert checks["settings"]["detail"].startswith(
+        f"influx.url, influx.bucket, host from config file {tracker_home / 'config' / 'config.yaml'}")
+    assert checks["categories"]["outcome"] == "ok" and "rules" in checks["categories"]["detail"]
+    assert checks["InfluxDB reachable"]["detail"].startswith(f"{influxdb1.url} answers: InfluxDB 1.")
+    assert checks["InfluxDB API"]["detail"].startswith("v1 (/write)")
+    assert checks["InfluxDB credentials"]["outcome"] == "ok"
+    assert checks["InfluxDB database"]["detail"] == f"database {influx_database} exists and takes points"
+    assert checks["InfluxDB test point"]["detail"] == "written to measurement tracker_doctor and deleted again"
+    measurements = influxdb1.query("SHOW MEASUREMENTS", influx_database)["results"][0].get("series", [])
+    assert not any(["tracker_doctor"] in series["values"] for series in measurements)
+    assert checks["outbox"]["outcome"] == "ok"
+    assert checks["tracker run"]["outcome"] == "warning"  # nothing runs here: worth a line, blocks nothing
+    assert checks["service"]["detail"] == "not installed: tracker does not start at login"
+    assert list(checks) == ["desktop", "idle time", "settings", "categories", "InfluxDB reachable", "InfluxDB API",
+                            "InfluxDB credentials", "InfluxDB database", "InfluxDB test point", "outbox",
+                            "tracker run", "service"]
+
+
+def test_a_working_setup_on_the_v2_api(on_desktop: Desktop, victoria: VictoriaMetrics, tracker_home: Path):
+    configure(tracker_home, f"influx:\n  url: {victoria.url}\n  token: v2-token\n  org: o\n  bucket: b\n"
+                            "host: doctor-v2\n")
+    code, output = doctor("--json")
+    assert code == 0, output
+    checks = checks_of(output)
+    assert checks["InfluxDB API"]["detail"].startswith("v2 (/api/v2/write)")
+    assert checks["InfluxDB credentials"]["detail"] == "accepted"
+    assert checks["InfluxDB test point"]["detail"].startswith("written to measurement tracker_doctor, which the "
+                                                              "dashboard ignores")
+    # VictoriaMetrics shows points younger than its -search.latencyOffset (30 s) only once they are older.
+    wait_until(lambda: victoria.export('{__name__="tracker_doctor_ok", host="doctor-v2"}'), 120,
+               "the test point in VictoriaMetrics")
+
+
+def test_a_stopped_influxdb(on_desktop: Desktop, own_influxdb1: InfluxDB1, tracker_home: Path):
+    configure(tracker_home, f"influx:\n  url: {own_influxdb1.url}\n")
+    own_influxdb1.stop()
+    code, output = doctor()
+    assert code == 1
+    line = next(line for line in output.splitlines() if "InfluxDB reachable" in line)
+    assert line.split()[:3] == ["problem", "InfluxDB", "reachable"]
+    assert line.endswith(f"InfluxDB at {own_influxdb1.url} is unreachable (connection refused)")
+    assert "fix: Start InfluxDB, or fix influx.url in config.yaml; samples wait in the outbox meanwhile." in output
+    assert "InfluxDB credentials" not in output  # not asked of a server that cannot be reached
+    assert output.splitlines()[-1].startswith("1 problem blocks recording;")
+
+
+def test_a_wrong_token(on_desktop: Desktop, tracker_home: Path):
+    server = FaultServer(token="tracker:right-password").start()
+    try:
+        configure(tracker_home, f"influx:\n  url: {server.url}\n  token: tracker:wrong-password\n")
+        code, output = doctor("--json")
+    finally:
+        server.stop()
+    assert code == 1
+    checks = checks_of(output)
+    assert checks["InfluxDB credentials"]["outcome"] == "problem"
+    assert checks["InfluxDB credentials"]["detail"].startswith("InfluxDB refused the token/credentials")
+    assert "wrong-password" not in output
+    assert "InfluxDB database" not in checks
+
+
+def test_a_missing_database(on_desktop: Desktop, influxdb1: InfluxDB1, tracker_home: Path):
+    configure(tracker_home, f"influx:\n  url: {influxdb1.url}\n  bucket: never_created\n")
+    code, output = doctor("--json")
+    assert code == 1
+    checks = checks_of(output)
+    assert checks["InfluxDB credentials"]["outcome"] == "ok"
+    database = checks["InfluxDB database"]
+    assert database["outcome"] == "problem"
+    assert "database not found" in database["detail"]
+    assert database["fix"] == ("Create it (`influx -execute 'CREATE DATABASE \"never_created\"'`), or fix "
+                               "influx.bucket in config.yaml.")
+
+
+def test_no_desktop(no_desktop: None):
+    code, output = doctor()
+    assert code == 1
+    assert output.startswith("problem  desktop      No desktop found: DISPLAY is not set")
+    assert "fix: Run tracker in your desktop session" in output
+
+
+WHAT_IT_LOADED = """
+import sys
+import click
+from tracker.cli import cli
+try:
+    cli.main(["doctor"], prog_name="tracker", standalone_mode=False)
+except click.exceptions.Exit:
+    pass
+print("LOADED", sorted(name for name in sys.modules if name.startswith(("influxdb_client", "urllib3"))))
+"""
+
+
+def test_doctor_on_influxdb_1_does_not_import_influxdb_client(influxdb1: InfluxDB1, influx_database: str,
+                                                             tracker_home: Path):
+    configure(tracker_home, f"influx:\n  url: {influxdb1.url}\n  bucket: {influx_database}\n")
+    done = subprocess.run([sys.executable, "-c", WHAT_IT_LOADED], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert "InfluxDB test point" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "LOADED []"
+
+
+# -- without servers ------------------------------------------------------------------------------------
+
+def test_settings_that_do_not_load_are_a_problem_and_influxdb_is_not_asked(no_desktop: None, tracker_home: Path):
+    configure(tracker_home, "influx:\n  url: http://127.0.0.1:9\n  api: v9\n")
+    code, output = doctor("--json")
+    assert code == 1
+    checks = checks_of(output)
+    assert checks["settings"]["outcome"] == "problem"
+    assert "'v9' is not one of auto, v1, v2" in checks["settings"]["detail"]
+    assert not any(name.startswith("InfluxDB") for name in checks)
+
+
+def test_a_broken_categories_file_is_a_problem(no_desktop: None, tracker_home: Path):
+    configure(tracker_home, "")
+    (tracker_home / "config" / "categories.yaml").write_text("categories:\n  Work: [not, a, mapping]\n")
+    checks = checks_of(doctor("--json")[1])
+    assert checks["categories"]["outcome"] == "problem"
+    assert "categories.yaml" in checks["categories"]["detail"]
+    assert checks["InfluxDB"]["detail"] == "not configured: recording locally only"
+
+
+def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
+    from fault_server import make_records
+
+    with Outbox(database_file()) as outbox:
+        outbox.append_many(make_records(3))
+        first_id = outbox.pending(1)[0][0]
+        outbox.quarantine([first_id], "field type conflict")
+    checks = checks_of(doctor("--json")[1])
+    assert checks["outbox"]["outcome"] == "warning"
+    assert checks["outbox"]["detail"].startswith("2 samples waiting, the oldest from 2023-11-1")
+    assert "1 refused by the server" in checks["outbox"]["detail"]
+    assert checks["outbox"]["fix"] == "`tracker outbox` shows what was refused and why."
+
+
+# -- macOS, through the fake appscript (not run on a Mac) -------------------------------------------------
+
+@pytest.fixture
+def mac(monkeypatch: pytest.MonkeyPatch):
+    from fake_appscript import Mac, module
+
+    from tracker.sources import macos
+
+    scripted = Mac()
+    monkeypatch.setitem(sys.modules, "appscript", module(scripted))
+    monkeypatch.setattr(macos, "hid_idle_seconds", lambda: 7.0)
+    monkeypatch.setattr(macos, "screen_locked", lambda: False)
+    return scripted
+
+
+def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
+    return [(check.name, check.outcome) for check in checks]
+
+
+def test_macos_with_every_permission(mac):
+    from tracker.doctor import check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.window_titles["TextEdit"] = ["notes.txt"]
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("idle time", "ok")]
+    assert checks[0].detail == "macos: the foreground app is TextEdit"
+    assert checks[1].detail == "7 s since the last keyboard or mouse input"
+
+
+def test_macos_without_automation_of_system_events_blocks_recording(mac):
+    from tracker.doctor import blocks_recording, check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.automation_refused.add("System Events")
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "problem"), ("permission", "problem"), ("idle time", "warning")]
+    assert checks[1].detail == "tracker is not allowed to control System Events, so no app can be recorded"
+    assert checks[1].fix.startswith("Allow your terminal (or whatever runs tracker) to control System Events in "
+                                    "System Settings → Privacy & Security → Automation")
+    assert blocks_recording(checks)
+
+
+def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
+    from tracker.doctor import blocks_recording, check_desktop
+
+    mac.frontmost = "TextEdit"
+    mac.accessibility = False
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
+    assert "Accessibility" in checks[1].fix
+    mac.accessibility = True
+    mac.frontmost = "Google Chrome"
+    mac.automation_refused.add("Google Chrome")
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
+    assert checks[1].detail == "tracker is not allowed to control Google Chrome, so Google Chrome tab addresses " \
+                               "are not recorded"
+    assert not blocks_recording(checks)

@@ -1,0 +1,404 @@
+"""`tracker service`: the unit and the plist as the service managers read them, and install / uninstall /
+status against a throwaway HOME, with `systemctl` and `launchctl` fakes on PATH that record what they were asked
+(this machine has no user systemd session, and no launchd)."""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tracker import service
+from tracker.cli import cli
+
+FAKE = """#!{python}
+import json, os, sys
+name = os.path.basename(sys.argv[0])
+with open(os.environ["FAKE_CALLS"], "a") as calls:
+    calls.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+answers = json.loads(open(os.environ["FAKE_ANSWERS"]).read()) if os.path.exists(os.environ["FAKE_ANSWERS"]) else {{}}
+words = " ".join(sys.argv[1:])
+for pattern, (code, out) in answers.items():
+    if pattern in words:
+        sys.stdout.write(out)
+        sys.exit(code)
+"""
+
+
+class Managers:
+    """The fakes: `calls()` is every command they were given; `answer(words, code, out)` scripts one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.bin = directory / "bin"
+        self.bin.mkdir()
+        self.calls_file = directory / "calls.jsonl"
+        self.answers_file = directory / "answers.json"
+        self.answers: dict[str, tuple[int, str]] = {}
+        for name in ("systemctl", "launchctl"):
+            fake = self.bin / name
+            fake.write_text(FAKE.format(python=sys.executable))
+            fake.chmod(0o755)
+
+    def calls(self) -> list[list[str]]:
+        if not self.calls_file.exists():
+            return []
+        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+
+    def forget_calls(self) -> None:
+        self.calls_file.unlink(missing_ok=True)
+
+    def answer(self, words: str, code: int = 0, out: str = "") -> None:
+        self.answers[words] = (code, out)
+        self.answers_file.write_text(json.dumps(self.answers))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway HOME, with a desktop's DISPLAY set as in a terminal on it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("DISPLAY", ":7")
+    monkeypatch.delenv("XAUTHORITY", raising=False)
+    return home
+
+
+@pytest.fixture
+def managers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: Path) -> Managers:
+    fakes = Managers(tmp_path)
+    monkeypatch.setenv("PATH", f"{fakes.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_CALLS", str(fakes.calls_file))
+    monkeypatch.setenv("FAKE_ANSWERS", str(fakes.answers_file))
+    return fakes
+
+
+def tracker(*arguments: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(arguments), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def unit_path(home: Path) -> Path:
+    return home / ".config" / "systemd" / "user" / "tracker.service"
+
+
+def this_tracker() -> str:
+    return str(Path(sys.executable).parent / "tracker")
+
+
+# -- the files -------------------------------------------------------------------------------------------
+
+def a_spec(tmp_path: Path, home: str = "/tmp/tracker home/with 'quotes' and $dollar%") -> service.ServiceSpec:
+    program = tmp_path / "bin dir" / "tracker"
+    program.parent.mkdir(exist_ok=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    return service.ServiceSpec((str(program),), {"TRACKER_HOME": home}, Path(home) / "data" / "tracker.log",
+                               tmp_path)
+
+
+@pytest.mark.slow
+def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "tracker.service"
+    unit.write_text(service.systemd_unit(a_spec(tmp_path)))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    # --user: checked as the user manager would load it; it needs a runtime directory, which a session gives.
+    done = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    # The check can fail: a word systemd does not know is reported.
+    unit.write_text(service.systemd_unit(a_spec(tmp_path)).replace("Restart=on-failure", "Restart=sometimes"))
+    broken = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    assert "sometimes" in broken.stderr
+
+
+def test_the_unit_runs_tracker_quietly_with_the_same_home_and_restarts_on_failure_only(tmp_path: Path):
+    spec = a_spec(tmp_path, "/srv/tracker home")
+    lines = service.systemd_unit(spec).splitlines()
+    assert f'ExecStart="{spec.program[0]}" run --quiet --log-file "/srv/tracker home/data/tracker.log"' in lines
+    assert 'Environment="TRACKER_HOME=/srv/tracker home"' in lines
+    assert "Restart=on-failure" in lines
+    assert "WantedBy=graphical-session.target" in lines
+
+
+def test_the_plist_round_trips_through_plistlib_with_the_expected_keys(tmp_path: Path):
+    spec = a_spec(tmp_path, "/Users/me/tracker")
+    loaded = plistlib.loads(service.plist_text(spec).encode())
+    assert loaded == service.launchd_plist(spec)
+    assert loaded["Label"] == "io.github.tracker"
+    assert loaded["ProgramArguments"] == [spec.program[0], "run", "--quiet", "--log-file",
+                                          "/Users/me/tracker/data/tracker.log"]
+    assert loaded["RunAtLoad"] is True
+    assert loaded["KeepAlive"] == {"SuccessfulExit": False}  # again after a failure, not after a clean stop
+    assert loaded["EnvironmentVariables"] == {"TRACKER_HOME": "/Users/me/tracker"}
+
+
+def test_from_a_one_file_binary_the_service_runs_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    binary = tmp_path / "dist" / "tracker"
+    binary.parent.mkdir()
+    binary.write_text("")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(binary))
+    assert service.tracker_program() == (str(binary.resolve()),)
+
+
+def test_from_a_venv_the_service_runs_its_tracker_script():
+    assert service.tracker_program() == (this_tracker(),)
+
+
+# -- install and uninstall (systemd) ------------------------------------------------------------------
+
+def test_install_writes_the_unit_and_enables_it_now_and_twice_is_harmless(home: Path, managers: Managers,
+                                                                          tracker_home: Path):
+    paths_config = tracker_home / "config"
+    paths_config.mkdir(parents=True)
+    (paths_config / "config.yaml").write_text("influx:\n  url: http://localhost:8086\n  token: s3cret-token\n")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    unit = unit_path(home).read_text()
+    assert f"ExecStart={this_tracker()} run --quiet --log-file {tracker_home}/data/tracker.log" in unit
+    assert f"Environment=TRACKER_HOME={tracker_home}" in unit
+    assert "s3cret-token" not in unit and "8086" not in unit  # settings stay in config.yaml
+    assert managers.calls() == [
+        ["systemctl", "--user", "daemon-reload"],
+        ["systemctl", "--user", "reset-failed", "tracker.service"],
+        ["systemctl", "--user", "import-environment", "DISPLAY"],
+        ["systemctl", "--user", "enable", "--now", "tracker.service"],
+    ]
+    assert f"Wrote {unit_path(home)}." in output
+
+    managers.forget_calls()
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert unit_path(home).read_text() == unit
+    assert ["systemctl", "--user", "enable", "--now", "tracker.service"] in managers.calls()
+    assert not any("try-restart" in call for call in managers.calls())  # the same unit: nothing to restart
+
+
+def test_install_with_another_home_replaces_the_unit_and_restarts_a_running_service(
+        home: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    assert tracker("service", "install")[0] == 0
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "other"))
+    managers.forget_calls()
+    assert tracker("service", "install")[0] == 0
+    assert f"Environment=TRACKER_HOME={tmp_path / 'other'}" in unit_path(home).read_text()
+    assert managers.calls()[-1] == ["systemctl", "--user", "try-restart", "tracker.service"]
+
+
+def test_without_a_display_install_enables_for_the_next_login_and_says_so(home: Path, managers: Managers,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DISPLAY")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert managers.calls() == [["systemctl", "--user", "daemon-reload"],
+                                ["systemctl", "--user", "reset-failed", "tracker.service"],
+                                ["systemctl", "--user", "enable", "tracker.service"]]
+    assert "DISPLAY is not set here, so it is not started now" in output
+
+
+def test_dry_run_prints_the_unit_and_the_commands_and_changes_nothing(home: Path, managers: Managers):
+    code, output = tracker("service", "install", "--dry-run")
+    assert code == 0, output
+    assert f"Would write {unit_path(home)}:" in output
+    assert "Restart=on-failure" in output
+    assert "  systemctl --user enable --now tracker.service" in output
+    assert not unit_path(home).exists()
+    assert managers.calls() == []
+
+
+def test_install_refuses_settings_that_live_only_in_the_shell(home: Path, managers: Managers,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TRACKER_INFLUX_URL", "http://influx.example:8086")
+    monkeypatch.setenv("TRACKER_INFLUX_TOKEN", "s3cret")
+    code, output = tracker("service", "install")
+    assert code == 2
+    assert "TRACKER_INFLUX_URL, TRACKER_INFLUX_TOKEN are set only in this shell" in output
+    assert "s3cret" not in output
+    assert not unit_path(home).exists()
+    assert managers.calls() == [["systemctl", "--user", "show-environment"]]
+
+    # In the user manager's environment too (environment.d), the service sees them: fine.
+    managers.answer("show-environment", 0, "HOME=/x\nTRACKER_INFLUX_URL=http://influx.example:8086\n"
+                                           "TRACKER_INFLUX_TOKEN=s3cret\n")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert "s3cret" not in unit_path(home).read_text()
+
+
+def test_a_unit_that_never_failed_installs_although_reset_failed_complains(home: Path, managers: Managers):
+    managers.answer("reset-failed", 1, "Unit tracker.service not loaded.")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert ["systemctl", "--user", "enable", "--now", "tracker.service"] in managers.calls()
+
+
+def test_a_failing_systemctl_is_one_sentence_and_exit_1(home: Path, managers: Managers):
+    managers.answer("enable", 1, "")
+    code, output = tracker("service", "install")
+    assert code == 1
+    assert "`systemctl --user enable --now tracker.service` failed (exit status 1)" in output
+    assert "Traceback" not in output
+
+
+def test_uninstall_disables_and_removes_the_unit_and_leaves_the_data(home: Path, managers: Managers,
+                                                                     tracker_home: Path):
+    data = tracker_home / "data"
+    data.mkdir(parents=True)
+    (data / "tracker.db").write_text("recorded")
+    assert tracker("service", "install")[0] == 0
+    managers.forget_calls()
+    code, output = tracker("service", "uninstall")
+    assert code == 0, output
+    assert not unit_path(home).exists()
+    assert managers.calls() == [["systemctl", "--user", "disable", "--now", "tracker.service"],
+                                ["systemctl", "--user", "daemon-reload"]]
+    assert (data / "tracker.db").read_text() == "recorded"
+    assert "untouched" in output
+    managers.forget_calls()
+    code, output = tracker("service", "uninstall")
+    assert code == 0 and "No tracker service is installed" in output
+    assert managers.calls() == []
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+def test_status_not_installed(home: Path, managers: Managers):
+    code, output = tracker("service", "status")
+    assert code == 4
+    assert "No tracker service is installed" in output
+
+
+def test_status_installed_and_running(home: Path, managers: Managers):
+    assert tracker("service", "install")[0] == 0
+    managers.answer("show tracker.service", 0,
+                    "ActiveState=active\nSubState=running\nMainPID=4242\nUnitFileState=enabled\n")
+    code, output = tracker("service", "status")
+    assert code == 0, output
+    assert "The tracker service is running (active, running, enabled, pid 4242)." in output
+    code, output = tracker("service", "status", "--json")
+    assert json.loads(output)["running"] is True and json.loads(output)["pid"] == 4242
+
+
+def test_status_installed_but_not_running(home: Path, managers: Managers, tracker_home: Path):
+    assert tracker("service", "install")[0] == 0
+    managers.answer("show tracker.service", 0,
+                    "ActiveState=failed\nSubState=failed\nMainPID=0\nUnitFileState=enabled\n")
+    log = tracker_home / "data" / "tracker.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 09:00:00  Writing +2\nError: No desktop found: DISPLAY is not set.\n\n")
+    code, output = tracker("service", "status")
+    assert code == 3
+    assert "installed but not running (failed, failed, enabled)" in output
+    assert "  last line of the log: Error: No desktop found: DISPLAY is not set." in output
+
+
+# -- launchd (the same code, driven with the launchd plan) ------------------------------------------------
+
+def test_launchd_install_bootstraps_the_agent_and_uninstall_boots_it_out(home: Path, managers: Managers,
+                                                                         tmp_path: Path):
+    spec = a_spec(tmp_path, str(tmp_path / "th"))
+    managers.answer("bootout", 3, "")  # not loaded yet: that is fine
+    service.carry_out(service.plan_install(spec, service.LAUNCHD))
+    agent = home / "Library" / "LaunchAgents" / "io.github.tracker.plist"
+    assert plistlib.loads(agent.read_bytes())["ProgramArguments"][0] == spec.program[0]
+    target = f"gui/{os.getuid()}/io.github.tracker"
+    assert managers.calls() == [["launchctl", "bootout", target], ["launchctl", "enable", target],
+                                ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(agent)]]
+
+    managers.answer("print", 0, "io.github.tracker = {\n\tstate = running\n\tpid = 977\n"
+                                "\tendpoints = {\n\t\tstate = active\n\t}\n}\n")
+    state = service.read_state(service.LAUNCHD)
+    assert (state.installed, state.running, state.pid) == (True, True, 977)
+    managers.answer("print", 113, "Could not find service")
+    state = service.read_state(service.LAUNCHD)
+    assert (state.installed, state.running, state.detail) == (True, False, "not loaded")
+
+    managers.forget_calls()
+    service.carry_out(service.plan_uninstall(service.LAUNCHD))
+    assert not agent.exists()
+    assert managers.calls() == [["launchctl", "bootout", target]]
+    assert not service.read_state(service.LAUNCHD).installed
+
+
+def test_launchd_refuses_settings_launchd_does_not_have(managers: Managers):
+    environ = {"TRACKER_INFLUX_TOKEN": "t0ken"}
+    assert service.settings_only_in_shell(service.LAUNCHD, environ) == ["TRACKER_INFLUX_TOKEN"]
+    managers.answer("getenv TRACKER_INFLUX_TOKEN", 0, "t0ken\n")
+    assert service.settings_only_in_shell(service.LAUNCHD, environ) == []
+
+
+# -- what the unit runs, run as systemd would run it ----------------------------------------------------
+
+def _unit_command(unit: str) -> tuple[list[str], dict[str, str]]:
+    """ExecStart and Environment= of a unit, as systemd reads them (our unit's quoting is shell-like)."""
+    import shlex
+
+    command: list[str] = []
+    environment: dict[str, str] = {}
+    for line in unit.splitlines():
+        key, _, value = line.partition("=")
+        if key == "ExecStart":
+            command = shlex.split(value)
+        elif key == "Environment":
+            name, _, setting = shlex.split(value)[0].partition("=")
+            environment[name] = setting
+    return command, environment
+
+
+@pytest.mark.slow
+def test_the_installed_service_records_to_influxdb_and_stops_cleanly(home: Path, managers: Managers,
+                                                                      tracker_home: Path, desktop, influxdb1,
+                                                                      influx_database: str):
+    import signal
+
+    from servers import wait_until
+
+    (tracker_home / "config").mkdir(parents=True)
+    (tracker_home / "config" / "config.yaml").write_text(
+        f"influx:\n  url: {influxdb1.url}\n  bucket: {influx_database}\nhost: service-test\n")
+    assert tracker("service", "install")[0] == 0
+    command, environment = _unit_command(unit_path(home).read_text())
+    assert environment == {"TRACKER_HOME": str(tracker_home)}
+    desktop.activate(desktop.open_window("ServiceApp", "started at login"))
+    # The user manager's environment: the session's DISPLAY (imported), the unit's variables, no TRACKER_*.
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "DISPLAY": desktop.display, **environment}
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=home)
+    log = tracker_home / "data" / "tracker.log"
+    try:
+        wait_until(lambda: "ServiceApp" in log.read_text(), 60, "the activity line in the service's log")
+
+        def sent() -> list[dict[str, object]]:
+            desktop.touch()  # samples wait while nobody touches anything: they may turn out to be time away
+            return influxdb1.rows("SELECT * FROM activity WHERE host = 'service-test'", influx_database)
+
+        wait_until(sent, 60, "points in InfluxDB")
+    finally:
+        process.send_signal(signal.SIGTERM)  # what `systemctl --user stop` sends
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, log.read_text()
+    assert stdout == stderr == b""  # everything went to the log
+    rows = influxdb1.rows("SELECT * FROM activity WHERE host = 'service-test'", influx_database)
+    assert any(row["app"] == "ServiceApp" for row in rows)
+
+
+def test_without_tracker_home_the_directories_the_shell_names_are_passed_on(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("TRACKER_HOME")
+    spec = service.current_spec({"XDG_CONFIG_HOME": "/home/me/conf", "XDG_DATA_HOME": "/home/me/data",
+                                 "TRACKER_INFLUX_TOKEN": "secret", "PATH": "/usr/bin"})
+    assert spec.environment == {"XDG_CONFIG_HOME": "/home/me/conf", "XDG_DATA_HOME": "/home/me/data"}
+    spec = service.current_spec({"TRACKER_HOME": "/srv/t", "XDG_CONFIG_HOME": "/home/me/conf"})
+    assert spec.environment == {"TRACKER_HOME": "/srv/t"}  # TRACKER_HOME holds both: nothing else is needed

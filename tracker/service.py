@@ -1,0 +1,355 @@
+"""`tracker service`: `tracker run --quiet` started at login, by launchd on macOS and by systemd elsewhere.
+
+The unit file and the plist are made by pure functions from a `ServiceSpec` (which program, which
+TRACKER_HOME, which log); `plan_install` and `plan_uninstall` say what would be written and run, and
+`carry_out` does it. No setting goes into the files but TRACKER_HOME and where the files live: the token stays
+in config.yaml (or in the environment the service manager gives its services).
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tracker import paths
+
+LABEL = "io.github.tracker"
+UNIT_NAME = "tracker.service"
+LOG_NAME = "tracker.log"
+Manager = Literal["systemd", "launchd"]
+SYSTEMD: Manager = "systemd"
+LAUNCHD: Manager = "launchd"
+# Seconds before a service that failed is started again: long enough that a broken setting costs little.
+RESTART_AFTER = 10
+# systemd gives up after this many starts within this many seconds: long enough for a desktop that hands over
+# DISPLAY late at login, short enough that a wrong setting does not start Python every 10 s all day.
+START_LIMIT_BURST = 10
+START_LIMIT_SECONDS = 600
+# What a service on an X11 desktop needs from the graphical session, and never a secret.
+DESKTOP_VARIABLES = ("DISPLAY", "XAUTHORITY")
+# Where the files live when TRACKER_HOME is not set: passed on when the installing shell sets them.
+DIRECTORY_VARIABLES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME")
+SECRET_VARIABLES = ("TRACKER_INFLUX_URL", "TRACKER_INFLUX_TOKEN", "TRACKER_INFLUX_ORG", "TRACKER_INFLUX_BUCKET",
+                    "TRACKER_INFLUX_API")
+
+
+class ServiceError(Exception):
+    """The service cannot be installed, removed or asked: one plain sentence saying what to do."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the service runs: `program` (the binary, or the venv's `tracker` script), with these variables."""
+
+    program: tuple[str, ...]
+    environment: Mapping[str, str]  # TRACKER_HOME (or the XDG directories) when set, nothing else
+    log_file: Path
+    working_directory: Path
+
+    @property
+    def arguments(self) -> list[str]:
+        return [*self.program, "run", "--quiet", "--log-file", str(self.log_file)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `install` or `uninstall` does: write (or remove) one file, then run commands, in order."""
+
+    manager: Manager
+    file: Path
+    content: str | None  # None: the file is removed
+    commands: list[list[str]]
+    # Commands whose failure does not matter (unloading what may not be loaded), by index in `commands`.
+    may_fail: frozenset[int] = frozenset()
+    notes: list[str] = field(default_factory=list)
+
+
+def current_manager() -> Manager:
+    return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+
+
+def tracker_program() -> tuple[str, ...]:
+    """The `tracker` of this installation: the one-file binary itself, or the script next to this Python."""
+    if getattr(sys, "frozen", False):  # a PyInstaller binary: sys.executable is the binary
+        return (str(Path(sys.executable).resolve()),)
+    beside = Path(sys.executable).parent / "tracker"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return (str(beside.absolute()),)  # not resolved: a venv's python is a link out of the venv
+    found = shutil.which("tracker")
+    if found:
+        return (str(Path(found).absolute()),)
+    raise ServiceError(f"No `tracker` program was found next to {sys.executable} or on PATH; install tracker "
+                       "with pip (or use the one-file binary), then run `tracker service install` from it.")
+
+
+def current_spec(environ: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The service as this installation, with this TRACKER_HOME, would run it."""
+    environ = os.environ if environ is None else environ
+    names = ("TRACKER_HOME",) if environ.get("TRACKER_HOME") else DIRECTORY_VARIABLES
+    environment = {name: str(Path(environ[name]).absolute()) for name in names if environ.get(name)}
+    return ServiceSpec(tracker_program(), environment, paths.data_dir() / LOG_NAME, Path.home())
+
+
+# -- the files -----------------------------------------------------------------------------------------
+
+def unit_file() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "systemd" / "user" / UNIT_NAME
+
+
+def plist_file() -> Path:
+    return Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+
+
+def service_file(manager: Manager) -> Path:
+    return plist_file() if manager == LAUNCHD else unit_file()
+
+
+def systemd_unit(spec: ServiceSpec) -> str:
+    """A systemd user unit that starts with the graphical session and again after a crash."""
+    environment = "".join(f"Environment={_systemd_quote(f'{name}={value}')}\n"
+                          for name, value in sorted(spec.environment.items()))
+    return f"""[Unit]
+Description=tracker: records the foreground app and sends it to InfluxDB
+# The desktop's DISPLAY reaches the user manager with the graphical session.
+PartOf=graphical-session.target
+After=graphical-session.target
+# Restarted after a failure, but not forever: a setting that stays wrong shows as failed within minutes.
+StartLimitIntervalSec={START_LIMIT_SECONDS}
+StartLimitBurst={START_LIMIT_BURST}
+
+[Service]
+Type=simple
+ExecStart={" ".join(_systemd_quote(argument) for argument in spec.arguments)}
+WorkingDirectory={_systemd_quote(str(spec.working_directory))}
+{environment}Restart=on-failure
+RestartSec={RESTART_AFTER}
+# Everything it prints goes to its own log file, which it keeps small.
+StandardOutput=null
+StandardError=journal
+
+[Install]
+WantedBy=graphical-session.target
+"""
+
+
+def _systemd_quote(word: str) -> str:
+    """One word of a unit's command line or setting: quoted when it holds spaces, quotes, $, % or \\."""
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if escaped and not any(character in escaped for character in ' \t"\'\\;'):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
+    """A LaunchAgent that starts at login and again when tracker exits with a failure (not when stopped)."""
+    plist: dict[str, Any] = {
+        "Label": LABEL,
+        "ProgramArguments": spec.arguments,
+        "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": RESTART_AFTER * 3,  # launchd cannot tell "cannot start" apart: try less often
+        "LimitLoadToSessionType": "Aqua",  # the logged-in desktop only, where the foreground can be read
+        "ProcessType": "Interactive",
+        "WorkingDirectory": str(spec.working_directory),
+    }
+    if spec.environment:
+        plist["EnvironmentVariables"] = dict(spec.environment)
+    return plist
+
+
+def plist_text(spec: ServiceSpec) -> str:
+    return plistlib.dumps(launchd_plist(spec)).decode("utf-8")
+
+
+# -- what install and uninstall do ---------------------------------------------------------------------
+
+def _systemctl(*arguments: str) -> list[str]:
+    return ["systemctl", "--user", *arguments]
+
+
+def _gui_domain() -> str:
+    return f"gui/{os.getuid()}"
+
+
+def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str] | None = None) -> Plan:
+    environ = os.environ if environ is None else environ
+    file = service_file(manager)
+    if manager == LAUNCHD:
+        target = f"{_gui_domain()}/{LABEL}"
+        # bootout first: a loaded agent keeps its old definition, and bootstrap refuses to load it twice.
+        return Plan(manager, file, plist_text(spec),
+                    [["launchctl", "bootout", target], ["launchctl", "enable", target],
+                     ["launchctl", "bootstrap", _gui_domain(), str(file)]],
+                    may_fail=frozenset({0}),
+                    notes=[f"It starts at every login; its log is {spec.log_file}."])
+    unit = systemd_unit(spec)
+    # reset-failed: a unit that gave up (too many failed starts) starts again once the cause is fixed.
+    commands = [_systemctl("daemon-reload"), _systemctl("reset-failed", UNIT_NAME)]
+    notes = [f"It starts with your graphical session (graphical-session.target); its log is {spec.log_file}."]
+    if environ.get("DISPLAY"):
+        present = [name for name in DESKTOP_VARIABLES if environ.get(name)]
+        commands.append(_systemctl("import-environment", *present))
+        commands.append(_systemctl("enable", "--now", UNIT_NAME))
+        if file.exists() and file.read_text(encoding="utf-8", errors="replace") != unit:
+            # A unit that was running keeps its old command line until started again.
+            commands.append(_systemctl("try-restart", UNIT_NAME))
+    else:
+        commands.append(_systemctl("enable", UNIT_NAME))
+        notes.append("DISPLAY is not set here, so it is not started now: it starts at your next graphical "
+                     "login, or run `tracker service install` again from a terminal on your desktop.")
+    notes.append("If your desktop does not start graphical-session.target (a bare window manager), add "
+                 f"`systemctl --user import-environment DISPLAY XAUTHORITY; systemctl --user start {UNIT_NAME}` "
+                 "to the commands your session runs at start.")
+    return Plan(manager, file, unit, commands, may_fail=frozenset({1}), notes=notes)
+
+
+def plan_uninstall(manager: Manager) -> Plan:
+    file = service_file(manager)
+    if manager == LAUNCHD:
+        return Plan(manager, file, None, [["launchctl", "bootout", f"{_gui_domain()}/{LABEL}"]],
+                    may_fail=frozenset({0}))
+    return Plan(manager, file, None, [_systemctl("disable", "--now", UNIT_NAME), _systemctl("daemon-reload")],
+                may_fail=frozenset({0}))
+
+
+def restart_command(manager: Manager) -> list[str]:
+    """What starts the service again, for instance after config.yaml changed."""
+    if manager == LAUNCHD:
+        return ["launchctl", "kickstart", "-k", f"{_gui_domain()}/{LABEL}"]
+    return _systemctl("restart", UNIT_NAME)
+
+
+def describe_command(command: Sequence[str]) -> str:
+    return shlex.join(command)
+
+
+Run = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+
+
+def run_command(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a service manager's command; ServiceError when the program is not there."""
+    try:
+        return subprocess.run(list(command), capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise ServiceError(f"`{command[0]}` was not found: tracker's service needs "
+                           f"{'launchd' if command[0] == 'launchctl' else 'systemd'} to start it at login."
+                           ) from None
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"`{describe_command(command)}` did not finish within 60 s; try again.") from None
+
+
+def carry_out(plan: Plan, run: Run = run_command) -> None:
+    """Write (or remove) the plan's file and run its commands; ServiceError at the first that fails."""
+    if plan.content is not None:
+        _write_atomically(plan.file, plan.content)
+    for index, command in enumerate(plan.commands):
+        done = run(command)
+        if done.returncode != 0 and index not in plan.may_fail:
+            said = " ".join((done.stderr or done.stdout or "").split())[:300] or f"exit status {done.returncode}"
+            raise ServiceError(f"`{describe_command(command)}` failed ({said}); the service file is "
+                               f"{plan.file}: fix the cause and run the command again.")
+    if plan.content is None:
+        plan.file.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `path` whole or not at all; its directory (~/.config/systemd/user, ~/Library/LaunchAgents) is
+    the user's and keeps its permissions. The file holds no secret, but nobody else need write it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o644)
+    os.replace(temporary, path)
+
+
+def settings_only_in_shell(manager: Manager, environ: Mapping[str, str] | None = None,
+                           run: Run = run_command) -> list[str]:
+    """The TRACKER_INFLUX_ variables set here that the service would not see (the service manager's
+    environment lacks them or holds another value)."""
+    environ = os.environ if environ is None else environ
+    here = {name: environ[name] for name in SECRET_VARIABLES if environ.get(name)}
+    if not here:
+        return []
+    if manager == LAUNCHD:
+        seen = {name: run(["launchctl", "getenv", name]).stdout.rstrip("\n") for name in here}
+    else:
+        listed = run(_systemctl("show-environment"))
+        seen = dict(line.partition("=")[::2] for line in listed.stdout.splitlines()) if listed.returncode == 0 else {}
+    return [name for name, value in here.items() if seen.get(name) != value]
+
+
+# -- status --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ServiceState:
+    manager: Manager
+    file: Path
+    installed: bool
+    running: bool
+    pid: int | None
+    detail: str  # what the service manager says, in a few words
+    log_file: Path
+
+    @property
+    def last_log_line(self) -> str | None:
+        """The last line of the service's log: when it is not running, usually why."""
+        return last_line(self.log_file)
+
+
+def last_line(path: Path, tail: int = 4096) -> str | None:
+    """The last non-empty line of a file (read from its last `tail` bytes); None when there is none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - tail))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    return next((line.strip() for line in reversed(lines) if line.strip()), None)
+
+
+def read_state(manager: Manager, run: Run = run_command) -> ServiceState:
+    """Whether the service is installed, and whether the service manager has it running."""
+    file = service_file(manager)
+    log = paths.data_dir() / LOG_NAME
+    installed = file.exists()
+    if manager == LAUNCHD:
+        if not installed:
+            return ServiceState(manager, file, False, False, None, "not installed", log)
+        done = run(["launchctl", "print", f"{_gui_domain()}/{LABEL}"])
+        if done.returncode != 0:
+            return ServiceState(manager, file, True, False, None, "not loaded", log)
+        facts = _launchctl_facts(done.stdout)
+        pid = int(facts["pid"]) if facts.get("pid", "").isdigit() else None
+        state = facts.get("state", "unknown")
+        return ServiceState(manager, file, True, state == "running" and pid is not None, pid, state, log)
+    if not installed:
+        return ServiceState(manager, file, False, False, None, "not installed", log)
+    done = run(_systemctl("show", UNIT_NAME, "--property=ActiveState,SubState,MainPID,UnitFileState"))
+    if done.returncode != 0:
+        said = " ".join((done.stderr or "").split())[:200] or "no answer from systemctl --user"
+        return ServiceState(manager, file, True, False, None, said, log)
+    facts = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
+    pid = int(facts["MainPID"]) if facts.get("MainPID", "0").isdigit() and facts.get("MainPID") != "0" else None
+    words = [facts.get("ActiveState", "unknown"), facts.get("SubState", ""), facts.get("UnitFileState", "")]
+    detail = ", ".join(word for word in words if word)
+    return ServiceState(manager, file, True, facts.get("ActiveState") == "active", pid, detail, log)
+
+
+def _launchctl_facts(printed: str) -> dict[str, str]:
+    """`state = running` and `pid = 123` from `launchctl print` (the service's own lines, not nested ones)."""
+    facts: dict[str, str] = {}
+    for line in printed.splitlines():
+        name, equals, value = line.strip().partition(" = ")
+        if equals and name in ("state", "pid") and name not in facts:
+            facts[name] = value.strip()
+    return facts
