@@ -74,3 +74,11 @@ def test_the_binary_sends_what_it_recorded_to_influxdb(binary: Path, tmp_path: P
     assert rows and 2.0 <= rows[0]["seconds"] <= 4.0
     outbox = run(binary, "outbox", home=tmp_path)
     assert "Waiting:       nothing" in outbox.stdout
+
+
+def test_the_binary_installs_a_service_that_runs_the_binary_itself(binary: Path, tmp_path: Path) -> None:
+    planned = run(binary, "service", "install", "--dry-run", home=tmp_path, env={"DISPLAY": ":0"})
+    assert planned.returncode == 0, planned.stderr
+    assert f"ExecStart={binary} run --quiet --log-file" in planned.stdout
+    assert f"Environment=TRACKER_HOME={tmp_path / 'tracker'}" in planned.stdout
+    assert not (tmp_path / ".config" / "systemd").exists()  # a dry run writes nothing
