@@ -35,8 +35,9 @@ from tracker.sender import Sender
 database, url, bucket = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 first, burst = int(sys.argv[4]), int(sys.argv[5])
 outbox = Outbox(database)
-sender = Sender(database, InfluxSettings(url=url, bucket=bucket, api="v1"), print, batch_size=300,
-                min_interval=0.05)
+# The sender's notices go to stderr: printed from its thread to stdout, they could split a "committed" line.
+sender = Sender(database, InfluxSettings(url=url, bucket=bucket, api="v1"),
+                lambda notice: print(notice, file=sys.stderr), batch_size=300, min_interval=0.05)
 sender.start()
 number = first
 while True:
