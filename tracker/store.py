@@ -18,13 +18,23 @@ class StoreUnavailable(Exception):
     """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly."""
 
 
+class NotOurDatabase(sqlite3.DatabaseError):
+    """The file is an SQLite database, but another program's: tracker must not add its tables to it."""
+
+
+# Tables whose presence makes a file tracker's, with a column each must have (any version of tracker).
+_OUR_TABLES = {"outbox": "time_ms", "events": "timestamp"}
+
+
 @contextmanager
-def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavailable) -> Iterator[None]:
-    """Turn SQLite and OS errors into error_class("Cannot <what>: <plain reason>.")."""
+def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavailable,
+                   path: Path | None = None) -> Iterator[None]:
+    """Turn SQLite and OS errors into error_class("Cannot <what>: <plain reason>; <what to do>."); `path`, the
+    database, is named in the advice."""
     try:
         yield
     except (sqlite3.DatabaseError, OSError) as error:
-        raise error_class(f"Cannot {what}: {plain_reason(error)}.") from None
+        raise error_class(f"Cannot {what}: {plain_reason(error)}{advice(error, path)}.") from None
 
 
 def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
@@ -56,12 +66,25 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
     """
     connection = connect_private(path, timeout=10.0, isolation_level=None, check_same_thread=not threads)
     try:
+        _check_ours(connection)  # before anything is written to it
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _check_ours(connection: sqlite3.Connection) -> None:
+    """NotOurDatabase unless the file is new or tracker's; a damaged one raises SQLite's DatabaseError here."""
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    ours = tables & _OUR_TABLES.keys()
+    if tables and not ours:
+        raise NotOurDatabase("another program's database")
+    for table in ours:
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if _OUR_TABLES[table] not in columns:
+            raise NotOurDatabase("another program's database")
 
 
 @contextmanager
@@ -82,6 +105,8 @@ def transaction(connection: sqlite3.Connection, immediate: bool = True) -> Itera
 
 
 def plain_reason(error: Exception) -> str:
+    if isinstance(error, NotOurDatabase):
+        return "the file is another program's database, not tracker's"
     if isinstance(error, OSError):
         if error.errno == errno.ENOSPC:
             return "the disk is full"
@@ -105,3 +130,19 @@ def plain_reason(error: Exception) -> str:
     if name.startswith("SQLITE_IOERR") or "i/o" in text:
         return "the disk reported an I/O error"
     return str(error)
+
+
+def advice(error: Exception, path: Path | None) -> str:
+    """What to do about `error` with the database at `path`, as the end of a sentence ("; move it ..."), or ""."""
+    reason = plain_reason(error)
+    if path is not None and ("damaged" in reason or "another program" in reason):
+        # Never repaired or replaced in place: whatever it still holds stays for the user to rescue.
+        # Its -wal and -shm files go with it: a new database must not meet the old one's write-ahead log.
+        return (f"; tracker changes nothing in it: move it aside (cd '{path.parent}' && mkdir -p damaged && mv"
+                f" {path.name}* damaged/) and tracker starts a new one")
+    if reason == "the disk is full":
+        return "; free some space on that disk"
+    if "read-only" in reason or reason.startswith("permission denied"):
+        where = f" ({path.parent})" if path is not None else ""
+        return f"; make the data directory{where} and its files writable, or set TRACKER_HOME to another one"
+    return ""
