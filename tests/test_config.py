@@ -604,6 +604,8 @@ def _given(setting: Setting) -> str:
     """A valid value to give a text, certificate or choice setting, not its default."""
     if setting.kind == "certificate":
         return certifi.where()  # it must be a readable certificate
+    if setting.kind == "url":
+        return "http://given.example:8086"
     return setting.choices[-1] if setting.choices else f"/given/{setting.key}"
 
 

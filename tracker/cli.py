@@ -96,7 +96,7 @@ def _setting_option(setting: Setting) -> Callable[[_Command], _Command]:
         # Parsed here, so a bad value is a usage error naming the option.
         return click.option(*declaration, metavar=setting.metavar, help=help_text,
                             callback=lambda _context, _parameter, value: _duration_option(value, setting.option))
-    assert setting.kind == "text", f"no command-line option for a setting of kind {setting.kind}"
+    assert setting.kind in ("text", "url"), f"no command-line option for a setting of kind {setting.kind}"
     return click.option(*declaration, metavar=setting.metavar, help=help_text)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports thi
 API_CHOICES = ("auto", "v1", "v2")
 
 # How a raw value (from the file, the environment or an option) is read: see _convert.
-Kind = Literal["text", "file", "certificate", "choice", "bool", "duration", "duration_or_off", "count", "list",
+Kind = Literal["text", "url", "file", "certificate", "choice", "bool", "duration", "duration_or_off", "count", "list",
                "domains", "regexes"]
 
 
@@ -73,7 +73,7 @@ class InfluxSettings:
     """Where to send points. url None means InfluxDB is not configured: record locally only."""
 
     url: str | None = declare(None, Setting(
-        "influx.url", "text", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
+        "influx.url", "url", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
         note="Leave unset to record locally only (nothing is lost; `tracker sync` sends the backlog once it is set).",
         variable="TRACKER_INFLUX_URL", option="--influx-url", metavar="URL"))
     token: str | None = declare(None, Setting(
@@ -293,13 +293,15 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     """`raw` as setting `name` holds it; `where` names its source for messages, `config_file` when from there."""
     setting = SETTINGS[name]
     kind = setting.kind
-    if kind in ("text", "file", "certificate") and config_file is not None and not isinstance(raw, str):
+    if kind in ("text", "url", "file", "certificate") and config_file is not None and not isinstance(raw, str):
         # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
         # than store a changed password. The value is not shown: it may be a secret.
         raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {setting.key}: "...".')
     try:
         if kind in ("text", "file"):
             return str(raw).strip() or None
+        if kind == "url":
+            return _web_url(str(raw).strip()) or None
         if kind == "certificate":
             return _certificate_file(str(raw).strip()) if str(raw).strip() else None
         if kind == "choice":
@@ -344,6 +346,29 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} from {where}: {error}.") from None
     raise AssertionError(kind)
+
+
+def _web_url(text: str) -> str:
+    """`text` if it is an http(s) URL with a host, else ValueError saying what is wrong without showing the URL,
+    which may hold a password."""
+    if not text:
+        return text
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port  # .port raises ValueError beyond 0..65535 or when not a number
+    except ValueError:
+        host, parts = None, None
+    if parts is None:
+        problem = "is not valid (a port is a number up to 65535; an IPv6 address goes in [brackets])"
+    elif parts.scheme.lower() not in ("http", "https"):
+        problem = "must start with http:// or https://"
+    elif not host or any(character.isspace() or ord(character) < 32 for character in text):
+        problem = "names no valid host"
+    else:
+        return text
+    raise ValueError(f"the URL {problem}: give one like http://localhost:8086")
 
 
 def _certificate_file(text: str) -> str:
