@@ -48,13 +48,16 @@ class _Commands(click.Group):
 
 
 def _known_failure(error: Exception) -> Failure | None:
-    from tracker.store import StoreUnavailable, plain_reason  # sqlite3: only when something failed
+    """The plain Failure for an exception the machine caused; None for any other (a bug)."""
+    from pathlib import Path
+
+    from tracker.store import StoreUnavailable, advice, plain_reason  # sqlite3: only when something failed
 
     if isinstance(error, StoreUnavailable):
         return Failure(str(error), 1)
     if isinstance(error, OSError) and error.filename is not None:
-        return Failure(f"Cannot use {error.filename}: {plain_reason(error)}; fix that, or set TRACKER_HOME to "
-                       "another directory.", 1)
+        what_to_do = advice(error, Path(error.filename)) or "; fix that, or set TRACKER_HOME to another directory"
+        return Failure(f"Cannot use {error.filename}: {plain_reason(error)}{what_to_do}.", 1)
     return None
 
 

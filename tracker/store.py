@@ -34,7 +34,20 @@ def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavail
     try:
         yield
     except (sqlite3.DatabaseError, OSError) as error:
+        if plain_reason(error) == _IO_ERROR and path is not None and _no_space_left(path):
+            # SQLite reports a full disk as an I/O error when its shared-memory file cannot grow.
+            raise error_class(f"Cannot {what}: the disk is full; free some space on that disk.") from None
         raise error_class(f"Cannot {what}: {plain_reason(error)}{advice(error, path)}.") from None
+
+
+_IO_ERROR = "the disk reported an I/O error"
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
@@ -128,7 +141,7 @@ def plain_reason(error: Exception) -> str:
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
         return "the file is damaged or is not a tracker database"
     if name.startswith("SQLITE_IOERR") or "i/o" in text:
-        return "the disk reported an I/O error"
+        return _IO_ERROR
     return str(error)
 
 
@@ -142,7 +155,6 @@ def advice(error: Exception, path: Path | None) -> str:
                 f" {path.name}* damaged/) and tracker starts a new one")
     if reason == "the disk is full":
         return "; free some space on that disk"
-    if "read-only" in reason or reason.startswith("permission denied"):
-        where = f" ({path.parent})" if path is not None else ""
-        return f"; make the data directory{where} and its files writable, or set TRACKER_HOME to another one"
+    if path is not None and ("read-only" in reason or reason.startswith("permission denied")):
+        return f"; make {path.parent} and its files writable, or set TRACKER_HOME to another directory"
     return ""
