@@ -141,7 +141,7 @@ def _duration_option(value: str | None, what: str, limits: tuple[float, float] |
     if seconds <= 0:
         raise click.BadParameter("must be more than 0 seconds", param_hint=what)
     if limits is not None and not limits[0] <= seconds <= limits[1]:
-        raise click.BadParameter(f"'{value}' is out of range: use from {limits[0]:g}s to {limits[1]:g}s",
+        raise click.BadParameter(f"{value!r} is out of range: use from {limits[0]:g}s to {limits[1]:g}s",
                                  param_hint=what)
     return seconds
 

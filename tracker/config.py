@@ -297,6 +297,10 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
         # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
         # than store a changed password. The value is not shown: it may be a secret.
         raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {setting.key}: "...".')
+    if isinstance(raw, str) and _UNPRINTABLE.search(raw):
+        # Not shown: it may be a secret. Undecodable bytes (an environment variable) arrive as lone surrogates.
+        raise ConfigError(f"{name} from {where} holds a control character or bytes that are not UTF-8 text:"
+                          " write it again in plain text.")
     try:
         if kind in ("text", "file"):
             return str(raw).strip() or None
@@ -346,6 +350,10 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} from {where}: {error}.") from None
     raise AssertionError(kind)
+
+
+# Characters no setting holds: control characters (a newline would split `config show`'s line) and lone surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _web_url(text: str) -> str:

@@ -26,10 +26,10 @@ def parse_duration(text: str) -> float:
         seconds = float(cleaned)
     except ValueError:
         if not _DURATION.fullmatch(cleaned):
-            raise ValueError(f"'{text}' is not a duration: use e.g. 30s, 5m, 2h") from None
+            raise ValueError(f"{text!r} is not a duration: use e.g. 30s, 5m, 2h") from None
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(cleaned))
     if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"'{text}' is not a duration: it must be more than zero, e.g. 30s, 5m, 2h")
+        raise ValueError(f"{text!r} is not a duration: it must be more than zero, e.g. 30s, 5m, 2h")
     return seconds
 
 
@@ -57,7 +57,7 @@ def _in_range(parse: Callable[[str, datetime | None], datetime]) -> Callable[[st
         # A day's slack either side: local midnight of Jan 1 is Dec 31 in UTC east of Greenwich, and an
         # --until date ends at the next midnight.
         if moment is None or not _EARLIEST <= moment <= _LATEST:
-            raise ValueError(f"'{text}' is outside the years {FIRST_YEAR} to {LAST_YEAR}: use e.g. 30d or 2024-05-01")
+            raise ValueError(f"{text!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}: use e.g. 30d or 2024-05-01")
         return moment
 
     return parse_in_range
@@ -85,7 +85,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     days = _DAYS_BACK.fullmatch(cleaned)
     if days:
         if int(days.group(1)) < 1:
-            raise ValueError(f"'{text}' is not a period: use at least 1d")
+            raise ValueError(f"{text!r} is not a period: use at least 1d")
         return local_midnight(today - timedelta(days=int(days.group(1)) - 1))
     if _DURATION.fullmatch(cleaned):
         return now - timedelta(seconds=parse_duration(cleaned))
@@ -121,7 +121,7 @@ def _parse_date_or_moment(text: str, end_of_day: bool) -> datetime:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(
-            f"'{text}' is not a time: use today, yesterday, 7d, 2h, a date like 2024-05-01 "
+            f"{text!r} is not a time: use today, yesterday, 7d, 2h, a date like 2024-05-01 "
             "or a date and time like 2024-05-01T09:00"
         ) from None
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
