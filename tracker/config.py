@@ -155,7 +155,7 @@ class Settings:
         "metrics_listen", "text", example="127.0.0.1:9184",
         help="Serve Prometheus metrics at http://HOST:PORT/metrics while `tracker run` runs (off when unset).",
         note="Loopback only (127.0.0.1, ::1, localhost) unless metrics_allow_remote is true: the metrics show "
-             "what you are doing and have no authentication. Needs pip install 'tracker[prometheus]'.",
+             "what you are doing and have no authentication. Needs prometheus_client (pip install prometheus_client).",
         option="--metrics-listen", metavar="HOST:PORT"))
     metrics_allow_remote: bool = declare(False, Setting(
         "metrics_allow_remote", "bool", example="false",
