@@ -237,6 +237,10 @@ def test_a_read_only_data_directory_gets_one_sentence_from_every_command(small_d
     assert code == 1 and "read-only" in output, output
     small_disk.remount("rw")
     assert data_files() == {"tracker.db": real_bytes}
+    # The advice, followed: writable again, every command works on the same data.
+    code, output = tracker("outbox", "--json")
+    assert code == 0 and json.loads(output)["waiting"] == 60, output
+    assert tracker("report")[0] == 0
 
 
 def test_a_full_disk_at_start_gets_one_sentence_from_every_command(small_disk, monkeypatch, real_bytes):
@@ -257,6 +261,12 @@ def test_a_full_disk_at_start_gets_one_sentence_from_every_command(small_disk, m
     assert data_files()["tracker.db"] == before["tracker.db"]
     assert not paths.config_file().exists()
     assert not list(paths.config_dir().glob(".*tmp*")), "a half-written config.yaml was left behind"
+    # The advice, followed: with space again, recording works and nothing waiting was lost.
+    (small_disk.path / "filler").unlink()
+    code, output = tracker_process("run", "--source", "demo", "--for", "1s", "--quiet")
+    assert code == 0, output
+    code, output = tracker("outbox", "--json")
+    assert code == 0 and json.loads(output)["waiting"] > 60, output
 
 
 # -- absurd numbers and odd text as arguments ------------------------------------------------------

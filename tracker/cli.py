@@ -93,7 +93,7 @@ def _setting_option(setting: Setting) -> Callable[[_Command], _Command]:
                             help=help_text)
     if setting.kind == "choice":
         return click.option(*declaration, type=click.Choice(setting.choices), help=help_text)
-    if setting.kind in ("file", "certificate"):
+    if setting.kind == "certificate":
         return click.option(*declaration, type=click.Path(dir_okay=False), help=help_text)
     if setting.kind == "duration":
         # Parsed here, so a bad value is a usage error naming the option.

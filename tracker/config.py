@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports thi
 API_CHOICES = ("auto", "v1", "v2")
 
 # How a raw value (from the file, the environment or an option) is read: see _convert.
-Kind = Literal["text", "url", "file", "certificate", "choice", "bool", "duration", "duration_or_off", "count", "list",
+Kind = Literal["text", "url", "certificate", "choice", "bool", "duration", "duration_or_off", "count", "list",
                "domains", "regexes"]
 
 
@@ -293,7 +293,7 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     """`raw` as setting `name` holds it; `where` names its source for messages, `config_file` when from there."""
     setting = SETTINGS[name]
     kind = setting.kind
-    if kind in ("text", "url", "file", "certificate") and config_file is not None and not isinstance(raw, str):
+    if kind in ("text", "url", "certificate") and config_file is not None and not isinstance(raw, str):
         # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
         # than store a changed password. The value is not shown: it may be a secret.
         raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {setting.key}: "...".')
@@ -302,7 +302,7 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
         raise ConfigError(f"{name} from {where} holds a control character or bytes that are not UTF-8 text:"
                           " write it again in plain text.")
     try:
-        if kind in ("text", "file"):
+        if kind == "text":
             return str(raw).strip() or None
         if kind == "url":
             return _web_url(str(raw).strip()) or None
@@ -372,7 +372,7 @@ def _web_url(text: str) -> str:
         problem = "is not valid (a port is a number up to 65535; an IPv6 address goes in [brackets])"
     elif parts.scheme.lower() not in ("http", "https"):
         problem = "must start with http:// or https://"
-    elif not host or any(character.isspace() or ord(character) < 32 for character in text):
+    elif not host or any(character.isspace() for character in text):
         problem = "names no valid host"
     else:
         return text
