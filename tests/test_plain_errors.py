@@ -168,11 +168,13 @@ def damaged_content(kind: str) -> bytes:
 def test_every_command_refuses_a_damaged_or_foreign_database_plainly_and_leaves_it_as_it_was(kind):
     content = damaged_content(kind)
     path = put_database(content)
+    path.chmod(0o644)  # another program's file, readable by others: tracker must not change even that
     for command in DATABASE_COMMANDS:
         code, output = tracker(*command)
         assert code == 1, (command, output)
         assert str(path) in output and "move it aside" in output, output
         assert data_files() == {"tracker.db": content}, command
+        assert path.stat().st_mode & 0o777 == 0o644, command
     # `tracker status` reads no database; `config show` neither.
     assert tracker("status")[0] == 3
     assert tracker("config", "show")[0] == 0

@@ -61,6 +61,7 @@ def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
     private_dir(path.parent)  # 0700: nobody else can reach the file in the moment before the chmod
     connection = sqlite3.connect(path, **options)
     try:
+        _check_ours(connection)  # before anything is changed: not even another program's file mode
         if stat.S_IMODE(path.stat().st_mode) != 0o600:
             os.chmod(path, 0o600)
     except BaseException:
@@ -79,7 +80,6 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
     """
     connection = connect_private(path, timeout=10.0, isolation_level=None, check_same_thread=not threads)
     try:
-        _check_ours(connection)  # before anything is written to it
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
     except BaseException:
