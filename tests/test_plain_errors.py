@@ -367,6 +367,20 @@ def test_every_numeric_setting_in_config_yaml_is_in_range_or_refused_naming_it(n
     assert (effective == 0 and SETTINGS[name].kind == "duration_or_off") or limits[0] <= effective <= limits[1]
 
 
+@EXAMPLES
+@given(name=st.sampled_from(sorted(SETTINGS)), value=odd_value | st.text(st.characters(codec=None), max_size=20))
+@example(name="influx.url", value="http://[::1")
+@example(name="influx.ca_file", value="~/no-such-ca.pem")
+@example(name="influx.bucket", value="two\nlines")
+def test_any_setting_in_config_yaml_with_any_value_is_shown_or_refused_in_one_sentence(name, value):
+    write_config(name, value)
+    code, output = tracker("config", "show")
+    assert code == 0 or (code == 2 and str(paths.config_file()) in output), output
+    # Through to sending (to a server that is not there: a real URL would make this test wait on DNS).
+    code, output = tracker("sync", "--influx-url", UNREACHABLE)
+    assert code in (0, 1, 2), output
+
+
 def test_a_timeout_of_1e300_is_refused_before_anything_is_sent():
     write_config("influx.timeout", 1e300)
     code, output = tracker("sync", "--influx-url", UNREACHABLE)
