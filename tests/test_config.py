@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import certifi
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -372,7 +373,8 @@ def test_config_template_loads_with_every_example_uncommented() -> None:
         "".join(match.groups()) if (match := setting_line.fullmatch(line)) else line
         for line in path.read_text(encoding="utf-8").splitlines()
     ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The CA file must exist: a real one stands in for the example's path.
+    path.write_text("\n".join(lines).replace("/path/to/ca.pem", certifi.where()) + "\n", encoding="utf-8")
 
     loaded = load_settings()
 
@@ -385,7 +387,7 @@ def test_config_template_loads_with_every_example_uncommented() -> None:
         "influx.bucket": "tracker",
         "influx.api": "auto",
         "influx.verify_tls": True,
-        "influx.ca_file": "/path/to/ca.pem",
+        "influx.ca_file": certifi.where(),
         "influx.timeout": 10.0,
         "host": "laptop",
         "interval": 1.0,
@@ -599,7 +601,11 @@ INFLUX_OPTION_SETTINGS = [setting for setting in SETTINGS.values()
 
 
 def _given(setting: Setting) -> str:
-    """A valid value to give a text or choice setting, not its default."""
+    """A valid value to give a text, certificate or choice setting, not its default."""
+    if setting.kind == "certificate":
+        return certifi.where()  # it must be a readable certificate
+    if setting.kind == "url":
+        return "http://given.example:8086"
     return setting.choices[-1] if setting.choices else f"/given/{setting.key}"
 
 

@@ -154,7 +154,7 @@ def test_a_port_in_use_is_one_sentence() -> None:
 def test_without_prometheus_client_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import prometheus_client raises ImportError
     assert_one_sentence(run_tracker("--metrics-listen", f"127.0.0.1:{free_port()}"),
-                        "pip install 'tracker[prometheus]'")
+                        f"{sys.executable} -m pip install 'prometheus_client>=0.20'")
 
 
 _LOADS_PROMETHEUS_CLIENT = """

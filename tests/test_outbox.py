@@ -218,7 +218,7 @@ def test_a_full_disk_stops_appends_plainly_and_loses_nothing(small_disk):
         for record in make_records(2000):
             outbox.append(replace(record, title="x" * 2000))
             kept.append(replace(record, title="x" * 2000))
-    assert str(caught.value) == f"Cannot write to the outbox {path}: the disk is full."
+    assert str(caught.value) == f"Cannot write to the outbox {path}: the disk is full; free some space on that disk."
     assert 20 < len(kept) < 2000
     assert [record for _, record in outbox.pending(5000)] == kept
     small_disk.remount("size=8m")

@@ -203,7 +203,8 @@ def test_tracker_sync_reports_what_it_did(servers, monkeypatch):
     runner = CliRunner()
     shown = runner.invoke(cli, ["sync"])
     assert (shown.exit_code, shown.output) == (
-        2, "Error: InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.\n")
+        2, "Error: InfluxDB is not configured: set TRACKER_INFLUX_URL, or influx.url in config.yaml"
+        " (`tracker config init` writes one to edit).\n")
 
     server = FaultServer()
     servers.append(server)

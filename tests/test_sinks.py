@@ -156,7 +156,7 @@ ANSWERS = [
     (Step(404, '{"error":"database not found: \\"tracker\\""}'), ConfigurationError, "database not found"),
     (Step(500, '{"error":"retention policy not found: week"}'), ConfigurationError, "retention policy"),
     (Step(308, "", {"Location": "https://influx.example:8086/api/v2/write"}), ConfigurationError,
-     "redirects to https://influx.example:8086/api/v2/write"),
+     "redirects to https://influx.example:8086: set influx.url to https://influx.example:8086"),
 ]
 
 
@@ -216,7 +216,7 @@ def test_failing_to_reach_the_server_means_retry_later(answering_server, api, ur
 
 
 def test_unconfigured_or_unknown_settings_say_what_to_do():
-    with pytest.raises(ConfigurationError, match=r"tracker config init.*TRACKER_INFLUX_URL"):
+    with pytest.raises(ConfigurationError, match=r"TRACKER_INFLUX_URL.*influx.url in config.yaml.*tracker config init"):
         open_sink(InfluxSettings())
     with pytest.raises(ConfigurationError, match="must start with http:// or https://"):
         open_sink(InfluxSettings(url="localhost:8086"))

@@ -32,7 +32,36 @@ class Failure(click.ClickException):
 _Command = TypeVar("_Command", bound=Callable[..., Any])  # a command function, before click makes it a Command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The top command group: failures the machine causes rather than tracker (a damaged, foreign or read-only
+    database, a full disk, a file that cannot be used) end as one plain sentence and exit 1, whichever command
+    met them. Any other exception is a bug, and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            failure = _known_failure(error)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def _known_failure(error: Exception) -> Failure | None:
+    """The plain Failure for an exception the machine caused; None for any other (a bug)."""
+    from pathlib import Path
+
+    from tracker.store import StoreUnavailable, advice, plain_reason  # sqlite3: only when something failed
+
+    if isinstance(error, StoreUnavailable):
+        return Failure(str(error), 1)
+    if isinstance(error, OSError) and error.filename is not None:
+        what_to_do = advice(error, Path(error.filename)) or "; fix that, or set TRACKER_HOME to another directory"
+        return Failure(f"Cannot use {error.filename}: {plain_reason(error)}{what_to_do}.", 1)
+    return None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracker")
 def cli() -> None:
     """A private activity tracker: the foreground app, classified, written to your own InfluxDB."""
@@ -64,13 +93,13 @@ def _setting_option(setting: Setting) -> Callable[[_Command], _Command]:
                             help=help_text)
     if setting.kind == "choice":
         return click.option(*declaration, type=click.Choice(setting.choices), help=help_text)
-    if setting.kind == "file":
+    if setting.kind == "certificate":
         return click.option(*declaration, type=click.Path(dir_okay=False), help=help_text)
     if setting.kind == "duration":
         # Parsed here, so a bad value is a usage error naming the option.
         return click.option(*declaration, metavar=setting.metavar, help=help_text,
                             callback=lambda _context, _parameter, value: _duration_option(value, setting.option))
-    assert setting.kind == "text", f"no command-line option for a setting of kind {setting.kind}"
+    assert setting.kind in ("text", "url"), f"no command-line option for a setting of kind {setting.kind}"
     return click.option(*declaration, metavar=setting.metavar, help=help_text)
 
 
@@ -100,7 +129,7 @@ def load_or_exit(overrides: dict[str, object] | None = None) -> LoadedSettings:
         raise Failure(str(error), 2) from None
 
 
-def _duration_option(value: str | None, what: str) -> float | None:
+def _duration_option(value: str | None, what: str, limits: tuple[float, float] | None = None) -> float | None:
     if value is None:
         return None
     from tracker.timespec import parse_duration
@@ -111,6 +140,9 @@ def _duration_option(value: str | None, what: str) -> float | None:
         raise click.BadParameter(str(error), param_hint=what) from None
     if seconds <= 0:
         raise click.BadParameter("must be more than 0 seconds", param_hint=what)
+    if limits is not None and not limits[0] <= seconds <= limits[1]:
+        raise click.BadParameter(f"{value!r} is out of range: use from {limits[0]:g}s to {limits[1]:g}s",
+                                 param_hint=what)
     return seconds
 
 
@@ -303,7 +335,7 @@ def sync(**setting_values: object) -> None:
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
               help="How many days back the synthetic history goes.")
 @click.option("--step", default="1s", show_default=True, metavar="DURATION",
-              help="Time between points (1s like `tracker run`; 10s writes a tenth as many).")
+              help="Time between points, 1s to 1h (1s like `tracker run`; 10s writes a tenth as many).")
 @click.option("--remove", is_flag=True, help="Delete the demo points (host=demo, demo=true) again instead.")
 @influx_options
 def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
@@ -328,7 +360,8 @@ def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
                            f"you can tell; if they are demo points, run {demo_module.drop_untagged_query()} in the "
                            "influx shell.")
             return
-        seconds = _duration_option(step, "--step")
+        # At least a second: a smaller step makes billions of points, and stalls for hours.
+        seconds = _duration_option(step, "--step", (1.0, 3600.0))
         with _progress_bar(f"Writing {days} days of demo activity") as progress:
             written = demo_module.write_week(settings, days, step=seconds or 1.0, progress=progress,
                                              own_host=loaded.host)

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports thi
 API_CHOICES = ("auto", "v1", "v2")
 
 # How a raw value (from the file, the environment or an option) is read: see _convert.
-Kind = Literal["text", "file", "choice", "bool", "duration", "duration_or_off", "count", "list", "domains",
-               "regexes"]
+Kind = Literal["text", "url", "certificate", "choice", "bool", "duration", "duration_or_off", "count", "list",
+               "domains", "regexes"]
 
 
 # A named tuple, not a dataclass: `tracker --help` imports this module, and a dataclass is slower to define.
@@ -42,6 +42,9 @@ class Setting(NamedTuple):
     metavar: str | None = None
     choices: tuple[str, ...] = ()  # for kind "choice"
     secret: bool = False  # masked by `config show`, kept out of repr
+    # The least and the most a duration (seconds) or count may be: beyond them a value is a slip, and would
+    # overflow or stall something later (an interval of 1e10 s never takes its second sample).
+    limits: tuple[float, float] | None = None
 
     @property
     def key(self) -> str:
@@ -70,7 +73,7 @@ class InfluxSettings:
     """Where to send points. url None means InfluxDB is not configured: record locally only."""
 
     url: str | None = declare(None, Setting(
-        "influx.url", "text", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
+        "influx.url", "url", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
         note="Leave unset to record locally only (nothing is lost; `tracker sync` sends the backlog once it is set).",
         variable="TRACKER_INFLUX_URL", option="--influx-url", metavar="URL"))
     token: str | None = declare(None, Setting(
@@ -92,10 +95,11 @@ class InfluxSettings:
         example="true", option="--insecure",
         option_help="Do not verify the server's TLS certificate (prints a warning)."))
     ca_file: str | None = declare(None, Setting(
-        "influx.ca_file", "file", help="CA certificate for TLS.", example="/path/to/ca.pem",
+        "influx.ca_file", "certificate", help="CA certificate for TLS.", example="/path/to/ca.pem",
         note="Give one when a private CA signed the server's certificate.", option="--ca-file"))
     timeout: float = declare(10.0, Setting(
-        "influx.timeout", "duration", help="How long one HTTP request to InfluxDB may take.", example="10s"))
+        "influx.timeout", "duration", help="How long one HTTP request to InfluxDB may take.", example="10s",
+        limits=(0.1, 3600.0)))
 
     @property
     def configured(self) -> bool:
@@ -129,29 +133,30 @@ class Settings:
         example="laptop"), default_factory=_system_host_name)
     interval: float = declare(1.0, Setting(
         "interval", "duration", help="Seconds between samples (default 1; e.g. 0.5, 2s).", example="1s",
-        option="--interval", metavar="SECONDS"))
+        option="--interval", metavar="SECONDS", limits=(0.01, 3600.0)))
     away_after: float = declare(180.0, Setting(
         "away_after", "duration", help="No input for this long counts as away (default 3m).", example="3m",
         note="Input is the keyboard or mouse; away samples have category Away and score 0.",
-        option="--away-after", metavar="DURATION"))
+        option="--away-after", metavar="DURATION", limits=(1.0, 86400.0)))
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     outbox_max_rows: int = declare(30 * 24 * 3600, Setting(
         "outbox_max_rows", "count", example="2592000",
         help="At most this many unsent samples are kept while InfluxDB is unreachable (30 days at 1 per second), "
              "quarantined ones included; beyond it the oldest are dropped (quarantined first), counted and "
-             "reported."))
+             "reported.", limits=(1, 1_000_000_000)))
     vitals_every: float = declare(10.0, Setting(
         "vitals_every", "duration_or_off", example="10s",
         help="While sending to InfluxDB, write the tracker's own vitals (measurement `tracker`: memory, CPU, "
-             "outbox, requests) this often; 0 turns them off."))
+             "outbox, requests) this often; 0 turns them off.", limits=(1.0, 86400.0)))
     history_retention_days: int | None = declare(None, Setting(
         "history_retention_days", "count", example="365",
-        help="Keep local event history (for `tracker report`) this many days; unset keeps it forever."))
+        help="Keep local event history (for `tracker report`) this many days; unset keeps it forever.",
+        limits=(1, 36_500)))
     metrics_listen: str | None = declare(None, Setting(
         "metrics_listen", "text", example="127.0.0.1:9184",
         help="Serve Prometheus metrics at http://HOST:PORT/metrics while `tracker run` runs (off when unset).",
         note="Loopback only (127.0.0.1, ::1, localhost) unless metrics_allow_remote is true: the metrics show "
-             "what you are doing and have no authentication. Needs pip install 'tracker[prometheus]'.",
+             "what you are doing and have no authentication. Needs prometheus_client (pip install prometheus_client).",
         option="--metrics-listen", metavar="HOST:PORT"))
     metrics_allow_remote: bool = declare(False, Setting(
         "metrics_allow_remote", "bool", example="false",
@@ -213,8 +218,6 @@ def load_settings(options: dict[str, Any] | None = None, config_path: Path | Non
             option = SETTINGS[name].option or "--" + name.replace("_", "-")
             values[name] = _convert(name, raw, f"option {option}")
             origins[name] = f"option {option}"
-    if values["interval"] <= 0:
-        raise ConfigError(f"The interval must be more than 0 seconds (from {origins['interval']}).")
     return LoadedSettings(_build(Settings, values), origins, values)
 
 
@@ -291,13 +294,21 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     """`raw` as setting `name` holds it; `where` names its source for messages, `config_file` when from there."""
     setting = SETTINGS[name]
     kind = setting.kind
-    if kind in ("text", "file") and config_file is not None and not isinstance(raw, str):
+    if kind in ("text", "url", "certificate") and config_file is not None and not isinstance(raw, str):
         # YAML turned the unquoted value into something else (0123 -> 83, yes -> True): refuse rather
         # than store a changed password. The value is not shown: it may be a secret.
         raise ConfigError(f'{name} in {config_file} must be text: put it in quotes, like {setting.key}: "...".')
+    if isinstance(raw, str) and _UNPRINTABLE.search(raw):
+        # Not shown: it may be a secret. Undecodable bytes (an environment variable) arrive as lone surrogates.
+        raise ConfigError(f"{name} from {where} holds a control character or bytes that are not UTF-8 text:"
+                          " write it again in plain text.")
     try:
-        if kind in ("text", "file"):
+        if kind == "text":
             return str(raw).strip() or None
+        if kind == "url":
+            return _web_url(str(raw).strip()) or None
+        if kind == "certificate":
+            return _certificate_file(str(raw).strip()) if str(raw).strip() else None
         if kind == "choice":
             value = str(raw).strip().lower()
             if value not in setting.choices:
@@ -325,11 +336,11 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
                 raise ValueError(f"{raw!r} must be more than 0 seconds")
             if math.isinf(seconds):  # YAML .inf
                 raise ValueError(f"{raw!r} must be a finite number of seconds")
-            return seconds
+            return _within_limits(setting, seconds, raw)
         if kind == "count":
             if isinstance(raw, bool) or int(raw) != float(raw) or int(raw) < 1:
                 raise ValueError(f"{raw!r} is not a whole number of 1 or more")
-            return int(raw)
+            return _within_limits(setting, int(raw), raw)
         if kind in ("list", "domains", "regexes"):
             items = _text_list(raw)
             for item in items:
@@ -340,6 +351,68 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} from {where}: {error}.") from None
     raise AssertionError(kind)
+
+
+# Characters no setting holds: control characters (a newline would split `config show`'s line) and lone surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _web_url(text: str) -> str:
+    """`text` if it is an http(s) URL with a host, else ValueError saying what is wrong without showing the URL,
+    which may hold a password."""
+    if not text:
+        return text
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port  # .port raises ValueError beyond 0..65535 or when not a number
+    except ValueError:
+        host, parts = None, None
+    if parts is None:
+        problem = "is not valid (a port is a number up to 65535; an IPv6 address goes in [brackets])"
+    elif parts.scheme.lower() not in ("http", "https"):
+        problem = "must start with http:// or https://"
+    elif not host or any(character.isspace() for character in text):
+        problem = "names no valid host"
+    else:
+        return text
+    raise ValueError(f"the URL {problem}: give one like http://localhost:8086")
+
+
+def _certificate_file(text: str) -> str:
+    """The path of a readable file of PEM certificates (with ~ expanded), or ValueError saying what it is not:
+    checked when settings load, so a missing CA file is named at once and not as a failed TLS handshake."""
+    import ssl
+
+    path = os.path.expanduser(text)
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as error:  # ssl.SSLError is one too, for a file that holds no certificate
+        if not isinstance(error, ssl.SSLError):
+            raise ValueError(f"{text!r} cannot be read ({(error.strerror or str(error)).lower()}): give the path of"
+                             " your CA's certificate, a PEM file") from None
+        raise ValueError(f"{text!r} holds no PEM certificate: give your CA's certificate, a file that starts"
+                         " with -----BEGIN CERTIFICATE-----") from None
+    return path
+
+
+def _within_limits(setting: Setting, value: float, raw: Any) -> Any:
+    """`value`, or ValueError naming the setting's limits when it lies beyond them."""
+    if setting.limits is not None:
+        least, most = setting.limits
+        if not least <= value <= most:
+            shown = _duration_text if setting.kind.startswith("duration") else "{:,.0f}".format
+            raise ValueError(f"{raw!r} is out of range: use from {shown(least)} to {shown(most)}")
+    return value
+
+
+def _duration_text(seconds: float) -> str:
+    """A limit as the user would type it: 0.1s, 1m, 1h, 1d."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _text_list(raw: Any) -> tuple[str, ...]:

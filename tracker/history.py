@@ -177,13 +177,14 @@ class History:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
-        self._db = open_database(path, "NORMAL")
-        try:
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
+        with unavailable_as(f"open the history in {path}", path=path):
+            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last second or so.
+            self._db = open_database(path, "NORMAL")
+            try:
+                self._db.executescript(_SCHEMA)
+            except BaseException:
+                self._db.close()
+                raise
 
     def close(self) -> None:
         self._db.close()
@@ -418,7 +419,7 @@ class HistoryWriter:
 
     def _writing(self) -> AbstractContextManager[None]:
         """StoreUnavailable, saying why in plain words, when the history cannot be written (disk full...)."""
-        return unavailable_as(f"write to the history in {self.path}")
+        return unavailable_as(f"write to the history in {self.path}", path=self.path)
 
     @contextmanager
     def _changing_events(self) -> Iterator[RollupChanges]:

@@ -18,6 +18,9 @@ TEXT_CAP = 2048
 TAG_CAP = 256
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A lone surrogate (a title read from a broken UTF-16 or undecodable bytes) cannot be encoded: SQLite, the
+# terminal and the HTTP body would all raise. It becomes the replacement character.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Line protocol cannot carry a backslash right before a separator or at the end of a tag value:
 # the parser reads it as an escape. Such backslashes become '/'.
 _TAG_BACKSLASH = re.compile(r"\\+(?=[ ,=]|$)")
@@ -29,7 +32,7 @@ def clean_text(value: str | None, cap: int = TEXT_CAP) -> str | None:
     """A title or URL as it will be stored: control characters become spaces, cut at `cap`."""
     if value is None:
         return None
-    value = _CONTROL.sub(" ", value)[:cap]
+    value = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", value))[:cap]
     return value or None
 
 
@@ -37,7 +40,7 @@ def clean_tag(value: str | None) -> str:
     """A tag value as it will be stored: no control characters, no unrepresentable backslash, trimmed."""
     if not value:
         return ""
-    value = _CONTROL.sub(" ", value)[:TAG_CAP].strip()
+    value = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", value))[:TAG_CAP].strip()
     return _TAG_BACKSLASH.sub(lambda m: "/" * len(m.group()), value)
 
 

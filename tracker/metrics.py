@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import select
+import shlex
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
     from tracker.recorder import Step
     from tracker.runner import Run
 
-INSTALL_HINT = "pip install 'tracker[prometheus]'"
+# Into the environment tracker runs in, whatever installed it: `pip install 'tracker[prometheus]'` would fetch
+# whatever PyPI calls "tracker".
+INSTALL_HINT = f"{shlex.quote(sys.executable)} -m pip install 'prometheus_client>=0.20'"
 
 
 class MetricsUnavailable(Exception):

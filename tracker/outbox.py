@@ -405,7 +405,7 @@ class Outbox:
         return transaction(self._connection)
 
     def _unavailable_as(self, verb: str) -> AbstractContextManager[None]:
-        return unavailable_as(f"{verb} the outbox {self.path}", OutboxUnavailable)
+        return unavailable_as(f"{verb} the outbox {self.path}", OutboxUnavailable, self.path)
 
 
 def read_stats(path: Path) -> OutboxStats:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from tracker.history import History, Summary, Total
 from tracker.model import UNCATEGORIZED
 from tracker.paths import database_file
+from tracker.store import unavailable_as
 
 TOP_ACTIVITIES = 10
 # Uncategorized time worth a hint: enough minutes and enough of the whole to be worth a rule.
@@ -72,12 +74,13 @@ def open_history() -> History | None:
 
 def read_report(since: datetime, until: datetime, by: str) -> Report | None:
     """The report of the local history, with the top activities when by category (the default report);
-    None when nothing was ever recorded."""
-    history = open_history()
-    if history is None:
-        return None
-    with history:
-        return build_report(history, since, until, by, top_activities=by == "category")
+    None when nothing was ever recorded. StoreUnavailable when the file cannot be read."""
+    with _reading_history():
+        history = open_history()
+        if history is None:
+            return None
+        with history:
+            return build_report(history, since, until, by, top_activities=by == "category")
 
 
 def empty_report(since: datetime, until: datetime, by: str) -> Report:
@@ -87,8 +90,15 @@ def empty_report(since: datetime, until: datetime, by: str) -> Report:
 
 def read_uncategorized(since: datetime, until: datetime) -> list[Total] | None:
     """uncategorized_activities of the local history; None when nothing was ever recorded."""
-    history = open_history()
-    if history is None:
-        return None
-    with history:
-        return uncategorized_activities(history, since, until)
+    with _reading_history():
+        history = open_history()
+        if history is None:
+            return None
+        with history:
+            return uncategorized_activities(history, since, until)
+
+
+def _reading_history() -> AbstractContextManager[None]:
+    """StoreUnavailable, saying why plainly, when the history cannot be read (a damaged file, say)."""
+    path = database_file()
+    return unavailable_as(f"read the history in {path}", path=path)

@@ -69,8 +69,12 @@ def acquire_run_lock() -> RunLock:
         pid = _read_pid(descriptor)
         os.close(descriptor)
         raise AlreadyRunning(pid, path.parent)
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    except OSError as error:  # a full disk: say which file, as the open would have
+        os.close(descriptor)
+        raise OSError(error.errno, error.strerror, str(path)) from None
     return RunLock(path, descriptor)
 
 

@@ -18,13 +18,36 @@ class StoreUnavailable(Exception):
     """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly."""
 
 
+class NotOurDatabase(sqlite3.DatabaseError):
+    """The file is an SQLite database, but another program's: tracker must not add its tables to it."""
+
+
+# Tables whose presence makes a file tracker's, with a column each must have (any version of tracker).
+_OUR_TABLES = {"outbox": "time_ms", "events": "timestamp"}
+
+
 @contextmanager
-def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavailable) -> Iterator[None]:
-    """Turn SQLite and OS errors into error_class("Cannot <what>: <plain reason>.")."""
+def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavailable,
+                   path: Path | None = None) -> Iterator[None]:
+    """Turn SQLite and OS errors into error_class("Cannot <what>: <plain reason>; <what to do>."); `path`, the
+    database, is named in the advice."""
     try:
         yield
     except (sqlite3.DatabaseError, OSError) as error:
-        raise error_class(f"Cannot {what}: {plain_reason(error)}.") from None
+        if plain_reason(error) == _IO_ERROR and path is not None and _no_space_left(path):
+            # SQLite reports a full disk as an I/O error when its shared-memory file cannot grow.
+            raise error_class(f"Cannot {what}: the disk is full; free some space on that disk.") from None
+        raise error_class(f"Cannot {what}: {plain_reason(error)}{advice(error, path)}.") from None
+
+
+_IO_ERROR = "the disk reported an I/O error"
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
@@ -38,6 +61,7 @@ def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
     private_dir(path.parent)  # 0700: nobody else can reach the file in the moment before the chmod
     connection = sqlite3.connect(path, **options)
     try:
+        _check_ours(connection)  # before anything is changed: not even another program's file mode
         if stat.S_IMODE(path.stat().st_mode) != 0o600:
             os.chmod(path, 0o600)
     except BaseException:
@@ -71,6 +95,18 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
     return connection
 
 
+def _check_ours(connection: sqlite3.Connection) -> None:
+    """NotOurDatabase unless the file is new or tracker's; a damaged one raises SQLite's DatabaseError here."""
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    ours = tables & _OUR_TABLES.keys()
+    if tables and not ours:
+        raise NotOurDatabase("another program's database")
+    for table in ours:
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if _OUR_TABLES[table] not in columns:
+            raise NotOurDatabase("another program's database")
+
+
 @contextmanager
 def transaction(connection: sqlite3.Connection, immediate: bool = True) -> Iterator[None]:
     """Commit what the block does, or roll it back on any exception.
@@ -89,6 +125,8 @@ def transaction(connection: sqlite3.Connection, immediate: bool = True) -> Itera
 
 
 def plain_reason(error: Exception) -> str:
+    if isinstance(error, NotOurDatabase):
+        return "the file is another program's database, not tracker's"
     if isinstance(error, OSError):
         if error.errno == errno.ENOSPC:
             return "the disk is full"
@@ -110,5 +148,20 @@ def plain_reason(error: Exception) -> str:
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
         return "the file is damaged or is not a tracker database"
     if name.startswith("SQLITE_IOERR") or "i/o" in text:
-        return "the disk reported an I/O error"
+        return _IO_ERROR
     return str(error)
+
+
+def advice(error: Exception, path: Path | None) -> str:
+    """What to do about `error` with the database at `path`, as the end of a sentence ("; move it ..."), or ""."""
+    reason = plain_reason(error)
+    if path is not None and ("damaged" in reason or "another program" in reason):
+        # Never repaired or replaced in place: whatever it still holds stays for the user to rescue.
+        # Its -wal and -shm files go with it: a new database must not meet the old one's write-ahead log.
+        return (f"; tracker changes nothing in it: move it aside (cd '{path.parent}' && mkdir -p damaged && mv"
+                f" {path.name}* damaged/) and tracker starts a new one")
+    if reason == "the disk is full":
+        return "; free some space on that disk"
+    if path is not None and ("read-only" in reason or reason.startswith("permission denied")):
+        return f"; make {path.parent} and its files writable, or set TRACKER_HOME to another directory"
+    return ""

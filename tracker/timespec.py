@@ -7,8 +7,10 @@ right length.
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta, timezone
 
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # One or more number+unit parts, e.g. "90s", "1.5h", "1h30m".
@@ -24,10 +26,10 @@ def parse_duration(text: str) -> float:
         seconds = float(cleaned)
     except ValueError:
         if not _DURATION.fullmatch(cleaned):
-            raise ValueError(f"'{text}' is not a duration: use e.g. 30s, 5m, 2h") from None
+            raise ValueError(f"{text!r} is not a duration: use e.g. 30s, 5m, 2h") from None
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(cleaned))
     if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"'{text}' is not a duration: it must be more than zero, e.g. 30s, 5m, 2h")
+        raise ValueError(f"{text!r} is not a duration: it must be more than zero, e.g. 30s, 5m, 2h")
     return seconds
 
 
@@ -40,6 +42,32 @@ def local_now() -> datetime:
     return datetime.now().astimezone()
 
 
+# Report periods lie within these years: beyond them dates overflow, and nothing was recorded there anyway.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
+def _in_range(parse: Callable[[str, datetime | None], datetime]) -> Callable[[str, datetime | None], datetime]:
+    """`parse`, refusing with ValueError moments outside FIRST_YEAR..LAST_YEAR (and the overflows on the way)."""
+    @functools.wraps(parse)
+    def parse_in_range(text: str, now: datetime | None = None) -> datetime:
+        try:
+            moment = parse(text, now)
+        except OverflowError:
+            moment = None
+        # A day's slack either side: local midnight of Jan 1 is Dec 31 in UTC east of Greenwich, and an
+        # --until date ends at the next midnight.
+        if moment is None or not _EARLIEST <= moment <= _LATEST:
+            raise ValueError(f"{text!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}: use e.g. 30d or 2024-05-01")
+        return moment
+
+    return parse_in_range
+
+
+_EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc) - timedelta(days=1)
+_LATEST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc) + timedelta(days=1)
+
+
+@_in_range
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """The start of a report period.
 
@@ -57,13 +85,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     days = _DAYS_BACK.fullmatch(cleaned)
     if days:
         if int(days.group(1)) < 1:
-            raise ValueError(f"'{text}' is not a period: use at least 1d")
+            raise ValueError(f"{text!r} is not a period: use at least 1d")
         return local_midnight(today - timedelta(days=int(days.group(1)) - 1))
     if _DURATION.fullmatch(cleaned):
         return now - timedelta(seconds=parse_duration(cleaned))
     return _parse_date_or_moment(text, end_of_day=False)
 
 
+@_in_range
 def parse_until(text: str, now: datetime | None = None) -> datetime:
     """The end of a report period: `today`, `yesterday` or a date include that whole day; `now` is now;
     a date and time is that moment."""
@@ -85,14 +114,18 @@ def _parse_date_or_moment(text: str, end_of_day: bool) -> datetime:
     except ValueError:
         pass
     else:
+        if not FIRST_YEAR <= day.year <= LAST_YEAR:
+            raise OverflowError(day)  # before it overflows in the local timezone: _in_range says what to do
         return local_midnight(day + timedelta(days=1)) if end_of_day else local_midnight(day)
     try:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(
-            f"'{text}' is not a time: use today, yesterday, 7d, 2h, a date like 2024-05-01 "
+            f"{text!r} is not a time: use today, yesterday, 7d, 2h, a date like 2024-05-01 "
             "or a date and time like 2024-05-01T09:00"
         ) from None
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise OverflowError(moment)
     # A moment without an offset is local time, like the dates.
     return moment.astimezone() if moment.tzinfo is None else moment
 

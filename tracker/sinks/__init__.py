@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -74,7 +74,8 @@ def require_configured(settings: InfluxSettings) -> None:
     """ConfigurationError, saying how to configure InfluxDB, when no URL is set."""
     if not settings.configured:
         raise ConfigurationError(
-            "InfluxDB is not configured: run `tracker config init`, or set TRACKER_INFLUX_URL.")
+            "InfluxDB is not configured: set TRACKER_INFLUX_URL, or influx.url in config.yaml"
+            " (`tracker config init` writes one to edit).")
 
 
 def open_sink(settings: InfluxSettings) -> Sink:
@@ -185,6 +186,20 @@ def retry_after_seconds(header: str | None) -> float | None:
         return None
 
 
+# The paths tracker adds to influx.url: a redirect's Location ends in one of them, which influx.url must not.
+_API_PATHS = ("/api/v2/write", "/write", "/ping")
+
+
+def redirect_base(url: str, location: str) -> str:
+    """The influx.url a redirect to `location` points at, fit to set as it is: resolved against the request,
+    without the API path tracker adds, the query (the database, credentials) or user:password@."""
+    target = display_url(urljoin(f"{display_url(url)}/write", location))
+    for suffix in _API_PATHS:
+        if target.endswith(suffix):
+            return target[:-len(suffix)].rstrip("/")
+    return target
+
+
 def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_after: str | None = None,
                      location: str | None = None) -> SendError:
     """The error class and plain sentence for a write answered with HTTP `status`."""
@@ -209,8 +224,10 @@ def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_a
         words = "is busy" if status == 429 else "failed"
         return RetryLater(f"InfluxDB at {url} {words} ({status}: {reason})", retry_after_seconds(retry_after))
     if 300 <= status < 400:
-        where = display_url(location) if location else "elsewhere"
-        return ConfigurationError(f"InfluxDB at {url} redirects to {where}: set influx.url to that address")
+        if not location:
+            return ConfigurationError(f"InfluxDB at {url} redirects elsewhere without saying where: check influx.url")
+        base = redirect_base(settings.url or "", location)
+        return ConfigurationError(f"InfluxDB at {url} redirects to {base}: set influx.url to {base}")
     if status == 404:
         return ConfigurationError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
                                   " influx.url and influx.api")
