@@ -120,7 +120,7 @@ INVALID = [
      "apps in category Dev should be a list, like apps: [one, two]"),
     ("categories:\n  Dev:\n    score: 1\n    apps: [[Code]]\n", 4, "each entry of apps should be plain text"),
     ("categories:\n  Dev:\n    score: 1\n\n    titles:\n      - 'ok'\n      - '[unclosed'\n", 7,
-     "title regex '[unclosed' is invalid: unterminated character set"),
+     "title regex '[unclosed' is invalid: missing ] in '[unclosed'"),
     ("categories:\n  Dev:\n    score: 1\n    titles: ['x|']\n", 4, "title regex 'x|' matches every title"),
     ("categories:\n  Dev:\n    score: 1\n    titles: [\"\\bvim\\b\"]\n", 4,
      "title regex '\\x08vim\\x08' contains a control character; write regexes in single quotes, like '\\bvim\\b'"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -333,6 +332,10 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             items = _text_list(raw)
             for item in items:
                 _check_item(kind, item)
+            if kind == "regexes":
+                from tracker.classify import compile_title_regexes
+
+                compile_title_regexes(items)  # TitleRegexError (a ValueError): those that RE2 refuses, or too many
             return items
     except OverflowError:  # int(inf)
         raise ConfigError(f"{name} from {where}: {raw!r} is not a whole number of 1 or more.") from None
@@ -355,11 +358,6 @@ def _check_item(kind: str, item: str) -> None:
         from tracker.classify import normalise_domain
 
         normalise_domain(item)  # ValueError says what is wrong with it
-    elif kind == "regexes":
-        try:
-            re.compile(item)
-        except re.error as error:
-            raise ValueError(f"the regex {item!r} is invalid: {error.msg}") from None
 
 
 def masked(name: str, value: Any) -> str:
