@@ -4,6 +4,7 @@ sentence naming the file (and line), or handled, and recording never stops becau
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servers import Desktop, InfluxDB1, wait_until
+from test_run_desktop import TrackerOnDesktop, points, points_after_input
 
 from tracker import paths
 from tracker.classify import (
@@ -183,3 +186,39 @@ def test_a_title_with_a_lone_surrogate_is_matched_not_a_crash() -> None:
     assert rules.classify(Sample(time=utc_now(), app="x", title="\udcff vim \ud800")).category == "Evil"
     privacy = Privacy(PrivacySettings(exclude_titles=("secret",)))
     assert privacy.apply(Sample(time=utc_now(), app="x", title="my \udcffSecret")).title is None
+
+
+# -- a real run: evil rules, titles a web page could choose, and SIGTERM -------------------------------------
+
+def test_a_real_run_with_backtracking_rules_and_evil_titles_keeps_sampling_and_stops_on_sigterm(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str) -> None:
+    # In Python's re, each of these runs for hours on the titles below, and SIGTERM waits for it.
+    users_file("categories:\n"
+               "  Evil:\n    score: -2\n    titles: ['(a+)+$', '(x+x+)+y']\n"
+               "  Plain:\n    score: 1\n    apps: [EvilApp]\n")
+    config = paths.config_file()
+    config.write_text("exclude:\n  titles: ['(a|aa)+c$']\n")
+    near_miss = desktop.open_window("EvilApp", "a" * 300 + "!")  # no rule's title: the app rule decides
+    hit = desktop.open_window("EvilApp", "a" * 300)
+    desktop.activate(near_miss)
+    desktop.touch()
+    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
+    try:
+        def categories_seen() -> set[str]:
+            return {point["category"] for point in points_after_input(desktop, influxdb1, influx_database)}
+
+        wait_until(lambda: "Plain" in categories_seen(), 30, "samples of the near miss")
+        desktop.activate(hit)
+        wait_until(lambda: "Evil" in categories_seen(), 30, "samples of the hit")
+        # Still sampling: many more points come, one per interval (0.25 s).
+        before = len(points_after_input(desktop, influxdb1, influx_database))
+        wait_until(lambda: len(points_after_input(desktop, influxdb1, influx_database)) >= before + 8, 30,
+                   "more samples")
+    finally:
+        asked = time.monotonic()
+        code, err = tracker.stop(signal.SIGTERM)
+        stopped_after = time.monotonic() - asked
+    assert code == 0, err
+    assert stopped_after < 15  # it stops at once; the margin is for a busy machine
+    titles = {(point["category"], point.get("title")) for point in points(influxdb1, influx_database)}
+    assert ("Plain", "a" * 300 + "!") in titles and ("Evil", "a" * 300) in titles  # excluded neither
