@@ -161,7 +161,7 @@ def test_an_invalid_file_is_refused_naming_file_line_and_problem(
 
 
 def test_a_missing_file_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(CategoriesError, match=r"nowhere\.yaml: the file does not exist$"):
+    with pytest.raises(CategoriesError, match=r"nowhere\.yaml: the file does not exist; check the path$"):
         load_categories(tmp_path / "nowhere.yaml")
 
 

@@ -279,12 +279,17 @@ def active_categories_path() -> Path:
 
 def read_categories_text(path: Path) -> str:
     """The text of a categories file; CategoriesError when it cannot be read, is not UTF-8 or is too large."""
+    if not path.is_file() and path == bundled_categories_path():
+        # Inside a wheel or a zipapp: through importlib.resources.
+        packaged = _packaged_categories()
+        if packaged is not None:
+            return packaged.read_text(encoding="utf-8")
+    return decode_categories(read_categories_bytes(path), path)
+
+
+def read_categories_bytes(path: Path) -> bytes:
+    """The bytes of a categories file on disk; CategoriesError when it cannot be read or is too large."""
     try:
-        if not path.is_file() and path == bundled_categories_path():
-            # Inside a wheel or a zipapp: through importlib.resources.
-            packaged = _packaged_categories()
-            if packaged is not None:
-                return packaged.read_text(encoding="utf-8")
         kind = stat.S_IFMT(path.stat().st_mode)
         if kind != stat.S_IFREG:
             # A pipe would block the read forever, a device never end: neither holds rules.
@@ -298,7 +303,7 @@ def read_categories_text(path: Path) -> str:
     if len(data) > MAX_CATEGORIES_BYTES:
         raise CategoriesError(path, None, f"the file is larger than {MAX_CATEGORIES_BYTES // 1_000_000} MB, "
                                           "more than any set of rules needs; keep the rules you use")
-    return decode_categories(data, path)
+    return data
 
 
 def decode_categories(data: bytes, path: Path) -> str:
@@ -320,7 +325,7 @@ def _unreadable(path: Path, error: OSError) -> str:
         if path.is_symlink():
             return (f"the file is a symbolic link to {os.readlink(path)}, which does not exist; "
                     "point it at a real file or remove it")
-        return "the file does not exist"
+        return "the file does not exist; check the path"
     return f"cannot read the file ({error.strerror or error}); check its permissions"
 
 
