@@ -546,3 +546,29 @@ def test_a_broken_edit_stays_in_the_draft_when_it_cannot_be_put_aside(tmp_path: 
     [draft] = drafts_left()
     assert f"Your edit is in {draft}." in result.output
     assert draft.read_text() == MINE + "  Broken: [\n"
+
+
+# -- the exclude patterns' file, config.yaml, built to expand or huge ---------------------------------------
+
+def test_a_config_file_built_to_expand_is_refused_at_once_with_one_sentence() -> None:
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    # Nine levels of nine aliases: 387 million titles, were they expanded (and printed in an error).
+    config.write_text("exclude:\n  apps: [&l0 lol]\n  titles:\n" + "".join(
+        f"    - &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]\n" for level in range(1, 10)))
+    started = time.monotonic()
+    result = run("config", "show")
+    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert result.exit_code != 0 and one_sentence(result.output), result.output[:500]
+    assert (f"{config}, line 4: YAML aliases (*name) are not taken in the config file; write the value out."
+            in result.output)
+
+
+def test_a_huge_config_file_is_refused_before_it_is_read_whole() -> None:
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("host: laptop\n" + "#" * 2_000_000)
+    result = run("config", "show")
+    assert result.exit_code != 0 and one_sentence(result.output)
+    assert f"{config} is larger than 100 kB, far more than any settings need; keep the settings you use." in (
+        result.output)
