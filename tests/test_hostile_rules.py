@@ -574,3 +574,21 @@ def test_a_huge_config_file_is_refused_before_it_is_read_whole() -> None:
     assert result.exit_code != 0 and one_sentence(result.output)
     assert f"{config} is larger than 100 kB, far more than any settings need; keep the settings you use." in (
         result.output)
+
+
+def test_a_category_name_with_a_control_character_is_refused() -> None:
+    file = users_file('categories:\n  "Red\\e[31m":\n    score: 1\n    apps: [Mail]\n')
+    result = run("categories", "list")
+    assert result.exit_code == 1 and one_sentence(result.output) and "\x1b" not in result.output
+    assert f"{file}, line 2: the category name 'Red\\x1b[31m' contains a control character; remove it" in (
+        result.output)
+
+
+def test_title_rules_filling_the_budget_still_classify_an_adversarial_title_at_once() -> None:
+    heavy = ".{0,1000}.{0,1000}x"
+    count = TITLE_REGEX_BUDGET // TitleRegex(heavy).cost
+    rules = parse_categories(title_rules(*[f"{heavy}{number}" for number in range(count)]), Path("c.yaml"))
+    started = time.monotonic()
+    for title in EVIL_TITLES:
+        rules.classify(Sample(time=utc_now(), app="Browser", title=title))
+    assert time.monotonic() - started < GENEROUS_SECONDS

@@ -118,6 +118,9 @@ class _CategoriesParser:
     def category(self, key_node: Node, value_node: Node) -> Category:
         name = self.plain_text(key_node, "a category name").strip()
         line = key_node.start_mark.line + 1
+        if any(ord(character) < 32 or 0x7F <= ord(character) < 0xA0 for character in name):
+            # It would reach a terminal as an escape sequence, and InfluxDB as another name (see lineprotocol).
+            self.fail(key_node, f"the category name {name!r} contains a control character; remove it")
         folded = name.casefold()
         if folded in RESERVED_NAMES:
             self.fail(key_node, f"the category name '{name}' {RESERVED_NAMES[folded]}; pick another name")
