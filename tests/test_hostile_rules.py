@@ -592,3 +592,29 @@ def test_title_rules_filling_the_budget_still_classify_an_adversarial_title_at_o
     for title in EVIL_TITLES:
         rules.classify(Sample(time=utc_now(), app="Browser", title=title))
     assert time.monotonic() - started < GENEROUS_SECONDS
+
+
+def test_an_edit_that_makes_the_file_huge_is_refused_and_kept_aside(tmp_path: Path) -> None:
+    users_file(MINE)
+    script = editor_script(tmp_path, "path.write_text(path.read_text() + '#' * 1_500_000)\n")
+    result = edit(str(script))
+    file = paths.user_categories_file()
+    assert result.exit_code == 1
+    assert f"Error: {file}: the file is larger than 1 MB" in result.output and "Traceback" not in result.output
+    assert file.read_text() == MINE and len(file.with_name(REJECTED).read_bytes()) == len(MINE) + 1_500_000
+
+
+def test_editing_a_huge_file_is_refused_before_the_editor_starts(tmp_path: Path) -> None:
+    users_file(MINE + "#" * (MAX_CATEGORIES_BYTES + 1))
+    script = editor_script(tmp_path, "raise SystemExit('the editor must not start')\n")
+    result = edit(str(script))
+    assert result.exit_code == 1 and one_sentence(result.output)
+    assert f"{paths.user_categories_file()}: the file is larger than 1 MB" in result.output and not drafts_left()
+
+
+def test_an_editor_that_removes_the_file_gets_one_sentence(tmp_path: Path) -> None:
+    users_file(MINE)
+    result = edit(str(editor_script(tmp_path, "path.unlink()\n")))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: the editor left no readable file at ")
+    assert paths.user_categories_file().read_text() == MINE and not drafts_left()

@@ -287,7 +287,8 @@ def read_categories_text(path: Path) -> str:
 
 
 def read_categories_bytes(path: Path) -> bytes:
-    """The bytes of a categories file on disk; CategoriesError when it cannot be read or is too large."""
+    """The bytes of a categories file on disk, one more than decode_categories takes at most; CategoriesError when
+    it cannot be read."""
     try:
         kind = stat.S_IFMT(path.stat().st_mode)
         if kind != stat.S_IFREG:
@@ -299,14 +300,15 @@ def read_categories_bytes(path: Path) -> bytes:
             data = handle.read(MAX_CATEGORIES_BYTES + 1)
     except OSError as error:
         raise CategoriesError(path, None, _unreadable(path, error)) from None
-    if len(data) > MAX_CATEGORIES_BYTES:
-        raise CategoriesError(path, None, f"the file is larger than {MAX_CATEGORIES_BYTES // 1_000_000} MB, "
-                                          "more than any set of rules needs; keep the rules you use")
     return data
 
 
 def decode_categories(data: bytes, path: Path) -> str:
-    """Categories text from bytes; CategoriesError naming the line of the first byte that is not UTF-8."""
+    """Categories text from bytes; CategoriesError when there are too many, or naming the line of the first byte
+    that is not UTF-8."""
+    if len(data) > MAX_CATEGORIES_BYTES:
+        raise CategoriesError(path, None, f"the file is larger than {MAX_CATEGORIES_BYTES // 1_000_000} MB, "
+                                          "more than any set of rules needs; keep the rules you use")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -507,9 +507,11 @@ def categories_edit() -> None:
 
     from tracker import paths
     from tracker.classify import (
+        MAX_CATEGORIES_BYTES,
         CategoriesError,
         active_categories_path,
         bundled_categories_path,
+        decode_categories,
         display_path,
         read_categories_bytes,
         read_categories_text,
@@ -523,6 +525,8 @@ def categories_edit() -> None:
         # The user's file as bytes: one saved in another encoding opens as it is, to be fixed in the editor.
         original = (read_categories_text(active).encode("utf-8") if active == bundled_categories_path()
                     else read_categories_bytes(active))
+        if len(original) > MAX_CATEGORIES_BYTES:
+            decode_categories(original, active)  # refused: too large to open
     except CategoriesError as error:
         raise Failure(str(error), 1) from None
     try:
@@ -558,7 +562,11 @@ def _edit_categories_draft(editor: list[str], draft: Path, original: bytes, user
     target = user_file.resolve() if user_file.is_symlink() else user_file
     while True:
         status = _run_editor(editor, draft)
-        edited = draft.read_bytes()
+        try:
+            edited = draft.read_bytes()
+        except OSError as error:
+            raise Failure(f"the editor left no readable file at {display_path(draft)} ({error.strerror or error}); "
+                          f"nothing was saved.\nKept {previous}.", 1) from None
         if status != 0:
             how = f"was stopped by signal {-status}" if status < 0 else f"exited with status {status}"
             if edited == original:
@@ -589,6 +597,9 @@ def _edit_categories_draft(editor: list[str], draft: Path, original: bytes, user
         return 0
 
 
+_REJECTED_NAME = "categories.rejected.yaml"  # beside the user's categories.yaml: an edit not put in use
+
+
 def _draft_is_kept_elsewhere(draft: Path, original: bytes, user_file: Path) -> bool:
     """True when what the draft holds is the original, or was saved in place or as categories.rejected.yaml."""
     try:
@@ -604,9 +615,6 @@ def _draft_is_kept_elsewhere(draft: Path, original: bytes, user_file: Path) -> b
         except OSError:
             continue
     return False
-
-
-_REJECTED_NAME = "categories.rejected.yaml"  # beside the user's categories.yaml: an edit not put in use
 
 
 def _keep_rejected(edited: bytes, user_file: Path, draft: Path) -> str:
