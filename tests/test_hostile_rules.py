@@ -27,6 +27,7 @@ from tracker.classify import (
     CategoriesError,
     TitleRegex,
     TitleRegexError,
+    decode_categories,
     load_categories,
     parse_categories,
 )
@@ -618,3 +619,21 @@ def test_an_editor_that_removes_the_file_gets_one_sentence(tmp_path: Path) -> No
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith("Error: the editor left no readable file at ")
     assert paths.user_categories_file().read_text() == MINE and not drafts_left()
+
+
+_YAML_PIECES = st.sampled_from(["categories:", "\n", "  ", "    ", "Dev:", "score:", "1", "-2.5", "1e400", "nan",
+                                "apps:", "domains:", "titles:", "[", "]", "{", "}", ",", "- ", "&a ", "*a", "!!str ",
+                                "!!python/object:os.system ", "<<: ", "'", '"', "\\x", "~", "null", "? ", ": ", "#",
+                                "[/]", "(a+)+$", "\t", "\ufeff", "\x00", "é", "Away", "example.com", "*.x.com"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_YAML_PIECES, max_size=40), raw=st.binary(max_size=64))
+def test_any_categories_file_gives_rules_or_one_sentence(pieces: list[str], raw: bytes) -> None:
+    for data in ("".join(pieces).encode("utf-8", "surrogatepass"), raw):
+        try:
+            rules = parse_categories(decode_categories(data, Path("c.yaml")), Path("c.yaml"))
+        except CategoriesError as error:
+            assert str(error).startswith("c.yaml") and one_sentence(str(error)), str(error)
+        else:
+            assert all(category.name for category in rules.categories)

@@ -50,8 +50,13 @@ def parse_rules(text: str, file: Path) -> tuple[Category, ...]:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "not valid YAML"
         raise CategoriesError(file, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from error
+    except yaml.reader.ReaderError as error:  # a character YAML does not take, such as NUL or most controls
+        line = text.count("\n", 0, error.position) + 1
+        character = error.character if isinstance(error.character, str) else chr(error.character)
+        raise CategoriesError(file, line, f"the character U+{ord(character):04X} is not allowed in YAML; "
+                                          "remove it") from None
     except yaml.YAMLError as error:
-        raise CategoriesError(file, None, f"YAML syntax error: {error}") from error
+        raise CategoriesError(file, None, "YAML syntax error: " + " ".join(str(error).split())) from error
     except RecursionError:  # the pure-Python loader, on brackets nested thousands deep (libyaml stops at 1000)
         raise CategoriesError(file, None, "the YAML is nested too deeply; a categories file is three levels "
                                           "deep") from None
