@@ -637,3 +637,15 @@ def test_any_categories_file_gives_rules_or_one_sentence(pieces: list[str], raw:
             assert str(error).startswith("c.yaml") and one_sentence(str(error)), str(error)
         else:
             assert all(category.name for category in rules.categories)
+
+
+@pytest.mark.parametrize("damage", ["[" * 100_000, '{"text": ' + '"x" ' * 10, "\xff", "{}" + " " * 9_000_000],
+                         ids=["nested", "truncated", "not utf-8", "huge"])
+def test_damaged_remembered_rules_are_read_again_from_the_file(damage: str) -> None:
+    users_file(MINE)
+    assert run("categories", "test", "Mail").output.startswith("Mine, score 1")  # remembers them
+    remembered = paths.data_dir() / "categories.remembered.json"
+    assert remembered.exists()
+    remembered.write_bytes(damage.encode("latin-1"))
+    result = run("categories", "test", "Mail")
+    assert result.exit_code == 0 and result.output.startswith("Mine, score 1"), result.output

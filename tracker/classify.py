@@ -369,6 +369,8 @@ def _remembered_categories(remembered_file: Path, text: str, identity: str) -> t
     import json
 
     try:
+        if remembered_file.stat().st_size > 8 * MAX_CATEGORIES_BYTES:  # more than valid rules ever take
+            return None
         document = json.loads(remembered_file.read_text(encoding="utf-8"))
         if document["text"] != text or document["parser"] != identity:
             return None
@@ -376,7 +378,7 @@ def _remembered_categories(remembered_file: Path, text: str, identity: str) -> t
             Category(name, score, line, tuple(Rule(kind, pattern, written, name, score, rule_line)
                                               for kind, pattern, written, rule_line in rules))
             for name, score, line, rules in document["categories"])
-    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: parse the file again
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # none yet, or damaged: parse the file again
         return None
 
 
