@@ -649,3 +649,13 @@ def test_damaged_remembered_rules_are_read_again_from_the_file(damage: str) -> N
     remembered.write_bytes(damage.encode("latin-1"))
     result = run("categories", "test", "Mail")
     assert result.exit_code == 0 and result.output.startswith("Mine, score 1"), result.output
+
+
+def test_exclude_patterns_too_large_together_stop_the_command_with_one_sentence() -> None:
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("exclude:\n  titles: [" + ", ".join(f"'.{{0,1000}}.{{0,1000}}x{n}'" for n in range(20)) + "]\n")
+    result = run("config", "show")
+    assert result.exit_code != 0 and one_sentence(result.output)
+    assert "makes the title regexes too large together to search every title quickly; use fewer or simpler ones" in (
+        result.output)

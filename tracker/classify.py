@@ -68,9 +68,11 @@ class TitleRegex:
 def compile_title_regexes(patterns: tuple[str, ...]) -> tuple[TitleRegex, ...]:
     """The regexes compiled; TitleRegexError for the first that RE2 refuses, or the one that goes over the budget."""
     compiled: list[TitleRegex] = []
+    cost = 0
     for pattern in patterns:
         compiled.append(TitleRegex(pattern))
-        if sum(regex.cost for regex in compiled) > TITLE_REGEX_BUDGET:
+        cost += compiled[-1].cost
+        if cost > TITLE_REGEX_BUDGET:
             raise TitleRegexError(f"regex '{pattern}' makes the title regexes too large together to search "
                                   "every title quickly; use fewer or simpler ones")
     return tuple(compiled)
