@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from servers import Desktop, InfluxDB1, wait_until
+from test_live_view import StartTracker, ended, tracker_terminal  # noqa: F401 (a fixture)
 from test_run_desktop import TrackerOnDesktop, points, points_after_input
 
 from tracker import paths
@@ -199,8 +200,9 @@ def test_a_title_with_a_lone_surrogate_is_matched_not_a_crash() -> None:
 
 # -- a real run: evil rules, titles a web page could choose, and SIGTERM -------------------------------------
 
-def test_a_real_run_with_backtracking_rules_and_evil_titles_keeps_sampling_and_stops_on_sigterm(
-        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_real_run_with_backtracking_rules_and_evil_titles_keeps_sampling_and_stops_on_a_signal(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str, signum: int) -> None:
     # In Python's re, each of these runs for hours on the titles below, and SIGTERM waits for it.
     users_file("categories:\n"
                "  Evil:\n    score: -2\n    titles: ['(a+)+$', '(x+x+)+y']\n"
@@ -225,7 +227,7 @@ def test_a_real_run_with_backtracking_rules_and_evil_titles_keeps_sampling_and_s
                    "more samples")
     finally:
         asked = time.monotonic()
-        code, err = tracker.stop(signal.SIGTERM)
+        code, err = tracker.stop(signum)
         stopped_after = time.monotonic() - asked
         for window in (near_miss, hit):  # the desktop is shared with later tests
             desktop.close_window(window)
@@ -659,3 +661,16 @@ def test_exclude_patterns_too_large_together_stop_the_command_with_one_sentence(
     assert result.exit_code != 0 and one_sentence(result.output)
     assert "makes the title regexes too large together to search every title quickly; use fewer or simpler ones" in (
         result.output)
+
+
+def test_a_category_named_with_markup_shows_as_written_in_a_real_live_view(
+        tracker_terminal: StartTracker) -> None:  # noqa: F811 (the fixture imported above)
+    users_file("categories:\n  '[/]':\n    score: 1\n    titles: ['\\pL']\n"
+               "  '[link=https://evil.example]x[/link]':\n    score: -1\n    apps: [never]\n")
+    pane = tracker_terminal("run", "--source", "demo", "--interval", "0.2", "--for", "8s")
+    shown = wait_until(lambda: (screen := pane.screen()) and any("│ Today     [/]" in line for line in screen)
+                       and screen, timeout=20, what="the category [/] in Today")
+    assert any(re.search(r"│\s+\[/\]  \+1  for \d+s", line) for line in shown), "\n".join(shown)
+    final = ended(pane)
+    assert final[-1] == "EXIT=0", "\n".join(final)
+    assert not any("Traceback" in line or "MarkupError" in line for line in final)
