@@ -245,14 +245,26 @@ def test_an_answer_other_than_e_or_k_is_asked_again(editor: Callable[..., Path])
     assert result.output.count("[e]dit again or [k]eep the previous version?") == 2
 
 
-def test_an_abandoned_edit_saves_nothing(editor: Callable[..., Path]) -> None:
+def test_an_abandoned_edit_is_not_put_in_use_but_kept_aside(editor: Callable[..., Path]) -> None:
     editor({"append": GARDENING, "exit": 1})
     result = run("edit")
     assert result.exit_code == 1
-    assert result.stderr == "Error: the editor exited with status 1; nothing was saved.\nKept the bundled defaults.\n"
+    rejected = paths.user_categories_file().with_name("categories.rejected.yaml")
+    assert result.stderr == (f"Error: the editor exited with status 1, so your edit was not put in use; it is in "
+                             f"{rejected}.\nKept the bundled defaults.\n")
     assert result.stdout == ""
     assert not paths.user_categories_file().exists()
     assert "Gardening" not in category_names()
+    assert rejected.read_text().endswith(GARDENING)
+
+
+def test_an_abandoned_edit_without_changes_saves_nothing(editor: Callable[..., Path]) -> None:
+    editor({"exit": 1})
+    result = run("edit")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the editor exited with status 1; nothing was saved.\nKept the bundled defaults.\n"
+    assert not paths.user_categories_file().exists()
+    assert not paths.user_categories_file().with_name("categories.rejected.yaml").exists()
 
 
 def test_an_unchanged_edit_saves_nothing(editor: Callable[..., Path]) -> None:

@@ -120,7 +120,7 @@ INVALID = [
      "apps in category Dev should be a list, like apps: [one, two]"),
     ("categories:\n  Dev:\n    score: 1\n    apps: [[Code]]\n", 4, "each entry of apps should be plain text"),
     ("categories:\n  Dev:\n    score: 1\n\n    titles:\n      - 'ok'\n      - '[unclosed'\n", 7,
-     "title regex '[unclosed' is invalid: unterminated character set"),
+     "title regex '[unclosed' is invalid: missing ] in '[unclosed'"),
     ("categories:\n  Dev:\n    score: 1\n    titles: ['x|']\n", 4, "title regex 'x|' matches every title"),
     ("categories:\n  Dev:\n    score: 1\n    titles: [\"\\bvim\\b\"]\n", 4,
      "title regex '\\x08vim\\x08' contains a control character; write regexes in single quotes, like '\\bvim\\b'"),
@@ -161,7 +161,7 @@ def test_an_invalid_file_is_refused_naming_file_line_and_problem(
 
 
 def test_a_missing_file_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(CategoriesError, match=r"nowhere\.yaml: the file does not exist$"):
+    with pytest.raises(CategoriesError, match=r"nowhere\.yaml: the file does not exist; check the path$"):
         load_categories(tmp_path / "nowhere.yaml")
 
 

@@ -577,8 +577,7 @@ BAD_EXCLUDES = {
                       "exclude.domains from {path}: domain 'https://x.com/path' should be a bare host name like "
                       "example.com."),
     "broken-regex": ('exclude:\n  titles: ["fine", "(unclosed"]\n',
-                     "exclude.titles from {path}: the regex '(unclosed' is invalid: missing ), unterminated "
-                     "subpattern."),
+                     "exclude.titles from {path}: regex '(unclosed' is invalid: missing ) in '(unclosed'."),
 }
 
 

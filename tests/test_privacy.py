@@ -58,7 +58,7 @@ def test_a_private_window_never_keeps_title_or_url() -> None:
 
 
 def test_an_invalid_regex_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match=r"exclude_titles: the regex '\(unclosed' is invalid: missing \)"):
+    with pytest.raises(ValueError, match=r"exclude_titles: regex '\(unclosed' is invalid: missing \)"):
         Privacy(PrivacySettings(exclude_titles=("fine", "(unclosed")))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +25,84 @@ if TYPE_CHECKING:
 
 SCORE_MIN = -2.0
 SCORE_MAX = 2.0
+# What all title regexes of one file (or of the exclude settings) may cost together, in RE2 program
+# instructions. Searching a 2,048-character title costs up to ~3.5 µs per instruction (measured here, 2 cores),
+# so a sample's title rules take at most ~0.2 s whatever they are; the bundled file's title rules take ~1,000.
+TITLE_REGEX_BUDGET = 50_000
+# The bundled file is 16 kB; a file of 1 MB holds some 20,000 rules. Larger is a mistake or an attack, and is
+# refused before YAML reads it.
+MAX_CATEGORIES_BYTES = 1_000_000
 _BUNDLED_NAME = "categories.yaml"
 _REMEMBERED_NAME = "categories.remembered.json"  # in the data directory: see load_categories
+
+
+class TitleRegexError(ValueError):
+    """A title regex that cannot be used; the message is one sentence about the regex, without file or line."""
+
+
+class TitleRegex:
+    """A case-insensitive regex searched in window titles, in RE2: its time grows with the title's length only,
+    so no rule and no title (a web page chooses its own) can hang the 1 Hz loop or keep Ctrl-C from working.
+    Python's re backtracks: '(a+)+$' on forty a's and a '!' runs for hours, with signals held off."""
+
+    def __init__(self, pattern: str) -> None:
+        import re2  # only once a title is matched or a rule checked: `tracker --help` needs none of it
+
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False  # RE2 logs to stderr by default; the user gets our one sentence instead
+        try:
+            self._compiled = re2.compile(pattern, options)
+        except re2.error as error:
+            raise TitleRegexError(_title_regex_problem(pattern, error)) from None
+        self.pattern = pattern
+        self.cost: int = self._compiled.programsize  # see TITLE_REGEX_BUDGET
+
+    def search(self, title: str) -> bool:
+        try:
+            return self._compiled.search(title) is not None
+        except UnicodeEncodeError:  # a lone surrogate, which RE2's UTF-8 cannot carry: matched as U+FFFD
+            return self._compiled.search(title.encode("utf-8", "replace").decode("utf-8")) is not None
+
+
+def compile_title_regexes(patterns: tuple[str, ...]) -> tuple[TitleRegex, ...]:
+    """The regexes compiled; TitleRegexError for the first that RE2 refuses, or the one that goes over the budget."""
+    compiled: list[TitleRegex] = []
+    cost = 0
+    for pattern in patterns:
+        compiled.append(TitleRegex(pattern))
+        cost += compiled[-1].cost
+        if cost > TITLE_REGEX_BUDGET:
+            raise TitleRegexError(f"regex '{pattern}' makes the title regexes too large together to search "
+                                  "every title quickly; use fewer or simpler ones")
+    return tuple(compiled)
+
+
+def _title_regex_problem(pattern: str, error: Exception) -> str:
+    """One sentence for what RE2 refused in `pattern`."""
+    detail = error.args[0] if error.args else str(error)
+    message = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+    _, _, fragment = message.partition(": ")
+    unsupported = {"(?=": "a lookahead (?=…)", "(?!": "a negative lookahead (?!…)",
+                   "(?<=": "a lookbehind (?<=…)", "(?<!": "a negative lookbehind (?<!…)",
+                   "(?P=": "a backreference (?P=…)", "(?>": "an atomic group (?>…)"}
+    what = next((name for prefix, name in unsupported.items() if fragment.startswith(prefix)), None)
+    if what is None and message.startswith("invalid escape sequence") and fragment[1:2].isdigit():
+        what = f"a backreference ({fragment})"
+    if what is None and fragment == "(?P" and "(?P=" in pattern:
+        what = "a backreference (?P=…)"
+    if what is not None:
+        return (f"regex '{pattern}' uses {what}, which tracker's regex engine (RE2, chosen because no title "
+                "can make it hang) does not support; rewrite it without")
+    if fragment == "\\Z":
+        return f"regex '{pattern}' uses \\Z, which RE2 spells \\z (the end of the title); write \\z"
+    if message.startswith("invalid repetition size"):
+        return f"regex '{pattern}' repeats more than 1000 times ({fragment}); use a smaller count"
+    if message.startswith("pattern too large"):
+        return f"regex '{pattern}' is too large to search every title quickly; make it simpler or shorter"
+    what, _, fragment = message.partition(": ")
+    where = f" in '{fragment}'" if fragment else ""
+    return f"regex '{pattern}' is invalid: {what}{where}"
 
 
 class CategoriesError(ValueError):
@@ -84,7 +160,7 @@ class Categories:
         self._domains: dict[str, Rule] = {}
         self._title_rules: list[Rule] = []
         # Compiled on the first title to match: `tracker categories list` shows the rules and needs none.
-        self._titles: list[tuple[re.Pattern[str], Rule]] | None = None
+        self._titles: list[tuple[TitleRegex, Rule]] | None = None
         for category in categories:
             for rule in category.rules:
                 if rule.kind == "app":
@@ -120,7 +196,7 @@ class Categories:
                     return self._domains[suffix]
         if sample.title:
             if self._titles is None:
-                self._titles = [(re.compile(rule.pattern, re.IGNORECASE), rule) for rule in self._title_rules]
+                self._titles = [(TitleRegex(rule.pattern), rule) for rule in self._title_rules]
             for pattern, rule in self._titles:
                 if pattern.search(sample.title):
                     return rule
@@ -201,24 +277,62 @@ def _packaged_categories() -> Traversable | None:
 def active_categories_path() -> Path:
     """The user's categories.yaml when it exists (it replaces the defaults whole), else the bundled one."""
     user_file = paths.user_categories_file()
-    return user_file if user_file.exists() else bundled_categories_path()
+    # lexists: a broken or looping symlink is the user's file too, to be reported, not silently replaced
+    return user_file if os.path.lexists(user_file) else bundled_categories_path()
 
 
 def read_categories_text(path: Path) -> str:
-    """The text of a categories file; CategoriesError when it cannot be read."""
+    """The text of a categories file; CategoriesError when it cannot be read, is not UTF-8 or is too large."""
+    if not path.is_file() and path == bundled_categories_path():
+        # Inside a wheel or a zipapp: through importlib.resources.
+        packaged = _packaged_categories()
+        if packaged is not None:
+            return packaged.read_text(encoding="utf-8")
+    return decode_categories(read_categories_bytes(path), path)
+
+
+def read_categories_bytes(path: Path) -> bytes:
+    """The bytes of a categories file on disk, one more than decode_categories takes at most; CategoriesError when
+    it cannot be read."""
     try:
-        if not path.is_file() and path == bundled_categories_path():
-            # Inside a wheel or a zipapp: through importlib.resources.
-            packaged = _packaged_categories()
-            if packaged is not None:
-                return packaged.read_text(encoding="utf-8")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise CategoriesError(path, None, "the file does not exist") from error
-    except UnicodeDecodeError as error:
-        raise CategoriesError(path, None, "the file is not UTF-8 text") from error
+        kind = stat.S_IFMT(path.stat().st_mode)
+        if kind != stat.S_IFREG:
+            # A pipe would block the read forever, a device never end: neither holds rules.
+            what = "a directory" if kind == stat.S_IFDIR else "not a regular file (a device, pipe or socket)"
+            raise CategoriesError(path, None, f"this is {what}; remove it or put a categories file in its place")
+        with path.open("rb") as handle:
+            # Never more than the limit into memory, however large the file.
+            data = handle.read(MAX_CATEGORIES_BYTES + 1)
     except OSError as error:
-        raise CategoriesError(path, None, f"cannot read the file: {error.strerror or error}") from error
+        raise CategoriesError(path, None, _unreadable(path, error)) from None
+    return data
+
+
+def decode_categories(data: bytes, path: Path) -> str:
+    """Categories text from bytes; CategoriesError when there are too many, or naming the line of the first byte
+    that is not UTF-8."""
+    if len(data) > MAX_CATEGORIES_BYTES:
+        raise CategoriesError(path, None, f"the file is larger than {MAX_CATEGORIES_BYTES // 1_000_000} MB, "
+                                          "more than any set of rules needs; keep the rules you use")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise CategoriesError(path, line, "the file is not UTF-8 text; save it as UTF-8 in your editor") from None
+
+
+def _unreadable(path: Path, error: OSError) -> str:
+    """Why the categories file at `path` cannot be read, and what to do, in words."""
+    import errno
+
+    if error.errno == errno.ELOOP:
+        return "the file is a loop of symbolic links; point the link at a real file or remove it"
+    if isinstance(error, FileNotFoundError):
+        if path.is_symlink():
+            return (f"the file is a symbolic link to {os.readlink(path)}, which does not exist; "
+                    "point it at a real file or remove it")
+        return "the file does not exist; check the path"
+    return f"cannot read the file ({error.strerror or error}); check its permissions"
 
 
 def load_categories(path: Path | None = None, *, remember: bool = False) -> Categories:
@@ -260,6 +374,8 @@ def _remembered_categories(remembered_file: Path, text: str, identity: str) -> t
     import json
 
     try:
+        if remembered_file.stat().st_size > 8 * MAX_CATEGORIES_BYTES:  # more than valid rules ever take
+            return None
         document = json.loads(remembered_file.read_text(encoding="utf-8"))
         if document["text"] != text or document["parser"] != identity:
             return None
@@ -267,7 +383,7 @@ def _remembered_categories(remembered_file: Path, text: str, identity: str) -> t
             Category(name, score, line, tuple(Rule(kind, pattern, written, name, score, rule_line)
                                               for kind, pattern, written, rule_line in rules))
             for name, score, line, rules in document["categories"])
-    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: parse the file again
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # none yet, or damaged: parse the file again
         return None
 
 

@@ -666,72 +666,159 @@ def categories_edit() -> None:
     from pathlib import Path
 
     from tracker import paths
-    from tracker.classify import active_categories_path, display_path, read_categories_text
+    from tracker.classify import (
+        MAX_CATEGORIES_BYTES,
+        CategoriesError,
+        active_categories_path,
+        bundled_categories_path,
+        decode_categories,
+        display_path,
+        read_categories_bytes,
+        read_categories_text,
+    )
 
+    editor = _editor_command()  # before anything else: an unusable $EDITOR changes nothing
     user_file = paths.user_categories_file()
-    previous = display_path(user_file) if user_file.exists() else "the bundled defaults"
-    original = read_categories_text(active_categories_path())
-    # The copy sits next to the real file: private, and named .yaml for the editor's highlighting.
-    descriptor, name = tempfile.mkstemp(prefix=".categories-edit-", suffix=".yaml",
-                                        dir=paths.private_dir(user_file.parent))
+    active = active_categories_path()
+    previous = "the bundled defaults" if active == bundled_categories_path() else display_path(user_file)
+    try:
+        # The user's file as bytes: one saved in another encoding opens as it is, to be fixed in the editor.
+        original = (read_categories_text(active).encode("utf-8") if active == bundled_categories_path()
+                    else read_categories_bytes(active))
+        if len(original) > MAX_CATEGORIES_BYTES:
+            decode_categories(original, active)  # refused: too large to open
+    except CategoriesError as error:
+        raise Failure(str(error), 1) from None
+    try:
+        # The copy sits next to the real file: private, and named .yaml for the editor's highlighting.
+        descriptor, name = tempfile.mkstemp(prefix=".categories-edit-", suffix=".yaml",
+                                            dir=paths.private_dir(user_file.parent))
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(original)
+    except OSError as error:
+        raise Failure(f"cannot write a copy to edit in {display_path(user_file.parent)} "
+                      f"({error.strerror or error}); check that the directory is writable", 1) from None
     draft = Path(name)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(original)
-        code = _edit_categories_draft(draft, original, user_file, previous)
+        code = _edit_categories_draft(editor, draft, original, user_file, previous)
     finally:
-        draft.unlink(missing_ok=True)
+        # Whatever happened, the edit stays somewhere: the draft goes only when it holds nothing new.
+        if _draft_is_kept_elsewhere(draft, original, user_file):
+            draft.unlink(missing_ok=True)
     if code:
         click.echo(f"Kept {previous}.", err=True)
     raise click.exceptions.Exit(code)
 
 
-def _edit_categories_draft(draft: Path, original: str, user_file: Path, previous: str) -> int:
+def _edit_categories_draft(editor: list[str], draft: Path, original: bytes, user_file: Path, previous: str) -> int:
     """Edit `draft` until it is valid and saved (0), or the user keeps the previous version (1).
 
-    Failure when the editor fails: nothing is saved then either.
+    Failure when the editor fails: nothing is put in use then either, and a changed draft is kept aside.
     """
     from tracker import paths
-    from tracker.classify import CategoriesError, display_path, parse_categories
+    from tracker.classify import CategoriesError, decode_categories, display_path, parse_categories
 
+    # Saved through a symlink (a dotfiles repository, say), not over it.
+    target = user_file.resolve() if user_file.is_symlink() else user_file
     while True:
-        status = _run_editor(draft)
+        status = _run_editor(editor, draft)
+        try:
+            edited = draft.read_bytes()
+        except OSError as error:
+            raise Failure(f"the editor left no readable file at {display_path(draft)} ({error.strerror or error}); "
+                          f"nothing was saved.\nKept {previous}.", 1) from None
         if status != 0:
-            # The same "Kept" line as when an invalid edit is not kept, after the reason.
-            raise Failure(f"the editor exited with status {status}; nothing was saved.\nKept {previous}.", 1)
-        edited = draft.read_text(encoding="utf-8")
+            how = f"was stopped by signal {-status}" if status < 0 else f"exited with status {status}"
+            if edited == original:
+                raise Failure(f"the editor {how}; nothing was saved.\nKept {previous}.", 1)
+            kept = _keep_rejected(edited, user_file, draft)
+            raise Failure(f"the editor {how}, so your edit was not put in use; it is in {kept}.\n"
+                          f"Kept {previous}.", 1)
         if edited == original:
             click.echo(f"No changes; kept {previous}.")
             return 0
         try:
-            rules = parse_categories(edited, user_file)
+            rules = parse_categories(decode_categories(edited, user_file), user_file)
         except CategoriesError as error:
             click.echo(f"Error: {error}", err=True)
             if _ask_edit_again():
                 continue
             # Not in force, but not lost either: an hour of edits may hang on one typo.
-            rejected = user_file.with_name("categories.rejected.yaml")
-            paths.write_private(rejected, edited)
-            click.echo(f"Your edit is in {display_path(rejected)}.", err=True)
+            kept = _keep_rejected(edited, user_file, draft)
+            click.echo(f"Your edit is in {kept}.", err=True)
             return 1
-        paths.write_private(user_file, edited)
+        try:
+            paths.write_private(target, edited)
+        except OSError as error:
+            raise Failure(f"cannot save {display_path(target)} ({error.strerror or error}); your edit is in "
+                          f"{display_path(draft)}", 1) from None
         click.echo(f"Saved {display_path(user_file)}: {len(rules.categories)} categories, "
                    f"{rules.rule_count} rules. A running tracker picks it up within seconds.")
         return 0
 
 
-def _run_editor(file: Path) -> int:
-    """Run $VISUAL, else $EDITOR, else nano or vi on `file`; return its exit status."""
+_REJECTED_NAME = "categories.rejected.yaml"  # beside the user's categories.yaml: an edit not put in use
+
+
+def _draft_is_kept_elsewhere(draft: Path, original: bytes, user_file: Path) -> bool:
+    """True when what the draft holds is the original, or was saved in place or as categories.rejected.yaml."""
+    try:
+        edited = draft.read_bytes()
+    except OSError:  # gone (the editor moved it?): nothing to remove
+        return True
+    if edited == original:
+        return True
+    for copy in (user_file, user_file.with_name(_REJECTED_NAME)):
+        try:
+            if copy.read_bytes() == edited:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _keep_rejected(edited: bytes, user_file: Path, draft: Path) -> str:
+    """Where an edit that is not put in use is kept, as the user should be told: categories.rejected.yaml,
+    or the draft itself when that cannot be written."""
+    from tracker import paths
+    from tracker.classify import display_path
+
+    rejected = user_file.with_name(_REJECTED_NAME)
+    try:
+        paths.write_private(rejected, edited)
+    except OSError:
+        return display_path(draft)
+    return display_path(rejected)
+
+
+def _editor_command() -> list[str]:
+    """$VISUAL, else $EDITOR (either may carry arguments and quotes, like `code --wait`), else nano or vi, as
+    arguments to run; Failure when the variable cannot be split into them."""
     import os
     import shlex
     import shutil
+
+    for variable in ("VISUAL", "EDITOR"):
+        value = os.environ.get(variable, "")
+        if not value.strip():  # unset or empty: the next choice
+            continue
+        try:
+            return shlex.split(value)
+        except ValueError as error:  # an unclosed quote
+            raise Failure(f"${variable} ({value}) cannot be read as a command: {error}; fix its quotes", 1) from None
+    return ["nano" if shutil.which("nano") else "vi"]
+
+
+def _run_editor(editor: list[str], file: Path) -> int:
+    """Run the editor on `file`; return its exit status (negative: the signal that stopped it)."""
+    import shlex
     import subprocess
 
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or ("nano" if shutil.which("nano") else "vi")
     try:
-        return subprocess.run([*shlex.split(editor), str(file)], check=False).returncode
+        return subprocess.run([*editor, str(file)], check=False).returncode
     except OSError as error:
-        raise Failure(f"cannot start the editor '{editor}': {error.strerror}", 1) from None
+        raise Failure(f"cannot start the editor '{shlex.join(editor)}' ({error.strerror or error}); "
+                      "set $EDITOR to an installed editor, like EDITOR=nano", 1) from None
 
 
 def _ask_edit_again() -> bool:

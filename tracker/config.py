@@ -233,19 +233,32 @@ def _build(section: Any, values: dict[str, Any]) -> Any:
     return section(**arguments)
 
 
+_MAX_CONFIG_CHARACTERS = 100_000  # the template is 3 kB
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     """The config file flattened to dotted names; {} when there is none."""
     import yaml  # here, not at the top: `tracker --help` and the commands that read no settings stay fast
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(_MAX_CONFIG_CHARACTERS + 1)  # never more into memory, whatever the file is
     except FileNotFoundError:
         return {}
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text.") from None
     except OSError as error:
         raise ConfigError(f"{path} cannot be read: {error.strerror}.") from None
+    if len(text) > _MAX_CONFIG_CHARACTERS:
+        raise ConfigError(f"{path} is larger than 100 kB, far more than any settings need; keep the settings you use.")
     try:
+        # An alias (*name) can make a few lines a billion values ("billion laughs"), and settings need none.
+        alias = next((event for event in yaml.parse(text, Loader=yaml.SafeLoader)
+                      if isinstance(event, yaml.AliasEvent)), None)
+        if alias is not None:
+            where = f", line {alias.start_mark.line + 1}" if alias.start_mark else ""
+            raise ConfigError(f"{path}{where}: YAML aliases (*name) are not taken in the config file; write the "
+                              "value out.")
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -345,6 +358,10 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             items = _text_list(raw)
             for item in items:
                 _check_item(kind, item)
+            if kind == "regexes":
+                from tracker.classify import compile_title_regexes
+
+                compile_title_regexes(items)  # TitleRegexError (a ValueError): those that RE2 refuses, or too many
             return items
     except OverflowError:  # int(inf)
         raise ConfigError(f"{name} from {where}: {raw!r} is not a whole number of 1 or more.") from None
@@ -429,11 +446,6 @@ def _check_item(kind: str, item: str) -> None:
         from tracker.classify import normalise_domain
 
         normalise_domain(item)  # ValueError says what is wrong with it
-    elif kind == "regexes":
-        try:
-            re.compile(item)
-        except re.error as error:
-            raise ValueError(f"the regex {item!r} is invalid: {error.msg}") from None
 
 
 def masked(name: str, value: Any) -> str:

@@ -226,7 +226,8 @@ def _today_table(today: dict[str, float]) -> RenderableType:
         shown = [*ranked[: TODAY_ROWS - 1], ("other", hidden + ranked[TODAY_ROWS - 1][1])]
     longest = max(seconds for _, seconds in shown)
     for category, seconds in shown:
-        table.add_row(category, human_duration(seconds), Text(bar(seconds / longest), style="blue"))
+        # Text, not markup: a category may be named '[bold]' or '[/]'.
+        table.add_row(Text(category), human_duration(seconds), Text(bar(seconds / longest), style="blue"))
     return table
 
 

@@ -49,8 +49,9 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str, durable: bool = True) -> None:
-    """Write a file readable by the user only, atomically (a crash leaves the old file or the new one).
+def write_private(path: Path, text: str | bytes, durable: bool = True) -> None:
+    """Write a file readable by the user only, atomically (a crash leaves the old file or the new one); text
+    as UTF-8, bytes as they are.
 
     `durable=False` skips the fsync, for files rewritten every few seconds whose loss costs nothing.
     """
@@ -58,8 +59,8 @@ def write_private(path: Path, text: str, durable: bool = True) -> None:
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -394,12 +394,13 @@ def render_uncategorized(activities: list[Total], since: datetime, until: dateti
     table.add_column("App", style="dim", no_wrap=True, overflow="ellipsis", max_width=24)
     table.add_column("Time", justify="right", no_wrap=True)
     for activity in activities[:UNCATEGORIZED_SHOWN]:
-        table.add_row(activity.name, activity.detail or "", human_duration(activity.seconds))
+        table.add_row(Text(activity.name), Text(activity.detail or ""), human_duration(activity.seconds))
     console.print(table)
     hidden = len(activities) - UNCATEGORIZED_SHOWN
     if hidden > 0:
         console.print(f"… and {hidden} more.", style="dim")
-    console.print(f"Add rules for them with `tracker categories edit` (e.g. for {activities[0].name}).")
+    console.print(f"Add rules for them with `tracker categories edit` (e.g. for {activities[0].name}).",
+                  markup=False)
 
 
 # --- tracker service -----------------------------------------------------------------------------------

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
-from tracker.classify import host_suffixes, normalise_domain
+from tracker.classify import TitleRegexError, compile_title_regexes, host_suffixes, normalise_domain
 from tracker.config import PrivacySettings
 from tracker.model import Sample, url_host
 
@@ -15,7 +14,8 @@ class Privacy:
 
     - A sample whose app is in exclude_apps (case-insensitive, exact), whose URL's host is in
       exclude_domains (a domain and its subdomains, as in categories.yaml), or whose title matches an
-      exclude_titles regex (case-insensitive search) keeps its app only: no title, no URL.
+      exclude_titles regex (case-insensitive search, in RE2 like title rules) keeps its app only: no title,
+      no URL.
     - With titles off, every title is dropped; URLs are still kept unless the domain is excluded.
     - Private (incognito) samples always come out with no title and no URL.
 
@@ -29,7 +29,10 @@ class Privacy:
             self._domains = frozenset(normalise_domain(domain) for domain in settings.exclude_domains)
         except ValueError as error:
             raise ValueError(f"privacy exclude_domains: {error}") from error
-        self._titles = tuple(_compile_title(pattern) for pattern in settings.exclude_titles)
+        try:
+            self._titles = compile_title_regexes(settings.exclude_titles)
+        except TitleRegexError as error:
+            raise ValueError(f"privacy exclude_titles: {error}") from error
 
     def apply(self, sample: Sample) -> Sample:
         if sample.private or self.excludes(sample):
@@ -50,9 +53,3 @@ class Privacy:
             return False
         return any(pattern.search(title) for pattern in self._titles)
 
-
-def _compile_title(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as error:
-        raise ValueError(f"privacy exclude_titles: the regex '{pattern}' is invalid: {error.msg}") from error

@@ -7,7 +7,6 @@ classify.load_categories) and classifying need none of it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -17,7 +16,17 @@ from yaml import YAMLError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tracker.classify import SCORE_MAX, SCORE_MIN, CategoriesError, Category, Rule, normalise_domain
+from tracker.classify import (
+    SCORE_MAX,
+    SCORE_MIN,
+    TITLE_REGEX_BUDGET,
+    CategoriesError,
+    Category,
+    Rule,
+    TitleRegex,
+    TitleRegexError,
+    normalise_domain,
+)
 from tracker.model import AWAY, UNCATEGORIZED
 
 RULE_KINDS = ("apps", "domains", "titles")
@@ -40,8 +49,16 @@ def parse_rules(text: str, file: Path) -> tuple[Category, ...]:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "not valid YAML"
         raise CategoriesError(file, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from error
+    except yaml.reader.ReaderError as error:  # a character YAML does not take, such as NUL or most controls
+        line = text.count("\n", 0, error.position) + 1
+        character = error.character if isinstance(error.character, str) else chr(error.character)
+        raise CategoriesError(file, line, f"the character U+{ord(character):04X} is not allowed in YAML; "
+                                          "remove it") from None
     except yaml.YAMLError as error:
-        raise CategoriesError(file, None, f"YAML syntax error: {error}") from error
+        raise CategoriesError(file, None, "YAML syntax error: " + " ".join(str(error).split())) from error
+    except RecursionError:  # the pure-Python loader, on brackets nested thousands deep (libyaml stops at 1000)
+        raise CategoriesError(file, None, "the YAML is nested too deeply; a categories file is three levels "
+                                          "deep") from None
     return _CategoriesParser(file).parse(root)
 
 
@@ -52,9 +69,20 @@ class _CategoriesParser:
         self.file = file
         self.names: dict[str, int] = {}  # folded name -> line
         self.seen: dict[str, dict[str, Rule]] = {"apps": {}, "domains": {}}  # kind -> match key -> rule
+        self.read_nodes: set[int] = set()  # id() of every node read, to refuse one read twice (an alias)
+        self.title_cost = 0  # of the title regexes so far: see TITLE_REGEX_BUDGET
 
     def fail(self, node: Node, problem: str) -> NoReturn:
         raise CategoriesError(self.file, node.start_mark.line + 1, problem)
+
+    def read_once(self, node: Node) -> Node:
+        """The node, refused if it was read before: only a YAML alias (*name) puts one node in two places, and
+        aliases multiply work (a 'billion laughs' file) without saving a careful user anything here."""
+        if id(node) in self.read_nodes:
+            self.fail(node, "what is written here is used again through a YAML alias (*); categories files "
+                            "take no aliases, so write the rules out where they are used")
+        self.read_nodes.add(id(node))
+        return node
 
     def parse(self, root: Node | None) -> tuple[Category, ...]:
         if root is None:
@@ -67,12 +95,13 @@ class _CategoriesParser:
         categories_node = entries["categories"][1]
         if not isinstance(categories_node, MappingNode):
             self.fail(categories_node, "'categories' should map category names to a score and rules")
-        return tuple(self.category(key, value) for key, value in categories_node.value)
+        return tuple(self.category(key, self.read_once(value)) for key, value in categories_node.value)
 
     def mapping_entries(self, node: Node, where: str, allowed: tuple[str, ...]) -> dict[str, tuple[Node, Node]]:
         """The keys of a mapping, refusing unknown and repeated ones."""
         entries: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
+            self.read_once(value_node)
             key = self.plain_text(key_node, "a key")
             if key not in allowed:
                 import difflib  # only for a typo: a run that parses a good file never loads it
@@ -87,6 +116,7 @@ class _CategoriesParser:
         return entries
 
     def plain_text(self, node: Node, what: str) -> str:
+        self.read_once(node)
         if not isinstance(node, ScalarNode) or node.tag == _YAML_NULL or not node.value.strip():
             self.fail(node, f"{what} should be plain text")
         return node.value
@@ -94,6 +124,9 @@ class _CategoriesParser:
     def category(self, key_node: Node, value_node: Node) -> Category:
         name = self.plain_text(key_node, "a category name").strip()
         line = key_node.start_mark.line + 1
+        if any(ord(character) < 32 or 0x7F <= ord(character) < 0xA0 for character in name):
+            # It would reach a terminal as an escape sequence, and InfluxDB as another name (see lineprotocol).
+            self.fail(key_node, f"the category name {name!r} contains a control character; remove it")
         folded = name.casefold()
         if folded in RESERVED_NAMES:
             self.fail(key_node, f"the category name '{name}' {RESERVED_NAMES[folded]}; pick another name")
@@ -157,9 +190,13 @@ class _CategoriesParser:
             self.fail(item, f"title regex {written!r} contains a control character; "
                             "write regexes in single quotes, like '\\bvim\\b'")
         try:
-            compiled = re.compile(written, re.IGNORECASE)
-        except re.error as error:
-            self.fail(item, f"title regex '{written}' is invalid: {error.msg}")
+            compiled = TitleRegex(written)
+        except TitleRegexError as error:
+            self.fail(item, f"title {error}")
         if compiled.search(""):
             self.fail(item, f"title regex '{written}' matches every title")
+        self.title_cost += compiled.cost
+        if self.title_cost > TITLE_REGEX_BUDGET:
+            self.fail(item, f"title regex '{written}' makes the title regexes too large together to search "
+                            "every title quickly; use fewer or simpler ones (apps and domains cost nothing)")
         return written
