@@ -190,7 +190,8 @@ class Mac:
     def _check_automation(self, name: str) -> None:
         with self._prompt_answered:
             # macOS holds the event until the user answers the prompt (appscript's timeout does not apply).
-            self._prompt_answered.wait_for(lambda: self.automation.get(name) != "prompt", timeout=60)
+            if not self._prompt_answered.wait_for(lambda: self.automation.get(name) != "prompt", timeout=60):
+                raise CommandError(-1712, "AppleEvent timed out.")
             if self.automation.get(name) == "refused":
                 raise CommandError(AUTOMATION_REFUSED, f"Not authorized to send Apple events to {name}.")
 

@@ -5,6 +5,7 @@ The last tests run only on a Mac, against the real appscript (the GitHub workflo
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -304,32 +305,37 @@ def test_a_relaunched_browser_is_read_again(mac: Mac, source: MacOSSource) -> No
     assert foreground(source) == ("Google Chrome", "Other", "https://example.com/", False)
 
 
-def test_waiting_for_a_permission_prompt_is_shown_and_the_sample_follows(
+def reads_in_a_thread(source: MacOSSource, count: int) -> list[tuple[str, str | None, str | None, bool] | None]:
+    """`count` reads, on a thread so a read held by the prompt fails the test instead of hanging it."""
+    recorded: list[tuple[str, str | None, str | None, bool] | None] = []
+    reader = threading.Thread(target=lambda: recorded.extend(foreground(source) for _ in range(count)))
+    reader.start()
+    reader.join(WAIT_SECONDS)
+    assert not reader.is_alive(), "a read was held by the permission prompt"
+    return recorded
+
+
+def test_a_permission_prompt_never_holds_the_reads_and_its_wait_is_shown(
         mac: Mac, source: MacOSSource, notices: list[str]) -> None:
     mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
     mac.automation["System Events"] = "prompt"
-    samples: list[object] = []
-    reader = threading.Thread(target=lambda: samples.append(foreground(source)))
-    reader.start()
-    wait_until(lambda: any("System Events" in notice and "waiting" in notice.lower() for notice in notices))
-    assert reader.is_alive() and samples == []  # still held by the prompt: the live view shows the notice
+    assert reads_in_a_thread(source, 3) == [None, None, None]
+    assert len(notices) == 1 and "System Events" in notices[0] and "Don't Allow" in notices[0]
     mac.answer_prompt("System Events", allow=True)
-    reader.join(WAIT_SECONDS)
-    assert samples == [("TextEdit", "notes.txt", None, False)]
+    wait_until(lambda: foreground(source) == ("TextEdit", "notes.txt", None, False))
+    assert notices[1:] == ["tracker may now control System Events."]
 
 
-def test_a_refused_browser_prompt_says_to_restart_after_allowing(
+def test_a_browser_permission_prompt_records_the_app_only_meanwhile_and_a_refusal_says_to_restart(
         mac: Mac, source: MacOSSource, notices: list[str]) -> None:
-    add_browser(mac, CHROME, Window("Example", "https://example.org/"))
+    add_browser(mac, CHROME, Window("Secret", SECRET, private=True))
     mac.automation["Google Chrome"] = "prompt"
-    samples: list[object] = []
-    reader = threading.Thread(target=lambda: samples.append(foreground(source)))
-    reader.start()
-    wait_until(lambda: any("Google Chrome" in notice and "waiting" in notice.lower() for notice in notices))
+    assert reads_in_a_thread(source, 2) == [("Google Chrome", None, None, False)] * 2
+    assert len(notices) == 1 and "Google Chrome" in notices[0]
     mac.answer_prompt("Google Chrome", allow=False)
-    reader.join(WAIT_SECONDS)
-    assert samples == [("Google Chrome", None, None, False)]
-    assert "restart tracker" in notices[-1] and "Automation" in notices[-1]
+    wait_until(lambda: foreground(source) == ("Google Chrome", None, None, False) and len(notices) == 2)
+    assert foreground(source) == ("Google Chrome", None, None, False)
+    assert len(notices) == 2 and "restart tracker" in notices[1] and "Automation" in notices[1]
 
 
 def test_system_events_refusing_automation_records_nothing_and_tells_once(
@@ -404,3 +410,44 @@ def test_idle_and_lock_state_degrade_quietly_without_quartz() -> None:
 def test_a_session_switched_away_from_counts_as_locked(
         screen_is_locked: bool | None, on_console: bool | None, away: bool) -> None:
     assert macos.session_away(screen_is_locked, on_console) is away
+
+
+# -- on a real Mac (the macOS workflow): the facts the fake stands on ------------------------------------
+
+on_a_mac = pytest.mark.skipif(sys.platform != "darwin", reason="needs macOS and the real appscript")
+PERMISSION_REFUSED = {-1743, -1719, -25211}
+
+
+@on_a_mac
+def test_real_mac_records_the_frontmost_app_or_says_which_permission_is_missing() -> None:
+    said: list[str] = []
+    source = MacOSSource(said.append)
+    try:
+        samples = [source.read() for _ in range(5)]
+    finally:
+        source.close()
+    recorded = [sample for sample in samples if sample is not None]
+    assert recorded or any("System Events" in notice for notice in said), (samples, said)
+    for sample in recorded:
+        assert sample.app and sample.idle_seconds is not None and isinstance(sample.locked, bool)
+
+
+@on_a_mac
+def test_real_appscript_raises_what_the_fake_raises() -> None:
+    import aem.ae
+    import appscript
+
+    events = appscript.app("System Events")
+    with pytest.raises(AttributeError):  # a name outside the dictionary; the terminology needs no permission
+        _ = events.no_such_term_in_any_dictionary
+    gone = subprocess.Popen(["/usr/bin/true"])
+    gone.wait()
+    with pytest.raises(RuntimeError):  # a pid with no process: its terminology cannot be fetched
+        _ = appscript.app(pid=gone.pid).windows
+    assert issubclass(aem.ae.MacOSError, Exception)
+    try:
+        missing = events.processes["Finder"].menu_bars[1].menus["No Such Menu"].exists(timeout=10)
+    except appscript.CommandError as refused:  # a runner without Automation or Accessibility
+        assert refused.errornumber in PERMISSION_REFUSED
+    else:
+        assert missing is False

@@ -93,8 +93,9 @@ def automation_notice(target: str) -> str:
 
 
 def permission_wait_notice(target: str) -> str:
-    return (f"Waiting for your answer to macOS asking whether tracker may control {target}: nothing is "
-            "recorded until you click OK or Don't Allow.")
+    what = "nothing is recorded" if target == SYSTEM_EVENTS else f"{target} is recorded by app only"
+    return (f"Waiting for {target} to answer: if macOS asks whether tracker may control {target}, {what} "
+            "until you click OK or Don't Allow.")
 
 
 def browser_kind(name: str, bundle_id: str | None) -> str | None:
@@ -124,6 +125,34 @@ PRIVATE_FOREGROUND = _Foreground(private=True)
 
 class _Failed(Exception):
     """A request that failed, already explained to the user where they can act on it."""
+
+
+class _Waiting(Exception):
+    """The first request to an app is still held by macOS's permission prompt."""
+
+
+class _FirstRequest:
+    """The first Apple Event to an app, sent from its own thread: a permission prompt may hold it."""
+
+    def __init__(self, reference: Callable[[], Any]) -> None:
+        self.done = threading.Event()
+        self._answer: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._send, args=(reference,), name="tracker-first-apple-event",
+                         daemon=True).start()
+
+    def _send(self, reference: Callable[[], Any]) -> None:
+        try:
+            self._answer = reference().get(timeout=APPLE_EVENT_TIMEOUT_SECONDS)
+        except BaseException as error:  # handed to the reading thread, which explains it
+            self._error = error
+        finally:
+            self.done.set()
+
+    def outcome(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._answer
 
 
 class MacOSSource:
@@ -157,6 +186,7 @@ class MacOSSource:
         self._bundle_ids: dict[str, str] = {}  # by process name
         self._browsers_by_pid: dict[int, Any] = {}
         self._answered: set[str] = set()  # targets that answered once: no permission prompt to wait for
+        self._first_requests: dict[str, _FirstRequest] = {}
 
     def read(self) -> Sample | None:
         try:
@@ -230,6 +260,8 @@ class MacOSSource:
         appscript's references to the old process would answer -600/-609 for the rest of the run."""
         try:
             return self._send(SYSTEM_EVENTS, lambda: reference(self._system_events_app()))
+        except _Waiting:
+            return None
         except self._request_errors as error:
             if _error_number(error) not in APP_GONE:
                 self._explain(error, SYSTEM_EVENTS)
@@ -312,6 +344,8 @@ class MacOSSource:
         """The browser's answer, or None: an error about its tab costs that answer, never the sample."""
         try:
             return self._send(name, reference)
+        except _Waiting:
+            return None
         except self._request_errors as error:
             if _error_number(error) in APP_GONE or isinstance(error, RuntimeError):
                 self._browsers_by_pid.pop(pid, None)  # quit: the pid will not come back
@@ -322,25 +356,25 @@ class MacOSSource:
 
     def _send(self, target: str, reference: Callable[[], Any]) -> Any:
         """`get` of `reference()`. The first request to a target may be held by macOS's permission prompt
-        until the user answers: a notice says so meanwhile, from a timer, since this thread is held."""
+        until the user answers, for minutes: it goes out on its own thread, and while it waits each read
+        returns at once (_Waiting) after a notice says so, so the live view, --for and Ctrl-C go on."""
         if target in self._answered:
             return reference().get(timeout=APPLE_EVENT_TIMEOUT_SECONDS)
-        waited = threading.Event()
-
-        def say_waiting() -> None:
-            waited.set()
+        first = self._first_requests.get(target)
+        if first is None:
+            first = self._first_requests[target] = _FirstRequest(reference)
+            if first.done.wait(PERMISSION_WAIT_NOTICE_SECONDS):
+                del self._first_requests[target]
+                self._answered.add(target)
+                return first.outcome()
             self._notify(permission_wait_notice(target))
-
-        timer = threading.Timer(PERMISSION_WAIT_NOTICE_SECONDS, say_waiting)
-        timer.daemon = True
-        timer.start()
-        try:
-            answer = reference().get(timeout=APPLE_EVENT_TIMEOUT_SECONDS)
-        finally:
-            timer.cancel()
-            self._answered.add(target)  # answered, one way or the other: no prompt is pending any more
-        if waited.is_set():
-            self._notify(f"tracker may now control {target}.")
+        if not first.done.is_set():
+            raise _Waiting
+        del self._first_requests[target]
+        self._answered.add(target)
+        # Answered after a wait: that answer is old, so ask again (a refusal raises at once now).
+        answer = reference().get(timeout=APPLE_EVENT_TIMEOUT_SECONDS)
+        self._notify(f"tracker may now control {target}.")
         return answer
 
     def _explain(self, error: BaseException, target: str) -> None:
