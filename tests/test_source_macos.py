@@ -5,6 +5,8 @@ The last tests run only on a Mac, against the real appscript (the GitHub workflo
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import threading
@@ -26,6 +28,9 @@ from fake_appscript import (
     install,
 )
 
+from tracker.config import load_settings
+from tracker.display import ActivityLog
+from tracker.runner import Run, SystemClock, open_parts
 from tracker.sources import SourceUnavailable, macos
 from tracker.sources.macos import MacOSSource
 
@@ -336,6 +341,24 @@ def test_a_browser_permission_prompt_records_the_app_only_meanwhile_and_a_refusa
     wait_until(lambda: foreground(source) == ("Google Chrome", None, None, False) and len(notices) == 2)
     assert foreground(source) == ("Google Chrome", None, None, False)
     assert len(notices) == 2 and "restart tracker" in notices[1] and "Automation" in notices[1]
+
+
+@pytest.mark.slow
+def test_a_run_shows_the_wait_and_ends_on_time_while_a_prompt_is_open(mac: Mac) -> None:
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.automation["System Events"] = "prompt"
+    log = io.StringIO()
+    parts = open_parts(load_settings({"interval": "0.1"}).settings, "macos", ActivityLog(log, "json"))
+    try:
+        run = threading.Thread(target=Run(parts, SystemClock(threading.Event()), 0.1, run_for=2.0).run)
+        run.start()
+        run.join(WAIT_SECONDS)
+        assert not run.is_alive(), "the run was held by the permission prompt past its --for"
+    finally:
+        mac.answer_prompt("System Events", allow=False)
+        parts.close()
+    messages = [line["message"] for line in map(json.loads, log.getvalue().splitlines()) if line["event"] == "notice"]
+    assert any(message.startswith("Waiting for System Events to answer") for message in messages), messages
 
 
 def test_system_events_refusing_automation_records_nothing_and_tells_once(
