@@ -468,9 +468,17 @@ def test_real_appscript_raises_what_the_fake_raises() -> None:
     with pytest.raises(RuntimeError):  # a pid with no process: its terminology cannot be fetched
         _ = appscript.app(pid=gone.pid).windows
     assert issubclass(aem.ae.MacOSError, Exception)
-    try:
-        missing = events.processes["Finder"].menu_bars[1].menus["No Such Menu"].exists(timeout=10)
-    except appscript.CommandError as refused:  # a runner without Automation or Accessibility
-        assert refused.errornumber in PERMISSION_REFUSED
-    else:
-        assert missing is False
+    answers: list[object] = []
+
+    def ask_for_a_missing_menu() -> None:
+        try:
+            answers.append(events.processes["Finder"].menu_bars[1].menus["No Such Menu"].exists(timeout=10))
+        except appscript.CommandError as refused:  # a runner without Automation or Accessibility
+            answers.append(refused.errornumber)
+
+    asking = threading.Thread(target=ask_for_a_missing_menu, daemon=True)
+    asking.start()
+    asking.join(WAIT_SECONDS)
+    if asking.is_alive():
+        pytest.skip("macOS holds the request on a permission prompt that no one answers on this machine")
+    assert answers == [False] or answers[0] in PERMISSION_REFUSED, answers

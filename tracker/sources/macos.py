@@ -124,7 +124,7 @@ PRIVATE_FOREGROUND = _Foreground(private=True)
 
 
 class _Failed(Exception):
-    """A request that failed, already explained to the user where they can act on it."""
+    """The browser's tab cannot be recorded (no window, privacy unknown, a window switch): app only."""
 
 
 class _Waiting(Exception):
