@@ -1,6 +1,16 @@
 # Two commands: `make run` and `make test` (see README.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The Python the virtual environment is made with: PYTHON=..., or the newest python3.13 ... python3.10 that
+# runs here (with ensurepip, which venv needs), else python3 when it is 3.10 or newer. On a Mac with only the
+# command-line tools, python3 is Apple's 3.9, too old.
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3.10 python3; do \
+  $$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
+NO_PYTHON := tracker needs Python 3.10 or newer, and $(if $(PYTHON),$(PYTHON) is not one,none was found \
+  (tried python3.13 ... python3.10 and python3)): install one (on a Mac: brew install python@3.13, or the installer from python.org; on Debian or \
+  Ubuntu: apt install python3 python3-venv), or name it with make run PYTHON=/path/to/python3.12
 ARGS ?=
 # The real peers the tests start for themselves.
 DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus
@@ -8,7 +18,9 @@ DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux
 .PHONY: run test install debs lint binary
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 || \
+	  { echo '$(NO_PYTHON)' >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,prometheus,binary]'
 	touch $@

@@ -207,15 +207,21 @@ def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
 
 @pytest.fixture
 def mac(monkeypatch: pytest.MonkeyPatch):
-    from fake_appscript import Mac, module
+    from fake_appscript import Mac, install
 
     from tracker.sources import macos
 
     scripted = Mac()
-    monkeypatch.setitem(sys.modules, "appscript", module(scripted))
+    install(monkeypatch, scripted)
     monkeypatch.setattr(macos, "hid_idle_seconds", lambda: 7.0)
     monkeypatch.setattr(macos, "screen_locked", lambda: False)
     return scripted
+
+
+def text_edit_in_front(mac) -> None:
+    from fake_appscript import Window
+
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
 
 
 def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
@@ -225,8 +231,7 @@ def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
 def test_macos_with_every_permission(mac):
     from tracker.doctor import check_desktop
 
-    mac.frontmost = "TextEdit"
-    mac.window_titles["TextEdit"] = ["notes.txt"]
+    text_edit_in_front(mac)
     checks = check_desktop("macos")
     assert outcomes(checks) == [("desktop", "ok"), ("idle time", "ok")]
     assert checks[0].detail == "macos: the foreground app is TextEdit"
@@ -236,8 +241,8 @@ def test_macos_with_every_permission(mac):
 def test_macos_without_automation_of_system_events_blocks_recording(mac):
     from tracker.doctor import blocks_recording, check_desktop
 
-    mac.frontmost = "TextEdit"
-    mac.automation_refused.add("System Events")
+    text_edit_in_front(mac)
+    mac.automation["System Events"] = "refused"
     checks = check_desktop("macos")
     assert outcomes(checks) == [("desktop", "problem"), ("permission", "problem"), ("idle time", "warning")]
     assert checks[1].detail == "tracker is not allowed to control System Events, so no app can be recorded"
@@ -247,18 +252,21 @@ def test_macos_without_automation_of_system_events_blocks_recording(mac):
 
 
 def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
+    from fake_appscript import CHROME_TERMS, Window
+
     from tracker.doctor import blocks_recording, check_desktop
 
-    mac.frontmost = "TextEdit"
+    text_edit_in_front(mac)
     mac.accessibility = False
     checks = check_desktop("macos")
     assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
     assert "Accessibility" in checks[1].fix
     mac.accessibility = True
-    mac.frontmost = "Google Chrome"
-    mac.automation_refused.add("Google Chrome")
+    mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS, windows=[Window("Issues", "https://github.com/")],
+            front=True)
+    mac.automation["Google Chrome"] = "refused"
     checks = check_desktop("macos")
     assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
-    assert checks[1].detail == "tracker is not allowed to control Google Chrome, so Google Chrome tab addresses " \
-                               "are not recorded"
+    assert checks[1].detail == "tracker is not allowed to control Google Chrome, so Google Chrome is recorded by " \
+                               "app only"
     assert not blocks_recording(checks)
