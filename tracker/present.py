@@ -36,6 +36,7 @@ UNCATEGORIZED_SHOWN = 20
 def outbox_text(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox` as plain text."""
     from tracker.outbox import samples
+    from tracker.sinks.shown import printable  # what a server said, stored by an older tracker perhaps
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
@@ -45,7 +46,7 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     else:
         lines.append("Waiting:       nothing")
     if stats.last_attempt is not None:
-        lines.append(f"Last send:     {_local(stats.last_attempt)}: {stats.last_result}")
+        lines.append(f"Last send:     {_local(stats.last_attempt)}: {printable(stats.last_result or '')}")
         if stats.last_success is not None and stats.last_success != stats.last_attempt:
             lines.append(f"Last success:  {_local(stats.last_success)}")
     else:
@@ -57,7 +58,7 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
         lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
         for row in stats.quarantined:
             title = f" {row.record.title[:60]!r}" if row.record.title else ""
-            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
+            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {printable(row.reason)}")
         if stats.quarantined_count > len(stats.quarantined):
             lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
     if stats.quarantined_other:
@@ -130,6 +131,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
 
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
+    from tracker.sinks.shown import printable
     lines = [f"tracker run is running for {directory} (pid {pid})"]
     rows: list[tuple[str, str]] = []
     if vitals is not None:
@@ -143,7 +145,7 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
                  ("now", _current_activity(snapshot)),
                  ("waiting", f"{snapshot.waiting:,} samples to send"),
                  ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
-                 ("last error", snapshot.last_error or "none"),
+                 ("last error", printable(snapshot.last_error or "") or "none"),
                  ("source", snapshot.source or "?"),
                  ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
         if snapshot.vitals:

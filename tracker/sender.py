@@ -27,8 +27,8 @@ from tracker.sinks import (
     TooLarge,
     display_url,
     open_sink,
+    outward,
     request_result,
-    scrub,
 )
 from tracker.status import lock_exclusively
 
@@ -100,7 +100,8 @@ class Sender:
         self.settings = settings
         self.url = display_url(settings.url)
         self.batch_size = batch_size
-        self._on_status = on_status
+        # Every line the sender says goes out through `outward`: the run log, `tracker sync`, the live view.
+        self._on_status: Callable[[str], None] = lambda line: on_status(outward(line, settings))
         self._first_retry = first_retry
         self._max_retry = max_retry
         self._min_interval = min_interval  # at most one send round this often, unless a batch is full
@@ -162,7 +163,7 @@ class Sender:
         except _Busy:
             error = "Another tracker kept sending for too long; try again in a moment."
         except (SendError, OutboxUnavailable) as failure:
-            error = f"{failure}."
+            error = outward(f"{failure}.", self.settings)
         finally:
             waiting = self._safe_waiting()
             if self._thread is None:  # a running thread still needs the outbox and the sink
@@ -199,7 +200,7 @@ class Sender:
         except (SendError, OutboxUnavailable) as error:
             return self._failed(error, tally), False
         except Exception as error:  # never let the thread die: report it like any other failure
-            unexpected = RetryLater(scrub(f"Sending failed unexpectedly ({error!r})", self.settings))
+            unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings))
             return self._failed(unexpected, tally), False
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
@@ -221,7 +222,7 @@ class Sender:
             self._on_status(f"Sending to InfluxDB at {self.url}; sent {samples(tally.sent)}")
 
     def _failed(self, error: Exception, tally: _Tally) -> float:
-        message = str(error)
+        message = outward(str(error), self.settings)  # status.json and the outbox keep it
         self._note(message, success=False)
         if tally.sent:
             self._last_send = datetime.now(timezone.utc)
@@ -317,7 +318,7 @@ class Sender:
         except (TooLarge, Rejected) as error:
             if len(rows) == 1:
                 reason = error.reason if isinstance(error, Rejected) else str(error)
-                outbox.quarantine(ids, reason)
+                outbox.quarantine(ids, outward(reason, self.settings))
                 tally.quarantined += 1
                 return
             if isinstance(error, TooLarge):
@@ -361,7 +362,7 @@ class Sender:
     def _note(self, result: str, success: bool) -> None:
         # When it fails the status line says so; the note is only for `tracker outbox`.
         with suppress(OutboxUnavailable):
-            self._open_outbox().note_send(result, success)
+            self._open_outbox().note_send(outward(result, self.settings), success)
 
     def _safe_waiting(self) -> int:
         """Rows waiting now; the last count read when the outbox cannot be read."""

@@ -9,12 +9,22 @@ import base64
 import gzip
 import json
 from collections.abc import Sequence
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode
 
 import urllib3
 
 from tracker.config import InfluxSettings
-from tracker.sinks import display_url, error_for_exception, error_for_status, server_reason
+from tracker.sinks import (
+    check_header_value,
+    check_write,
+    display_url,
+    error_for_exception,
+    error_for_status,
+    not_influxdb,
+    server_reason,
+)
+from tracker.sinks.answers import Answer, is_html, read_answer
+from tracker.sinks.shown import base_url, userinfo_of
 
 # Level 5 compresses line protocol about as well as 9, several times faster.
 _GZIP_LEVEL = 5
@@ -37,35 +47,54 @@ def pool(settings: InfluxSettings) -> urllib3.PoolManager:
 
 def authorization(settings: InfluxSettings) -> dict[str, str]:
     """"user:password" → Basic; a bare token → 1.8+/2.x's v1-compatible "Token"."""
-    credentials = settings.token or urlsplit(settings.url or "").netloc.rpartition("@")[0]
+    userinfo = userinfo_of(settings.url)
+    user, _, password = userinfo.partition(":")
+    credentials = settings.token or (f"{unquote(user)}:{unquote(password)}" if userinfo else "")
     if not credentials:
         return {}
     if ":" in credentials:
         return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+    check_header_value(credentials)
     return {"Authorization": "Token " + credentials}
 
 
 def _one_request(settings: InfluxSettings, method: str, path: str, body: str | None = None,
-                 headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
-    """One request outside a sink's connection pool; RetryLater when the server cannot be reached."""
+                 headers: dict[str, str] | None = None) -> Answer:
+    """One request outside a sink's connection pool, its answer read with bounds; RetryLater when the server
+    cannot be reached."""
     http = pool(settings)
     try:
-        return http.request(method, display_url(settings.url) + path, body=body,
-                            headers={**(headers or {}), **authorization(settings)})
+        response = http.request(method, base_url(settings.url) + path, body=body, preload_content=False,
+                                headers={**(headers or {}), **authorization(settings)})
+        return read_answer(response, settings.timeout)
     except (urllib3.exceptions.HTTPError, OSError) as error:
         raise error_for_exception(settings, error) from None
     finally:
         http.clear()
 
 
-def server_version(settings: InfluxSettings) -> str | None:
-    """What /ping says in X-Influxdb-Version (None when it says nothing); RetryLater when unreachable."""
-    return _one_request(settings, "GET", "/ping").headers.get("X-Influxdb-Version")
+def detect_api(settings: InfluxSettings) -> tuple[str, bool]:
+    """Which API the server speaks, "v1" or "v2", by its /ping; and whether that is sure. Sure: the server names
+    its version (X-Influxdb-Version), or answers 204 as InfluxDB 2.x, 3.x, Cloud and VictoriaMetrics do.
+    A web page, a redirect, "busy" or a failure decides nothing: SendError says what answered."""
+    answer = _one_request(settings, "GET", "/ping")
+    version = answer.headers.get("X-Influxdb-Version")
+    if version:
+        return ("v1" if version.lstrip("v").startswith("1.") else "v2"), True
+    if answer.status == 204:
+        return "v2", True
+    if 200 <= answer.status < 300 and is_html(answer):
+        raise not_influxdb(settings, answer)
+    if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
+        raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
+                                                                     settings),
+                               answer.headers.get("Retry-After"), answer.headers.get("Location"))
+    return "v2", False
 
 
 def speaks_v1(settings: InfluxSettings) -> bool:
-    """True when /ping says the server is InfluxDB 1.x; 2.x, 3.x, Cloud and servers that do not say are not."""
-    return (server_version(settings) or "").lstrip("v").startswith("1.")
+    """True when /ping says the server is InfluxDB 1.x."""
+    return detect_api(settings)[0] == "v1"
 
 
 def execute(settings: InfluxSettings, database: str, statement: str) -> None:
@@ -73,16 +102,17 @@ def execute(settings: InfluxSettings, database: str, statement: str) -> None:
     response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}),
                             {"Content-Type": "application/x-www-form-urlencoded"})
     if response.status != 200:
-        raise error_for_status(settings, response.status, server_reason(response.data, str(response.status)))
+        raise error_for_status(settings, response.status, server_reason(response.text(settings),
+                                                                        str(response.status), settings))
     # /query answers 200 even when the statement failed: the error is in the result.
     try:
-        results = json.loads(response.data).get("results") or []
-    except (ValueError, AttributeError):
+        results = json.loads(response.text(settings)).get("results") or []
+    except (ValueError, AttributeError, RecursionError):
         results = []
     failed = next((result["error"] for result in results if isinstance(result, dict) and result.get("error")),
                   None)
     if failed:
-        raise error_for_status(settings, 400, server_reason(str(failed), "refused"))
+        raise error_for_status(settings, 400, server_reason(str(failed), "refused", settings))
 
 
 class InfluxV1Sink:
@@ -92,7 +122,7 @@ class InfluxV1Sink:
         query = {"db": database, "precision": "ms"}
         if retention_policy:
             query["rp"] = retention_policy
-        self._write_url = f"{display_url(settings.url)}/write?{urlencode(query)}"
+        self._write_url = f"{base_url(settings.url)}/write?{urlencode(query)}"
         self._headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip",
                          **authorization(settings)}
         self._http = pool(settings)
@@ -100,14 +130,12 @@ class InfluxV1Sink:
     def write(self, lines: Sequence[str]) -> None:
         body = gzip.compress("\n".join(lines).encode(), compresslevel=_GZIP_LEVEL)
         try:
-            response = self._http.request("POST", self._write_url, body=body, headers=self._headers)
+            response = self._http.request("POST", self._write_url, body=body, headers=self._headers,
+                                          preload_content=False)
+            answer = read_answer(response, self.settings.timeout)
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise error_for_exception(self.settings, error) from None
-        if response.status in (200, 204):
-            return
-        reason = server_reason(response.data, response.reason or str(response.status))
-        raise error_for_status(self.settings, response.status, reason, response.headers.get("Retry-After"),
-                               response.headers.get("Location"))
+        check_write(self.settings, answer)
 
     def close(self) -> None:
         self._http.clear()
