@@ -37,6 +37,7 @@ class Step:
     # Seconds before answering; beyond the client's timeout it gives up, and nothing is stored.
     delay: float = 0.0
     content_type: str = "application/json"
+    raw: bytes = b""  # sent after `body` as it is: e.g. gzip, with a Content-Encoding header
     # Bytes sent after `body`, with no Content-Length, until the client hangs up; a byte every `trickle` seconds.
     stream: int = 0
     trickle: float = 0.0
@@ -159,7 +160,7 @@ class FaultServer:
 
             def _reply(self, step: Step) -> None:
                 echoed = step.body.replace("{authorization}", self.headers.get("Authorization", ""))
-                data = echoed.replace("{path}", self.path).encode()
+                data = echoed.replace("{path}", self.path).encode() + step.raw
                 self.send_response(step.status)
                 for name, value in step.headers.items():
                     self.send_header(name, value)

@@ -100,8 +100,9 @@ def secret_forms(token: str | None, url: str | None) -> tuple[str, ...]:
     for secret in encoded:
         percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
         percent |= {re.sub(r"%[0-9A-F]{2}", lambda match: match[0].lower(), form) for form in percent}
-        forms |= {secret, printable(secret), html.escape(secret), json.dumps(secret)[1:-1],
-                  json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]} | percent
+        escaped = {html.escape(secret), html.escape(secret, quote=False), json.dumps(secret)[1:-1],
+                   json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]}
+        forms |= {secret, printable(secret)} | escaped | percent
     forms.discard("")
     return tuple(sorted(forms, key=len, reverse=True))
 
