@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tracker.config import InfluxSettings
-from tracker.sinks import error_for_status, server_reason
+from tracker.sinks import error_for_status, retry_after_seconds, server_reason
 from tracker.sinks.answers import Answer, describe
 from tracker.sinks.shown import display_url, masked_url, outward, printable, url_problem, without_secret_tail
 
@@ -93,3 +93,16 @@ def test_urls_are_shown_without_credentials_and_ambiguous_ones_refused():
                       "http://admin:12#x@influx.example", "http://[::1"):
         assert url_problem(ambiguous) and "cret" not in display_url(ambiguous) + masked_url(ambiguous)
         assert "12" not in display_url(ambiguous)
+
+
+def test_settings_never_show_the_url_in_their_repr():
+    settings_ = InfluxSettings(url="http://admin:s3cret-pw@influx.example:8086", token="user:t0ken-pw")
+    assert "s3cret-pw" not in repr(settings_) and "t0ken-pw" not in repr(settings_)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.text(max_size=40) | st.sampled_from(["0", "-5", "nan", "inf", "1e999", "Wed, 21 Oct 2015 07:28:00 GMT",
+                                                       "Wed, 99 Foo 2015 99:99:99 GMT", "Mon, 1 Jan 0001 00:00:00 GMT"]))
+def test_any_retry_after_is_a_pause_of_zero_or_more_seconds_or_none(header):
+    seconds = retry_after_seconds(header)
+    assert seconds is None or seconds >= 0

@@ -200,7 +200,7 @@ class Sender:
         except (SendError, OutboxUnavailable) as error:
             return self._failed(error, tally), False
         except Exception as error:  # never let the thread die: report it like any other failure
-            unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings))
+            unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings, 500))
             return self._failed(unexpected, tally), False
         if tally.sent or tally.quarantined:
             self._succeeded(tally)

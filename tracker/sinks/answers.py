@@ -115,8 +115,8 @@ def is_html(answer: Answer) -> bool:
 
 def describe(answer: Answer, settings: InfluxSettings | None) -> str:
     """What answered, for a message: status, content type and what the body is (a page's title, or its start)."""
-    status = f"{answer.status} {answer.reason}".strip()
-    content_type = answer.headers.get("Content-Type")
+    status = f"{answer.status} {answer.reason[:EXCERPT_CAP]}".strip()
+    content_type = (answer.headers.get("Content-Type") or "")[:EXCERPT_CAP]
     heading = f"{status}, {content_type}" if content_type else status
     text = answer.text(settings)
     if is_html(answer):

@@ -167,7 +167,7 @@ def display_url(url: str | None) -> str:
     if not url:
         return "(not configured)"
     if url_problem(url):
-        return "(influx.url, not a valid URL)"
+        return "(not a valid URL)"
     return printable(base_url(url))
 
 
