@@ -15,14 +15,14 @@ import time
 import tracemalloc
 import zlib
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from click.testing import CliRunner
 from fault_server import FaultServer, Step, make_records, stored_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import wait_until
+from servers import InfluxDB1, http, wait_until
 from test_shown import assert_plain
 
 from tracker import paths
@@ -363,5 +363,31 @@ def test_a_server_always_asking_to_retry_now_gets_requests_ever_more_slowly():
         # loop would have sent hundreds).
         assert took >= 2.9
         assert len(server.writes()) <= 6
+    finally:
+        server.stop()
+
+
+def test_credentials_in_the_url_authenticate_and_never_show(tmp_path, monkeypatch):
+    server = InfluxDB1(tmp_path, auth=True).start()
+    try:
+        user, password = "admin", "p@ss/w:rd?#%é"
+        escaped = password.replace("'", "\\'")
+        server.query(f"CREATE USER {user} WITH PASSWORD '{escaped}' WITH ALL PRIVILEGES", method="POST")
+        status, body = http("POST", f"{server.url}/query?" + urlencode(
+            {"q": 'CREATE DATABASE "secured"', "u": user, "p": password}))
+        assert status == 200, body
+        records = make_records(5)
+        monkeypatch.setenv("TRACKER_INFLUX_BUCKET", "secured")
+        for url in (f"http://{user}:{quote(password, safe='')}@127.0.0.1:{server.port}",
+                    f"http://127.0.0.1:{server.port}/?u={user}&p={quote_plus(password)}"):
+            monkeypatch.setenv("TRACKER_INFLUX_URL", url)
+            recorded(5)  # the same five each time: InfluxDB keeps one point per time
+            shown = CliRunner().invoke(cli, ["sync"])
+            assert (shown.exit_code, shown.output) == (0, f"sent 5 samples to http://127.0.0.1:{server.port}\n")
+            shown = CliRunner().invoke(cli, ["config", "show"])
+            assert all(form not in shown.output for form in forms_of(password))
+        result = server.query("SELECT score FROM activity", "secured", auth=(user, password))
+        times = [row[0] for row in result["results"][0]["series"][0]["values"]]
+        assert times == [record.time_ms for record in records]
     finally:
         server.stop()

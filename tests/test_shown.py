@@ -101,8 +101,9 @@ def test_settings_never_show_the_url_in_their_repr():
 
 
 @settings(max_examples=300, deadline=None)
-@given(header=st.text(max_size=40) | st.sampled_from(["0", "-5", "nan", "inf", "1e999", "Wed, 21 Oct 2015 07:28:00 GMT",
-                                                       "Wed, 99 Foo 2015 99:99:99 GMT", "Mon, 1 Jan 0001 00:00:00 GMT"]))
+@given(header=st.text(max_size=40) | st.sampled_from([
+    "0", "-5", "nan", "inf", "1e999", "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo 2015 99:99:99 GMT",
+    "Mon, 1 Jan 0001 00:00:00 GMT"]))
 def test_any_retry_after_is_a_pause_of_zero_or_more_seconds_or_none(header):
     seconds = retry_after_seconds(header)
     assert seconds is None or seconds >= 0

@@ -9,7 +9,7 @@ import base64
 import gzip
 import json
 from collections.abc import Sequence
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 import urllib3
 
@@ -24,7 +24,7 @@ from tracker.sinks import (
     server_reason,
 )
 from tracker.sinks.answers import Answer, is_html, read_answer
-from tracker.sinks.shown import base_url, userinfo_of
+from tracker.sinks.shown import base_url, credentials
 
 # Level 5 compresses line protocol about as well as 9, several times faster.
 _GZIP_LEVEL = 5
@@ -47,15 +47,13 @@ def pool(settings: InfluxSettings) -> urllib3.PoolManager:
 
 def authorization(settings: InfluxSettings) -> dict[str, str]:
     """"user:password" → Basic; a bare token → 1.8+/2.x's v1-compatible "Token"."""
-    userinfo = userinfo_of(settings.url)
-    user, _, password = userinfo.partition(":")
-    credentials = settings.token or (f"{unquote(user)}:{unquote(password)}" if userinfo else "")
-    if not credentials:
+    given = credentials(settings)
+    if not given:
         return {}
-    if ":" in credentials:
-        return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
-    check_header_value(credentials)
-    return {"Authorization": "Token " + credentials}
+    if ":" in given:
+        return {"Authorization": "Basic " + base64.b64encode(given.encode()).decode()}
+    check_header_value(given)
+    return {"Authorization": "Token " + given}
 
 
 def _one_request(settings: InfluxSettings, method: str, path: str, body: str | None = None,

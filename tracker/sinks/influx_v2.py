@@ -26,7 +26,7 @@ from tracker.sinks import (
     server_reason,
 )
 from tracker.sinks.answers import Answer, read_answer
-from tracker.sinks.shown import base_url
+from tracker.sinks.shown import base_url, credentials
 
 
 class BoundedPool:
@@ -64,13 +64,14 @@ class BoundedPool:
 class InfluxV2Sink:
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
-        check_header_value(settings.token or "")  # sent as "Token ..."
+        token = credentials(settings)
+        check_header_value(token or "")  # sent as "Token ..."
         if not settings.verify_tls:
             # tracker prints its own warning once; urllib3's would repeat on every request.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._client = InfluxDBClient(
             url=base_url(settings.url),
-            token=settings.token,  # type: ignore[arg-type]  # None: no Authorization header, for an open server
+            token=token,  # type: ignore[arg-type]  # None: no Authorization header, for an open server
             org=settings.org or "-",  # InfluxDB 1.8 and VictoriaMetrics ignore the org; the client needs one
             timeout=int(settings.timeout * 1000),
             enable_gzip=True,

@@ -107,6 +107,21 @@ def secret_forms(token: str | None, url: str | None) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
+def credentials(settings: InfluxSettings) -> str | None:
+    """What the requests authenticate with: influx.token; else "user:password" from the URL, its user info or
+    its u= and p= (as InfluxDB 1.x reads them); else its token=. None: no credentials."""
+    if settings.token:
+        return settings.token
+    userinfo = userinfo_of(settings.url)
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        return f"{unquote(user)}:{unquote(password)}"
+    query = {name.lower(): value for name, value in query_credentials(settings.url)}
+    if "u" in query and "p" in query:
+        return f"{query['u']}:{query['p']}"
+    return query.get("token")
+
+
 def userinfo_of(url: str | None) -> str:
     """The "user:password" part of a URL as written (percent-encoded), "" when there is none."""
     if not url:
