@@ -145,6 +145,13 @@ def test_auto_detection_is_not_decided_by_a_login_page(portal, influxdb1):
     assert len(stored_records(influxdb1, "auto_after_portal")) == 3
 
 
+def test_a_server_that_moved_to_https_is_followed_by_the_advice(portal):
+    portal.catch_all = Step(301, "", headers={"Location": f"https://127.0.0.1:{portal.port}/ping"})
+    with pytest.raises(ConfigurationError) as caught:
+        open_sink(InfluxSettings(url=portal.url)).write([to_line(make_records(1)[0])])
+    assert str(caught.value).endswith(f"set influx.url to https://127.0.0.1:{portal.port}")
+
+
 def test_a_redirect_to_a_login_page_is_no_address_to_follow(portal):
     portal.catch_all = Step(302, "", headers={"Location": "http://login.hotel.example/portal?from=tracker"})
     with pytest.raises(ConfigurationError) as caught:

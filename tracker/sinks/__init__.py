@@ -236,8 +236,8 @@ def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_a
     return error
 
 
-# The paths InfluxDB writes to, at the end of a redirect's target when the redirect is InfluxDB's own.
-_WRITE_PATHS = ("/api/v2/write", "/write")
+# The paths tracker asks InfluxDB, at the end of a redirect's target when the redirect is InfluxDB's own.
+_WRITE_PATHS = ("/api/v2/write", "/write", "/ping")
 
 
 def _redirect_sentence(url: str, location: str | None) -> str:
