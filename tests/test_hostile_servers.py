@@ -23,7 +23,7 @@ from fault_server import FaultServer, Step, make_records, stored_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import InfluxDB1, http, wait_until
-from test_shown import assert_plain
+from test_shown import ESCAPES, assert_plain
 
 from tracker import paths
 from tracker.cli import cli
@@ -398,3 +398,26 @@ def test_credentials_in_the_url_authenticate_and_never_show(tmp_path, monkeypatc
         assert times == [record.time_ms for record in records]
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def answering_server():
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+raw_body = st.lists(st.binary(max_size=12) | st.sampled_from([escape.encode("utf-8", "surrogatepass")
+                                                               for escape in ESCAPES]), max_size=20).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=raw_body, status=st.sampled_from([200, 400, 401, 404, 413, 429, 500, 503]),
+       content_type=st.sampled_from(["application/json", "text/html", "text/plain; charset=latin-1"]),
+       api=st.sampled_from(["v1", "v2"]))
+def test_any_bytes_a_server_answers_become_one_plain_sentence(answering_server, raw, status, content_type, api):
+    answering_server.then(Step(status, raw=raw, content_type=content_type))
+    with pytest.raises(SendError) as caught:
+        open_sink(InfluxSettings(url=answering_server.url, api=api, org="home")).write(["m v=1 1"])
+    assert_plain(str(caught.value))
+    assert len(str(caught.value)) < 1000
