@@ -94,7 +94,7 @@ def check_header_value(token: str) -> None:
         raise ConfigurationError("influx.token has characters an HTTP header cannot carry (beyond Latin-1):"
                                  " check it, or give user:password for InfluxDB 1.x") from None
     if any(ord(char) < 32 or ord(char) == 127 for char in token):
-        raise ConfigurationError("influx.token has control characters (a line break?): check it") from None
+        raise ConfigurationError("influx.token has control characters (a line break?): check it")
 
 
 def open_sink(settings: InfluxSettings) -> Sink:
@@ -160,7 +160,8 @@ class AutoSink:
 # -- what both sinks say when something goes wrong -----------------------------------------------
 
 def scrub(text: str, settings: InfluxSettings) -> str:
-    """`text` fit to show: see tracker.sinks.shown.outward, the one function every outward text goes through."""
+    """`text` fit to show: the older name of tracker.sinks.shown.outward, the one function every outward text
+    goes through."""
     return outward(text, settings)
 
 
