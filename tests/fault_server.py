@@ -6,6 +6,9 @@ when that line is in the body, so bisection has to find it), a batch of more tha
 `refuse_all` answers every write that way (a proxy that refuses everything, whatever the body).
 Scripted steps (`then(...)`) answer the next writes in order, before the rules: 500, 429 with
 Retry-After, slow answers. `stop()` closes the port, so the client sees connection refused.
+`catch_all` answers every request, /ping too, with one step: a Wi-Fi login page, a proxy's error page.
+A step can echo what the client sent ({authorization}, {path} in its body), and stream a huge or endless
+body (`stream`, counted in `streamed` up to when the client hangs up), fast or a byte at a time (`trickle`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ class Step:
     headers: dict[str, str] = field(default_factory=dict)
     # Seconds before answering; beyond the client's timeout it gives up, and nothing is stored.
     delay: float = 0.0
+    content_type: str = "application/json"
+    raw: bytes = b""  # sent after `body` as it is: e.g. gzip, with a Content-Encoding header
+    # Bytes sent after `body`, with no Content-Length, until the client hangs up; a byte every `trickle` seconds.
+    stream: int = 0
+    trickle: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class FaultServer:
         self.latency = latency  # seconds every write takes, accepted or not
         self.accepted: list[str] = []
         self.requests: list[Request] = []
+        self.catch_all: Step | None = None
+        self.streamed = 0  # bytes of `stream` bodies the client took before it hung up
+        self.hung_up = threading.Event()  # a client stopped reading a streamed body
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -91,6 +102,8 @@ class FaultServer:
 
     def _answer(self, path: str, headers: dict[str, str], lines: list[str]) -> Step:
         """What a write gets: a wrong token first, then the script, then the rules."""
+        if self.catch_all is not None:
+            return self.catch_all
         authorization = headers.get("Authorization", "")
         if self.token is not None and _credentials(authorization) != self.token:
             return Step(401, json.dumps({"error": "authorization failed"}))
@@ -114,7 +127,10 @@ class FaultServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.startswith(("/ping", "/health")):
+                if server.catch_all is not None:
+                    self._record([], server.catch_all.status)
+                    self._reply(server.catch_all)
+                elif self.path.startswith(("/ping", "/health")):
                     self._record([], 204)
                     self.send_response(204)
                     self.send_header("X-Influxdb-Version", server.version)
@@ -147,14 +163,31 @@ class FaultServer:
                                                    dict(self.headers)))
 
             def _reply(self, step: Step) -> None:
-                data = step.body.encode()
+                echoed = step.body.replace("{authorization}", self.headers.get("Authorization", ""))
+                data = echoed.replace("{path}", self.path).encode() + step.raw
                 self.send_response(step.status)
                 for name, value in step.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", step.content_type)
+                if not step.stream:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if step.stream:
+                    self._stream(step)
+
+            def _stream(self, step: Step) -> None:
+                self.close_connection = True
+                chunk = b"x" if step.trickle else b"<p>" + b"x" * 65533
+                try:
+                    while server.streamed < step.stream:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        with server._lock:
+                            server.streamed += len(chunk)
+                        time.sleep(step.trickle)
+                except OSError:  # the client hung up
+                    server.hung_up.set()
 
         return Handler
 

@@ -55,10 +55,10 @@ class Setting(NamedTuple):
 _DECLARED = "setting"  # the metadata key of a field's Setting
 
 
-def declare(default: Any, setting: Setting, *, default_factory: Any = MISSING) -> Any:
-    """The dataclass field of `setting`, with its default; a secret is kept out of repr so no traceback or log
-    can show it."""
-    return field(default=default, default_factory=default_factory, repr=not setting.secret,
+def declare(default: Any, setting: Setting, *, default_factory: Any = MISSING, in_repr: bool = True) -> Any:
+    """The dataclass field of `setting`, with its default; a secret (or a value that may hold one: `in_repr`
+    False) is kept out of repr so no traceback or log can show it."""
+    return field(default=default, default_factory=default_factory, repr=in_repr and not setting.secret,
                  metadata={_DECLARED: setting})
 
 
@@ -75,7 +75,8 @@ class InfluxSettings:
     url: str | None = declare(None, Setting(
         "influx.url", "url", help="InfluxDB URL, e.g. http://localhost:8086.", example="http://localhost:8086",
         note="Leave unset to record locally only (nothing is lost; `tracker sync` sends the backlog once it is set).",
-        variable="TRACKER_INFLUX_URL", option="--influx-url", metavar="URL"))
+        variable="TRACKER_INFLUX_URL", option="--influx-url", metavar="URL"),
+        in_repr=False)  # http://user:password@host for 1.x
     token: str | None = declare(None, Setting(
         "influx.token", "text", help="API token (2.x/3.x), or username:password (1.x).", example='""',
         note="A token needs write access to the bucket; leave it unset for InfluxDB 1.x without authentication.",
@@ -319,7 +320,10 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
         if kind == "text":
             return str(raw).strip() or None
         if kind == "url":
-            return _web_url(str(raw).strip()) or None
+            url = _web_url(str(raw).strip())
+            if url:
+                _check_url(url)
+            return url or None
         if kind == "certificate":
             return _certificate_file(str(raw).strip()) if str(raw).strip() else None
         if kind == "choice":
@@ -440,6 +444,15 @@ def _text_list(raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _check_url(url: str) -> None:
+    """ValueError, in words that do not repeat the URL (it may hold a password), when it cannot be used safely."""
+    from tracker.sinks.shown import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(f"the URL {problem}")
+
+
 def _check_item(kind: str, item: str) -> None:
     """Exclude rules are checked when settings load, so no command meets a broken one later."""
     if kind == "domains":
@@ -454,6 +467,10 @@ def masked(name: str, value: Any) -> str:
         return "(not set)"
     if SETTINGS[name].secret:
         return "**** (set)"
+    if name == "influx.url":
+        from tracker.sinks.shown import masked_url
+
+        return masked_url(value)
     if isinstance(value, tuple):
         return ", ".join(value)
     if isinstance(value, bool):

@@ -39,6 +39,7 @@ RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, 
 def outbox_text(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox` as plain text."""
     from tracker.outbox import lost_text, samples
+    from tracker.sinks.shown import printable  # what a server said, stored by an older tracker perhaps
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
@@ -48,7 +49,7 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     else:
         lines.append("Waiting:       nothing")
     if stats.last_attempt is not None:
-        lines.append(f"Last send:     {_local(stats.last_attempt)}: {stats.last_result}")
+        lines.append(f"Last send:     {_local(stats.last_attempt)}: {printable(stats.last_result or '')}")
         if stats.last_success is not None and stats.last_success != stats.last_attempt:
             lines.append(f"Last success:  {_local(stats.last_success)}")
     else:
@@ -63,7 +64,7 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
         lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
         for row in stats.quarantined:
             title = f" {row.record.title[:60]!r}" if row.record.title else ""
-            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {row.reason}")
+            lines.append(f"  {_local(row.record.time)}  {row.record.app}{title}: {printable(row.reason)}")
         if stats.quarantined_count > len(stats.quarantined):
             lines.append(f"  and {stats.quarantined_count - len(stats.quarantined)} more")
     if stats.quarantined_other:
@@ -159,6 +160,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
     from tracker.outbox import lost_text
+    from tracker.sinks.shown import printable
 
     lines = [f"tracker run is running for {directory} (pid {pid})"]
     rows: list[tuple[str, str]] = []
@@ -173,7 +175,7 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
                  ("now", _current_activity(snapshot)),
                  ("waiting", f"{snapshot.waiting:,} samples to send"),
                  ("last send", human_ago(_seconds_since(snapshot.last_send)) if snapshot.last_send else "never"),
-                 ("last error", snapshot.last_error or "none"),
+                 ("last error", printable(snapshot.last_error or "") or "none"),
                  *([("lost", f"{lost_text(snapshot.lost, snapshot.lost_seconds)} this run, while the local"
                               " database could not be written")] if snapshot.lost else []),
                  ("source", snapshot.source or "?"),

@@ -30,8 +30,8 @@ from tracker.sinks import (
     TooLarge,
     display_url,
     open_sink,
+    outward,
     request_result,
-    scrub,
 )
 from tracker.status import lock_exclusively
 
@@ -121,7 +121,8 @@ class Sender:
         self.settings = settings
         self.url = display_url(settings.url)
         self.batch_size = batch_size
-        self._on_status = on_status
+        # Every line the sender says goes out through `outward`: the run log, `tracker sync`, the live view.
+        self._on_status: Callable[[str], None] = lambda line: on_status(outward(line, settings))
         self._first_retry = first_retry
         self._max_retry = max_retry
         self._min_interval = min_interval  # at most one send round this often, unless a batch is full
@@ -183,7 +184,7 @@ class Sender:
         except _Busy:
             error = "Another tracker kept sending for too long; try again in a moment."
         except (SendError, OutboxUnavailable) as failure:
-            error = f"{failure}."
+            error = outward(f"{failure}.", self.settings)
         finally:
             waiting = self._safe_waiting()
             if self._thread is None:  # a running thread still needs the outbox and the sink
@@ -220,7 +221,7 @@ class Sender:
         except (SendError, OutboxUnavailable) as error:
             return self._failed(error, tally), False
         except Exception as error:  # never let the thread die: report it like any other failure
-            unexpected = RetryLater(scrub(f"Sending failed unexpectedly ({error!r})", self.settings))
+            unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings, 500))
             return self._failed(unexpected, tally), False
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
@@ -242,7 +243,7 @@ class Sender:
             self._on_status(f"Sending to InfluxDB at {self.url}; sent {samples(tally.sent)}")
 
     def _failed(self, error: Exception, tally: _Tally) -> float:
-        message = str(error)
+        message = outward(str(error), self.settings)  # status.json and the outbox keep it
         self._note(message, success=False)
         if tally.sent:
             self._last_send = datetime.now(timezone.utc)
@@ -358,7 +359,7 @@ class Sender:
                 self.batch_size = configured_batch
                 raise RefusedEverything(f"InfluxDB at {self.url} refused even a single sample as too large (413):"
                                         " raise the request size limit of the server, or of a proxy in front of it")
-            reason = error.reason if isinstance(error, Rejected) else str(error)
+            reason = outward(error.reason if isinstance(error, Rejected) else str(error), self.settings)
             if accepted:
                 outbox.quarantine([part[0][0]], reason)
                 tally.quarantined += 1
@@ -429,7 +430,7 @@ class Sender:
     def _note(self, result: str, success: bool) -> None:
         # When it fails the status line says so; the note is only for `tracker outbox`.
         with suppress(OutboxUnavailable):
-            self._open_outbox().note_send(result, success)
+            self._open_outbox().note_send(outward(result, self.settings), success)
 
     def _safe_waiting(self) -> int:
         """Rows waiting now; the last count read when the outbox cannot be read."""

@@ -5,22 +5,30 @@ Importing this package is cheap; the modules behind it import influxdb-client on
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
+
+from tracker.sinks.answers import Answer, confirms_write, describe
+from tracker.sinks.shown import display_url, outward, secrets, url_problem
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
+
+__all__ = ["Answer", "display_url", "outward", "secrets"]  # re-exported: both sinks' messages are made here
 
 # Longest server reason kept in a message or a quarantine note.
 REASON_CAP = 500
 
 
 class SendError(Exception):
-    """A batch was not accepted. `str(error)` is one plain sentence for the user, never with the token."""
+    """A batch was not accepted. `str(error)` is one plain sentence for the user, never with the token: the sinks
+    make every message through `outward`, and whatever a message holds, it reaches no terminal as a control."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(outward(message, None))
 
 
 class RetryLater(SendError):
@@ -78,9 +86,23 @@ def require_configured(settings: InfluxSettings) -> None:
             " (`tracker config init` writes one to edit).")
 
 
+def check_header_value(token: str) -> None:
+    """ConfigurationError, without the token, when it cannot travel in an HTTP header as it is."""
+    try:
+        token.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigurationError("influx.token has characters an HTTP header cannot carry (beyond Latin-1):"
+                                 " check it, or give user:password for InfluxDB 1.x") from None
+    if any(ord(char) < 32 or ord(char) == 127 for char in token):
+        raise ConfigurationError("influx.token has control characters (a line break?): check it")
+
+
 def open_sink(settings: InfluxSettings) -> Sink:
     """The sink for `settings.api`; "auto" asks the server which API it speaks on the first write."""
     require_configured(settings)
+    problem = url_problem(settings.url or "")
+    if problem:  # the URL is not repeated: it may hold a password
+        raise ConfigurationError(f"influx.url {problem}.")
     if urlsplit(settings.url or "").scheme not in ("http", "https"):
         raise ConfigurationError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
     if settings.api == "v1":
@@ -97,24 +119,35 @@ def open_sink(settings: InfluxSettings) -> Sink:
 
 
 class AutoSink:
-    """Asks /ping which InfluxDB answers, on the first write and again until it gets an answer:
-    a server that is down when tracker starts breaks nothing."""
+    """Asks /ping which InfluxDB answers, on the first write and again until it is sure: a server that is down
+    when tracker starts, or a Wi-Fi login page answering in its place, decides nothing."""
 
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
         self.chosen: Sink | None = None
 
     def write(self, lines: Sequence[str]) -> None:
-        if self.chosen is None:
-            from tracker.sinks.influx_v1 import InfluxV1Sink, speaks_v1
+        if self.chosen is not None:
+            self.chosen.write(lines)
+            return
+        from tracker.sinks.influx_v1 import InfluxV1Sink, detect_api
 
-            if speaks_v1(self.settings):
-                self.chosen = InfluxV1Sink(self.settings)
-            else:  # 2.x, 3.x, Cloud, and anything that takes the v2 API without saying what it is
-                from tracker.sinks.influx_v2 import InfluxV2Sink
+        api, sure = detect_api(self.settings)
+        if api == "v1":
+            sink: Sink = InfluxV1Sink(self.settings)
+        else:  # 2.x, 3.x, Cloud, and anything that takes the v2 API without saying what it is
+            from tracker.sinks.influx_v2 import InfluxV2Sink
 
-                self.chosen = InfluxV2Sink(self.settings)
-        self.chosen.write(lines)
+            sink = InfluxV2Sink(self.settings)
+        try:
+            sink.write(lines)
+        except BaseException:
+            if not sure:  # ask again next time: the answer to /ping may not have been InfluxDB's
+                sink.close()
+                raise
+            self.chosen = sink
+            raise
+        self.chosen = sink  # sure, or it confirmed a write as InfluxDB does
 
     def close(self) -> None:
         if self.chosen is not None:
@@ -126,48 +159,33 @@ class AutoSink:
 
 # -- what both sinks say when something goes wrong -----------------------------------------------
 
-def display_url(url: str | None) -> str:
-    """The URL without user:password@, query or fragment: safe to print."""
-    if not url:
-        return "(not configured)"
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
-def secrets(settings: InfluxSettings) -> list[str]:
-    """Every form in which the credentials could leak into a message, longest first."""
-    found: list[str] = []
-    if settings.token:
-        found.append(settings.token)
-        found.append(base64.b64encode(settings.token.encode()).decode())
-        _username, colon, password = settings.token.partition(":")
-        if colon and password:
-            found.append(password)
-    userinfo = urlsplit(settings.url or "").netloc.rpartition("@")[0]
-    if userinfo:
-        found.append(userinfo)
-        found.append(userinfo.partition(":")[2])
-    return sorted({secret for secret in found if secret}, key=len, reverse=True)
-
-
 def scrub(text: str, settings: InfluxSettings) -> str:
-    for secret in secrets(settings):
-        text = text.replace(secret, "***")
-    return text
+    """`text` fit to show: the older name of tracker.sinks.shown.outward, the one function every outward text
+    goes through."""
+    return outward(text, settings)
 
 
-def server_reason(body: bytes | str | None, fallback: str) -> str:
-    """The server's own explanation: 1.x's {"error": ...}, 2.x's {"message": ...}, or the text."""
+def server_reason(body: bytes | str | None, fallback: str, settings: InfluxSettings | None = None) -> str:
+    """The server's own explanation, fit to show: 1.x's {"error": ...}, 2.x's {"message": ...}, or the text."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     try:
         parsed = json.loads(text)
         if isinstance(parsed, dict):
             text = str(parsed.get("error") or parsed.get("message") or text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond what json parses
         pass
-    text = " ".join(text.split())
-    return (text or fallback)[:REASON_CAP]
+    return outward(text, settings, REASON_CAP) or fallback
+
+
+def check_write(settings: InfluxSettings, answer: Answer) -> None:
+    """Return when `answer` is InfluxDB's confirmation of a write; else raise what it means (see sinks)."""
+    if confirms_write(answer):
+        return
+    if 200 <= answer.status < 300:
+        raise not_influxdb(settings, answer)
+    reason = server_reason(answer.text(settings), answer.reason or str(answer.status), settings)
+    raise error_for_status(settings, answer.status, reason, answer.headers.get("Retry-After"),
+                           answer.headers.get("Location"))
 
 
 def retry_after_seconds(header: str | None) -> float | None:
@@ -204,34 +222,58 @@ def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_a
                      location: str | None = None) -> SendError:
     """The error class and plain sentence for a write answered with HTTP `status`."""
     url = display_url(settings.url)
-    reason = scrub(reason, settings)
+    reason = outward(reason, settings, REASON_CAP)
     lowered = reason.lower()
     target = f"{settings.org}/{settings.bucket}" if settings.org else settings.bucket
+    error: SendError
     if status in (401, 403):
-        return AuthFailed(f"InfluxDB refused the token/credentials for {target}: check TRACKER_INFLUX_TOKEN"
-                          " or influx.token in config.yaml")
-    if "not found" in lowered and any(word in lowered for word in ("database", "bucket", "retention", "org")):
-        return ConfigurationError(f"InfluxDB at {url} says: {reason}; create it, or fix influx.bucket"
-                                  " (and influx.org) in config.yaml; the samples are kept")
-    if status == 400 and ("orgid or org" in lowered or "organization" in lowered):
-        return ConfigurationError(f"InfluxDB at {url} needs an organization ({reason}): set influx.org"
-                                  " in config.yaml or TRACKER_INFLUX_ORG; the samples are kept")
-    if status == 413:
-        return TooLarge(f"InfluxDB at {url} found the batch too large ({reason})")
-    if status in (400, 422):
-        return Rejected(f"InfluxDB at {url} rejected the batch: {reason}", reason)
-    if status == 429 or status >= 500:
+        error = AuthFailed(f"InfluxDB refused the token/credentials for {target}: check TRACKER_INFLUX_TOKEN"
+                           " or influx.token in config.yaml")
+    elif "not found" in lowered and any(word in lowered for word in ("database", "bucket", "retention", "org")):
+        error = ConfigurationError(f"InfluxDB at {url} says: {reason}; create it, or fix influx.bucket"
+                                   " (and influx.org) in config.yaml; the samples are kept")
+    elif status == 400 and ("orgid or org" in lowered or "organization" in lowered):
+        error = ConfigurationError(f"InfluxDB at {url} needs an organization ({reason}): set influx.org"
+                                   " in config.yaml or TRACKER_INFLUX_ORG; the samples are kept")
+    elif status == 413:
+        error = TooLarge(f"InfluxDB at {url} found the batch too large ({reason})")
+    elif status in (400, 422):
+        error = Rejected(f"InfluxDB at {url} rejected the batch: {reason}", reason)
+    elif status == 429 or status >= 500:
         words = "is busy" if status == 429 else "failed"
-        return RetryLater(f"InfluxDB at {url} {words} ({status}: {reason})", retry_after_seconds(retry_after))
-    if 300 <= status < 400:
-        if not location:
-            return ConfigurationError(f"InfluxDB at {url} redirects elsewhere without saying where: check influx.url")
-        base = redirect_base(settings.url or "", location)
-        return ConfigurationError(f"InfluxDB at {url} redirects to {base}: set influx.url to {base}")
-    if status == 404:
-        return ConfigurationError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
-                                  " influx.url and influx.api")
-    return ConfigurationError(f"InfluxDB at {url} answered {status} ({reason}); the samples are kept")
+        error = RetryLater(f"InfluxDB at {url} {words} ({status}: {reason})", retry_after_seconds(retry_after))
+    elif 300 <= status < 400:
+        error = ConfigurationError(_redirect_sentence(settings.url or "", location))
+    elif status == 404:
+        error = ConfigurationError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
+                                   " influx.url and influx.api")
+    else:
+        error = ConfigurationError(f"InfluxDB at {url} answered {status} ({reason}); the samples are kept")
+    error.args = (outward(str(error), settings),)
+    return error
+
+
+def _redirect_sentence(url: str, location: str | None) -> str:
+    """Advice that works: a server that moved is followed by changing influx.url to its new base; a redirect
+    anywhere else (a Wi-Fi login page) is no address to write to."""
+    shown = display_url(url)
+    if not location:
+        return f"InfluxDB at {shown} redirects elsewhere without saying where: check influx.url"
+    base = redirect_base(url, location)
+    target = display_url(urljoin(f"{shown}/write", location))
+    if base != target and base.startswith(("http://", "https://")):
+        return f"InfluxDB at {shown} redirects to {base}: set influx.url to {base}"
+    return (f"The server at {shown} redirects to {target}, which is not an InfluxDB write address"
+            " (a Wi-Fi login page or a proxy?): the samples are kept; log in to the network if it asks you to,"
+            " or check influx.url")
+
+
+def not_influxdb(settings: InfluxSettings, answer: Answer) -> ConfigurationError:
+    """The error for an answer that is not InfluxDB's: what answered, in one sentence; the rows stay."""
+    return ConfigurationError(outward(
+        f"Something other than InfluxDB answered at {display_url(settings.url)} ({describe(answer, settings)}):"
+        " the samples are kept until InfluxDB itself answers; log in to the network if it asks you to, or check"
+        " influx.url", settings))
 
 
 def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendError:
@@ -263,4 +305,4 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
 
 def unreachable(settings: InfluxSettings, why: str) -> RetryLater:
     """RetryLater saying that the server could not be reached, and `why`."""
-    return RetryLater(scrub(f"InfluxDB at {display_url(settings.url)} is unreachable ({why})", settings))
+    return RetryLater(outward(f"InfluxDB at {display_url(settings.url)} is unreachable ({why})", settings))

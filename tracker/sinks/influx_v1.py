@@ -10,17 +10,22 @@ import gzip
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from tracker.config import InfluxSettings
 from tracker.sinks import (
     ConfigurationError,
+    check_header_value,
+    check_write,
     display_url,
     error_for_status,
+    not_influxdb,
     server_reason,
     unreachable,
 )
-from tracker.sinks.plainhttp import Answer, BadCAFile, Connection, Unreachable
+from tracker.sinks.answers import Answer, is_html
+from tracker.sinks.plainhttp import BadCAFile, Connection, Unreachable
+from tracker.sinks.shown import base_url, credentials
 
 # Level 5 compresses line protocol about as well as 9, several times faster.
 _GZIP_LEVEL = 5
@@ -28,12 +33,13 @@ _GZIP_LEVEL = 5
 
 def connection(settings: InfluxSettings) -> Connection:
     """A connection to the server, TLS checked unless the user said otherwise; it never retries by itself."""
-    return Connection(display_url(settings.url), settings.timeout, settings.verify_tls, settings.ca_file)
+    return Connection(base_url(settings.url), settings.timeout, settings.verify_tls, settings.ca_file)
 
 
 def request(settings: InfluxSettings, to: Connection, method: str, path: str, body: bytes | None = None,
             headers: dict[str, str] | None = None) -> Answer:
-    """The server's answer; RetryLater when it cannot be reached, ConfigurationError for a bad CA file."""
+    """The server's answer, read with bounds; RetryLater when it cannot be reached, ConfigurationError for a
+    CA file that cannot be used."""
     try:
         return to.request(method, path, body, {**(headers or {}), **authorization(settings)})
     except Unreachable as error:
@@ -46,12 +52,13 @@ def request(settings: InfluxSettings, to: Connection, method: str, path: str, bo
 
 def authorization(settings: InfluxSettings) -> dict[str, str]:
     """"user:password" → Basic; a bare token → 1.8+/2.x's v1-compatible "Token"."""
-    credentials = settings.token or urlsplit(settings.url or "").netloc.rpartition("@")[0]
-    if not credentials:
+    given = credentials(settings)
+    if not given:
         return {}
-    if ":" in credentials:
-        return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
-    return {"Authorization": "Token " + credentials}
+    if ":" in given:
+        return {"Authorization": "Basic " + base64.b64encode(given.encode()).decode()}
+    check_header_value(given)
+    return {"Authorization": "Token " + given}
 
 
 def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes | None = None,
@@ -64,14 +71,33 @@ def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes |
         to.close()
 
 
+def detect_api(settings: InfluxSettings) -> tuple[str, bool]:
+    """Which API the server speaks, "v1" or "v2", by its /ping; and whether that is sure. Sure: the server names
+    its version (X-Influxdb-Version), or answers 204 as InfluxDB 2.x, 3.x, Cloud and VictoriaMetrics do.
+    A web page, a redirect, "busy" or a failure decides nothing: SendError says what answered."""
+    answer = _one_request(settings, "GET", "/ping")
+    version = answer.headers.get("X-Influxdb-Version")
+    if version:
+        return ("v1" if version.lstrip("v").startswith("1.") else "v2"), True
+    if answer.status == 204:
+        return "v2", True
+    if 200 <= answer.status < 300 and is_html(answer):
+        raise not_influxdb(settings, answer)
+    if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
+        raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
+                                                                     settings),
+                               answer.headers.get("Retry-After"), answer.headers.get("Location"))
+    return "v2", False
+
+
 def server_version(settings: InfluxSettings) -> str | None:
     """What /ping says in X-Influxdb-Version (None when it says nothing); RetryLater when unreachable."""
     return _one_request(settings, "GET", "/ping").headers.get("X-Influxdb-Version")
 
 
 def speaks_v1(settings: InfluxSettings) -> bool:
-    """True when /ping says the server is InfluxDB 1.x; 2.x, 3.x, Cloud and servers that do not say are not."""
-    return (server_version(settings) or "").lstrip("v").startswith("1.")
+    """True when /ping says the server is InfluxDB 1.x."""
+    return detect_api(settings)[0] == "v1"
 
 
 def execute(settings: InfluxSettings, database: str, statement: str) -> list[dict[str, Any]]:
@@ -79,16 +105,17 @@ def execute(settings: InfluxSettings, database: str, statement: str) -> list[dic
     response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
     if response.status != 200:
-        raise error_for_status(settings, response.status, server_reason(response.body, str(response.status)))
+        raise error_for_status(settings, response.status, server_reason(response.text(settings),
+                                                                        str(response.status), settings))
     # /query answers 200 even when the statement failed: the error is in the result.
     try:
-        results = json.loads(response.body).get("results") or []
-    except (ValueError, AttributeError):
+        results = json.loads(response.text(settings)).get("results") or []
+    except (ValueError, AttributeError, RecursionError):
         results = []
     failed = next((result["error"] for result in results if isinstance(result, dict) and result.get("error")),
                   None)
     if failed:
-        raise error_for_status(settings, 400, server_reason(str(failed), "refused"))
+        raise error_for_status(settings, 400, server_reason(str(failed), "refused", settings))
     return [result for result in results if isinstance(result, dict)]
 
 
@@ -105,12 +132,8 @@ class InfluxV1Sink:
 
     def write(self, lines: Sequence[str]) -> None:
         body = gzip.compress("\n".join(lines).encode(), compresslevel=_GZIP_LEVEL)
-        response = request(self.settings, self._connection, "POST", self._write_path, body, self._headers)
-        if response.status in (200, 204):
-            return
-        reason = server_reason(response.body, response.reason or str(response.status))
-        raise error_for_status(self.settings, response.status, reason, response.headers.get("Retry-After"),
-                               response.headers.get("Location"))
+        check_write(self.settings, request(self.settings, self._connection, "POST", self._write_path, body,
+                                           self._headers))
 
     def close(self) -> None:
         self._connection.close()

@@ -1,7 +1,8 @@
 """HTTP/1.1 on one kept-alive connection, with the standard library's http.client.
 
-The InfluxDB 1.x sink needs one POST a second at most; urllib3 would bring with it importlib.metadata,
-email and zipfile (about 4.5 MB of a run's 32 MB resident memory) for nothing a single connection needs.
+The InfluxDB 1.x sink needs one POST a second at most; urllib3 would bring with it importlib.metadata, email
+and zipfile (about 3 MB of a run's resident memory) for nothing a single connection needs. Answers are read
+with the bounds of tracker.sinks.answers, whatever the server sends.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ import http.client
 import select
 import socket
 import ssl
-from dataclasses import dataclass
-from email.message import Message
+from collections.abc import Mapping
+from typing import cast
 from urllib.parse import urlsplit
 
-# At most this much of an answer's body is read into memory: a reason is a sentence, not a page.
-BODY_CAP = 64 * 1024
+from tracker.sinks.answers import Answer, answer_of, read_body
 
 
 class Unreachable(Exception):
@@ -24,14 +24,6 @@ class Unreachable(Exception):
 
 class BadCAFile(Exception):
     """The CA file to check the server's certificate with cannot be used; `str(error)` says why."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    reason: str
-    headers: Message
-    body: bytes  # the first BODY_CAP bytes at most
 
 
 class Connection:
@@ -61,10 +53,12 @@ class Connection:
                 phase = "answer"
             connection.request(method, self.base_path + path, body=body, headers=headers or {})
             response = connection.getresponse()
-            data = response.read(BODY_CAP)
-            if not response.isclosed():  # a longer body than anyone needs: drop the connection, not read on
+            raw, complete = read_body(response.read1, self.timeout)
+            if not complete:  # a longer or slower body than anyone needs: drop the connection, not read on
                 self.close()
-            return Answer(response.status, response.reason, response.headers, data)
+            # An email.message.Message: read like a mapping, its names case-insensitive as HTTP's are.
+            answer_headers = cast(Mapping[str, str], response.headers)
+            return answer_of(response.status, response.reason, answer_headers, raw, complete)
         except ssl.SSLCertVerificationError as error:
             self.close()
             raise Unreachable(f"TLS failed: {error.verify_message or 'the certificate is not trusted'}") from None
