@@ -234,18 +234,18 @@ def test_an_endless_trickle_is_given_up_after_the_timeout(api):
 def test_escape_sequences_from_a_server_never_reach_the_terminal(monkeypatch):
     refusal = Step(400, json.dumps({"error": "\x1b]0;owned\x07\x1b[2Jbad \u202eline\x1b[31m"}))
     server = FaultServer().then(
-        refusal, refusal,  # the batch of one, then that row alone
+        refusal,  # the only row, refused: it keeps waiting (nothing was accepted beside it), and sync says why
         Step(503, "\x1b[?1049h\x9b2Jdown", headers={"Retry-After": "0"}, content_type="text/plain")).start()
     try:
         recorded(1)
         monkeypatch.setenv("TRACKER_INFLUX_URL", server.url)
         monkeypatch.setenv("TRACKER_INFLUX_API", "v1")
-        first = CliRunner().invoke(cli, ["sync"])  # the one row is refused: quarantined with the reason
+        first = CliRunner().invoke(cli, ["sync"])
         shown = CliRunner().invoke(cli, ["outbox"]).output
         recorded(1)
         second = CliRunner().invoke(cli, ["sync"])
         everything = first.output + shown + second.output
-        assert "bad line" in shown and "down" in second.output
+        assert "bad line" in first.output and "Waiting:       1 sample" in shown and "down" in second.output
         assert_plain(everything.replace("\n", " "))
     finally:
         server.stop()

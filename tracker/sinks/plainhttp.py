@@ -54,7 +54,9 @@ class Connection:
             connection.request(method, self.base_path + path, body=body, headers=headers or {})
             response = connection.getresponse()
             raw, complete = read_body(response.read1, self.timeout)
-            if not complete:  # a longer or slower body than anyone needs: drop the connection, not read on
+            if complete:
+                response.read()  # nothing is left: this marks the response done, so the connection takes the next
+            else:  # a longer or slower body than anyone needs: drop the connection, not read on
                 self.close()
             # An email.message.Message: read like a mapping, its names case-insensitive as HTTP's are.
             answer_headers = cast(Mapping[str, str], response.headers)
