@@ -3,7 +3,7 @@
 An ActivityWatch export (aw-server's `/api/0/export`, or its web UI's "Export all buckets") is
 `{"buckets": {id: {"id", "type", "client", "hostname", "created", "events": [{"timestamp", "duration",
 "data"}]}}}`. The buckets are combined per host the way ActivityWatch's own summary query does:
-window events (`currentwindow`) and AFK events (`afkstatus`) are flooded (gaps of up to 5 s filled, as
+window, AFK and tab events are flooded (gaps of up to 5 s filled, as
 aw-transform's `flood`), window time inside not-AFK time is active and inside AFK time is away, and while a
 browser is in front, the browser extension's tab events (`web.tab.current`) give the URL and title.
 """
@@ -192,9 +192,7 @@ def _host_spans(host: str, kinds: dict[str, list[Bucket]]) -> list[Span]:
         away = _periods(event for event in afk if event.data.get("status") == "afk")
     else:
         active, away = _periods(windows), []
-    tabs = {_browser_of(bucket.id): _non_overlapping(sorted(
-        (event for event in bucket.events if event.end_ms > event.start_ms), key=lambda e: (e.start_ms, e.end_ms)))
-        for bucket in kinds.get(WEB, [])}
+    tabs = {_browser_of(bucket.id): flood(bucket.events) for bucket in kinds.get(WEB, [])}
     spans = []
     for event, start, end in _intersect(windows, active):
         app = str(event.data.get("app") or "unknown")
