@@ -341,15 +341,17 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
         raise Failure(f"{error}; fix it in the settings (`tracker config show`).", 2) from None
     source = file if file is not None else server
     try:
-        if file is not None:
-            try:
-                text = Path(file).read_bytes()
-            except OSError as error:
-                raise Failure(f"Cannot read {file}: {(error.strerror or str(error)).lower()}.", 1) from None
-        else:
-            assert server is not None
-            text = fetch_export(server)
-        spans = combine(read_export(text, str(source)))
+        with _progress_bar(f"Reading {source}"):  # no count to show: a bar that says it is busy
+            if file is not None:
+                try:
+                    text = Path(file).read_bytes()
+                except OSError as error:
+                    raise Failure(f"Cannot read {file}: {(error.strerror or str(error)).lower()}.", 1) from None
+            else:
+                assert server is not None
+                text = fetch_export(server)
+            spans = combine(read_export(text, str(source)))
+            del text
     except ExportError as error:
         raise Failure(str(error), 1) from None
     if not spans:

@@ -531,7 +531,8 @@ def insert_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
     keeping the rollups in step when they were (otherwise the next HistoryWriter rebuilds them)."""
     in_step = db.execute("SELECT 1 FROM rollups_in_step").fetchone() is not None
     db.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [(event.timestamp_ms, event.duration, *astuple(event.data)) for event in events])
+                   [(event.timestamp_ms, event.duration, event.data.app, event.data.activity, event.data.category,
+                     event.data.score, event.data.title, event.data.url, event.data.state) for event in events])
     if in_step:
         changes = RollupChanges()
         for event in events:
