@@ -314,3 +314,14 @@ def test_the_activitywatch_export_reimports_to_the_same_history(tmp_path):
     paths.database_file().unlink()
     tracker("import", "activitywatch", str(out))
     assert report() == first
+
+
+@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+       st.sampled_from(["Z", "+00:00", ""]), st.integers(0, 999))
+def test_timestamps_as_aw_server_rust_writes_them_read_on_every_python(moment, zone, nanoseconds):
+    """Python 3.10's fromisoformat reads no Z and no nanoseconds; the fallback reads what 3.11's does."""
+    from tracker.activitywatch import _older_fromisoformat
+
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond:06d}{nanoseconds:03d}{zone}"
+    assert _older_fromisoformat(text) == moment
+    assert _older_fromisoformat(moment.strftime("%Y-%m-%dT%H:%M:%S") + zone) == moment.replace(microsecond=0)

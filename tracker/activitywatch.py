@@ -39,6 +39,7 @@ BROWSER_APPS = {
 }
 ALL_BROWSER_APPS = frozenset(app for apps in BROWSER_APPS.values() for app in apps)
 _WEB_BUCKET = re.compile(r"aw-watcher-web-([a-z]+)", re.IGNORECASE)
+_ISO_PARTS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$")
 
 
 class ExportError(ValueError):
@@ -139,10 +140,24 @@ def _timestamp_ms(value: object) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"timestamp {value!r} is not an ISO 8601 date and time") from None
+        moment = _older_fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # aw-server writes UTC
     return round(moment.timestamp() * 1000)
+
+
+def _older_fromisoformat(value: str) -> datetime:
+    """What Python 3.11's fromisoformat reads and 3.10's does not: a Z, and other than 3 or 6 digits of fraction
+    (aw-server-rust writes nanoseconds)."""
+    match = _ISO_PARTS.match(value)
+    if match is None:
+        raise ValueError(f"timestamp {value!r} is not an ISO 8601 date and time")
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or ".")[1:7].ljust(6, "0")
+    try:
+        return datetime.fromisoformat(f"{whole}.{fraction}{'+00:00' if zone in (None, 'Z', 'z') else zone}")
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is not an ISO 8601 date and time") from None
 
 
 def _plain(error: Exception) -> str:
