@@ -325,3 +325,17 @@ def test_timestamps_as_aw_server_rust_writes_them_read_on_every_python(moment, z
     text = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond:06d}{nanoseconds:03d}{zone}"
     assert _older_fromisoformat(text) == moment
     assert _older_fromisoformat(moment.strftime("%Y-%m-%dT%H:%M:%S") + zone) == moment.replace(microsecond=0)
+
+
+def test_a_tab_playing_sound_in_a_browser_in_front_is_not_afk_time(tmp_path):
+    """As ActivityWatch's summary: a video watched without touching the mouse is not time away."""
+    document = export(window=[event(0, 600, app="Firefox", title="Mozilla Firefox"), event(600, 600, app="Code")],
+                      afk=[event(0, 1200, status="afk")],
+                      web=[event(0, 300, url="https://www.youtube.com/watch?v=x", title="Talk", audible=True),
+                           event(300, 900, url="https://news.ycombinator.com/", title="HN", audible=True)])
+    tracker("import", "activitywatch", write(tmp_path, document))
+    found = report()
+    # Audible tabs count only while the browser is in front: the Code window stays away.
+    assert {row["name"]: row["seconds"] for row in found["rows"]} == {"youtube.com": 300.0,
+                                                                        "news.ycombinator.com": 300.0}
+    assert found["away_seconds"] == 600.0

@@ -49,7 +49,7 @@ def feed(server: ActivityWatch, minutes: int = 40, seed: int = 7) -> None:
     client.create_bucket(AFK, "afkstatus")
     client.create_bucket(WEB, "web.tab.current")
     rng = random.Random(seed)
-    app, tab, afk = APPS[0], TABS[0], False
+    app, tab, afk, audible = APPS[0], TABS[0], False, False
     for step in range(minutes * 60 // POLL):
         moment = START + timedelta(seconds=step * POLL)
         if rng.random() < 0.15:
@@ -58,12 +58,14 @@ def feed(server: ActivityWatch, minutes: int = 40, seed: int = 7) -> None:
             tab = rng.choice(TABS)
         if rng.random() < 0.04:
             afk = not afk
+        if rng.random() < 0.1:
+            audible = not audible  # a video playing, which ActivityWatch counts as not AFK
         client.heartbeat(WINDOW, Event(timestamp=moment, data={"app": app[0], "title": app[1]}),
                          pulsetime=POLL + 1)
         client.heartbeat(AFK, Event(timestamp=moment, data={"status": "afk" if afk else "not-afk"}),
                          pulsetime=POLL + 1)
         if app[0] == "Firefox":
-            client.heartbeat(WEB, Event(timestamp=moment, data={"url": tab[0], "title": tab[1], "audible": False,
+            client.heartbeat(WEB, Event(timestamp=moment, data={"url": tab[0], "title": tab[1], "audible": audible,
                                                                 "incognito": False}), pulsetime=POLL + 1)
 
 
@@ -71,15 +73,23 @@ def activitywatch_totals(server: ActivityWatch) -> dict[str, float]:
     """Seconds per category by ActivityWatch's own query engine: window time in not-AFK time (flooded, as its
     summary does), the browser's share by its tab events, each event classified with tracker's categories;
     AFK time as Away."""
-    query = [
+    query = [  # as aw-webui's canonical query, with audible tabs in a browser in front counting as not AFK
         f'window = flood(query_bucket("{WINDOW}"));',
         f'afk = flood(query_bucket("{AFK}"));',
-        'active = filter_period_intersect(window, filter_keyvals(afk, "status", ["not-afk"]));',
-        'away = filter_period_intersect(window, filter_keyvals(afk, "status", ["afk"]));',
+        f'web = flood(query_bucket("{WEB}"));',
+        'in_front = filter_keyvals(window, "app", ["Firefox"]);',
+        'web_in_front = filter_period_intersect(web, in_front);',
+        'audible = filter_keyvals(web_in_front, "audible", [true]);',
+        'not_afk = period_union(filter_keyvals(afk, "status", ["not-afk"]), audible);',
+        'active = filter_period_intersect(window, not_afk);',
+        'afk_window = filter_period_intersect(window, filter_keyvals(afk, "status", ["afk"]));',
+        'afk_but_audible = filter_period_intersect(afk_window, audible);',
         'browser = filter_keyvals(active, "app", ["Firefox"]);',
-        f'tabs = filter_period_intersect(flood(query_bucket("{WEB}")), browser);',
+        'tabs = filter_period_intersect(web, browser);',
     ]
-    result = {name: aw_query(server, [*query, f"RETURN = {name};"]) for name in ("active", "browser", "tabs", "away")}
+    result = {name: aw_query(server, [*query, f"RETURN = {name};"])
+              for name in ("active", "browser", "tabs", "afk_window", "afk_but_audible", "audible")}
+    assert result["afk_but_audible"], "the data has time a tab played sound while the user was AFK"
     categories = load_categories()
     totals: dict[str, float] = {}
 
@@ -96,7 +106,8 @@ def activitywatch_totals(server: ActivityWatch) -> dict[str, float]:
     # The browser's time no tab event covers (its edges, flooded) counts as the browser window.
     uncovered = sum(e["duration"] for e in result["browser"]) - sum(e["duration"] for e in result["tabs"])
     add({"app": "Firefox", "title": "Mozilla Firefox"}, uncovered)
-    totals["Away"] = sum(event["duration"] for event in result["away"])
+    totals["Away"] = (sum(event["duration"] for event in result["afk_window"])
+                      - sum(event["duration"] for event in result["afk_but_audible"]))
     return {name: seconds for name, seconds in totals.items() if seconds > 0}
 
 

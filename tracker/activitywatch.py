@@ -5,7 +5,8 @@ An ActivityWatch export (aw-server's `/api/0/export`, or its web UI's "Export al
 "data"}]}}}`. The buckets are combined per host the way ActivityWatch's own summary query does:
 window, AFK and tab events are flooded (gaps of up to 5 s filled, as
 aw-transform's `flood`), window time inside not-AFK time is active and inside AFK time is away, and while a
-browser is in front, the browser extension's tab events (`web.tab.current`) give the URL and title.
+browser is in front, the browser extension's tab events (`web.tab.current`) give the URL and title (and a tab
+playing sound counts as not AFK, as in ActivityWatch's summary).
 """
 
 from __future__ import annotations
@@ -201,22 +202,24 @@ def combine(buckets: Iterable[Bucket]) -> list[Span]:
 
 def _host_spans(host: str, kinds: dict[str, list[Bucket]]) -> list[Span]:
     windows = flood([event for bucket in kinds[WINDOW] for event in bucket.events])
+    tabs = {_browser_of(bucket.id): flood(bucket.events) for bucket in kinds.get(WEB, [])}
     if AFK in kinds:
         afk = flood([event for bucket in kinds[AFK] for event in bucket.events])
-        active = _periods(event for event in afk if event.data.get("status") == "not-afk")
-        away = _periods(event for event in afk if event.data.get("status") == "afk")
+        # As ActivityWatch's summary: time a browser in front plays sound in its tab counts as not AFK.
+        audible = _audible_in_front(windows, tabs)
+        active = _union(_periods(event for event in afk if event.data.get("status") == "not-afk"), audible)
+        away = _minus(_periods(event for event in afk if event.data.get("status") == "afk"), audible)
     else:
         active, away = _periods(windows), []
-    tabs = {_browser_of(bucket.id): flood(bucket.events) for bucket in kinds.get(WEB, [])}
     spans = []
     for event, start, end in _intersect(windows, active):
         app = str(event.data.get("app") or "unknown")
         title = _text(event.data.get("title"))
-        tab_events = _tabs_for(app, tabs)
-        if tab_events is None:
+        browser = _browser_for(app, tabs)
+        if browser is None:
             spans.append(Span(host, start, end, app, title, _text(event.data.get("url")), False))
             continue
-        spans.extend(_with_tabs(host, app, title, start, end, tab_events))
+        spans.extend(_with_tabs(host, app, title, start, end, tabs[browser]))
     for event, start, end in _intersect(windows, away):
         spans.append(Span(host, start, end, str(event.data.get("app") or "unknown"),
                           _text(event.data.get("title")), None, True))
@@ -233,15 +236,48 @@ def _browser_of(bucket_id: str) -> str:
     return match.group(1).lower() if match else ""
 
 
-def _tabs_for(app: str, tabs: dict[str, list[AwEvent]]) -> list[AwEvent] | None:
-    """The tab events of the browser `app` is, or None when it is no browser (or has no extension's bucket)."""
+def _browser_for(app: str, tabs: dict[str, list[AwEvent]]) -> str | None:
+    """Which browser's tab events belong to the window of `app`; None when it is no browser (or its extension
+    left no bucket)."""
     name = app.lower()
     if name not in ALL_BROWSER_APPS:
         return None
-    for browser, events in tabs.items():
+    for browser in tabs:
         if name in BROWSER_APPS.get(browser, ALL_BROWSER_APPS):
-            return events
+            return browser
     return None
+
+
+def _audible_in_front(windows: list[AwEvent], tabs: dict[str, list[AwEvent]]) -> list[tuple[int, int]]:
+    """The periods a tab played sound while its browser's window was in front."""
+    parts = []
+    for browser, events in tabs.items():
+        in_front = [window for window in windows if _browser_for(str(window.data.get("app") or ""), tabs) == browser]
+        sounding = _periods(event for event in events if event.data.get("audible") is True)
+        parts += [AwEvent(start, end, {}) for _, start, end in _intersect(in_front, sounding)]
+    return _periods(parts)
+
+
+def _union(first: list[tuple[int, int]], second: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return _periods(AwEvent(start, end, {}) for start, end in [*first, *second])
+
+
+def _minus(periods: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the (sorted, disjoint) periods outside the (sorted, disjoint) taken ones."""
+    left = []
+    index = 0
+    for start, end in periods:
+        while index < len(taken) and taken[index][1] <= start:
+            index += 1
+        at, look = start, index
+        while look < len(taken) and taken[look][0] < end:
+            if taken[look][0] > at:
+                left.append((at, taken[look][0]))
+            at = max(at, taken[look][1])
+            look += 1
+        if at < end:
+            left.append((at, end))
+    return left
 
 
 def _with_tabs(host: str, app: str, title: str | None, start: int, end: int, tabs: list[AwEvent]) -> list[Span]:
