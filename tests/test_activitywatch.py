@@ -339,3 +339,53 @@ def test_a_tab_playing_sound_in_a_browser_in_front_is_not_afk_time(tmp_path):
     assert {row["name"]: row["seconds"] for row in found["rows"]} == {"youtube.com": 300.0,
                                                                         "news.ycombinator.com": 300.0}
     assert found["away_seconds"] == 600.0
+
+
+SPANS = st.lists(st.tuples(st.sampled_from(["desk", "tower"]), st.integers(0, 3600), st.integers(1, 600),
+                           st.sampled_from(["Code", "Slack"]), st.booleans()), max_size=15)
+
+
+@given(SPANS, SPANS)
+@settings(max_examples=60, deadline=None)
+def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second):
+    """Two exports that overlap in any way: each host's time afterwards is the union of both, locally and in the
+    outbox, and importing both again adds nothing."""
+    import tempfile
+
+    from tracker.activitywatch import Span
+    from tracker.classify import load_categories
+    from tracker.config import PrivacySettings
+    from tracker.importing import import_spans
+    from tracker.privacy import Privacy
+
+    start_ms = int(START.timestamp() * 1000)
+
+    def spans(raw: list) -> list[Span]:
+        # One export never overlaps itself within a host (combine's spans do not): later starts are cut.
+        kept: dict[str, list[Span]] = {}
+        for host, start, length, app, away in sorted(raw, key=lambda item: item[1]):
+            previous = kept.get(host, [])
+            begin = max(start_ms + start * 1000, previous[-1].end_ms if previous else 0)
+            end = start_ms + (start + length) * 1000
+            if end > begin:
+                kept.setdefault(host, []).append(Span(host, begin, end, app, None, None, away))
+        return [span for host_spans in kept.values() for span in host_spans]
+
+    def union_seconds(host: str) -> float:
+        moments = set()
+        for span in spans(first) + spans(second):
+            if span.host == host:
+                moments.update(range(span.start_ms // 1000, span.end_ms // 1000))
+        return float(len(moments))
+
+    with tempfile.TemporaryDirectory() as directory:
+        database = Path(directory) / "tracker.db"
+        arguments = (load_categories(), Privacy(PrivacySettings()), "laptop", 10 ** 6)
+        for raw in (first, second, first, second):
+            import_spans(database, spans(raw), *arguments)
+        with closing(sqlite3.connect(database)) as db:
+            for host in ("desk", "tower"):
+                in_outbox = db.execute("SELECT TOTAL(duration) FROM outbox WHERE host = ?", (host,)).fetchone()[0]
+                assert in_outbox == union_seconds(host)
+            in_history = db.execute("SELECT TOTAL(duration) FROM events").fetchone()[0]
+    assert in_history == union_seconds("desk") + union_seconds("tower")

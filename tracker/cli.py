@@ -383,7 +383,7 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     import json
     from datetime import datetime, timezone
 
-    from tracker import export
+    from tracker import export, present
     from tracker.report import open_history
     from tracker.store import StoreUnavailable
 
@@ -392,6 +392,8 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     else:  # all the history: from the epoch
         start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until)
     history = open_history()
+    if history is None:  # the file still gets its header or buckets: a script reading it needs no special case
+        click.echo(present.NO_HISTORY, err=True)
     try:
         events = [] if history is None else history.events(start, end)
     except StoreUnavailable as error:
