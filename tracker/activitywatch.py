@@ -292,7 +292,8 @@ def _with_tabs(host: str, app: str, title: str | None, start: int, end: int, tab
             low = middle + 1
         else:
             high = middle
-    for tab in tabs[low:]:
+    for index in range(low, len(tabs)):  # no slice: a copy of the rest for each window made this quadratic
+        tab = tabs[index]
         if tab.start_ms >= end:
             break
         tab_start, tab_end = max(tab.start_ms, at), min(tab.end_ms, end)
