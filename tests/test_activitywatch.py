@@ -154,6 +154,14 @@ def test_another_host_s_time_is_added_beside_this_machine_s(tmp_path):
     assert sum(row[1] for row in stored()[1]) == 3600.0
 
 
+def test_another_host_s_imported_time_does_not_count_as_this_machine_s_own(tmp_path):
+    set_host("desk")
+    tracker("import", "activitywatch", write(tmp_path, export("tower"), "tower.json"))
+    code, output = tracker("import", "activitywatch", write(tmp_path, export("desk")))
+    assert code == 0 and "Skipped" not in output
+    assert sum(row[1] for row in stored()[1] if row[2] == "desk") == 1800.0
+
+
 @pytest.mark.parametrize(("document", "said"), [
     ({"buckets": {"aw-watcher-window_desk": bucket("aw-watcher-window_desk", "currentwindow", "desk", [
         event(0, 60, app="Code"), {"duration": 5, "data": {"app": "Code"}}])}},

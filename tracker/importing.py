@@ -117,11 +117,12 @@ def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span]) -> 
     periods: list[tuple[float, float]] = db.execute(
         "SELECT start, end FROM imported WHERE host = ? AND start < ? AND end > ?", (host, until, since)).fetchall()
     if host == own:
-        imported_elsewhere = {start for (start,) in db.execute(
-            "SELECT start FROM imported WHERE host != ? AND start < ? AND start >= ?",
-            (host, until, since - 366 * 86_400_000))}
-        periods += [(start, end) for start, end in covered_periods(db, since, until)
-                    if start not in imported_elsewhere]
+        history = covered_periods(db, since, until)
+        if history:
+            imported_elsewhere = {start for (start,) in db.execute(
+                "SELECT start FROM imported WHERE host != ? AND start >= ? AND start < ?",
+                (host, history[0][0], until))}
+            periods += [(start, end) for start, end in history if start not in imported_elsewhere]
     merged: list[tuple[float, float]] = []
     for start, end in sorted(periods):
         if merged and start <= merged[-1][1]:
