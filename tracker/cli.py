@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
@@ -405,20 +405,24 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     titles = not no_titles
     if file_format == "activitywatch":
         document = export.activitywatch(clipped, load_or_exit().settings.host, datetime.now(timezone.utc), titles)
-        chunks: Any = json.JSONEncoder(ensure_ascii=False).iterencode(document)
+        chunks: Iterable[str] = json.JSONEncoder(ensure_ascii=False).iterencode(document)
     else:
         chunks = export.jsonl(clipped, titles) if file_format == "jsonl" else export.csv_lines(clipped, titles)
     _write_out(chunks, output)
 
 
-def _write_out(chunks: Any, output: str | None) -> None:
-    """Text to stdout, or to the file `output` (written whole, then put in place)."""
+def _write_out(chunks: Iterable[str], output: str | None) -> None:
+    """Text to stdout, or to the file `output` (written whole, then put in place: never half a file)."""
     import os
     import sys
 
     if output is None:
-        for chunk in chunks:
-            sys.stdout.write(chunk)
+        try:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head` read what it wanted; what is left to flush at exit goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     partial = f"{output}.partial"
     try:
@@ -427,6 +431,8 @@ def _write_out(chunks: Any, output: str | None) -> None:
                 handle.write(chunk)
         os.replace(partial, output)
     except OSError as error:
+        if os.path.exists(partial):
+            os.remove(partial)
         raise Failure(f"Cannot write {output}: {(error.strerror or str(error)).lower()}.", 1) from None
 
 
