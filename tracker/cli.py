@@ -370,7 +370,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     click.echo(present.import_text(result, str(source)))
 
 
-@cli.command("export", short_help='Write the local history for ActivityWatch, pandas or a spreadsheet.')
+@cli.command("export", short_help='Write the history for ActivityWatch or pandas.')
 @click.option("--format", "file_format", type=click.Choice(["activitywatch", "jsonl", "csv"]), required=True,
               help="activitywatch: buckets aw-server's import accepts; jsonl, csv: one row per event.")
 @click.option("--since", metavar="WHEN", help="today, 7d, a date like 2024-05-01...; default: all the history.")
