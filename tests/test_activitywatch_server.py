@@ -202,3 +202,49 @@ def test_imported_points_reach_influxdb_once_with_the_bucket_s_host(aw_server: A
     tracker("import", "activitywatch", str(export))
     tracker("sync")
     assert in_influxdb() == {AW_HOST: pytest.approx(recorded, abs=0.01)}
+
+
+def run_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `tracker ARGS` with a pseudo-terminal as stdin, stdout and stderr; its exit code and all it wrote."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, side = pty.openpty()
+    environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    process = subprocess.Popen([str(Path(sys.executable).with_name("tracker")), *args], stdin=side, stdout=side,
+                               stderr=side, env=environment, close_fds=True)
+    os.close(side)
+    written = bytearray()
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's other side closed with the process
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(main)
+    return process.wait(60), written.decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_a_progress_bar_shows_on_a_terminal_only(tmp_path: Path):
+    document = {"buckets": {"aw-watcher-window_desk": {
+        "id": "aw-watcher-window_desk", "type": "currentwindow", "client": "x", "hostname": "desk",
+        "created": START.isoformat(),
+        "events": [{"timestamp": (START + timedelta(seconds=10 * n)).isoformat(), "duration": 10,
+                    "data": {"app": "Code", "title": f"file {n}"}} for n in range(20_000)]}}}
+    export = tmp_path / "aw-buckets-export.json"
+    export.write_text(json.dumps(document))
+
+    code, shown = run_on_a_terminal("import", "activitywatch", str(export))
+
+    assert code == 0, shown
+    assert "Importing from ActivityWatch" in shown and "100%" in shown
+    assert "Imported 20,000 events" in shown
+    paths.database_file().unlink()
+    piped = CliRunner().invoke(cli, ["import", "activitywatch", str(export)])
+    assert piped.exit_code == 0 and "Importing from" not in piped.output
+    assert piped.output.count("\n") == 1
