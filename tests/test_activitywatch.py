@@ -397,3 +397,23 @@ def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second)
                 assert in_outbox == union_seconds(host)
             in_history = db.execute("SELECT TOTAL(duration) FROM events").fetchone()[0]
     assert in_history == union_seconds("desk") + union_seconds("tower")
+
+
+def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_event_on(tmp_path):
+    """Its current event grows in memory before it is written: imported time there would be counted twice."""
+    from tracker.activitywatch import Span
+    from tracker.classify import load_categories
+    from tracker.config import PrivacySettings
+    from tracker.importing import import_spans
+    from tracker.privacy import Privacy
+
+    with HistoryWriter(paths.database_file(), default_pulsetime(1.0)) as history:
+        history.add(Record(int((START.timestamp() + 300) * 1000), 1.0, "desk", "slack", "slack", "Communication",
+                           -1.0))
+    start_ms = int(START.timestamp() * 1000)
+    spans = [Span("desk", start_ms, start_ms + 1_800_000, "Code", None, None, False),
+             Span("tower", start_ms, start_ms + 1_800_000, "Code", None, None, False)]
+    result = import_spans(paths.database_file(), spans, load_categories(), Privacy(PrivacySettings()), "desk",
+                          10 ** 6, recording=True)
+    assert result.seconds == 300 + 1800  # desk until tracker's current event; all of another host
+    assert result.skipped_seconds == 1500

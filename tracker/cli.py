@@ -329,6 +329,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     from tracker.outbox import OutboxFull
     from tracker.paths import database_file
     from tracker.privacy import Privacy
+    from tracker.status import is_running
     from tracker.store import StoreUnavailable
 
     if (file is None) == (server is None):
@@ -360,7 +361,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     try:
         with _progress_bar("Importing from ActivityWatch") as progress:
             result = import_spans(database_file(), spans, categories, privacy, settings.host,
-                                  settings.outbox_max_rows, progress)
+                                  settings.outbox_max_rows, progress, recording=is_running() is not None)
     except OutboxFull as error:
         raise Failure(f"The import makes {error.adding:,} points for InfluxDB but the outbox has room for "
                       f"{error.room:,} (outbox_max_rows): send what waits with `tracker sync`, or raise "

@@ -10,6 +10,7 @@ fills the gaps.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
@@ -54,8 +55,10 @@ class ImportResult:
 
 
 def import_spans(database: Path, spans: Sequence[Span], categories: Categories, privacy: Privacy, own_host: str,
-                 max_rows: int, progress: Progress | None = None) -> ImportResult:
-    """Add the spans' time not there yet to the history and the outbox, all or nothing.
+                 max_rows: int, progress: Progress | None = None, recording: bool = False) -> ImportResult:
+    """Add the spans' time not there yet to the history and the outbox, all or nothing. `recording`: a `tracker
+    run` records into this file now, so nothing of its own host is imported from its current event on (the event
+    grows in its memory before it is written).
 
     OutboxFull when their points do not fit in the outbox's bound; StoreUnavailable when the file cannot be
     written. Either way nothing is kept."""
@@ -70,7 +73,7 @@ def import_spans(database: Path, spans: Sequence[Span], categories: Categories, 
         classify = _Classifier(categories, privacy)
         done = 0
         for host, host_spans in _by_host(spans).items():
-            covered = _covered(db, host, own, host_spans)
+            covered = _covered(db, host, own, host_spans, recording)
             new = list(_uncovered(host_spans, covered))
             total_before = sum(span.end_ms - span.start_ms for span in host_spans)
             added = sum(span.end_ms - span.start_ms for span in new)
@@ -110,9 +113,11 @@ def _by_host(spans: Iterable[Span]) -> dict[str, list[Span]]:
     return hosts
 
 
-def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span]) -> list[tuple[float, float]]:
+def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span],
+             recording: bool) -> list[tuple[float, float]]:
     """The time of `host` that the file holds already, merged, in time order: imported for it before, and for
-    this machine's own host every event tracker recorded itself (those not imported for another host)."""
+    this machine's own host every event tracker recorded itself (those not imported for another host), and
+    while it records, all time from its current event on."""
     since, until = spans[0].start_ms, max(span.end_ms for span in spans)
     periods: list[tuple[float, float]] = db.execute(
         "SELECT start, end FROM imported WHERE host = ? AND start < ? AND end > ?", (host, until, since)).fetchall()
@@ -123,6 +128,11 @@ def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span]) -> 
                 "SELECT start FROM imported WHERE host != ? AND start >= ? AND start < ?",
                 (host, history[0][0], until))}
             periods += [(start, end) for start, end in history if start not in imported_elsewhere]
+        if recording:
+            current = db.execute("SELECT timestamp FROM events WHERE NOT EXISTS (SELECT 1 FROM imported"
+                                 " WHERE imported.start = events.timestamp) ORDER BY timestamp DESC LIMIT 1").fetchone()
+            if current is not None:
+                periods.append((current[0], math.inf))
     merged: list[tuple[float, float]] = []
     for start, end in sorted(periods):
         if merged and start <= merged[-1][1]:
@@ -138,16 +148,16 @@ def _uncovered(spans: list[Span], covered: list[tuple[float, float]]) -> Iterabl
     for span in spans:
         while index < len(covered) and covered[index][1] <= span.start_ms:
             index += 1
-        at = span.start_ms
+        at: float = span.start_ms
         look = index
         while look < len(covered) and covered[look][0] < span.end_ms:
-            start, end = int(covered[look][0]), int(-(-covered[look][1] // 1))
-            if start > at:
-                yield _part(span, at, start)
+            start, end = covered[look]
+            if math.floor(start) > math.ceil(at):
+                yield _part(span, math.ceil(at), math.floor(start))
             at = max(at, end)
             look += 1
-        if at < span.end_ms:
-            yield _part(span, at, span.end_ms)
+        if at < span.end_ms and math.ceil(at) < span.end_ms:
+            yield _part(span, math.ceil(at), span.end_ms)
 
 
 def _part(span: Span, start: int, end: int) -> Span:
