@@ -237,6 +237,9 @@ DATA = st.sampled_from([{"app": "a"}, {"app": "b"}, {"app": "c"}])
 @settings(max_examples=300, deadline=None)
 def test_flood_is_aw_transform_s(raw):
     """On whole seconds with even durations (so midpoints are whole ms), as aw-transform computes them."""
+    from servers import require_module
+
+    require_module("aw_transform", "aw-server (with peewee<4)")
     from aw_core.models import Event as AwCoreEvent
     from aw_transform import flood as aw_flood
 
