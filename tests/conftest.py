@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
+from servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
 
 _database_numbers = itertools.count(1)
 # Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.
 _SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "own_influxdb1", "victoria", "desktop", "terminal",
-                            "tracker_terminal", "servers", "small_disk", "prometheus"})
+                            "tracker_terminal", "servers", "small_disk", "prometheus", "aw_server"})
 # Modules whose tests run `tracker` or Python in subprocesses, or wait on real time, nearly all of them.
 _SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
                            "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
@@ -83,5 +83,17 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     """A Prometheus scraping 127.0.0.1 at a free port every second: `prometheus.target` is where a test serves
     the metrics. One per test, since the target is fixed when it starts."""
     server = Prometheus(tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{free_port()}").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aw_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[ActivityWatch]:
+    """An aw-server of this test's own (PyPI's, in testing mode), HOME and XDG directories temporary; they are
+    this process's too, so aw-client in the test reads and writes its files there."""
+    server = ActivityWatch(tmp_path_factory.mktemp("aw-server"))
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    server.start()
     yield server
     server.stop()

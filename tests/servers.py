@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +28,18 @@ def require_program(program: str, package: str) -> str:
     if path:
         return path
     message = f"{program} not found: install the Debian package {package} (make test does)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_module(module: str, package: str) -> None:
+    """Skip (fail in CI) when a Python package a test server needs is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        return
+    message = f"{module} not found: install {package} (the test extra does: pip install -e '.[test]')"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -354,3 +367,39 @@ scrape_configs:
         result = self.query(promql)
         assert len(result) == 1, f"{promql!r} gave {result!r}"
         return float(result[0]["value"][1])
+
+
+class ActivityWatch(Server):
+    """aw-server from PyPI in testing mode, with HOME and the XDG directories in its own directory."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        require_module("aw_server", "aw-server (with peewee<4)")
+        home = directory / "home"
+        self.env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+                    "XDG_CACHE_HOME": str(home / "cache"), "XDG_STATE_HOME": str(home / "state")}
+
+    def _spawn(self, argv: list[str]) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            env=dict(os.environ, **self.env))
+
+    def start(self) -> ActivityWatch:
+        self._spawn([sys.executable, "-m", "aw_server", "--testing", "--host", "127.0.0.1",
+                     "--port", str(self.port)])
+        self._wait_ready()
+        return self
+
+    def ping(self) -> bool:
+        return http("GET", self.url + "/api/0/info", timeout=2)[0] == 200
+
+    def get(self, path: str) -> Any:
+        status, body = http("GET", self.url + path, timeout=60)
+        assert status == 200, f"GET {path}: {status} {body[:500]!r}"
+        return json.loads(body)
+
+    def post(self, path: str, document: Any) -> Any:
+        status, body = http("POST", self.url + path, json.dumps(document).encode(),
+                            {"Content-Type": "application/json"}, timeout=120)
+        assert status == 200, f"POST {path}: {status} {body[:500]!r}"
+        return json.loads(body) if body.strip() else None

@@ -117,6 +117,33 @@ def test_away_time_is_left_out_of_totals_and_counted_apart(history):
     assert (summary.active_seconds, summary.away_seconds, summary.uncategorized_seconds) == (90.0, 120.0, 30.0)
 
 
+@given(st.lists(st.one_of(st.floats(max_value=0.0, exclude_max=True), st.just(float("nan")), st.just(float("-inf")),
+                         st.just(float("inf")), st.floats(0.0, 5.0)), min_size=1, max_size=20))
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_negative_or_endless_duration_counts_as_none_and_never_subtracts(tmp_path, durations):
+    with HistoryWriter(tmp_path / f"negative-{time.monotonic_ns()}.db", PULSE, write_every=0) as history:
+        history.add(record(0, "chat", "Communication", -1.0, duration=60.0))
+        at = 60.0
+        for number, duration in enumerate(durations):
+            history.add(record(at, f"app{number % 3}", duration=duration))
+            at += 1.0
+        summary = history.reports.summary(*EVERYTHING)
+        totals = {total.name: total.seconds for total in history.reports.totals(*EVERYTHING, "category")}
+        stored = [event.duration for event in history.reports.events(*EVERYTHING)]
+    assert all(duration >= 0 and duration < float("inf") for duration in stored)
+    assert totals["Communication"] == 60.0
+    assert all(seconds >= 0.0 for seconds in totals.values())
+    assert summary.active_seconds >= 60.0
+
+
+def test_a_negative_duration_is_stored_as_none(history):
+    history.add(record(0, "chat", "Communication", -1.0, duration=60.0))
+    history.add(record(60, duration=-50.0))
+    history.add(record(61, "browser", "Browsing", 0.0, duration=float("nan")))
+    assert spans(history.reports) == [(0.0, 60.0, "chat"), (60.0, 0.0, "editor"), (61.0, 0.0, "browser")]
+    assert history.reports.summary(*EVERYTHING).active_seconds == 60.0
+
+
 def test_activities_and_apps(history):
     history.add(record(0, "github.com", app="Firefox", duration=100.0))
     history.add(record(100, "editor", duration=50.0))

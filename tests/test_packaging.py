@@ -65,7 +65,8 @@ print("LOADED", sorted(name for name in sys.modules if name.startswith(("influxd
 WITHOUT_INFLUXDB = [["--help"], ["config", "show"], ["categories", "list"], ["categories", "test", "code"],
                     ["categories", "validate"], ["report"], ["status"], ["outbox"],
                     ["run", "--source", "demo", "--interval", "0.1", "--for", "0.5s", "--quiet"],
-                    ["service", "install", "--dry-run"]]
+                    ["service", "install", "--dry-run"], ["export", "--format", "jsonl"],
+                    ["import", "activitywatch", "no-such-export.json"]]
 
 
 @pytest.mark.parametrize("command", WITHOUT_INFLUXDB, ids=" ".join)

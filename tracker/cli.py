@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
@@ -227,6 +227,17 @@ def _period_options(since: str, until: str | None):
     return start, end
 
 
+def _until_option(until: str | None):
+    """--until as a local, timezone-aware moment (now when not given); a usage error when it is bad."""
+    from tracker.timespec import local_now, parse_until
+
+    now = local_now()
+    try:
+        return parse_until(until, now) if until else now
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--until") from None
+
+
 def _plain_console() -> Console:
     """A rich console for the report tables that does not colour the numbers and dates in plain text."""
     from rich.console import Console
@@ -327,6 +338,135 @@ def sync(**setting_values: object) -> None:
         prefix = f"{done[0].upper()}{done[1:]}, then: " if result.sent else ""
         raise Failure(f"{prefix}{result.error} {samples(result.waiting)} still waiting.", 1)
     click.echo(done if result.sent or result.quarantined else "Nothing to send: no samples are waiting.")
+
+
+# -- tracker import and export --------------------------------------------------------------------
+
+@cli.group("import", short_help='Bring in time recorded by ActivityWatch.')
+def import_group() -> None:
+    """Bring in time recorded by another tool, into the local history and, through the outbox, InfluxDB."""
+
+
+@import_group.command("activitywatch")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--server", metavar="URL", help="Read straight from a running aw-server, e.g. http://127.0.0.1:5600.")
+def import_activitywatch(file: str | None, server: str | None) -> None:
+    """Import an ActivityWatch export FILE (or every bucket of --server URL): window time inside not-AFK time,
+    with the browser's URLs, classified with your current categories; AFK time becomes Away."""
+    from pathlib import Path
+
+    from tracker import present
+    from tracker.activitywatch import ExportError, combine, read_export
+    from tracker.importing import fetch_export, import_spans
+    from tracker.outbox import OutboxFull
+    from tracker.paths import database_file
+    from tracker.privacy import Privacy
+    from tracker.status import is_running
+    from tracker.store import StoreUnavailable
+
+    if (file is None) == (server is None):
+        raise click.UsageError("give an export FILE or --server URL (one of them)")
+    settings = load_or_exit().settings
+    categories = _categories_or_exit(remember=True)
+    try:
+        privacy = Privacy(settings.privacy)
+    except ValueError as error:
+        raise Failure(f"{error}; fix it in the settings (`tracker config show`).", 2) from None
+    source = file if file is not None else server
+    try:
+        with _progress_bar(f"Reading {source}"):  # no count to show: a bar that says it is busy
+            if file is not None:
+                try:
+                    text = Path(file).read_bytes()
+                except OSError as error:
+                    raise Failure(f"Cannot read {file}: {(error.strerror or str(error)).lower()}.", 1) from None
+            else:
+                assert server is not None
+                text = fetch_export(server)
+            spans = combine(read_export(text, str(source)))
+            del text
+    except ExportError as error:
+        raise Failure(str(error), 1) from None
+    if not spans:
+        click.echo(f"{source} holds no window time (aw-watcher-window buckets): nothing to import.")
+        return
+    try:
+        with _progress_bar("Importing from ActivityWatch") as progress:
+            result = import_spans(database_file(), spans, categories, privacy, settings.host,
+                                  settings.outbox_max_rows, progress, recording=is_running() is not None)
+    except OutboxFull as error:
+        raise Failure(f"The import makes {error.adding:,} points for InfluxDB but the outbox has room for "
+                      f"{error.room:,} (outbox_max_rows): send what waits with `tracker sync`, or raise "
+                      "outbox_max_rows, and import again; nothing was imported.", 1) from None
+    except StoreUnavailable as error:
+        raise Failure(f"{error} Nothing was imported.", 1) from None
+    click.echo(present.import_text(result, str(source)))
+
+
+@cli.command("export", short_help='Write the history for ActivityWatch or pandas.')
+@click.option("--format", "file_format", type=click.Choice(["activitywatch", "jsonl", "csv"]), required=True,
+              help="activitywatch: buckets aw-server's import accepts; jsonl, csv: one row per event.")
+@click.option("--since", metavar="WHEN", help="today, 7d, a date like 2024-05-01...; default: all the history.")
+@click.option("--until", metavar="WHEN", help="A date (included) or a date and time; default now.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write to FILE, not stdout.")
+@click.option("--no-titles", is_flag=True, help="Leave window titles and URLs out.")
+def export_command(file_format: str, since: str | None, until: str | None, output: str | None,
+                   no_titles: bool) -> None:
+    """Write the local history's events (clipped to the period) as ActivityWatch buckets, JSON lines or CSV."""
+    import json
+    from datetime import datetime, timezone
+
+    from tracker import export, present
+    from tracker.report import open_history
+    from tracker.store import StoreUnavailable
+
+    if since is not None:
+        start, end = _period_options(since, until)
+    else:  # all the history: from the epoch
+        start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until)
+    history = open_history()
+    if history is None:  # the file still gets its header or buckets: a script reading it needs no special case
+        click.echo(present.NO_HISTORY, err=True)
+    try:
+        events = [] if history is None else history.events(start, end)
+    except StoreUnavailable as error:
+        raise Failure(str(error), 1) from None
+    finally:
+        if history is not None:
+            history.close()
+    clipped = export.clipped(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    titles = not no_titles
+    if file_format == "activitywatch":
+        document = export.activitywatch(clipped, load_or_exit().settings.host, datetime.now(timezone.utc), titles)
+        chunks: Iterable[str] = json.JSONEncoder(ensure_ascii=False).iterencode(document)
+    else:
+        chunks = export.jsonl(clipped, titles) if file_format == "jsonl" else export.csv_lines(clipped, titles)
+    _write_out(chunks, output)
+
+
+def _write_out(chunks: Iterable[str], output: str | None) -> None:
+    """Text to stdout, or to the file `output` (written whole, then put in place: never half a file)."""
+    import os
+    import sys
+
+    if output is None:
+        try:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head` read what it wanted; what is left to flush at exit goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    partial = f"{output}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(partial, output)
+    except OSError as error:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise Failure(f"Cannot write {output}: {(error.strerror or str(error)).lower()}.", 1) from None
 
 
 # -- tracker demo ----------------------------------------------------------------------------------

@@ -376,7 +376,10 @@ class HistoryWriter:
         self._written_at = time.monotonic()
 
     def add(self, record: Record) -> None:
-        """Record one final sample: it extends the last event or starts a new one (heartbeat_merge)."""
+        """Record one final sample: it extends the last event or starts a new one (heartbeat_merge). A negative
+        (or not finite) duration counts as none: stored, it would subtract from every total it falls in."""
+        if not (math.isfinite(record.duration) and record.duration >= 0):
+            record = replace(record, duration=0.0)
         heartbeat = Event.of(record)
         merged = heartbeat_merge(self._last, heartbeat, self.pulsetime) if self._last is not None else None
         if merged is not None and self._last is not None:
@@ -512,6 +515,31 @@ class HistoryWriter:
                 self._today.weighted_score += total.seconds * (total.score or 0.0)
                 self._today.active_seconds += total.seconds
         return self._today
+
+
+def covered_periods(db: sqlite3.Connection, since_ms: int, until_ms: int) -> list[tuple[float, float]]:
+    """(start, end) in ms of every event overlapping [since_ms, until_ms), in time order: the time the history
+    already holds there."""
+    longest = db.execute("SELECT MAX(duration) FROM events").fetchone()[0] or 0.0
+    return db.execute(
+        "SELECT timestamp, timestamp + duration * 1000.0 FROM events WHERE timestamp >= :earliest"
+        " AND timestamp < :until AND timestamp + duration * 1000.0 > :since ORDER BY timestamp",
+        {"since": since_ms, "until": until_ms, "earliest": since_ms - longest * 1000.0}).fetchall()
+
+
+def insert_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
+    """Add whole events (imported from elsewhere) within the caller's transaction on the history's file,
+    keeping the rollups in step when they were (otherwise the next HistoryWriter rebuilds them)."""
+    in_step = db.execute("SELECT 1 FROM rollups_in_step").fetchone() is not None
+    db.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(event.timestamp_ms, event.duration, event.data.app, event.data.activity, event.data.category,
+                     event.data.score, event.data.title, event.data.url, event.data.state) for event in events])
+    if in_step:
+        changes = RollupChanges()
+        for event in events:
+            changes.add(event.data, event.timestamp_ms, event.end_ms)
+        changes.write(db)
+        db.execute("INSERT OR IGNORE INTO rollups_in_step VALUES (1)")
 
 
 def _event(row: tuple) -> Event:

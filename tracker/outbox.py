@@ -14,8 +14,9 @@ says they are not samples, and their record columns are placeholders that nothin
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -106,6 +107,15 @@ _SAMPLES_ONLY = "measurement = 'activity'"
 
 class OutboxUnavailable(StoreUnavailable):
     """The outbox cannot be written (disk full, read-only, I/O error); `str()` says which, plainly."""
+
+
+class OutboxFull(Exception):
+    """More rows to add at once than the outbox's size bound leaves room for."""
+
+    def __init__(self, adding: int, room: int) -> None:
+        super().__init__(f"{adding} rows do not fit in the room for {room}")
+        self.adding = adding
+        self.room = room
 
 
 @dataclass(frozen=True)
@@ -209,6 +219,23 @@ class Outbox:
                     self._connection.execute("UPDATE outbox SET final = 1 WHERE final = 0 AND time_ms <= ?",
                                              (final_until_ms,))
             return self._added(len(rows))
+
+    def commit_with(self, write: Callable[[sqlite3.Connection], Iterable[Record]]) -> int:
+        """One transaction for another part of the shared file and the records it gives: `write(connection)`
+        writes its part (an import's history events) and returns final records, which are added with it, or
+        nothing is kept. OutboxFull, before anything is kept, when they do not fit in the size bound (an import
+        must not push out samples that wait). Returns how many records were added."""
+        with self._unavailable_as("write to"), self._lock:
+            with self._transaction():
+                records = list(write(self._connection))
+                room = self.max_rows - self._kept()
+                if len(records) > room:
+                    raise OutboxFull(len(records), room)
+                self._connection.executemany(_INSERT, (
+                    (r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url,
+                     True, to_line(r)) for r in records))
+            self._added(len(records))
+        return len(records)
 
     def append_points(self, points: Iterable[Point]) -> int:
         """Keep points of another measurement, final, in one transaction, in the queue with the samples: the

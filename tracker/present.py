@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from tracker.doctor import Check
     from tracker.history import Total
+    from tracker.importing import ImportResult
     from tracker.outbox import OutboxStats
     from tracker.report import Report
     from tracker.service import Plan, ServiceState
@@ -470,3 +471,18 @@ def doctor_json(checks: list[Check]) -> str:
 
     return json.dumps({"blocks_recording": blocks_recording(checks), "checks": [asdict(check) for check in checks]},
                       indent=2, ensure_ascii=False)
+
+
+def import_text(result: ImportResult, source: str) -> str:
+    """What an import added, where it goes next, and what it skipped."""
+    hosts = ", ".join(sorted(result.hosts))
+    if not result.events:
+        text = f"Nothing new in {source}: all its time is in the local history already."
+    else:
+        text = (f"Imported {result.events:,} events ({human_duration(result.seconds)}) of {hosts} from {source} "
+                f"into the local history; {result.points:,} points wait in the outbox for InfluxDB "
+                "(`tracker sync` sends them now, a running `tracker run` on its own).")
+    if result.skipped_seconds >= 1:
+        text += (f" Skipped {human_duration(result.skipped_seconds)} that was there already (imported before, "
+                 "or recorded by tracker itself, which wins).")
+    return text
