@@ -1,0 +1,461 @@
+"""`tracker recategorize`: today's categories applied to the local history, the outbox and this host's points in
+InfluxDB, as a user runs it; totals never change, and a kill -9 at any moment and a rerun end the same."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from grafana_macros import PanelRequest, Raw
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from servers import InfluxDB1, http
+
+from tracker import paths
+from tracker.cli import cli
+from tracker.events import default_pulsetime
+from tracker.history import History, HistoryWriter
+from tracker.lineprotocol import to_line
+from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.outbox import Outbox
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST, OTHER_HOST = "laptop", "desktop"
+STEP = 10.0  # seconds per record
+START = datetime(2024, 5, 6, 8, 0, tzinfo=timezone.utc)
+
+BEFORE = """categories:
+  Development: {score: 2, apps: [Code], domains: [github.com]}
+  Communication: {score: 0, apps: [Slack]}
+  Social: {score: -2, domains: [reddit.com]}
+"""
+# reddit.com becomes Learning; Slack's stand-ups become Meetings (a title rule); the rest stays.
+AFTER = """categories:
+  Development: {score: 2, apps: [Code], domains: [github.com]}
+  Communication: {score: 0, apps: [Slack]}
+  Meetings: {score: 1, titles: ['standup']}
+  Learning: {score: 1, domains: [reddit.com]}
+"""
+# (app, activity, title, url, category before, category after, score after)
+KINDS = [
+    ("Code", "Code", "model.py — Code", None, "Development", "Development", 2.0),
+    ("Firefox", "reddit.com", "r/python", "https://www.reddit.com/r/python", "Social", "Learning", 1.0),
+    ("Slack", "Slack", "#standup | Acme", None, "Communication", "Meetings", 1.0),
+    ("Slack", "Slack", "#general | Acme", None, "Communication", "Communication", 0.0),
+    ("Firefox", "github.com", "tracker", "https://github.com/x/tracker", "Development", "Development", 2.0),
+    ("Gimp", "Gimp", None, None, UNCATEGORIZED, UNCATEGORIZED, 0.0),
+]
+SCORES_BEFORE = {"Development": 2.0, "Communication": 0.0, "Social": -2.0, UNCATEGORIZED: 0.0}
+
+
+def day_of_records(host: str = HOST, days: int = 1, per_stretch: int = 30, start: datetime = START) -> list[Record]:
+    """Stretches of each kind in turn, an away stretch among them, over `days` days (a record every STEP s)."""
+    records: list[Record] = []
+    moment = int(start.timestamp() * 1000)
+    for day in range(days):
+        moment = int((start + timedelta(days=day)).timestamp() * 1000)
+        for round_number in range(4):
+            for app, activity, title, url, category, _, _ in KINDS:
+                for _ in range(per_stretch):
+                    records.append(Record(moment, STEP, host, app, activity, category, SCORES_BEFORE[category],
+                                          title=title, url=url))
+                    moment += int(STEP * 1000)
+            if round_number == 1:  # away: stays away, whatever the rules
+                for _ in range(per_stretch):
+                    records.append(Record(moment, STEP, host, "Slack", "Slack", AWAY, 0.0, STATE_AWAY,
+                                          title="#standup | Acme"))
+                    moment += int(STEP * 1000)
+    return records
+
+
+def after(record: Record) -> str:
+    """The category a record has under AFTER, computed here from KINDS (not by the code under test)."""
+    if record.state != STATE_ACTIVE:
+        return record.category
+    return next(kind[5] for kind in KINDS if (kind[0], kind[2]) == (record.app, record.title))
+
+
+def write_rules(text: str) -> None:
+    paths.user_categories_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.user_categories_file().write_text(text, encoding="utf-8")
+
+
+def record_locally(records: list[Record]) -> None:
+    """As `tracker run` keeps them: merged into the history and committed to the outbox."""
+    with HistoryWriter(paths.database_file(), default_pulsetime(STEP)) as history:
+        for record in records:
+            history.add(record)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(records)
+
+
+def tracker(*args: str, **environment: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=environment)
+    return result.exit_code, result.output
+
+
+def seconds_by(records: list[Record], key: Any = lambda r: r.category, active_only: bool = True) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for record in records:
+        if record.state == STATE_ACTIVE or not active_only:
+            totals[key(record)] += record.duration
+    return dict(totals)
+
+
+def report_by_category(since: str = "2024-05-01", until: str = "2024-06-30") -> dict[str, float]:
+    code, output = tracker("report", "--since", since, "--until", until, "--json")
+    assert code == 0, output
+    return {row["name"]: row["seconds"] for row in json.loads(output)["rows"]}
+
+
+def rollups(path: Path) -> tuple[dict[tuple, float], dict[int, tuple[float, float]]]:
+    with sqlite3.connect(path) as db:
+        days = {tuple(row[:5]): (row[5], row[6]) for row in db.execute("SELECT * FROM day_totals")}
+        quarters = {row[0]: (row[1], row[2]) for row in db.execute("SELECT * FROM quarter_hour_totals")}
+    return days, quarters
+
+
+def rebuilt_rollups(path: Path, copy: Path) -> tuple[dict[tuple, float], dict[int, tuple[float, float]]]:
+    """The rollups a rebuild from the events gives, on a copy of the file."""
+    with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    with sqlite3.connect(copy) as db:
+        db.execute("DELETE FROM rollups_in_step")
+    with HistoryWriter(copy, default_pulsetime(STEP)):
+        pass  # opening rebuilds out-of-step rollups
+    return rollups(copy)
+
+
+def assert_same_rollups(got: tuple[dict, dict], expected: tuple[dict, dict]) -> None:
+    assert set(got[0]) == set(expected[0])
+    for key, value in expected[0].items():
+        assert got[0][key] == pytest.approx(value, abs=1e-6), key
+    assert set(got[1]) == set(expected[1])
+    for key, value in expected[1].items():
+        assert got[1][key] == pytest.approx(value, abs=1e-6), key
+
+
+def rollups_in_step(path: Path) -> bool:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT 1 FROM rollups_in_step").fetchone() is not None
+
+
+# ---------------------------------------------------------------- the local history and the outbox
+
+
+def test_local_history_moves_and_totals_stay(tmp_path: Path) -> None:
+    write_rules(BEFORE)
+    records = day_of_records()
+    record_locally(records)
+    before = report_by_category()
+    assert before == pytest.approx(seconds_by(records))
+
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all")
+    assert code == 0, output
+    after_report = report_by_category()
+    assert after_report == pytest.approx(seconds_by(records, after))
+    assert sum(after_report.values()) == pytest.approx(sum(before.values()))
+    assert "Local history: moved" in output
+    assert "Communication → Meetings: 0.33 h" in output  # 4 stretches × 30 × 10 s = 1200 s
+    assert "Social → Learning: 0.33 h" in output
+    assert "InfluxDB is not configured: only the local history was recategorised." in output
+    # Away time stays away; the rollups agree with a rebuild from the events.
+    code, output = tracker("report", "--since", "2024-05-01", "--until", "2024-06-30", "--json")
+    assert json.loads(output)["away_seconds"] == pytest.approx(seconds_by(records, active_only=False)[AWAY])
+    assert_same_rollups(rollups(paths.database_file()), rebuilt_rollups(paths.database_file(), tmp_path / "c.db"))
+
+
+def test_waiting_outbox_rows_carry_the_new_category_in_their_line() -> None:
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=2)
+    record_locally(records)
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all")
+    assert code == 0, output
+    moved = sum(1 for record in records if after(record) != record.category)
+    assert f"Outbox: {moved} samples waiting to be sent now carry today's categories." in output
+    with Outbox(paths.database_file()) as outbox:
+        lines = [line for _, line in outbox.pending_lines(10_000)]
+    assert len(lines) == len(records)
+    for record, line in zip(records, lines, strict=True):
+        assert f",category={after(record)}," in line, line
+    assert not any("category=Social" in line for line in lines)
+
+
+def test_dry_run_prints_the_moves_in_hours_and_changes_nothing() -> None:
+    write_rules(BEFORE)
+    records = day_of_records()
+    record_locally(records)
+    before = report_by_category()
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", "--dry-run")
+    assert code == 0, output
+    assert output.splitlines()[:3] == ["Local history: would move", "  Communication → Meetings: 0.33 h",
+                                       "  Social → Learning: 0.33 h"]
+    assert output.rstrip().endswith("Nothing was changed (--dry-run).")
+    assert report_by_category() == before
+    with Outbox(paths.database_file()) as outbox:
+        assert not any("Learning" in line for _, line in outbox.pending_lines(10_000))
+
+
+def test_since_leaves_older_history_alone() -> None:
+    write_rules(BEFORE)
+    old = day_of_records(start=START - timedelta(days=40))
+    recent = day_of_records(start=datetime.now(timezone.utc) - timedelta(days=2))
+    record_locally(old + recent)
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--since", "7d")
+    assert code == 0, output
+    assert report_by_category("2024-03-01", "2024-04-30") == pytest.approx(seconds_by(old))
+    assert report_by_category("7d", "today") == pytest.approx(seconds_by(recent, after))
+
+
+def test_nothing_to_move_says_so() -> None:
+    write_rules(BEFORE)
+    record_locally(day_of_records(per_stretch=3))
+    code, output = tracker("recategorize")
+    assert code == 0, output
+    assert output.startswith("Local history: no time changed category.")
+
+
+def test_since_and_all_together_is_a_usage_error() -> None:
+    code, output = tracker("recategorize", "--all", "--since", "7d")
+    assert code == 2 and "choose one of --since and --all" in output
+
+
+def test_a_changed_last_event_leaves_the_rollups_for_the_runner_to_rebuild(tmp_path: Path) -> None:
+    """`tracker run` holds the last event in memory with its old category: its next write rebuilds the rollups."""
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=3)
+    last = records[-1]
+    tail = Record(last.time_ms + 10_000, STEP, HOST, "Firefox", "reddit.com", "Social", -2.0, title="r/python",
+                  url="https://www.reddit.com/r/python")
+    record_locally([*records, tail])
+    write_rules(AFTER)
+    assert tracker("recategorize", "--all")[0] == 0
+    assert not rollups_in_step(paths.database_file())
+    # The runner's writer goes on with the old event in memory, then rebuilds: the rollups are right again.
+    with HistoryWriter(paths.database_file(), default_pulsetime(STEP), write_every=0.0) as history:
+        history.add(Record(tail.time_ms + 10_000, STEP, HOST, "Firefox", "reddit.com", "Learning", 1.0,
+                           title="r/python", url="https://www.reddit.com/r/python"))
+    assert rollups_in_step(paths.database_file())
+    assert_same_rollups(rollups(paths.database_file()), rebuilt_rollups(paths.database_file(), tmp_path / "c.db"))
+
+
+EVENT_KINDS = st.sampled_from(KINDS)
+DATABASE_NUMBERS = itertools.count()  # hypothesis seeds `random` alike in each example: a counter names each file
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stretches=st.lists(st.tuples(EVENT_KINDS, st.integers(1, 120), st.floats(0.5, 30.0)), min_size=1,
+                          max_size=12),
+       since_offset=st.integers(0, 3 * 86_400))
+def test_rollups_after_recategorizing_equal_a_rebuild(tmp_path: Path, stretches: list, since_offset: int) -> None:
+    """Events of any length, across quarter hours and days, from any --since: the incrementally updated
+    rollups equal the ones rebuilt from the events."""
+    database = tmp_path / f"history{next(DATABASE_NUMBERS)}.db"
+    moment = int(START.timestamp() * 1000)
+    with HistoryWriter(database, default_pulsetime(STEP)) as history:
+        for (app, activity, title, url, category, _, _), count, gap in stretches:
+            for _ in range(count):
+                history.add(Record(moment, STEP, HOST, app, activity, category, SCORES_BEFORE[category],
+                                   title=title, url=url))
+                moment += int(STEP * 1000)
+            moment += int(gap * 60_000)
+        history.add(Record(moment, STEP, HOST, "Terminal", "Terminal", UNCATEGORIZED, 0.0))  # last, unmoved
+    from tracker.classify import parse_categories
+    from tracker.recategorize import reclassified
+
+    rules = parse_categories(AFTER, tmp_path / "categories.yaml")
+    with HistoryWriter(database, default_pulsetime(STEP)) as history:
+        history.recategorize(int(START.timestamp() * 1000) + since_offset * 1000,
+                             lambda data: reclassified(rules, data))
+    assert rollups_in_step(database)
+    assert_same_rollups(rollups(database), rebuilt_rollups(database, database.with_suffix(".copy")))
+    with History(database) as history:
+        assert not [row for row in rollups(database)[0].values() if abs(row[0]) < 1e-6]
+        assert history.summary(START - timedelta(days=1), START + timedelta(days=30)).active_seconds == pytest.approx(
+            sum(count * STEP for _, count, _ in stretches) + STEP)
+
+
+# ---------------------------------------------------------------- InfluxDB 1.x
+
+
+def influx_env(server: InfluxDB1, database: str) -> dict[str, str]:
+    return {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database, "TRACKER_INFLUX_API": "v1"}
+
+
+def write_host(host: str) -> None:
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(f"host: {host}\n", encoding="utf-8")
+
+
+def dashboard_time_per_category(server: InfluxDB1, database: str, host: str, start_ms: int, end_ms: int
+                                ) -> dict[str, float]:
+    """The dashboard's "Time per category" panel, its query as Grafana sends it, for one host."""
+    dashboard = json.loads((ROOT / "grafana" / "tracker.json").read_text(encoding="utf-8"))
+    (panel,) = [panel for panel in dashboard["panels"] if panel.get("title") == "Time per category"]
+    (target,) = panel["targets"]
+    query = PanelRequest(start_ms, end_ms, 60_000, {"host": [host], "category": Raw(".*")}).render(target["query"])
+    return {row["category"]: row["sum"] for row in server.rows(query, database)}
+
+
+def influx_totals(server: InfluxDB1, database: str, host: str) -> tuple[float, int]:
+    rows = server.rows(f"SELECT sum(\"duration\"), count(\"duration\") FROM activity WHERE host = '{host}'", database)
+    return (rows[0]["sum"], rows[0]["count"]) if rows else (0.0, 0)
+
+
+WHOLE_RANGE = (int((START - timedelta(days=60)).timestamp() * 1000), int(time.time() * 1000))
+
+
+def test_influxdb_points_move_and_the_dashboard_follows(influxdb1: InfluxDB1, influx_database: str) -> None:
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(days=3)
+    record_locally(records)
+    other = day_of_records(host=OTHER_HOST, per_stretch=5)  # another machine's points: never touched
+    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
+                         "\n".join(to_line(record) for record in other).encode())
+    assert status == 204, reply
+    code, output = tracker("sync", **env)
+    assert code == 0, output
+    other_before = dashboard_time_per_category(influxdb1, influx_database, OTHER_HOST, *WHOLE_RANGE)
+    before = dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE)
+    assert before == pytest.approx(seconds_by(records))
+    totals_before = influx_totals(influxdb1, influx_database, HOST)
+
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", "--dry-run", **env)
+    assert code == 0, output
+    assert f"InfluxDB at {influxdb1.url}: would move\n  Communication → Meetings: 1.00 h\n" in output
+    assert dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE) == before
+
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert (f"InfluxDB at {influxdb1.url}: moved\n  Communication → Meetings: 1.00 h\n"
+            "  Social → Learning: 1.00 h") in output
+    assert dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE) == pytest.approx(
+        seconds_by(records, after))
+    assert influx_totals(influxdb1, influx_database, HOST) == (pytest.approx(totals_before[0]), totals_before[1])
+    assert report_by_category() == pytest.approx(seconds_by(records, after))
+    assert dashboard_time_per_category(influxdb1, influx_database, OTHER_HOST, *WHOLE_RANGE) == other_before
+    # Points keep their fields: each moved point has its title, URL and new score.
+    stored = influxdb1.rows(f"SELECT * FROM activity WHERE host = '{HOST}' AND category = 'Learning'",
+                            influx_database)
+    assert {(row["title"], row["url"], row["score"], row["app"]) for row in stored} == {
+        ("r/python", "https://www.reddit.com/r/python", 1.0, "Firefox")}
+    # A second run finds nothing left to move.
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0 and f"InfluxDB at {influxdb1.url}: no time changed category." in output, output
+
+
+def test_since_bounds_the_points_corrected(influxdb1: InfluxDB1, influx_database: str) -> None:
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    write_rules(BEFORE)
+    now = datetime.now(timezone.utc)
+    old = day_of_records(start=now - timedelta(days=20), per_stretch=5)
+    recent = day_of_records(start=now - timedelta(days=1, hours=2), per_stretch=5)
+    record_locally(old + recent)
+    assert tracker("sync", **env)[0] == 0
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--since", "7d", **env)
+    assert code == 0, output
+    old_range = (old[0].time_ms, old[-1].time_ms + 10_000)
+    recent_range = (recent[0].time_ms, recent[-1].time_ms + 10_000)
+    assert dashboard_time_per_category(influxdb1, influx_database, HOST, *old_range) == pytest.approx(seconds_by(old))
+    assert dashboard_time_per_category(influxdb1, influx_database, HOST, *recent_range) == pytest.approx(
+        seconds_by(recent, after))
+
+
+def test_with_influxdb_down_the_local_part_happens_and_it_says_so(own_influxdb1: InfluxDB1) -> None:
+    own_influxdb1.create_database("tracker")
+    env = influx_env(own_influxdb1, "tracker")
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=5)
+    record_locally(records)
+    assert tracker("sync", **env)[0] == 0
+    write_rules(AFTER)
+    own_influxdb1.stop()
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 1
+    assert "Local history: moved" in output
+    assert "unreachable" in output and "run `tracker recategorize` again when InfluxDB answers" in output
+    assert "Traceback" not in output
+    assert report_by_category() == pytest.approx(seconds_by(records, after))
+    own_influxdb1.start()
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert "Local history: no time changed category." in output
+    assert dashboard_time_per_category(own_influxdb1, "tracker", HOST, *WHOLE_RANGE) == pytest.approx(
+        seconds_by(records, after))
+
+
+def test_victoriametrics_is_not_corrected_and_it_says_so(victoria: Any) -> None:
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=2)
+    record_locally(records)
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", TRACKER_INFLUX_URL=victoria.url, TRACKER_INFLUX_BUCKET="x")
+    assert code == 0, output
+    assert "tracker corrects points in InfluxDB 1.x only" in output
+    assert report_by_category() == pytest.approx(seconds_by(records, after))
+
+
+# ---------------------------------------------------------------- kill -9 part-way, then run again
+
+def test_killed_at_random_moments_a_rerun_ends_the_same(influxdb1: InfluxDB1, influx_database: str) -> None:
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(days=10, per_stretch=40)  # 10,400 points in 6 batches, 3,200 of them to move
+    record_locally(records)
+    assert tracker("sync", **env)[0] == 0
+    total = influx_totals(influxdb1, influx_database, HOST)
+    expected = {BEFORE: seconds_by(records), AFTER: seconds_by(records, after)}
+    command = [str(Path(sys.executable).parent / "tracker"), "recategorize", "--all"]
+    environment = {**os.environ, **env}
+
+    start = time.monotonic()
+    subprocess.run(command, env=environment, check=True, capture_output=True)
+    write_rules(BEFORE)
+    subprocess.run(command, env=environment, check=True, capture_output=True)
+    full_run = (time.monotonic() - start) / 2
+    print(f"a full run moving {sum(1 for r in records if after(r) != r.category)} points took {full_run:.2f} s")
+    rng = random.Random(12)
+    part_way = 0
+    for round_number in range(12):
+        previous, rules = (BEFORE, AFTER) if round_number % 2 == 0 else (AFTER, BEFORE)
+        write_rules(rules)
+        process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, full_run))
+        process.kill()
+        process.wait()
+        # What InfluxDB shows part-way: never more time than recorded.
+        assert influx_totals(influxdb1, influx_database, HOST)[0] <= total[0] + 1e-6
+        shown = dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE)
+        part_way += shown != pytest.approx(expected[previous]) and shown != pytest.approx(expected[rules])
+        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert influx_totals(influxdb1, influx_database, HOST) == (pytest.approx(total[0]), total[1])
+        assert dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE) == pytest.approx(
+            expected[rules]), f"round {round_number}"
+        assert report_by_category() == pytest.approx(expected[rules])
+    print(f"{part_way} of 12 kills came part-way")
+    assert part_way >= 3, "no kill came while InfluxDB was being corrected: nothing was tested"
