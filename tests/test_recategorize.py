@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from grafana_macros import PanelRequest, Raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import InfluxDB1, http
+from servers import InfluxDB1, http, wait_until
 
 from tracker import paths
 from tracker.cli import cli
@@ -459,3 +459,53 @@ def test_killed_at_random_moments_a_rerun_ends_the_same(influxdb1: InfluxDB1, in
         assert report_by_category() == pytest.approx(expected[rules])
     print(f"{part_way} of 12 kills came part-way")
     assert part_way >= 3, "no kill came while InfluxDB was being corrected: nothing was tested"
+
+
+# ---------------------------------------------------------------- beside a running `tracker run`
+
+def renamed_bundled_categories() -> str:
+    """The bundled rules with every category renamed "New …": every categorised second moves."""
+    from tracker.classify import bundled_categories_path
+
+    lines = bundled_categories_path().read_text(encoding="utf-8").splitlines()
+    return "\n".join(f"  New {line.strip()}" if line.startswith("  ") and not line.startswith("   ")
+                     and line.rstrip().endswith(":") else line for line in lines) + "\n"
+
+
+def events_where(condition: str) -> list[tuple]:
+    with sqlite3.connect(paths.database_file()) as db:
+        return db.execute(f"SELECT id, timestamp, duration, category FROM events WHERE {condition}").fetchall()
+
+
+def test_beside_a_running_tracker_run_everything_ends_under_the_new_names(
+        influxdb1: InfluxDB1, influx_database: str, tmp_path: Path) -> None:
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    command = [str(Path(sys.executable).parent / "tracker"), "run", "--source", "demo", "--interval", "0.05",
+               "--quiet"]
+    runner = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: events_where(f"category NOT IN ('{AWAY}', '{UNCATEGORIZED}')"), 60,
+                   "a categorised event in the history")
+        wait_until(lambda: influx_totals(influxdb1, influx_database, HOST)[1] > 0, 60, "points in InfluxDB")
+        write_rules(renamed_bundled_categories())
+        # The runner reloads the rules within seconds; from then on it records the new names.
+        wait_until(lambda: events_where("category LIKE 'New %'"), 60, "the runner to use the new rules")
+        code, output = tracker("recategorize", "--all", **env)
+        assert code == 0, output
+        assert "Local history: moved" in output
+        sent = influx_totals(influxdb1, influx_database, HOST)[1]
+        wait_until(lambda: influx_totals(influxdb1, influx_database, HOST)[1] > sent + 40, 60,
+                   "the runner to record and send on")
+    finally:
+        runner.terminate()
+        assert runner.wait(30) == 0, runner.stderr.read() if runner.stderr else ""
+    assert tracker("sync", **env)[0] == 0
+    old_names = {name for name in report_by_category("2000-01-01", "today")
+                 if not name.startswith("New ") and name != UNCATEGORIZED}
+    assert old_names == set()
+    shown = dashboard_time_per_category(influxdb1, influx_database, HOST, 0, int(time.time() * 1000) + 60_000)
+    assert {name for name in shown if not name.startswith("New ") and name not in (UNCATEGORIZED, AWAY)} == set()
+    assert rollups_in_step(paths.database_file())
+    assert_same_rollups(rollups(paths.database_file()), rebuilt_rollups(paths.database_file(), tmp_path / "c.db"))

@@ -369,9 +369,10 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
         outcome.influx_note = "InfluxDB is not configured: only the local history was recategorised."
     else:
         try:
-            outcome.influx = recategorizing.recategorize_influx(
-                loaded.influx, database, clean_tag(loaded.host) or "unknown", categories, since_ms,
-                int(now.timestamp() * 1000), apply=not dry_run)
+            with _progress_bar("Reading InfluxDB" if dry_run else "Correcting InfluxDB") as progress:
+                outcome.influx = recategorizing.recategorize_influx(
+                    loaded.influx, database, clean_tag(loaded.host) or "unknown", categories, since_ms,
+                    int(now.timestamp() * 1000), apply=not dry_run, progress=progress)
         except recategorizing.NotSupported as error:
             outcome.influx_note = f"{error}."
         except SendError as error:

@@ -137,8 +137,8 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
     part = InfluxPart()
     if apply:
         _send_outbox(settings, database_file)  # what an interrupted run left, before reading the points
-    start = since_ms if since_ms is not None else 0
-    for records, cursor in _batches(settings, database, host, start, until_ms):
+    origin = since_ms
+    for records, cursor in _batches(settings, database, host, since_ms or 0, until_ms):
         rewritten: list[Record] = []
         old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]] = defaultdict(list)
         for record, foreign in records:
@@ -156,8 +156,10 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
                     part.moves[key] = part.moves.get(key, 0.0) + record.duration
         if apply and rewritten:
             _rewrite(settings, database, database_file, host, rewritten, old_by_series)
-        if progress is not None:
-            progress(cursor - start, until_ms - start)
+        if origin is None and records:
+            origin = records[0][0].time_ms  # with --all, progress counts from the first point
+        if progress is not None and origin is not None:
+            progress(cursor - origin, until_ms - origin)
     return part
 
 
