@@ -36,6 +36,8 @@ from tracker.outbox import Outbox
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
 BATCH_POINTS = 2000
+# Seconds to wait for a query or a DELETE at least: a DELETE rewrites files, and takes long on a busy server.
+SLOW_REQUEST_TIMEOUT = 60.0
 ANSWER_CAP = 32 * 1024 * 1024
 DELETES_PER_REQUEST = 200
 _KNOWN_COLUMNS = frozenset({"time", "activity", "app", "category", "host", "state", "duration", "score",
@@ -134,6 +136,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
     module's docstring for the order). SendError when the server fails; what was committed to the outbox
     by then is sent later, and a rerun finishes the job."""
     database = influx_database(settings)
+    settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     part = InfluxPart()
     if apply:
         _send_outbox(settings, database_file)  # what an interrupted run left, before reading the points
