@@ -509,3 +509,13 @@ def test_beside_a_running_tracker_run_everything_ends_under_the_new_names(
     assert {name for name in shown if not name.startswith("New ") and name not in (UNCATEGORIZED, AWAY)} == set()
     assert rollups_in_step(paths.database_file())
     assert_same_rollups(rollups(paths.database_file()), rebuilt_rollups(paths.database_file(), tmp_path / "c.db"))
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.booleans()), unique_by=lambda point: point[0]))
+def test_delete_ranges_take_every_moved_point_of_a_series_and_no_kept_one(points: list[tuple[int, bool]]) -> None:
+    from tracker.recategorize import _moved_runs
+
+    runs = list(_moved_runs(points))
+    deleted = {time_ms for time_ms, _ in points if any(first <= time_ms <= last for first, last in runs)}
+    assert deleted == {time_ms for time_ms, moved in points if moved}
+    assert all(first <= last for first, last in runs)
