@@ -519,3 +519,25 @@ def test_delete_ranges_take_every_moved_point_of_a_series_and_no_kept_one(points
     deleted = {time_ms for time_ms, _ in points if any(first <= time_ms <= last for first, last in runs)}
     assert deleted == {time_ms for time_ms, moved in points if moved}
     assert all(first <= last for first, last in runs)
+
+
+def test_a_changed_score_alone_rewrites_the_scores_and_keeps_the_time(influxdb1: InfluxDB1,
+                                                                       influx_database: str) -> None:
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=10)
+    record_locally(records)
+    assert tracker("sync", **env)[0] == 0
+    totals = influx_totals(influxdb1, influx_database, HOST)
+    write_rules(BEFORE.replace("Development: {score: 2,", "Development: {score: 1.5,"))
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert f"InfluxDB at {influxdb1.url}: no time changed category." in output
+    assert influx_totals(influxdb1, influx_database, HOST) == (pytest.approx(totals[0]), totals[1])
+    scores = influxdb1.rows(f"SELECT score FROM activity WHERE host = '{HOST}' AND category = 'Development'",
+                            influx_database)
+    assert {row["score"] for row in scores} == {1.5}
+    code, output = tracker("report", "--since", "2024-05-01", "--until", "2024-06-30", "--json")
+    development = next(row for row in json.loads(output)["rows"] if row["name"] == "Development")
+    assert development["score"] == pytest.approx(1.5)
