@@ -541,3 +541,42 @@ def test_a_changed_score_alone_rewrites_the_scores_and_keeps_the_time(influxdb1:
     code, output = tracker("report", "--since", "2024-05-01", "--until", "2024-06-30", "--json")
     development = next(row for row in json.loads(output)["rows"] if row["name"] == "Development")
     assert development["score"] == pytest.approx(1.5)
+
+
+
+def test_a_sender_at_the_worst_moment_waits_and_nothing_is_lost(influxdb1: InfluxDB1, influx_database: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender of a running `tracker run` tries to send right after the rewritten rows are committed, before
+    the old points are deleted: with a changed score the new points share the old ones' series, so the DELETE
+    would take them too, and they would be gone from InfluxDB and the outbox. It has to wait for send.lock."""
+    from tracker import sender as sender_module
+    from tracker.config import InfluxSettings
+    from tracker.sinks import influx_v1
+
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(days=2, per_stretch=20)
+    record_locally(records)
+    assert tracker("sync", **env)[0] == 0
+    totals = influx_totals(influxdb1, influx_database, HOST)
+    write_rules(BEFORE.replace("Development: {score: 2,", "Development: {score: 1.5,"))
+
+    monkeypatch.setattr(sender_module, "SYNC_LOCK_WAIT", 0.5)
+    settings = InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1")
+    attempts: list[sender_module.SyncResult] = []
+    execute = influx_v1.execute
+
+    def send_first_then_execute(*args: Any, **kwargs: Any) -> Any:
+        if args[2].startswith("DELETE"):
+            attempts.append(sender_module.Sender(paths.database_file(), settings, lambda _: None).send_all())
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(influx_v1, "execute", send_first_then_execute)
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert attempts and all(attempt.sent == 0 and "Another tracker" in (attempt.error or "") for attempt in attempts)
+    assert influx_totals(influxdb1, influx_database, HOST) == (pytest.approx(totals[0]), totals[1])
+    development = influxdb1.rows(f"SELECT score FROM activity WHERE host = '{HOST}' AND category = 'Development'",
+                                 influx_database)
+    assert {row["score"] for row in development} == {1.5}

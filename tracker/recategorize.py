@@ -3,15 +3,17 @@
 Three places hold categories: the local history (events and their rollups), the outbox (rows not sent
 yet), and the points already in InfluxDB. The local parts change in one transaction each. In InfluxDB the
 category is a tag, so a point with a new category is another series: it is written anew and the old point
-deleted. A batch of points at a time, in this order, so that a kill at any moment loses nothing and doubles nothing:
+deleted. A batch of points at a time, in this order, so that a kill at any moment loses nothing:
 
 1. the rewritten points are committed to the outbox (durable: from here on the time cannot be lost);
 2. the old points are deleted (InfluxQL DELETE, by series and time range: 1.x deletes no single point);
 3. the outbox is sent (as `tracker sync` does), and so the new points arrive.
 
-Killed after 1, a rerun finds the old points again and commits the same rows again (the same series and
-time: InfluxDB keeps one). Killed after 2, the outbox still holds the rows; a rerun, `tracker sync` or the
-running `tracker run` sends them. The time is missing from the dashboard between 2 and 3, never doubled.
+No sender sends from 1 to the end of 2 (send.lock). Killed after 1, a rerun finds the old points again and
+commits the same rows again (the same series and time: InfluxDB keeps one); if a `tracker run` or `tracker
+sync` sends the rows before the rerun, that batch's moved time shows twice until then. Killed after 2, the
+outbox still holds the rows; a rerun, `tracker sync` or a running `tracker run` sends them. Between 2 and 3
+the batch's moved time is missing from the dashboard.
 
 Only InfluxDB 1.x is corrected: InfluxQL's DELETE is the only deletion tracker speaks. On 2.x (its
 /api/v2/delete) and VictoriaMetrics the local parts change and the command says the points do not.
@@ -19,8 +21,10 @@ Only InfluxDB 1.x is corrected: InfluxQL's DELETE is the only deletion tracker s
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -190,16 +194,37 @@ def _batches(settings: InfluxSettings, database: str, host: str, start_ms: int, 
 
 def _rewrite(settings: InfluxSettings, database: str, database_file: Path, host: str, rewritten: list[Record],
              old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
-    """Commit the rewritten points to the outbox, delete the old ones, send the outbox."""
+    """Commit the rewritten points to the outbox, delete the old ones, send the outbox.
+
+    send.lock is held from the commit to the last DELETE: a sender of a running `tracker run` that sent the
+    new rows in between could see them deleted with the old ones (a changed score keeps the series; swapped
+    categories interleave), and then they would be gone from InfluxDB and from the outbox."""
     from tracker.sinks.influx_v1 import execute
 
-    with Outbox(database_file) as outbox:
-        outbox.append_many(rewritten)
     deletes = [_delete(host, series, first, last)
                for series, points in old_by_series.items() for first, last in _moved_runs(points)]
-    for index in range(0, len(deletes), DELETES_PER_REQUEST):
-        execute(settings, database, ";".join(deletes[index:index + DELETES_PER_REQUEST]))
+    with _sending_held(database_file):
+        with Outbox(database_file) as outbox:
+            outbox.append_many(rewritten)
+        for index in range(0, len(deletes), DELETES_PER_REQUEST):
+            execute(settings, database, ";".join(deletes[index:index + DELETES_PER_REQUEST]))
     _send_outbox(settings, database_file)
+
+
+@contextmanager
+def _sending_held(database_file: Path) -> Iterator[None]:
+    """No sender sends meanwhile: send.lock held (released by the system, too, if this process dies)."""
+    from tracker.sender import LOCK_FILE, SYNC_LOCK_WAIT
+    from tracker.sinks import RetryLater
+    from tracker.status import lock_exclusively
+
+    descriptor = os.open(database_file.parent / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not lock_exclusively(descriptor, SYNC_LOCK_WAIT):
+            raise RetryLater("another tracker kept sending for too long")
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:
