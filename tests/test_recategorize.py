@@ -580,3 +580,19 @@ def test_a_sender_at_the_worst_moment_waits_and_nothing_is_lost(influxdb1: Influ
     development = influxdb1.rows(f"SELECT score FROM activity WHERE host = '{HOST}' AND category = 'Development'",
                                  influx_database)
     assert {row["score"] for row in development} == {1.5}
+
+
+def test_points_in_influxdb_without_a_local_history_are_corrected(influxdb1: InfluxDB1, influx_database: str) -> None:
+    """A new machine, or a wiped data directory: the host's points are in InfluxDB only."""
+    env = influx_env(influxdb1, influx_database)
+    write_host(HOST)
+    records = day_of_records(per_stretch=5)
+    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
+                         "\n".join(to_line(record) for record in records).encode())
+    assert status == 204, reply
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert output.startswith("Local history: no time changed category.\n")
+    assert dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE) == pytest.approx(
+        seconds_by(records, after))
