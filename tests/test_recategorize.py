@@ -596,3 +596,20 @@ def test_points_in_influxdb_without_a_local_history_are_corrected(influxdb1: Inf
     assert output.startswith("Local history: no time changed category.\n")
     assert dashboard_time_per_category(influxdb1, influx_database, HOST, *WHOLE_RANGE) == pytest.approx(
         seconds_by(records, after))
+
+
+def test_a_retention_policy_in_the_bucket_is_read_and_corrected(influxdb1: InfluxDB1, influx_database: str) -> None:
+    influxdb1.query(f'CREATE RETENTION POLICY "year" ON "{influx_database}" DURATION 520w REPLICATION 1',
+                    method="POST")
+    env = {**influx_env(influxdb1, influx_database), "TRACKER_INFLUX_BUCKET": f"{influx_database}/year"}
+    write_host(HOST)
+    write_rules(BEFORE)
+    records = day_of_records(per_stretch=5)
+    record_locally(records)
+    assert tracker("sync", **env)[0] == 0
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    rows = influxdb1.rows('SELECT sum("duration") FROM "year"."activity" WHERE "state" = \'active\''
+                          ' GROUP BY "category"', influx_database)
+    assert {row["category"]: row["sum"] for row in rows} == pytest.approx(seconds_by(records, after))

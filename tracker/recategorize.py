@@ -176,9 +176,12 @@ def _batches(settings: InfluxSettings, database: str, host: str, start_ms: int, 
     the times it covers (a point of a series is never split from its neighbours), and where the next starts."""
     from tracker.sinks.influx_v1 import execute
 
+    retention_policy = settings.bucket.partition("/")[2]
+    # Points are written to the bucket's retention policy, when it names one: read them there.
+    source = f'"{retention_policy}"."{MEASUREMENT}"' if retention_policy else f'"{MEASUREMENT}"'
     cursor = start_ms
     while cursor < until_ms:
-        statement = (f'SELECT * FROM "{MEASUREMENT}" WHERE "host" = {quote(host)} AND time >= {cursor}ms'
+        statement = (f'SELECT * FROM {source} WHERE "host" = {quote(host)} AND time >= {cursor}ms'
                      f' AND time < {until_ms}ms ORDER BY time LIMIT {BATCH_POINTS}')
         points = list(_points(execute(settings, database, statement, epoch="ms", body_cap=ANSWER_CAP)))
         if len(points) < BATCH_POINTS:
