@@ -318,6 +318,15 @@ def influx_totals(server: InfluxDB1, database: str, host: str) -> tuple[float, i
     return (rows[0]["sum"], rows[0]["count"]) if rows else (0.0, 0)
 
 
+def recorded_and_sent(records: list[Record], env: dict[str, str]) -> None:
+    """Recorded as HOST under BEFORE, kept locally and sent to InfluxDB with `tracker sync`."""
+    write_host(HOST)
+    write_rules(BEFORE)
+    record_locally(records)
+    code, output = tracker("sync", **env)
+    assert code == 0, output
+
+
 WHOLE_RANGE = (int((START - timedelta(days=60)).timestamp() * 1000), int(time.time() * 1000))
 
 
@@ -385,11 +394,8 @@ def test_since_bounds_the_points_corrected(influxdb1: InfluxDB1, influx_database
 def test_with_influxdb_down_the_local_part_happens_and_it_says_so(own_influxdb1: InfluxDB1) -> None:
     own_influxdb1.create_database("tracker")
     env = influx_env(own_influxdb1, "tracker")
-    write_host(HOST)
-    write_rules(BEFORE)
     records = day_of_records(per_stretch=5)
-    record_locally(records)
-    assert tracker("sync", **env)[0] == 0
+    recorded_and_sent(records, env)
     write_rules(AFTER)
     own_influxdb1.stop()
     code, output = tracker("recategorize", "--all", **env)
@@ -422,11 +428,8 @@ def test_victoriametrics_is_not_corrected_and_it_says_so(victoria: Any) -> None:
 
 def test_killed_at_random_moments_a_rerun_ends_the_same(influxdb1: InfluxDB1, influx_database: str) -> None:
     env = influx_env(influxdb1, influx_database)
-    write_host(HOST)
-    write_rules(BEFORE)
     records = day_of_records(days=10, per_stretch=40)  # 10,400 points in 6 batches, 3,200 of them to move
-    record_locally(records)
-    assert tracker("sync", **env)[0] == 0
+    recorded_and_sent(records, env)
     total = influx_totals(influxdb1, influx_database, HOST)
     expected = {BEFORE: seconds_by(records), AFTER: seconds_by(records, after)}
     command = [str(Path(sys.executable).parent / "tracker"), "recategorize", "--all"]
@@ -524,11 +527,8 @@ def test_delete_ranges_take_every_moved_point_of_a_series_and_no_kept_one(points
 def test_a_changed_score_alone_rewrites_the_scores_and_keeps_the_time(influxdb1: InfluxDB1,
                                                                        influx_database: str) -> None:
     env = influx_env(influxdb1, influx_database)
-    write_host(HOST)
-    write_rules(BEFORE)
     records = day_of_records(per_stretch=10)
-    record_locally(records)
-    assert tracker("sync", **env)[0] == 0
+    recorded_and_sent(records, env)
     totals = influx_totals(influxdb1, influx_database, HOST)
     write_rules(BEFORE.replace("Development: {score: 2,", "Development: {score: 1.5,"))
     code, output = tracker("recategorize", "--all", **env)
@@ -554,11 +554,8 @@ def test_a_sender_at_the_worst_moment_waits_and_nothing_is_lost(influxdb1: Influ
     from tracker.sinks import influx_v1
 
     env = influx_env(influxdb1, influx_database)
-    write_host(HOST)
-    write_rules(BEFORE)
     records = day_of_records(days=2, per_stretch=20)
-    record_locally(records)
-    assert tracker("sync", **env)[0] == 0
+    recorded_and_sent(records, env)
     totals = influx_totals(influxdb1, influx_database, HOST)
     write_rules(BEFORE.replace("Development: {score: 2,", "Development: {score: 1.5,"))
 
@@ -602,11 +599,8 @@ def test_a_retention_policy_in_the_bucket_is_read_and_corrected(influxdb1: Influ
     influxdb1.query(f'CREATE RETENTION POLICY "year" ON "{influx_database}" DURATION 520w REPLICATION 1',
                     method="POST")
     env = {**influx_env(influxdb1, influx_database), "TRACKER_INFLUX_BUCKET": f"{influx_database}/year"}
-    write_host(HOST)
-    write_rules(BEFORE)
     records = day_of_records(per_stretch=5)
-    record_locally(records)
-    assert tracker("sync", **env)[0] == 0
+    recorded_and_sent(records, env)
     write_rules(AFTER)
     code, output = tracker("recategorize", "--all", **env)
     assert code == 0, output
