@@ -607,3 +607,21 @@ def test_a_retention_policy_in_the_bucket_is_read_and_corrected(influxdb1: Influ
     rows = influxdb1.rows('SELECT sum("duration") FROM "year"."activity" WHERE "state" = \'active\''
                           ' GROUP BY "category"', influx_database)
     assert {row["category"]: row["sum"] for row in rows} == pytest.approx(seconds_by(records, after))
+
+
+def test_a_query_answer_longer_than_read_is_refused_not_taken_as_empty(influxdb1: InfluxDB1,
+                                                                        influx_database: str) -> None:
+    """A cut answer is no JSON: read as "no points", recategorize would have found nothing to move."""
+    from tracker.config import InfluxSettings
+    from tracker.sinks import TooLarge
+    from tracker.sinks.influx_v1 import execute
+
+    records = day_of_records(per_stretch=5)
+    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
+                         "\n".join(to_line(record) for record in records).encode())
+    assert status == 204, reply
+    settings = InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1")
+    with pytest.raises(TooLarge, match="answered a query with more than 10,000 bytes"):
+        execute(settings, influx_database, "SELECT * FROM activity", body_cap=10_000)
+    (result,) = execute(settings, influx_database, "SELECT * FROM activity", epoch="ms", body_cap=10_000_000)
+    assert len(result["series"][0]["values"]) == len(records)
