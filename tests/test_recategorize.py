@@ -231,6 +231,24 @@ def test_nothing_to_move_says_so() -> None:
     assert output.startswith("Local history: no time changed category.")
 
 
+def test_time_whose_details_privacy_dropped_keeps_what_a_domain_rule_decided() -> None:
+    """A private window on github.com was Development by its URL, which was never kept: its app alone cannot
+    tell that again, so it stays. Time in a category only app rules decide follows its app."""
+    write_rules(BEFORE)
+    moment = int(START.timestamp() * 1000)
+    private = [Record(moment + index * 10_000, STEP, HOST, "Firefox", "Firefox", "Development", 2.0)
+               for index in range(30)]
+    chat = [Record(moment + 400_000 + index * 10_000, STEP, HOST, "Slack", "Slack", "Communication", 0.0)
+            for index in range(30)]
+    record_locally(private + chat)
+    write_rules(BEFORE.replace("Communication: {score: 0, apps: [Slack]}", "Chat: {score: 0, apps: [Slack]}"))
+    code, output = tracker("recategorize", "--all")
+    assert code == 0, output
+    assert report_by_category() == pytest.approx({"Development": 300.0, "Chat": 300.0})
+    code, output = tracker("recategorize", "--all")
+    assert output.startswith("Local history: no time changed category."), output
+
+
 def test_since_and_all_together_is_a_usage_error() -> None:
     code, output = tracker("recategorize", "--all", "--since", "7d")
     assert code == 2 and "choose one of --since and --all" in output
@@ -277,12 +295,12 @@ def test_rollups_after_recategorizing_equal_a_rebuild(tmp_path: Path, stretches:
             moment += int(gap * 60_000)
         history.add(Record(moment, STEP, HOST, "Terminal", "Terminal", UNCATEGORIZED, 0.0))  # last, unmoved
     from tracker.classify import parse_categories
-    from tracker.recategorize import reclassified
+    from tracker.recategorize import Reclassifier
 
     rules = parse_categories(AFTER, tmp_path / "categories.yaml")
     with HistoryWriter(database, default_pulsetime(STEP)) as history:
         history.recategorize(int(START.timestamp() * 1000) + since_offset * 1000,
-                             lambda data: reclassified(rules, data))
+                             Reclassifier(rules))
     assert rollups_in_step(database)
     assert_same_rollups(rollups(database), rebuilt_rollups(database, database.with_suffix(".copy")))
     with History(database) as history:

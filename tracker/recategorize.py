@@ -86,12 +86,27 @@ def is_away(category: str, state: str) -> bool:
     return state != STATE_ACTIVE or category == AWAY
 
 
-def reclassified(categories: Categories, recorded: _Recorded) -> _Recorded | None:
-    """A record or event with the category and score today's rules give it; None for away time."""
-    if is_away(recorded.category, recorded.state):
-        return None
-    category, score = new_category(categories, recorded.app, recorded.title, recorded.url)
-    return replace(recorded, category=category, score=score)
+class Reclassifier:
+    """Today's category and score for recorded time, from what was kept of each sample."""
+
+    def __init__(self, categories: Categories) -> None:
+        self.categories = categories
+        # Categories that a title or domain rule can decide: time in one with neither title nor URL kept may
+        # have been decided by details that privacy settings dropped (a private window on github.com).
+        self._decided_by_details = {category.name for category in categories.categories
+                                    if any(rule.kind != "app" for rule in category.rules)}
+
+    def __call__(self, recorded: _Recorded) -> _Recorded | None:
+        """The record or event with today's category and score; None when it stays as it is: away time, and
+        time with no title or URL kept whose category a title or domain rule can decide, which its app
+        alone cannot tell again."""
+        if is_away(recorded.category, recorded.state):
+            return None
+        category, score = new_category(self.categories, recorded.app, recorded.title, recorded.url)
+        if (recorded.title is None and recorded.url is None and category != recorded.category
+                and recorded.category in self._decided_by_details):
+            return None
+        return replace(recorded, category=category, score=score)
 
 
 # -- the local parts ------------------------------------------------------------------------------
@@ -100,12 +115,13 @@ def recategorize_local(database: Path, categories: Categories, since_ms: int | N
                        apply: bool) -> tuple[Moves, int]:
     """The history's events (and rollups) and the outbox's waiting rows from `since_ms` on: the history's
     moves, and how many outbox rows changed (0 with `apply` False: they are not counted then)."""
+    reclassify = Reclassifier(categories)
     with HistoryWriter(database, pulsetime) as history:
-        moved = history.recategorize(since_ms, lambda data: reclassified(categories, data), apply)
+        moved = history.recategorize(since_ms, reclassify, apply)
     rows = 0
     if apply:
         with Outbox(database) as outbox:
-            rows = outbox.recategorize(since_ms, lambda record: reclassified(categories, record))
+            rows = outbox.recategorize(since_ms, reclassify)
     return history_moves(moved), rows
 
 
@@ -144,6 +160,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
     part = InfluxPart()
     if apply:
         _send_outbox(settings, database_file)  # what an interrupted run left, before reading the points
+    reclassify = Reclassifier(categories)
     origin = since_ms
     for records, cursor in _batches(settings, database, host, since_ms or 0, until_ms):
         rewritten: list[Record] = []
@@ -152,7 +169,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
             if foreign:
                 part.skipped += 1
                 continue
-            new = reclassified(categories, record)
+            new = reclassify(record)
             moved = new is not None and (new.category, new.score) != (record.category, record.score)
             old_by_series[_series(record)].append((record.time_ms, moved))
             if new is not None and moved:
