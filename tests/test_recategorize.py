@@ -643,3 +643,24 @@ def test_a_query_answer_longer_than_read_is_refused_not_taken_as_empty(influxdb1
         execute(settings, influx_database, "SELECT * FROM activity", body_cap=10_000)
     (result,) = execute(settings, influx_database, "SELECT * FROM activity", epoch="ms", body_cap=10_000_000)
     assert len(result["series"][0]["values"]) == len(records)
+
+
+@given(app=st.sampled_from(["Code", "Firefox", "Slack", "Gimp", "firefox"]),
+       title=st.sampled_from([None, "#standup | Acme", "model.py — Code", "r/python", "anything"]),
+       url=st.sampled_from([None, "https://www.reddit.com/r/python", "https://github.com/x", "https://example.org"]),
+       private=st.booleans(), rules=st.sampled_from([BEFORE, AFTER]))
+def test_with_unchanged_rules_nothing_moves(app: str, title: str | None, url: str | None, private: bool,
+                                            rules: str) -> None:
+    """Recorded as `tracker run` records (classified, then details dropped for a private window), then
+    reclassified with the same rules: the category stays."""
+    from tracker.classify import parse_categories
+    from tracker.model import Sample
+    from tracker.recategorize import Reclassifier
+
+    categories = parse_categories(rules, Path("categories.yaml"))
+    sample = Sample(START, app, title, url, private=private)
+    match = categories.classify(sample)
+    kept = sample.without_details() if private else sample
+    record = Record(0, STEP, HOST, app, kept.activity, match.category, match.score, title=kept.title, url=kept.url)
+    again = Reclassifier(categories)(record)
+    assert again is None or (again.category, again.score) == (record.category, record.score)
