@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -664,3 +665,27 @@ def test_with_unchanged_rules_nothing_moves(app: str, title: str | None, url: st
     record = Record(0, STEP, HOST, app, kept.activity, match.category, match.score, title=kept.title, url=kept.url)
     again = Reclassifier(categories)(record)
     assert again is None or (again.category, again.score) == (record.category, record.score)
+
+
+def test_points_with_a_tag_tracker_does_not_write_are_left_alone(influxdb1: InfluxDB1, influx_database: str) -> None:
+    """Among this host's points, some carry one more tag (as `tracker demo` writes demo=true): a DELETE by the
+    usual tags would take them too, so the ranges deleted go around them."""
+    from tracker.demo import demo_line
+
+    env = influx_env(influxdb1, influx_database)
+    records = day_of_records(per_stretch=6)
+    recorded_and_sent(records, env)
+    foreign = [replace(record, time_ms=record.time_ms + 5_000) for record in records if record.category == "Social"]
+    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
+                         "\n".join(demo_line(record) for record in foreign).encode())
+    assert status == 204, reply
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert f"{len(foreign)} points with tags tracker does not write" in output
+    kept = influxdb1.rows(f"SELECT count(\"duration\") FROM activity WHERE host = '{HOST}' AND demo = 'true'"
+                          " AND category = 'Social'", influx_database)
+    assert kept[0]["count"] == len(foreign)
+    ours = influxdb1.rows(f"SELECT sum(\"duration\") FROM activity WHERE host = '{HOST}' AND demo != 'true'"
+                          " AND state = 'active' GROUP BY category", influx_database)
+    assert {row["category"]: row["sum"] for row in ours} == pytest.approx(seconds_by(records, after))

@@ -36,7 +36,7 @@ from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved
 from tracker.lineprotocol import MEASUREMENT, clean_tag
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Sample
-from tracker.outbox import Outbox
+from tracker.outbox import Outbox, samples
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
 BATCH_POINTS = 2000
@@ -166,12 +166,11 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
         rewritten: list[Record] = []
         old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]] = defaultdict(list)
         for record, foreign in records:
-            if foreign:
-                part.skipped += 1
-                continue
-            new = reclassify(record)
+            new = None if foreign else reclassify(record)
             moved = new is not None and (new.category, new.score) != (record.category, record.score)
+            # A foreign point (one more tag) is kept like any other: a DELETE by these tags would take it too.
             old_by_series[_series(record)].append((record.time_ms, moved))
+            part.skipped += foreign
             if new is not None and moved:
                 rewritten.append(new)
                 part.points += 1
@@ -254,8 +253,8 @@ def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:
 
     result = Sender(database_file, settings, lambda _notice: None).send_all()
     if not result.ok:
-        raise RetryLater(f"{(result.error or '').rstrip('.')}; {result.waiting} rewritten points wait in the "
-                         "outbox and are sent by `tracker sync` or `tracker run`")
+        raise RetryLater(f"{(result.error or '').rstrip('.')}; {samples(result.waiting)} wait in the outbox"
+                         " (the rewritten points among them), sent by `tracker sync` or `tracker run`")
 
 
 def _points(results: list[dict[str, Any]]) -> Iterator[tuple[Record, bool]]:
