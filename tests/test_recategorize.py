@@ -337,6 +337,12 @@ def influx_totals(server: InfluxDB1, database: str, host: str) -> tuple[float, i
     return (rows[0]["sum"], rows[0]["count"]) if rows else (0.0, 0)
 
 
+def write_points(server: InfluxDB1, database: str, lines: list[str]) -> None:
+    """Points written straight to InfluxDB, as another machine or `tracker demo` writes them."""
+    status, reply = http("POST", f"{server.url}/write?db={database}&precision=ms", "\n".join(lines).encode())
+    assert status == 204, reply
+
+
 def recorded_and_sent(records: list[Record], env: dict[str, str]) -> None:
     """Recorded as HOST under BEFORE, kept locally and sent to InfluxDB with `tracker sync`."""
     write_host(HOST)
@@ -356,9 +362,7 @@ def test_influxdb_points_move_and_the_dashboard_follows(influxdb1: InfluxDB1, in
     records = day_of_records(days=3)
     record_locally(records)
     other = day_of_records(host=OTHER_HOST, per_stretch=5)  # another machine's points: never touched
-    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
-                         "\n".join(to_line(record) for record in other).encode())
-    assert status == 204, reply
+    write_points(influxdb1, influx_database, [to_line(record) for record in other])
     code, output = tracker("sync", **env)
     assert code == 0, output
     other_before = dashboard_time_per_category(influxdb1, influx_database, OTHER_HOST, *WHOLE_RANGE)
@@ -603,9 +607,7 @@ def test_points_in_influxdb_without_a_local_history_are_corrected(influxdb1: Inf
     env = influx_env(influxdb1, influx_database)
     write_host(HOST)
     records = day_of_records(per_stretch=5)
-    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
-                         "\n".join(to_line(record) for record in records).encode())
-    assert status == 204, reply
+    write_points(influxdb1, influx_database, [to_line(record) for record in records])
     write_rules(AFTER)
     code, output = tracker("recategorize", "--all", **env)
     assert code == 0, output
@@ -636,9 +638,7 @@ def test_a_query_answer_longer_than_read_is_refused_not_taken_as_empty(influxdb1
     from tracker.sinks.influx_v1 import execute
 
     records = day_of_records(per_stretch=5)
-    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
-                         "\n".join(to_line(record) for record in records).encode())
-    assert status == 204, reply
+    write_points(influxdb1, influx_database, [to_line(record) for record in records])
     settings = InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1")
     with pytest.raises(TooLarge, match="answered a query with more than 10,000 bytes"):
         execute(settings, influx_database, "SELECT * FROM activity", body_cap=10_000)
@@ -676,9 +676,7 @@ def test_points_with_a_tag_tracker_does_not_write_are_left_alone(influxdb1: Infl
     records = day_of_records(per_stretch=6)
     recorded_and_sent(records, env)
     foreign = [replace(record, time_ms=record.time_ms + 5_000) for record in records if record.category == "Social"]
-    status, reply = http("POST", f"{influxdb1.url}/write?db={influx_database}&precision=ms",
-                         "\n".join(demo_line(record) for record in foreign).encode())
-    assert status == 204, reply
+    write_points(influxdb1, influx_database, [demo_line(record) for record in foreign])
     write_rules(AFTER)
     code, output = tracker("recategorize", "--all", **env)
     assert code == 0, output
