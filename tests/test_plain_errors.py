@@ -142,7 +142,8 @@ def foreign_database(tables: Sequence[str]) -> bytes:
 
 # Each command that reads or writes the local database, as the CLI runs it.
 DATABASE_COMMANDS = [("outbox",), ("outbox", "--json"), ("sync", "--influx-url", UNREACHABLE), ("report",),
-                     ("report", "--json", "--since", "30d"), ("categories", "uncategorized")]
+                     ("report", "--json", "--since", "30d"), ("categories", "uncategorized"),
+                     ("recategorize", "--dry-run"), ("recategorize", "--all")]
 DAMAGED = {
     "a PNG": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40,
     "zeros": bytes(8192),

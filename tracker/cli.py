@@ -469,6 +469,63 @@ def _write_out(chunks: Iterable[str], output: str | None) -> None:
         raise Failure(f"Cannot write {output}: {(error.strerror or str(error)).lower()}.", 1) from None
 
 
+# -- tracker recategorize -------------------------------------------------------------------------
+
+@cli.command(short_help="Apply today's categories to recorded history.")
+@click.option("--since", default="30d", show_default=True, metavar="WHEN",
+              help="From when: 30d (today and the 29 days before), yesterday, or a date like 2024-05-01.")
+@click.option("--all", "everything", is_flag=True, help="All recorded history, however old.")
+@click.option("--dry-run", is_flag=True, help="Print what would move from which category to which; change nothing.")
+@influx_options
+def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: object) -> None:
+    """Apply today's categories to the local history, the outbox and this host's points in InfluxDB."""
+    from tracker import present
+    from tracker import recategorize as recategorizing
+    from tracker.events import default_pulsetime
+    from tracker.lineprotocol import clean_tag
+    from tracker.paths import database_file
+    from tracker.sinks import SendError, display_url
+    from tracker.store import StoreUnavailable
+    from tracker.timespec import local_now, parse_since
+
+    if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("choose one of --since and --all")
+    now = local_now()
+    try:
+        since_ms = None if everything else int(parse_since(since, now).timestamp() * 1000)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    loaded = load_or_exit(setting_overrides(setting_values)).settings
+    categories = _categories_or_exit()
+    database = database_file()
+    try:
+        history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
+            database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)
+    except StoreUnavailable as error:
+        raise Failure(str(error), 1) from None
+    outcome = recategorizing.Outcome(history, outbox_rows, None)
+    failure: str | None = None  # when the correction of InfluxDB failed part-way: one sentence, exit 1
+    if not loaded.influx.configured:
+        outcome.influx_note = "InfluxDB is not configured: only the local history was recategorised."
+    else:
+        try:
+            with _progress_bar("Reading InfluxDB" if dry_run else "Correcting InfluxDB") as progress:
+                outcome.influx = recategorizing.recategorize_influx(
+                    loaded.influx, database, clean_tag(loaded.host) or "unknown", categories, since_ms,
+                    int(now.timestamp() * 1000), apply=not dry_run, progress=progress)
+        except recategorizing.NotSupported as error:
+            outcome.influx_note = f"{error}."
+        except SendError as error:
+            if dry_run:
+                outcome.influx_note = f"{error}; InfluxDB's points were not read."
+            else:
+                failure = (f"{error}; the local history was recategorised: run `tracker recategorize` again when"
+                           " InfluxDB answers, to correct the points already there.")
+    click.echo(present.recategorize_text(outcome, dry_run, display_url(loaded.influx.url)))
+    if failure:
+        raise Failure(failure, 1)
+
+
 # -- tracker demo ----------------------------------------------------------------------------------
 
 @cli.command(short_help='Write a synthetic week to InfluxDB.')

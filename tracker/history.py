@@ -11,7 +11,7 @@ import math
 import sqlite3
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple, dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -153,6 +153,17 @@ class Breakdown:
         totals = [Total(name, seconds, weighted / seconds, apps[name] if by == "activity" else None)
                   for name, (seconds, weighted) in sums.items() if seconds > 0]
         return sorted(totals, key=lambda total: (-total.seconds, total.name))
+
+
+# What an event's data becomes under today's categories; None: it stays as it is.
+Reclassify = Callable[[EventData], EventData | None]
+
+
+class Moved(NamedTuple):
+    """An event given another category or score."""
+
+    event: Event
+    now: EventData
 
 
 @dataclass(slots=True)
@@ -416,6 +427,46 @@ class HistoryWriter:
         self._written_duration = self._last.duration if self._last is not None else 0.0
         self._today = None
 
+    def recategorize(self, since_ms: int | None, reclassify: Reclassify, apply: bool = True) -> list[Moved]:
+        """Give the events starting at or after `since_ms` (None: all) the category and score `reclassify` says,
+        in one transaction, the rollups kept in step; returns what changed (with `apply` False, what would).
+
+        When the last event changes, the rollups are left out of step: a running `tracker run` holds that
+        event in memory with its old category and would add its growth to the old category's rollups, so its
+        next write rebuilds them instead (reports read the events until then)."""
+        self.flush()
+        with self._writing(), transaction(self._db):
+            rows = self._db.execute(
+                f"SELECT id, {_COLUMNS} FROM events WHERE timestamp >= ? ORDER BY timestamp, id",
+                (since_ms if since_ms is not None else -(2**62),)).fetchall()
+            moved: list[Moved] = []
+            for event in map(_event, rows):
+                new = reclassify(event.data)
+                if new is not None and (new.category, new.score) != (event.data.category, event.data.score):
+                    moved.append(Moved(event, new))
+            if not apply or not moved:
+                return moved
+            in_step = self.reports._rollups_in_step()
+            self._db.executemany("UPDATE events SET category = ?, score = ? WHERE id = ?",
+                                 [(m.now.category, m.now.score, m.event.id) for m in moved])
+            last = self._load_last()
+            if in_step:
+                changes = RollupChanges()
+                for m in moved:
+                    changes.add(m.event.data, m.event.timestamp_ms, m.event.end_ms, sign=-1.0)
+                    changes.add(m.now, m.event.timestamp_ms, m.event.end_ms)
+                changes.write(self._db)
+                # What a category lost entirely is left as rounding dust: such rows are no category's time.
+                self._db.execute("DELETE FROM day_totals WHERE abs(seconds) < 1e-6")
+                if last is None or last.id not in {m.event.id for m in moved}:
+                    self._db.execute("INSERT INTO rollups_in_step VALUES (1)")
+            elif last is None or last.id not in {m.event.id for m in moved}:
+                self._rebuild_rollups()
+        self._last = self._load_last()
+        self._written_duration = self._last.duration if self._last is not None else 0.0
+        self._today = None
+        return moved
+
     def last_end_ms(self) -> int | None:
         """Where the last event ends: a new run's records start after it."""
         return math.ceil(self._last.end_ms) if self._last is not None else None
@@ -558,14 +609,14 @@ class RollupChanges:
     days: dict[tuple[int, bool, str, str, str], list[float]] = field(default_factory=dict)
     quarter_hours: dict[int, list[float]] = field(default_factory=dict)
 
-    def add(self, data: EventData, start_ms: float, end_ms: float) -> None:
-        """An event's part from start_ms to end_ms."""
+    def add(self, data: EventData, start_ms: float, end_ms: float, sign: float = 1.0) -> None:
+        """An event's part from start_ms to end_ms (taken away with `sign` -1)."""
         for day, seconds in _parts(start_ms, end_ms, DAY_MS):
             key = (day, data.active, data.category, data.activity, data.app)
-            _add(self.days, key, seconds, seconds * data.score)
+            _add(self.days, key, sign * seconds, sign * seconds * data.score)
         if data.active:
             for quarter_hour, seconds in _parts(start_ms, end_ms, QUARTER_HOUR_MS):
-                _add(self.quarter_hours, quarter_hour, seconds, seconds * data.score)
+                _add(self.quarter_hours, quarter_hour, sign * seconds, sign * seconds * data.score)
 
     def write(self, db: sqlite3.Connection) -> None:
         add_to_existing = ("seconds = seconds + excluded.seconds, "

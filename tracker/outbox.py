@@ -290,6 +290,22 @@ class Outbox:
                     f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
                     " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
 
+    def recategorize(self, since_ms: int | None, reclassify: Callable[[Record], Record | None]) -> int:
+        """Give the samples waiting (or quarantined) from `since_ms` on (None: all) the category and score
+        `reclassify` says, their line encoded again, in one transaction; returns how many rows changed."""
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE {_SAMPLES_ONLY} AND time_ms >= ?",
+                (since_ms if since_ms is not None else -(2**62),)).fetchall()
+            changed = []
+            for row in rows:
+                record = _record(row)
+                new = reclassify(record)
+                if new is not None and (new.category, new.score) != (record.category, record.score):
+                    changed.append((new.category, new.score, to_line(new), row[0]))
+            self._connection.executemany("UPDATE outbox SET category = ?, score = ?, line = ? WHERE id = ?", changed)
+        return len(changed)
+
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.
         Returns how many rows were not final."""

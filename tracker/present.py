@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from tracker.history import Total
     from tracker.importing import ImportResult
     from tracker.outbox import OutboxStats
+    from tracker.recategorize import Outcome as RecategorizeOutcome
     from tracker.report import Report
     from tracker.service import Plan, ServiceState
     from tracker.status import RunnerState, StatusSnapshot, Vitals
@@ -486,3 +487,32 @@ def import_text(result: ImportResult, source: str) -> str:
         text += (f" Skipped {human_duration(result.skipped_seconds)} that was there already (imported before, "
                  "or recorded by tracker itself, which wins).")
     return text
+
+
+# --- tracker recategorize ------------------------------------------------------------------------------
+
+def recategorize_text(outcome: RecategorizeOutcome, dry_run: bool, where: str) -> str:
+    """What moved (or would move) from which category to which, in hours, locally and in InfluxDB."""
+    from tracker.outbox import samples
+
+    lines = [f"Local history: {_moves_text(outcome.history, dry_run)}"]
+    if outcome.outbox_rows:
+        lines.append(f"Outbox: {samples(outcome.outbox_rows)} waiting to be sent now carry today's categories.")
+    if outcome.influx is not None:
+        lines.append(f"InfluxDB at {where}: {_moves_text(outcome.influx.moves, dry_run)}")
+        if outcome.influx.skipped:
+            lines.append(f"  {outcome.influx.skipped:,} points with tags tracker does not write (such as"
+                         " demo=true) were left as they are.")
+    if outcome.influx_note:
+        lines.append(outcome.influx_note)
+    if dry_run:
+        lines.append("Nothing was changed (--dry-run).")
+    return "\n".join(lines)
+
+
+def _moves_text(moves: dict[tuple[str, str], float], dry_run: bool) -> str:
+    if not moves:
+        return "no time would change category." if dry_run else "no time changed category."
+    rows = sorted(moves.items(), key=lambda item: (-item[1], item[0]))
+    return ("would move" if dry_run else "moved") + "".join(
+        f"\n  {source} → {target}: {seconds / 3600:.2f} h" for (source, target), seconds in rows)

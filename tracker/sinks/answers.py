@@ -47,7 +47,7 @@ class Answer:
     status: int
     reason: str
     headers: Mapping[str, str]  # case-insensitive (urllib3's HTTPHeaderDict)
-    body: bytes  # at most ANSWER_CAP bytes, decompressed
+    body: bytes  # at most ANSWER_CAP bytes (unless the request asked for more), decompressed
     complete: bool  # False when the body went on beyond what was read
 
     def text(self, settings: InfluxSettings | None) -> str:
@@ -56,13 +56,13 @@ class Answer:
         return text if self.complete else without_secret_tail(text, settings)
 
 
-def read_body(read1: Callable[[int], bytes], seconds: float) -> tuple[bytes, bool]:
-    """At most ANSWER_CAP (and a chunk) bytes of a body, read for at most `seconds`; and whether that was all
-    of it. read1 returns what has arrived: a trickle cannot hold the read past the deadline."""
+def read_body(read1: Callable[[int], bytes], seconds: float, cap: int = ANSWER_CAP) -> tuple[bytes, bool]:
+    """At most `cap` (and a chunk) bytes of a body, read for at most `seconds`; and whether that was all of it.
+    read1 returns what has arrived: a trickle cannot hold the read past the deadline."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
-    while size <= ANSWER_CAP and time.monotonic() < deadline:
+    while size <= cap and time.monotonic() < deadline:
         chunk = read1(_CHUNK)
         if not chunk:
             return b"".join(chunks), True
@@ -71,12 +71,12 @@ def read_body(read1: Callable[[int], bytes], seconds: float) -> tuple[bytes, boo
     return b"".join(chunks), False
 
 
-def answer_of(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes, complete: bool) -> Answer:
-    """The answer, its body decompressed (with the same bound) as its Content-Encoding says."""
+def answer_of(status: int, reason: str | None, headers: Mapping[str, str], raw: bytes, complete: bool,
+              cap: int = ANSWER_CAP) -> Answer:
+    """The answer, its body decompressed (with the same bound, `cap`) as its Content-Encoding says."""
     encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
-    body, decoded_all = _decoded(raw, encoding)
-    return Answer(status, reason or "", headers, body[:ANSWER_CAP],
-                  complete and decoded_all and len(body) <= ANSWER_CAP)
+    body, decoded_all = _decoded(raw, encoding, cap)
+    return Answer(status, reason or "", headers, body[:cap], complete and decoded_all and len(body) <= cap)
 
 
 def read_answer(response: Response, seconds: float) -> Answer:
@@ -92,9 +92,9 @@ def read_answer(response: Response, seconds: float) -> Answer:
     return answer_of(response.status, response.reason, response.headers, raw, complete)
 
 
-def _decoded(raw: bytes, encoding: str) -> tuple[bytes, bool]:
-    """The body decompressed to at most ANSWER_CAP + 1 bytes (a small bomb cannot grow big); and whether all of
-    it was. An encoding tracker cannot read leaves no body."""
+def _decoded(raw: bytes, encoding: str, cap: int) -> tuple[bytes, bool]:
+    """The body decompressed to at most `cap` + 1 bytes (a small bomb cannot grow big); and whether all of it
+    was. An encoding tracker cannot read leaves no body."""
     if encoding in ("identity", ""):
         return raw, True
     wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding)
@@ -102,7 +102,7 @@ def _decoded(raw: bytes, encoding: str) -> tuple[bytes, bool]:
         return b"", False
     try:
         decompressor = zlib.decompressobj(wbits)
-        body = decompressor.decompress(raw, ANSWER_CAP + 1)
+        body = decompressor.decompress(raw, cap + 1)
         return body, not decompressor.unconsumed_tail
     except zlib.error:
         return b"", False

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from tracker.config import InfluxSettings
 from tracker.sinks import (
     ConfigurationError,
+    TooLarge,
     check_header_value,
     check_write,
     display_url,
@@ -23,7 +24,7 @@ from tracker.sinks import (
     server_reason,
     unreachable,
 )
-from tracker.sinks.answers import Answer, is_html
+from tracker.sinks.answers import ANSWER_CAP, Answer, is_html
 from tracker.sinks.plainhttp import BadCAFile, Connection, Unreachable
 from tracker.sinks.shown import base_url, credentials
 
@@ -37,11 +38,11 @@ def connection(settings: InfluxSettings) -> Connection:
 
 
 def request(settings: InfluxSettings, to: Connection, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> Answer:
-    """The server's answer, read with bounds; RetryLater when it cannot be reached, ConfigurationError for a
-    CA file that cannot be used."""
+            headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
+    """The server's answer, read with bounds (`cap` bytes of body); RetryLater when it cannot be reached,
+    ConfigurationError for a CA file that cannot be used."""
     try:
-        return to.request(method, path, body, {**(headers or {}), **authorization(settings)})
+        return to.request(method, path, body, {**(headers or {}), **authorization(settings)}, cap)
     except Unreachable as error:
         raise unreachable(settings, str(error)) from None
     except BadCAFile as error:
@@ -62,11 +63,11 @@ def authorization(settings: InfluxSettings) -> dict[str, str]:
 
 
 def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes | None = None,
-                 headers: dict[str, str] | None = None) -> Answer:
+                 headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
     """One request on a connection of its own, closed after it."""
     to = connection(settings)
     try:
-        return request(settings, to, method, path, body, headers)
+        return request(settings, to, method, path, body, headers, cap)
     finally:
         to.close()
 
@@ -100,10 +101,16 @@ def speaks_v1(settings: InfluxSettings) -> bool:
     return detect_api(settings)[0] == "v1"
 
 
-def execute(settings: InfluxSettings, database: str, statement: str) -> list[dict[str, Any]]:
-    """Run one InfluxQL statement (POST /query): its results; SendError when the server refuses it."""
-    response = _one_request(settings, "POST", "/query", urlencode({"db": database, "q": statement}).encode(),
-                            {"Content-Type": "application/x-www-form-urlencoded"})
+def execute(settings: InfluxSettings, database: str, statement: str, epoch: str | None = None,
+            body_cap: int = ANSWER_CAP) -> list[dict[str, Any]]:
+    """Run one InfluxQL statement (POST /query): its results, times in `epoch` units (e.g. "ms") when given,
+    else RFC 3339; SendError when the server refuses it, or when its answer is longer than `body_cap` bytes."""
+    form = {"db": database, "q": statement, **({"epoch": epoch} if epoch else {})}
+    response = _one_request(settings, "POST", "/query", urlencode(form).encode(),
+                            {"Content-Type": "application/x-www-form-urlencoded"}, body_cap)
+    if response.status == 200 and not response.complete:  # cut: what was read is no whole answer
+        raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {body_cap:,}"
+                       " bytes, or too slowly to read it whole")
     if response.status != 200:
         raise error_for_status(settings, response.status, server_reason(response.text(settings),
                                                                         str(response.status), settings))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
-from tracker.sinks.answers import Answer, answer_of, read_body
+from tracker.sinks.answers import ANSWER_CAP, Answer, answer_of, read_body
 
 
 class Unreachable(Exception):
@@ -41,8 +41,8 @@ class Connection:
         self._connection: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Answer:
-        """The server's answer to one request; Unreachable when there is none."""
+                headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
+        """The server's answer to one request, at most `cap` bytes of its body; Unreachable when there is none."""
         connection = self._connection
         if connection is None or not _still_open(connection):
             connection = self._open()
@@ -53,14 +53,14 @@ class Connection:
                 phase = "answer"
             connection.request(method, self.base_path + path, body=body, headers=headers or {})
             response = connection.getresponse()
-            raw, complete = read_body(response.read1, self.timeout)
+            raw, complete = read_body(response.read1, self.timeout, cap)
             if complete:
                 response.read()  # nothing is left: this marks the response done, so the connection takes the next
             else:  # a longer or slower body than anyone needs: drop the connection, not read on
                 self.close()
             # An email.message.Message: read like a mapping, its names case-insensitive as HTTP's are.
             answer_headers = cast(Mapping[str, str], response.headers)
-            return answer_of(response.status, response.reason, answer_headers, raw, complete)
+            return answer_of(response.status, response.reason, answer_headers, raw, complete, cap)
         except ssl.SSLCertVerificationError as error:
             self.close()
             raise Unreachable(f"TLS failed: {error.verify_message or 'the certificate is not trusted'}") from None
