@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,10 @@ def text_edit_in_front(mac) -> None:
     mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
 
 
+# Automation for System Events and Accessibility, as the lines after `desktop` say when both are granted.
+GRANTED = [("permission", "ok"), ("permission", "ok")]
+
+
 def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
     return [(check.name, check.outcome) for check in checks]
 
@@ -233,9 +238,11 @@ def test_macos_with_every_permission(mac):
 
     text_edit_in_front(mac)
     checks = check_desktop("macos")
-    assert outcomes(checks) == [("desktop", "ok"), ("idle time", "ok")]
+    assert outcomes(checks) == [("desktop", "ok"), *GRANTED, ("idle time", "ok")]
     assert checks[0].detail == "macos: the foreground app is TextEdit"
-    assert checks[1].detail == "7 s since the last keyboard or mouse input"
+    assert [check.detail for check in checks[1:3]] == ["may control System Events",
+                                                       "may read window titles (Accessibility)"]
+    assert checks[3].detail == "7 s since the last keyboard or mouse input"
 
 
 def test_macos_without_automation_of_system_events_blocks_recording(mac):
@@ -259,14 +266,98 @@ def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
     text_edit_in_front(mac)
     mac.accessibility = False
     checks = check_desktop("macos")
-    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("permission", "ok"),
+                                ("idle time", "ok")]
     assert "Accessibility" in checks[1].fix
     mac.accessibility = True
     mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS, windows=[Window("Issues", "https://github.com/")],
             front=True)
     mac.automation["Google Chrome"] = "refused"
     checks = check_desktop("macos")
-    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("idle time", "ok")]
-    assert checks[1].detail == "tracker is not allowed to control Google Chrome, so Google Chrome is recorded by " \
+    assert outcomes(checks) == [("desktop", "ok"), *GRANTED, ("browser", "warning"), ("idle time", "ok")]
+    assert checks[3].detail == "tracker is not allowed to control Google Chrome, so Google Chrome is recorded by " \
                                "app only"
     assert not blocks_recording(checks)
+
+
+def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
+    from fake_appscript import CHROME_TERMS, Window
+
+    from tracker.doctor import check_desktop
+
+    # Reading a Chrome tab never touches System Events' UI elements, so the read alone would not tell.
+    mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS, windows=[Window("Issues", "https://github.com/")],
+            front=True)
+    mac.accessibility = False
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), ("permission", "warning"), ("permission", "ok"),
+                                ("browser", "ok"), ("idle time", "ok")]
+    assert checks[1].detail.startswith("tracker is not allowed to read window titles")
+    assert "Accessibility" in checks[1].fix
+
+
+def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac):
+    from fake_appscript import CHROME_TERMS, SAFARI_TERMS, STANDARD_TERMS, Window
+
+    from tracker.doctor import blocks_recording, check_desktop
+
+    text_edit_in_front(mac)  # neither browser in front: the one read of the foreground never asks them
+    mac.add("Safari", "com.apple.Safari", SAFARI_TERMS, windows=[Window("Apple", "https://apple.com/")])
+    mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS)  # no window open
+    mac.add("Firefox", "org.mozilla.firefox", STANDARD_TERMS, windows=[Window("Mozilla")])  # never asked
+    mac.automation["Google Chrome"] = "refused"
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), *GRANTED, ("browser", "ok"), ("browser", "warning"),
+                                ("idle time", "ok")]
+    assert checks[3].detail == "may control Safari"
+    assert checks[4].detail == "tracker is not allowed to control Google Chrome, so Google Chrome is recorded by " \
+                               "app only"
+    assert checks[4].fix == ("Allow your terminal (or whatever runs tracker) to control Google Chrome in System "
+                             "Settings → Privacy & Security → Automation, then restart tracker.")
+    assert not blocks_recording(checks)
+    assert not any(process == "Firefox" for process, _, _ in mac.events)
+
+
+def test_macos_a_browser_waiting_for_its_prompt_is_a_warning_and_doctor_does_not_wait(mac):
+    from fake_appscript import ARC_TERMS
+
+    from tracker.doctor import check_desktop
+
+    text_edit_in_front(mac)
+    mac.add("Arc", "company.thebrowser.Browser", ARC_TERMS)
+    mac.automation["Arc"] = "prompt"  # the fake holds the Apple Event up to 60 s, as macOS holds it
+    started = time.monotonic()
+    try:
+        checks = check_desktop("macos")
+    finally:
+        mac.answer_prompt("Arc", allow=False)  # frees the request's thread
+    assert time.monotonic() - started < 30
+    assert outcomes(checks) == [("desktop", "ok"), *GRANTED, ("browser", "warning"), ("idle time", "ok")]
+    assert checks[3].detail == ("waits for an answer whether tracker may control Arc, so Arc is recorded by app "
+                                "only meanwhile")
+    assert checks[3].fix.startswith("Click OK in the prompt macOS shows about controlling Arc")
+
+
+def test_macos_without_a_browser_running_has_no_browser_line(mac):
+    from tracker.doctor import check_desktop
+
+    text_edit_in_front(mac)
+    assert [check.name for check in check_desktop("macos")] == ["desktop", "permission", "permission", "idle time"]
+
+
+def test_macos_browser_lines_in_json(mac, monkeypatch: pytest.MonkeyPatch):
+    from fake_appscript import CHROME_TERMS, SAFARI_TERMS, Window
+
+    import tracker.sources
+
+    monkeypatch.setattr(tracker.sources, "detect_platform", lambda: "macos")
+    text_edit_in_front(mac)
+    mac.add("Safari", "com.apple.Safari", SAFARI_TERMS, windows=[Window("Apple", "https://apple.com/")])
+    mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS)
+    mac.automation["Safari"] = "refused"
+    code, output = doctor("--json")
+    browsers = [(check["outcome"], check["detail"]) for check in json.loads(output)["checks"]
+                if check["name"] == "browser"]
+    assert browsers == [("warning", "tracker is not allowed to control Safari, so Safari is recorded by app only"),
+                        ("ok", "may control Google Chrome")]
+    assert code == 0  # browsers recorded by app only block nothing

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -453,6 +454,16 @@ def test_real_mac_records_the_frontmost_app_or_says_which_permission_is_missing(
     assert recorded or any("System Events" in notice for notice in said), (samples, said)
     for sample in recorded:
         assert sample.app and sample.idle_seconds is not None and isinstance(sample.locked, bool)
+
+
+@on_a_mac
+def test_real_mac_doctor_says_each_permission_without_waiting_for_a_prompt() -> None:
+    from tracker.doctor import check_desktop
+
+    started = time.monotonic()
+    checks = check_desktop("macos")
+    assert time.monotonic() - started < 60, checks  # each open prompt costs about a second, never its answer
+    assert {check.name for check in checks} <= {"desktop", "permission", "browser", "idle time"}, checks
 
 
 @on_a_mac

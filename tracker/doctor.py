@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings, LoadedSettings, Settings
     from tracker.sinks import Sink
+    from tracker.sources import Source
 
 Outcome = Literal["ok", "warning", "problem"]
 OK: Outcome = "ok"
@@ -71,10 +72,12 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
                       "Fix the desktop first.")]
     try:
         sample = source.read()
+        granted, replaced = _macos_permissions(source, sample is not None)
     finally:
         source.close()
     where = source.name + (f" on {display}" if (display := getattr(source, "display_name", None)) else "")
-    checks = [_permission_check(notice) for notice in dict.fromkeys(notices)]
+    checks = [_permission_check(notice) for notice in dict.fromkeys(notices) if notice not in replaced]
+    checks += granted
     if sample is None and blocks_recording(checks):
         checks.insert(0, Check("desktop", PROBLEM, f"{where} cannot read the foreground app",
                                "Grant the permission below."))
@@ -94,11 +97,40 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
     return checks
 
 
-def _permission_check(notice: str) -> Check:
+def _permission_check(notice: str, name: str = "permission") -> Check:
     """A permission the source reported missing (macOS): System Events blocks recording, the rest lose detail."""
     head, _, fix = notice.partition("; ")
     blocking = "no app can be recorded" in head
-    return Check("permission", PROBLEM if blocking else WARNING, head, fix[:1].upper() + fix[1:])
+    return Check(name, PROBLEM if blocking else WARNING, head, fix[:1].upper() + fix[1:])
+
+
+def _macos_permissions(source: Source, read: bool) -> tuple[list[Check], set[str]]:
+    """On macOS, the permissions granted (System Events, Accessibility), then one line per running browser that
+    tracker asks for its tab (Automation), whatever the one read above asked; and the source's notices that
+    those lines say instead. A permission refused otherwise comes as the source's own notice."""
+    from tracker.sources.macos import ALLOWED, REFUSED, WAITING, MacOSSource, automation_notice, permission_wait_notice
+
+    if not isinstance(source, MacOSSource):
+        return [], set()
+    checks = [Check("permission", OK, "may control System Events")] if read else []
+    if source.accessibility_allowed():
+        checks.append(Check("permission", OK, "may read window titles (Accessibility)"))
+    replaced: set[str] = set()
+    for browser, state in source.browser_permissions():
+        replaced.update((automation_notice(browser), permission_wait_notice(browser)))
+        if state == ALLOWED:
+            checks.append(Check("browser", OK, f"may control {browser}"))
+        elif state == REFUSED:
+            checks.append(_permission_check(automation_notice(browser), "browser"))
+        elif state == WAITING:
+            checks.append(Check("browser", WARNING, f"waits for an answer whether tracker may control {browser}, "
+                                f"so {browser} is recorded by app only meanwhile",
+                                f"Click OK in the prompt macOS shows about controlling {browser}, then run "
+                                "`tracker doctor` again."))
+        else:
+            checks.append(Check("browser", WARNING, f"{browser} did not answer, so whether tracker may control it "
+                                "is not known", "Run `tracker doctor` again once it responds."))
+    return checks, replaced
 
 
 # -- settings and categories --------------------------------------------------------------------------------

@@ -109,6 +109,17 @@ def has_private_marker(title: str | None) -> bool:
     return any(marker in folded for marker in PRIVATE_TITLE_MARKERS)
 
 
+# Whether tracker may control a browser (see MacOSSource.browser_permissions).
+ALLOWED, REFUSED, WAITING, NO_ANSWER = "allowed", "refused", "waiting", "no answer"
+
+
+class BrowserPermission(NamedTuple):
+    """A running browser that tracker asks for its tab, and whether macOS lets it."""
+
+    name: str
+    state: str  # ALLOWED, REFUSED, WAITING (a permission prompt is open) or NO_ANSWER
+
+
 class _Foreground(NamedTuple):
     """What could be read about the frontmost app's window."""
 
@@ -352,6 +363,43 @@ class MacOSSource:
             self._explain(error, name)
             return None
 
+    def browser_permissions(self) -> list[BrowserPermission]:
+        """Each running browser tracker asks for its tab (Firefox and the app-only ones it never asks), and
+        whether it may: one cheap Apple Event each, sent like every other, so an open prompt never holds it."""
+        names = self._ask_system_events(lambda events: events.processes.name)
+        bundle_ids = self._ask_system_events(lambda events: events.processes.bundle_identifier)
+        if not isinstance(names, list) or not isinstance(bundle_ids, list) or len(names) != len(bundle_ids):
+            return []  # System Events refused, or a process started or quit between the two answers
+        permissions = []
+        for name, bundle_id in zip(names, bundle_ids, strict=True):
+            if browser_kind(name, _text(bundle_id)) in (CHROMIUM, ARC, SAFARI):
+                pid = self._process_id(name)
+                if pid is not None:
+                    permissions.append(BrowserPermission(name, self._browser_permission(name, pid)))
+        return permissions
+
+    def accessibility_allowed(self) -> bool | None:
+        """Whether System Events may read apps' windows (Accessibility), asked of its own, so whichever app is
+        in front; None when it cannot be told (System Events refused, waiting, or not answering)."""
+        try:
+            self._send(SYSTEM_EVENTS, lambda: self._system_events_app().processes[SYSTEM_EVENTS].windows.name)
+        except _Waiting:
+            return None
+        except self._request_errors as error:
+            self._explain(error, SYSTEM_EVENTS)
+            return False if _accessibility_refused(error) else None
+        return True
+
+    def _browser_permission(self, name: str, pid: int) -> str:
+        try:  # every window's id: [] without windows, no error
+            self._send(name, lambda: self._browser_app(pid).windows.id)
+        except _Waiting:
+            return WAITING
+        except self._request_errors as error:
+            self._explain(error, name)
+            return REFUSED if _error_number(error) == AUTOMATION_REFUSED else NO_ANSWER
+        return ALLOWED
+
     # -- sending and explaining ------------------------------------------------------------------------
 
     def _send(self, target: str, reference: Callable[[], Any]) -> Any:
@@ -378,11 +426,9 @@ class MacOSSource:
         return answer
 
     def _explain(self, error: BaseException, target: str) -> None:
-        number = _error_number(error)
-        message = str(getattr(error, "errormessage", None) or error).lower()
-        if number == AUTOMATION_REFUSED:
+        if _error_number(error) == AUTOMATION_REFUSED:
             self._notify_once(f"automation of {target}", automation_notice(target))
-        elif target == SYSTEM_EVENTS and (number in ACCESSIBILITY_REFUSED or "assistive access" in message):
+        elif target == SYSTEM_EVENTS and _accessibility_refused(error):
             self._notify_once("accessibility", ACCESSIBILITY_NOTICE)
         else:
             log.debug("%s did not answer: %s", target, error)
@@ -402,6 +448,12 @@ def _error_number(error: BaseException) -> int | None:
         if isinstance(number, int):
             return number
     return None
+
+
+def _accessibility_refused(error: BaseException) -> bool:
+    """Whether System Events' error says that UI scripting is not allowed."""
+    message = str(getattr(error, "errormessage", None) or error).lower()
+    return _error_number(error) in ACCESSIBILITY_REFUSED or "assistive access" in message
 
 
 def _text(value: Any) -> str | None:
