@@ -64,7 +64,8 @@ def run_until_killed(driver: Path, settings: InfluxSettings, first: int, burst: 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            if line.startswith("committed "):
+            # A line the kill cut short (no newline yet) says nothing for sure.
+            if line.startswith("committed ") and line.endswith("\n"):
                 committed_until[0] = int(line.split()[1])
 
     reader = threading.Thread(target=read, daemon=True)
