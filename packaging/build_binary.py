@@ -14,8 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Never imported by tracker: test tools, and rich's syntax highlighting and Markdown, which tracker does not use.
-EXCLUDED = ("tkinter", "pytest", "hypothesis", "mypy", "pygments", "markdown_it", "pydoc_data")
+# Never imported by tracker: test tools, rich's syntax highlighting and Markdown (unused), and setuptools, which
+# PyInstaller's hooks would otherwise pull in.
+EXCLUDED = ("tkinter", "pytest", "hypothesis", "mypy", "pygments", "markdown_it", "pydoc_data", "setuptools",
+            "pkg_resources")
 
 
 def build(dist: Path) -> Path:
