@@ -177,7 +177,7 @@ def test_auto_detection_waits_for_a_server_that_is_down_at_start(servers, versio
     assert all(request.path.startswith(path) for request in server.writes())
 
 
-def test_stop_flushes_what_is_waiting_within_its_timeout(servers):
+def test_stop_flushes_what_is_waiting_within_its_timeout(servers, tmp_path, monkeypatch):
     server = FaultServer().start()
     servers.append(server)
     statuses: list[str] = []
@@ -188,7 +188,11 @@ def test_stop_flushes_what_is_waiting_within_its_timeout(servers):
     sender.stop(flush=True, timeout=5.0)
     assert server.accepted == lines_of(records)
 
-    server.latency = 5.0  # a server too slow for the flush: stop() still returns on time
+    # A server too slow for the flush: stop() still returns on time. Its own server and data directory, so
+    # that nothing of the first sender (on a starved machine it may outlive its stop) can touch these rows.
+    server = FaultServer(latency=5.0).start()
+    servers.append(server)
+    monkeypatch.setenv("TRACKER_HOME", str(tmp_path / "second"))
     recorded(make_records(3, start_ms=1))
     sender = fast_sender(settings_for(server, token=None, timeout=10.0), statuses)
     started = time.monotonic()
