@@ -159,12 +159,6 @@ class AutoSink:
 
 # -- what both sinks say when something goes wrong -----------------------------------------------
 
-def scrub(text: str, settings: InfluxSettings) -> str:
-    """`text` fit to show: the older name of tracker.sinks.shown.outward, the one function every outward text
-    goes through."""
-    return outward(text, settings)
-
-
 def server_reason(body: bytes | str | None, fallback: str, settings: InfluxSettings | None = None) -> str:
     """The server's own explanation, fit to show: 1.x's {"error": ...}, 2.x's {"message": ...}, or the text."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
@@ -208,16 +202,6 @@ def retry_after_seconds(header: str | None) -> float | None:
 _API_PATHS = ("/api/v2/write", "/write", "/ping")
 
 
-def redirect_base(url: str, location: str) -> str:
-    """The influx.url a redirect to `location` points at, fit to set as it is: resolved against the request,
-    without the API path tracker adds, the query (the database, credentials) or user:password@."""
-    target = display_url(urljoin(f"{display_url(url)}/write", location))
-    for suffix in _API_PATHS:
-        if target.endswith(suffix):
-            return target[:-len(suffix)].rstrip("/")
-    return target
-
-
 def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_after: str | None = None,
                      location: str | None = None) -> SendError:
     """The error class and plain sentence for a write answered with HTTP `status`."""
@@ -259,9 +243,11 @@ def _redirect_sentence(url: str, location: str | None) -> str:
     shown = display_url(url)
     if not location:
         return f"InfluxDB at {shown} redirects elsewhere without saying where: check influx.url"
-    base = redirect_base(url, location)
+    # Resolved against the request, without the query (the database, credentials) or user:password@.
     target = display_url(urljoin(f"{shown}/write", location))
-    if base != target and base.startswith(("http://", "https://")):
+    base = next((target.removesuffix(path).rstrip("/") for path in _API_PATHS if target.endswith(path)), None)
+    if base and base.startswith(("http://", "https://")):
+        # The influx.url it points at, fit to set as it is: without the API path tracker adds.
         return f"InfluxDB at {shown} redirects to {base}: set influx.url to {base}"
     return (f"The server at {shown} redirects to {target}, which is not an InfluxDB write address"
             " (a Wi-Fi login page or a proxy?): the samples are kept; log in to the network if it asks you to,"
