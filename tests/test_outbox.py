@@ -23,7 +23,7 @@ from tracker.cli import cli
 from tracker.lineprotocol import to_line
 from tracker.model import Record
 from tracker.outbox import Outbox, OutboxUnavailable, Point
-from tracker.recorder import mark_away
+from tracker.recorder import Restamp, mark_away
 
 
 def mode(path: Path) -> int:
@@ -381,3 +381,15 @@ def test_an_outbox_from_before_vitals_gains_the_measurement_column_and_its_rows_
     with Outbox(path) as outbox:
         assert [record for _, record in outbox.pending(10)] == records
         assert outbox.stats().waiting_other == 0
+
+
+def test_nothing_is_handed_out_for_sending_while_a_clock_fix_waits(tmp_path: Path) -> None:
+    # The points sent with the clock ahead move first: a row sent before could be taken for one of them.
+    with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        outbox.append_many(make_records(3))
+        outbox.restamp([Restamp(0, 10**13, -1000)], "laptop")
+        assert outbox.pending_lines(10) == []
+        (fix,) = outbox.clock_fixes()
+        assert (fix.host, fix.restamp) == ("laptop", Restamp(0, 10**13, -1000))
+        outbox.forget_clock_fix(fix.id)
+        assert len(outbox.pending_lines(10)) == 3

@@ -21,6 +21,7 @@ from test_run_faults import fill
 
 from tracker import paths
 from tracker.cli import cli
+from tracker.config import InfluxSettings
 from tracker.display import ActivityLog, RunView
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
@@ -30,7 +31,7 @@ from tracker.outbox import Outbox
 from tracker.present import status_text
 from tracker.recorder import Classified, Recorder
 from tracker.runner import Parts, Run
-from tracker.sender import SenderState
+from tracker.sender import Sender, SenderState
 from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
@@ -341,12 +342,60 @@ def test_a_clock_set_an_hour_ahead_and_corrected_is_followed_again_and_the_hour_
     assert run.view.shown[-1].since == START + timedelta(seconds=4)
     assert [notice for notice in run.view.notices if "clock" in notice] == [
         "The system clock was set back by 1h 00m: what was recorded while it was ahead moves back with it, so times "
-        "follow the clock again (samples already sent keep the time they were sent with)."]
+        "follow the clock again (in InfluxDB too, before anything more is sent)."]
     with History(paths.database_file()) as history:
         events = history.events(*EVERYTHING)
         assert history.summary(START, START + timedelta(hours=2)).active_seconds == 10.0
     assert_honest_time(records, events, real_seconds=9.0)
     assert [(event.timestamp_ms, event.end_ms) for event in events][-1][1] == START.timestamp() * 1000 + 10_000
+
+
+def run_sending_while_ahead(run: Harness, settings: InfluxSettings) -> list[str]:
+    """Run `run` with a real sender that sends all it can after the 5th wait (an hour ahead, from the 3rd to
+    the 6th) and the 8th (set right), and once more at the end; returns what the sender said."""
+    said: list[str] = []
+    sender = Sender(paths.database_file(), settings, said.append)
+
+    def send_now(clock: FakeClock, on_wait: Callable[[FakeClock], None] = run.clock.on_wait) -> None:
+        on_wait(clock)
+        if len(clock.waits) in (5, 8):
+            assert sender.send_all().ok
+    run.clock.on_wait = send_now
+    run.run.run()
+    assert sender.send_all().ok
+    return said
+
+
+def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb_too(harness, influxdb1, influx_database):
+    run = harness(lambda t: ("code" if t < 4 else "slack", None), stop_after=10)
+    set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})
+    said = run_sending_while_ahead(run, InfluxSettings(url=influxdb1.url, bucket=influx_database, api="auto"))
+    points = influxdb1.rows('SELECT "duration", "app" FROM "activity"', influx_database)
+    start_ms = START.timestamp() * 1000
+    # Two seconds of the hour ahead reached InfluxDB (sent at the 5th wait), and moved back there as it did locally: one
+    # point a second, none in the future, no second counted twice.
+    assert [((point["time"] - start_ms) / 1000, point["app"]) for point in points] == [
+        (t, "code" if t < 4 else "slack") for t in range(10)]
+    assert sum(point["duration"] for point in points) == 10.0
+    assert [line for line in said if "clock" in line] == [
+        f"The clock was set back: 2 samples sent while it was ahead moved back in InfluxDB at {influxdb1.url} too"]
+    with Outbox(paths.database_file()) as outbox:
+        assert (outbox.waiting(), outbox.clock_fixes()) == (0, [])
+
+
+def test_a_server_that_cannot_delete_keeps_the_points_sent_ahead_and_the_user_is_told(harness, victoria):
+    run = harness(lambda t: ("code", None), stop_after=10)
+    run.run.parts.recorder.host = "clock-ahead-vm"
+    set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})
+    said = run_sending_while_ahead(run, InfluxSettings(url=victoria.url, bucket="b", api="v2", org="o",
+                                                       token="v2-token"))
+    assert [line for line in said if "clock" in line] == [
+        "The clock was set back: tracker corrects points in InfluxDB 1.x only (InfluxQL DELETE); on this server the"
+        " samples sent while the clock was ahead keep those times."]
+    series = victoria.export('activity_duration{host="clock-ahead-vm"}')
+    seconds = sorted(round(stamp / 1000 - START.timestamp()) for one in series for stamp in one["timestamps"])
+    # Nothing waits for ever behind the fix it cannot make: all ten arrived, the three sent ahead as they were.
+    assert seconds == [0, 1, 2, 5, 6, 7, 8, 9, 3603, 3604]
 
 
 def test_a_clock_set_back_follows_the_wall_clock_and_moves_the_run_back_with_it(harness):

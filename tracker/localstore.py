@@ -70,6 +70,7 @@ class LocalStore:
         # Moves of rows on disk (the clock was set back), made at the next write of each file's part.
         self._outbox_restamps: list[Restamp] = []
         self._history_restamps: list[Restamp] = []
+        self._host = ""  # whose points sent with the clock ahead move back in InfluxDB too
         self.failing: str | None = None  # why the local database cannot be written now
 
     def recover(self) -> int:
@@ -79,6 +80,7 @@ class LocalStore:
     def commit(self, step: Step) -> None:
         """Keep one step: its record, away time declared by it, and what it made final."""
         if step.restamps:
+            self._host = step.record.host
             self._restamp(step.restamps)
         final, self._provisional = settle(self._provisional, step)
         self._unfiled.extend(final)
@@ -107,8 +109,7 @@ class LocalStore:
         self._history_restamps.extend(restamps)
         moved_by = human_duration(max(-restamp.shift_ms for restamp in restamps) / 1000)
         self._notify(f"The system clock was set back by {moved_by}: what was recorded while it was ahead moves back "
-                     "with it, so times follow the clock again (samples already sent keep the time they were sent "
-                     "with).")
+                     "with it, so times follow the clock again (in InfluxDB too, before anything more is sent).")
 
     def _lose(self, record: Record) -> None:
         """The oldest sample in memory makes room: counted, and said when the loss starts."""
@@ -161,7 +162,7 @@ class LocalStore:
         try:
             # Before the rows in memory go in: they are stamped right already.
             if self._outbox_restamps:
-                self.outbox.restamp(self._outbox_restamps)
+                self.outbox.restamp(self._outbox_restamps, self._host)
                 self._outbox_restamps = []
             if self._history_restamps:
                 self.history.restamp(self._history_restamps)

@@ -92,6 +92,15 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_not_samples ON outbox (id) WHERE measurement != 'activity'",
     # The few quarantined rows, oldest first: counted against the size bound, and dropped first.
     "CREATE INDEX IF NOT EXISTS outbox_quarantined ON outbox (id) WHERE quarantined IS NOT NULL",
+    # The clock was set back: the host's points sent with times in [first_ms, last_ms] are to move by shift_ms
+    # in InfluxDB too. Until that is done nothing more is sent (see `pending_lines`).
+    """CREATE TABLE IF NOT EXISTS outbox_clock_fixes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        shift_ms INTEGER NOT NULL
+    )""",
 )
 # Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
 _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
@@ -134,6 +143,15 @@ class Point:
     time_ms: int
     host: str
     line: str
+
+
+@dataclass(frozen=True)
+class ClockFix:
+    """Points of `host` that were sent while the clock was ahead, to move back in InfluxDB as they did here."""
+
+    id: int
+    host: str
+    restamp: Restamp
 
 
 @dataclass(frozen=True)
@@ -282,13 +300,28 @@ class Outbox:
             self._connection.execute("UPDATE outbox_lost SET samples = samples + ?, seconds = seconds + ?",
                                      (count, seconds))
 
-    def restamp(self, restamps: Sequence[Restamp]) -> None:
-        """Move the samples in each range by its shift (the clock was set back), in one transaction."""
+    def restamp(self, restamps: Sequence[Restamp], host: str) -> None:
+        """Move the samples in each range by its shift (the clock was set back), and note the same move for the
+        points of `host` already sent (a ClockFix each), in one transaction."""
         with self._unavailable_as("write to"), self._lock, self._transaction():
             for restamp in restamps:  # oldest range first: a moved row lands below every later range
                 self._connection.execute(
                     f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
                     " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
+                self._connection.execute(
+                    "INSERT INTO outbox_clock_fixes (host, first_ms, last_ms, shift_ms) VALUES (?, ?, ?, ?)",
+                    (host, restamp.first_ms, restamp.last_ms, restamp.shift_ms))
+
+    def clock_fixes(self) -> list[ClockFix]:
+        """The moves of points already sent that wait to be made in InfluxDB, oldest first."""
+        with self._unavailable_as("read"), self._lock:
+            rows = self._connection.execute(
+                "SELECT id, host, first_ms, last_ms, shift_ms FROM outbox_clock_fixes ORDER BY id").fetchall()
+        return [ClockFix(row[0], row[1], Restamp(row[2], row[3], row[4])) for row in rows]
+
+    def forget_clock_fix(self, fix_id: int) -> None:
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.execute("DELETE FROM outbox_clock_fixes WHERE id = ?", (fix_id,))
 
     def recategorize(self, since_ms: int | None, reclassify: Callable[[Record], Record | None]) -> int:
         """Give the samples waiting (or quarantined) from `since_ms` on (None: all) the category and score
@@ -324,10 +357,15 @@ class Outbox:
 
     def pending_lines(self, limit: int, after_id: int = 0) -> list[tuple[int, str]]:
         """`pending` as line protocol, for sending: the lines encoded when the rows were committed; only rows
-        after `after_id` (those up to it are on their way already)."""
-        with self._unavailable_as("read"), self._lock:
+        after `after_id` (those up to it are on their way already).
+
+        None while a clock fix waits: a row sent before the points sent with the clock ahead have moved could
+        be taken for one of them (its time falls in their range) and moved, or deleted, with them. One read
+        transaction, so a fix committed meanwhile is either seen or not yet made."""
+        with self._unavailable_as("read"), self._lock, self._transaction(immediate=False):
             rows: list[tuple[int, str | None]] = self._connection.execute(
-                "SELECT id, line FROM outbox WHERE final = 1 AND quarantined IS NULL AND id > ? ORDER BY id LIMIT ?",
+                "SELECT id, line FROM outbox WHERE final = 1 AND quarantined IS NULL AND id > ?"
+                " AND NOT EXISTS (SELECT 1 FROM outbox_clock_fixes) ORDER BY id LIMIT ?",
                 (after_id, limit)).fetchall()
             unencoded = [row_id for row_id, line in rows if line is None]  # rewritten as away, or from before lines
             encoded: dict[int, str] = {}
@@ -444,8 +482,8 @@ class Outbox:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _transaction(self) -> AbstractContextManager[None]:
-        return transaction(self._connection)
+    def _transaction(self, immediate: bool = True) -> AbstractContextManager[None]:
+        return transaction(self._connection, immediate)
 
     def _unavailable_as(self, verb: str) -> AbstractContextManager[None]:
         return unavailable_as(f"{verb} the outbox {self.path}", OutboxUnavailable, self.path)

@@ -17,6 +17,10 @@ the batch's moved time is missing from the dashboard.
 
 Only InfluxDB 1.x is corrected: InfluxQL's DELETE is the only deletion tracker speaks. On 2.x (its
 /api/v2/delete) and VictoriaMetrics the local parts change and the command says the points do not.
+
+The same machinery moves points back in time (`move_sent_points`): after the clock was set back, the points
+sent while it was ahead are read, committed to the outbox at their corrected times, and deleted; the sender
+does this, under send.lock, before it sends anything more.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved
 from tracker.lineprotocol import MEASUREMENT, clean_tag
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Sample
-from tracker.outbox import Outbox, samples
+from tracker.outbox import ClockFix, Outbox, samples
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
 BATCH_POINTS = 2000
@@ -135,14 +139,16 @@ def history_moves(moved: Iterable[Moved]) -> Moves:
 
 # -- InfluxDB 1.x ---------------------------------------------------------------------------------
 
-def influx_database(settings: InfluxSettings) -> str:
-    """The 1.x database to correct; NotSupported when the server does not speak InfluxQL's DELETE."""
+def influx_database(settings: InfluxSettings, what_stays: str = "the points already sent keep their old"
+                    " categories") -> str:
+    """The 1.x database to correct; NotSupported, saying `what_stays`, when the server does not speak
+    InfluxQL's DELETE."""
     from tracker.sinks import ConfigurationError
     from tracker.sinks.influx_v1 import speaks_v1
 
     if settings.api == "v2" or (settings.api == "auto" and not speaks_v1(settings)):
-        raise NotSupported("tracker corrects points in InfluxDB 1.x only (InfluxQL DELETE); on this server the "
-                           "points already sent keep their old categories")
+        raise NotSupported(f"tracker corrects points in InfluxDB 1.x only (InfluxQL DELETE); on this server "
+                           f"{what_stays}")
     database = settings.bucket.partition("/")[0]
     if not database:
         raise ConfigurationError("influx.bucket is empty: name the database tracker writes to.")
@@ -186,6 +192,31 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
     return part
 
 
+def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFix) -> int:
+    """Move the host's points in the fix's range back by its shift, as the outbox's rows moved: each batch is
+    committed to the outbox at the corrected times, then deleted where it was (points with tags tracker does
+    not write stay). Returns how many points moved. Only the caller's sender may send meanwhile, and only
+    after this: a point sent at a time in the range would be taken for one sent with the clock ahead.
+    Killed part-way, it is run again (the fix is forgotten only after): points read twice are committed
+    twice, and InfluxDB keeps one point per series and time."""
+    database = influx_database(settings, "the samples sent while the clock was ahead keep those times")
+    settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
+    restamp = fix.restamp
+    moved = 0
+    for records, _ in _batches(settings, database, fix.host, restamp.first_ms, restamp.last_ms + 1):
+        old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]] = defaultdict(list)
+        for record, foreign in records:
+            old_by_series[_series(record)].append((record.time_ms, not foreign))
+        shifted = [replace(record, time_ms=restamp.apply(record.time_ms)) for record, foreign in records
+                   if not foreign]
+        if shifted:
+            with Outbox(database_file) as outbox:
+                outbox.append_many(shifted)
+            _delete_runs(settings, database, fix.host, old_by_series)
+            moved += len(shifted)
+    return moved
+
+
 def _batches(settings: InfluxSettings, database: str, host: str, start_ms: int, until_ms: int
              ) -> Iterator[tuple[list[tuple[Record, bool]], int]]:
     """The host's points in [start_ms, until_ms) in time order, a batch at a time, each batch every point of
@@ -218,16 +249,22 @@ def _rewrite(settings: InfluxSettings, database: str, database_file: Path, host:
     send.lock is held from the commit to the last DELETE: a sender of a running `tracker run` that sent the
     new rows in between could see them deleted with the old ones (a changed score keeps the series; swapped
     categories interleave), and then they would be gone from InfluxDB and from the outbox."""
+    with _sending_held(database_file):
+        with Outbox(database_file) as outbox:
+            outbox.append_many(rewritten)
+        _delete_runs(settings, database, host, old_by_series)
+    _send_outbox(settings, database_file)
+
+
+def _delete_runs(settings: InfluxSettings, database: str, host: str,
+                 old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
+    """Delete the runs of moved points of each series (see `_moved_runs`)."""
     from tracker.sinks.influx_v1 import execute
 
     deletes = [_delete(host, series, first, last)
                for series, points in old_by_series.items() for first, last in _moved_runs(points)]
-    with _sending_held(database_file):
-        with Outbox(database_file) as outbox:
-            outbox.append_many(rewritten)
-        for index in range(0, len(deletes), DELETES_PER_REQUEST):
-            execute(settings, database, ";".join(deletes[index:index + DELETES_PER_REQUEST]))
-    _send_outbox(settings, database_file)
+    for index in range(0, len(deletes), DELETES_PER_REQUEST):
+        execute(settings, database, ";".join(deletes[index:index + DELETES_PER_REQUEST]))
 
 
 @contextmanager

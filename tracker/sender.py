@@ -274,6 +274,7 @@ class Sender:
         """
         outbox = self._open_outbox()
         with self._exclusive(lock_wait):
+            self._move_sent_points(outbox)
             # Read inside the lock: rows another sender just confirmed are gone by now.
             rows = outbox.pending_lines(self.batch_size)
             sending = self._send_async(rows) if rows and self._may_go_on(deadline) else None
@@ -295,6 +296,29 @@ class Sender:
                 if sending is not None:  # a failure here: the rows on the wire stay, and go out again later
                     with suppress(Exception):
                         sending.result()
+
+    def _move_sent_points(self, outbox: Outbox) -> None:
+        """The clock was set back: the points sent while it was ahead move back in InfluxDB too, before anything
+        more is sent (see Outbox.pending_lines). A server that cannot delete keeps them, and the user is told."""
+        fixes = outbox.clock_fixes()
+        if not fixes:
+            return
+        from tracker.recategorize import NotSupported, move_sent_points
+
+        moved = 0
+        unsupported: NotSupported | None = None
+        for fix in fixes:
+            if unsupported is None:
+                try:
+                    moved += move_sent_points(self.settings, self.database, fix)
+                except NotSupported as error:
+                    unsupported = error
+            outbox.forget_clock_fix(fix.id)
+        if unsupported is not None:
+            self._on_status(f"The clock was set back: {unsupported}.")
+        if moved:
+            self._on_status(f"The clock was set back: {samples(moved)} sent while it was ahead moved back in "
+                            f"InfluxDB at {self.url} too")
 
     def _may_go_on(self, deadline: float | None) -> bool:
         if deadline is None:
