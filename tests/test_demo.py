@@ -354,3 +354,32 @@ def test_tracker_demo_without_influxdb_says_how_to_configure_it() -> None:
     done = demo_command("--days", "1")
     assert done.exit_code == 1
     assert "InfluxDB is not configured" in done.output and "TRACKER_INFLUX_URL" in done.output
+
+
+def test_on_victoriametrics_remove_deletes_nothing_and_its_advice_removes_only_the_demo(victoria) -> None:
+    # A real machine called demo writes to the same VictoriaMetrics as the demo: tracker deletes nothing there
+    # (it speaks no deletion of VictoriaMetrics), and the command it gives takes the demo points alone.
+    server = {"TRACKER_INFLUX_URL": victoria.url, "TRACKER_INFLUX_API": "v2", "TRACKER_INFLUX_BUCKET": "b",
+              "TRACKER_INFLUX_ORG": "o", "TRACKER_INFLUX_TOKEN": "v2-token"}
+    assert demo_command("--days", "1", "--step", "1h", **server).exit_code == 0
+    # An hour ago: VictoriaMetrics shows the last half minute to no query.
+    real_ms = int((datetime.now() - timedelta(hours=1)).timestamp() * 1000)
+    real = Record(time_ms=real_ms, duration=1.0, host=DEMO_HOST, app="Code", activity="Code", category="Development",
+                  score=2.0)
+    status, body = http("POST", f"{victoria.url}/api/v2/write?org=o&bucket=b&precision=ms", to_line(real).encode())
+    assert status == 204, body
+    demo_series = 'activity_duration{host="demo",demo="true"}'
+    assert victoria.export(demo_series)
+
+    removed = demo_command("--remove", **server)
+    assert removed.exit_code == 1
+    advice = removed.output.split("On VictoriaMetrics: ")[1].split("'")[1]
+    assert advice.startswith(f"{victoria.url}/api/v1/admin/tsdb/delete_series?match[]=")
+    assert victoria.export(demo_series)  # nothing was deleted by the command itself
+
+    status, body = http("GET", advice.replace("[", "%5B").replace("]", "%5D").replace("{", "%7B")
+                        .replace("}", "%7D").replace('"', "%22"))  # as curl -g sends it, encoded
+    assert status == 204, body
+    assert victoria.export(demo_series) == []
+    kept = victoria.export('activity_duration{host="demo"}')
+    assert [series["timestamps"] for series in kept] == [[real_ms]]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, url_host
-from tracker.sinks import ConfigurationError, open_sink, require_configured
+from tracker.sinks import ConfigurationError, display_url, open_sink, require_configured
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -370,6 +370,8 @@ def remove_instructions(settings: InfluxSettings) -> str:
     (tag, value), = DEMO_TAGS.items()
     return (f"On InfluxDB 2.x: influx delete --bucket {bucket} --start 1970-01-01T00:00:00Z "
             f"--stop 2100-01-01T00:00:00Z --predicate 'host=\"{DEMO_HOST}\" AND {tag}=\"{value}\"'. "
+            f"On VictoriaMetrics: curl -g '{display_url(settings.url).rstrip('/')}/api/v1/admin/tsdb/delete_series"
+            f"?match[]={{host=\"{DEMO_HOST}\",{tag}=\"{value}\"}}'. "
             f"On InfluxDB 3.x the demo host cannot be deleted alone: write the demo to a database of its own "
             f"(--influx-bucket) and drop that database.")
 
