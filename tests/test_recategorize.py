@@ -26,11 +26,13 @@ from servers import InfluxDB1, http, wait_until
 
 from tracker import paths
 from tracker.cli import cli
+from tracker.config import InfluxSettings
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.outbox import Outbox
+from tracker.sender import Sender
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST, OTHER_HOST = "laptop", "desktop"
@@ -414,23 +416,56 @@ def test_since_bounds_the_points_corrected(influxdb1: InfluxDB1, influx_database
         seconds_by(recent, after))
 
 
-def test_with_influxdb_down_the_local_part_happens_and_it_says_so(own_influxdb1: InfluxDB1) -> None:
-    own_influxdb1.create_database("tracker")
-    env = influx_env(own_influxdb1, "tracker")
+def recategorized_while_down(server: InfluxDB1) -> tuple[list[Record], tuple[int, str]]:
+    """Records sent under BEFORE, then `tracker recategorize --all` under AFTER while `server` is stopped."""
+    server.create_database("tracker")
+    env = influx_env(server, "tracker")
     records = day_of_records(per_stretch=5)
     recorded_and_sent(records, env)
     write_rules(AFTER)
-    own_influxdb1.stop()
-    code, output = tracker("recategorize", "--all", **env)
-    assert code == 1
+    server.stop()
+    return records, tracker("recategorize", "--all", **env)
+
+
+def test_with_influxdb_down_the_local_part_happens_and_tracker_sync_corrects_influxdb_once_it_answers(
+        own_influxdb1: InfluxDB1) -> None:
+    env = influx_env(own_influxdb1, "tracker")
+    records, (code, output) = recategorized_while_down(own_influxdb1)
+    assert code == 0, output
     assert "Local history: moved" in output
-    assert "unreachable" in output and "run `tracker recategorize` again when InfluxDB answers" in output
+    assert "unreachable" in output
+    assert ("The local history was recategorised; the points in InfluxDB will be when it answers again (`tracker run`"
+            " or `tracker sync` does it on its own).") in output
     assert "Traceback" not in output
     assert report_by_category() == pytest.approx(seconds_by(records, after))
+    # The rules change again before the server is back: InfluxDB still gets those the command applied, as
+    # the local history did, so both agree.
+    write_rules(BEFORE)
     own_influxdb1.start()
-    code, output = tracker("recategorize", "--all", **env)
+    code, output = tracker("sync", **env)
     assert code == 0, output
-    assert "Local history: no time changed category." in output
+    assert "InfluxDB answers again: the recategorisation asked for at " in output
+    assert dashboard_time_per_category(own_influxdb1, "tracker", HOST, *WHOLE_RANGE) == pytest.approx(
+        seconds_by(records, after))
+    assert report_by_category() == pytest.approx(seconds_by(records, after))
+    code, output = tracker("sync", **env)  # done once, not again
+    assert code == 0 and "recategorisation" not in output, output
+
+
+def test_a_running_tracker_corrects_influxdb_when_it_answers_again(own_influxdb1: InfluxDB1) -> None:
+    records, (code, _) = recategorized_while_down(own_influxdb1)
+    assert code == 0
+    said: list[str] = []
+    sender = Sender(paths.database_file(), InfluxSettings(url=own_influxdb1.url, bucket="tracker", api="v1"),
+                    said.append, min_interval=0.2, poll_interval=0.2, first_retry=0.2, max_retry=0.5,
+                    deferred_every=0.5)
+    sender.start()  # as `tracker run` does
+    try:
+        own_influxdb1.start()
+        wait_until(lambda: any("the recategorisation asked for" in line for line in said), timeout=60,
+                   what="the running sender to make the deferred recategorisation")
+    finally:
+        sender.stop()
     assert dashboard_time_per_category(own_influxdb1, "tracker", HOST, *WHOLE_RANGE) == pytest.approx(
         seconds_by(records, after))
 

@@ -504,26 +504,44 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     except StoreUnavailable as error:
         raise Failure(str(error), 1) from None
     outcome = recategorizing.Outcome(history, outbox_rows, None)
-    failure: str | None = None  # when the correction of InfluxDB failed part-way: one sentence, exit 1
+    host, until_ms = clean_tag(loaded.host) or "unknown", int(now.timestamp() * 1000)
     if not loaded.influx.configured:
         outcome.influx_note = "InfluxDB is not configured: only the local history was recategorised."
     else:
         try:
             with _progress_bar("Reading InfluxDB" if dry_run else "Correcting InfluxDB") as progress:
                 outcome.influx = recategorizing.recategorize_influx(
-                    loaded.influx, database, clean_tag(loaded.host) or "unknown", categories, since_ms,
-                    int(now.timestamp() * 1000), apply=not dry_run, progress=progress)
+                    loaded.influx, database, host, categories, since_ms, until_ms, apply=not dry_run,
+                    progress=progress)
         except recategorizing.NotSupported as error:
             outcome.influx_note = f"{error}."
         except SendError as error:
             if dry_run:
                 outcome.influx_note = f"{error}; InfluxDB's points were not read."
             else:
-                failure = (f"{error}; the local history was recategorised: run `tracker recategorize` again when"
-                           " InfluxDB answers, to correct the points already there.")
+                _defer_recategorization(database, host, categories, since_ms, until_ms, error)
+                outcome.influx_note = (f"{str(error).rstrip('.')}. The local history was recategorised; the points"
+                                       " in InfluxDB will be when it answers again (`tracker run` or `tracker sync`"
+                                       " does it on its own).")
+        else:
+            if not dry_run:
+                recategorizing.forget_covered(database, host, since_ms)
     click.echo(present.recategorize_text(outcome, dry_run, display_url(loaded.influx.url)))
-    if failure:
-        raise Failure(failure, 1)
+
+
+def _defer_recategorization(database: Path, host: str, categories: Categories, since_ms: int | None,
+                            until_ms: int, error: Exception) -> None:
+    """Keep the correction of InfluxDB for a sender to make later; exit 1 when it cannot be kept."""
+    from tracker import recategorize as recategorizing
+    from tracker.classify import CategoriesError
+    from tracker.store import StoreUnavailable
+
+    try:
+        recategorizing.defer_influx(database, host, categories, since_ms, until_ms)
+    except (StoreUnavailable, CategoriesError) as problem:
+        raise Failure(f"{str(error).rstrip('.')}, and the correction of its points could not be kept for later"
+                      f" ({problem}); the local history was recategorised: run `tracker recategorize` again when"
+                      " InfluxDB answers.", 1) from None
 
 
 # -- tracker demo ----------------------------------------------------------------------------------

@@ -101,6 +101,17 @@ _SCHEMA = (
         last_ms INTEGER NOT NULL,
         shift_ms INTEGER NOT NULL
     )""",
+    # `tracker recategorize` could not reach InfluxDB: the host's points from since_ms (NULL: all) to until_ms
+    # are to be given the categories of `categories` (the file's text then), once a sender reaches it.
+    """CREATE TABLE IF NOT EXISTS outbox_recategorizations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        since_ms INTEGER,
+        until_ms INTEGER NOT NULL,
+        categories TEXT NOT NULL,
+        file TEXT NOT NULL,
+        asked_ms INTEGER NOT NULL
+    )""",
 )
 # Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
 _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
@@ -152,6 +163,19 @@ class ClockFix:
     id: int
     host: str
     restamp: Restamp
+
+
+@dataclass(frozen=True)
+class DeferredRecategorization:
+    """A `tracker recategorize` whose correction of InfluxDB waits for the server."""
+
+    id: int
+    host: str
+    since_ms: int | None
+    until_ms: int
+    categories: str  # the categories file's text when it was asked for
+    file: str  # and its name, for messages
+    asked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -338,6 +362,27 @@ class Outbox:
                     changed.append((new.category, new.score, to_line(new), row[0]))
             self._connection.executemany("UPDATE outbox SET category = ?, score = ?, line = ? WHERE id = ?", changed)
         return len(changed)
+
+    def defer_recategorization(self, host: str, since_ms: int | None, until_ms: int, categories: str,
+                               file: str) -> None:
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.execute(
+                "INSERT INTO outbox_recategorizations (host, since_ms, until_ms, categories, file, asked_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (host, since_ms, until_ms, categories, file, _now_ms()))
+
+    def deferred_recategorizations(self) -> list[DeferredRecategorization]:
+        """Oldest first."""
+        with self._unavailable_as("read"), self._lock:
+            rows = self._connection.execute(
+                "SELECT id, host, since_ms, until_ms, categories, file, asked_ms FROM outbox_recategorizations"
+                " ORDER BY id").fetchall()
+        return [DeferredRecategorization(row[0], row[1], row[2], row[3], row[4], row[5], _moment(row[6]))
+                for row in rows]
+
+    def forget_recategorizations(self, ids: Sequence[int]) -> None:
+        with self._unavailable_as("write to"), self._lock, self._transaction():
+            self._connection.executemany("DELETE FROM outbox_recategorizations WHERE id = ?",
+                                         [(row_id,) for row_id in ids])
 
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.

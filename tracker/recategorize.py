@@ -17,6 +17,8 @@ the batch's moved time is missing from the dashboard.
 
 Only InfluxDB 1.x is corrected: InfluxQL's DELETE is the only deletion tracker speaks. On 2.x (its
 /api/v2/delete) and VictoriaMetrics the local parts change and the command says the points do not.
+When InfluxDB cannot be reached, the correction is kept in the outbox file (`defer_influx`) with the
+categories' text, and the next sender that finds nothing waiting makes it (`correct_deferred`).
 
 The same machinery moves points back in time (`move_sent_points`): after the clock was set back, the points
 sent while it was ahead are read, committed to the outbox at their corrected times, and deleted; the sender
@@ -34,13 +36,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tracker.classify import Categories
+from tracker.classify import Categories, CategoriesError, parse_categories, read_categories_text
 from tracker.config import InfluxSettings
 from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved
 from tracker.lineprotocol import MEASUREMENT, clean_tag
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Sample
-from tracker.outbox import ClockFix, Outbox, samples
+from tracker.outbox import ClockFix, DeferredRecategorization, Outbox, samples
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
 BATCH_POINTS = 2000
@@ -217,6 +219,48 @@ def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFi
     return moved
 
 
+# -- when InfluxDB cannot be reached: later, by the sender ------------------------------------------
+
+def defer_influx(database_file: Path, host: str, categories: Categories, since_ms: int | None,
+                 until_ms: int) -> None:
+    """InfluxDB could not be reached: keep the correction of its points, with today's categories as they are
+    now, for the next sender that reaches it (`tracker run`'s or `tracker sync`). What this run committed to
+    the outbox already goes out with the outbox."""
+    text = read_categories_text(categories.file)
+    with Outbox(database_file) as outbox:
+        outbox.defer_recategorization(host, since_ms, until_ms, text, str(categories.file))
+
+
+def forget_covered(database_file: Path, host: str, since_ms: int | None) -> None:
+    """A correction of InfluxDB from `since_ms` on just succeeded: those deferred earlier that it covered are
+    done (it used today's categories, theirs are older)."""
+    with Outbox(database_file) as outbox:
+        outbox.forget_recategorizations([
+            deferred.id for deferred in outbox.deferred_recategorizations() if deferred.host == host and (
+                since_ms is None or (deferred.since_ms is not None and deferred.since_ms >= since_ms))])
+
+
+def correct_deferred(settings: InfluxSettings, database_file: Path) -> Iterator[tuple[DeferredRecategorization,
+                                                                                     InfluxPart | str]]:
+    """Make the deferred corrections, oldest first, each forgotten once made: what each came to, or why it
+    was dropped (one sentence). SendError when the server fails: the rest wait for the next try."""
+    with Outbox(database_file) as outbox:
+        waiting = outbox.deferred_recategorizations()
+    for deferred in waiting:
+        outcome: InfluxPart | str
+        try:
+            categories = parse_categories(deferred.categories, Path(deferred.file))
+            outcome = recategorize_influx(settings, database_file, deferred.host, categories, deferred.since_ms,
+                                          deferred.until_ms, apply=True)
+        except NotSupported as error:
+            outcome = f"{error}"
+        except CategoriesError as error:  # written by another version of tracker, whose rules this one refuses
+            outcome = f"its categories no longer load ({error}); run `tracker recategorize` again"
+        with Outbox(database_file) as outbox:
+            outbox.forget_recategorizations([deferred.id])
+        yield deferred, outcome
+
+
 def _batches(settings: InfluxSettings, database: str, host: str, start_ms: int, until_ms: int
              ) -> Iterator[tuple[list[tuple[Record, bool]], int]]:
     """The host's points in [start_ms, until_ms) in time order, a batch at a time, each batch every point of
@@ -288,7 +332,7 @@ def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:
     from tracker.sender import Sender
     from tracker.sinks import RetryLater
 
-    result = Sender(database_file, settings, lambda _notice: None).send_all()
+    result = Sender(database_file, settings, lambda _notice: None, makes_deferred=False).send_all()
     if not result.ok:
         raise RetryLater(f"{(result.error or '').rstrip('.')}; {samples(result.waiting)} wait in the outbox"
                          " (the rewritten points among them), sent by `tracker sync` or `tracker run`")

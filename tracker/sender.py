@@ -43,6 +43,8 @@ RETRY_AFTER_CAP = 3600.0
 SEND_EVERY = 10.0
 # Until the first send, rounds come this often (seconds).
 FIRST_LOOK_EVERY = 1.0
+# Seconds between looks for recategorisations left for when InfluxDB answers.
+DEFERRED_LOOK_EVERY = 60.0
 # How long `tracker sync` waits for a running tracker to finish its batch.
 SYNC_LOCK_WAIT = 30.0
 # While the server has accepted no row of a refused batch, the bisection may spend this many refused requests
@@ -116,7 +118,8 @@ def refusal_budget(batch_rows: int) -> int:
 class Sender:
     def __init__(self, database: Path, settings: InfluxSettings, on_status: Callable[[str], None],
                  batch_size: int = 5000, *, first_retry: float = 1.0, max_retry: float = 60.0,
-                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0) -> None:
+                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0, makes_deferred: bool = True,
+                 deferred_every: float = DEFERRED_LOOK_EVERY) -> None:
         self.database = database
         self.settings = settings
         self.url = display_url(settings.url)
@@ -142,6 +145,12 @@ class Sender:
         self._last_error: str | None = None
         self._waiting = 0
         self._retry_delay = first_retry
+        # Whether this sender also makes the corrections `tracker recategorize` left for when InfluxDB answers
+        # (not the one that sends for recategorize itself), and when it looks for them next.
+        self._makes_deferred = makes_deferred
+        self._deferred_every = deferred_every
+        self._next_deferred_look = 0.0
+        self._deferred_failure: str | None = None
         self.requests = RequestCounts()
         self.request_observers: list[RequestObserver] = []  # e.g. a metrics histogram
 
@@ -181,6 +190,7 @@ class Sender:
             outbox = self._open_outbox()
             tally.total = outbox.waiting()
             self._drain(tally, progress, lock_wait=SYNC_LOCK_WAIT)
+            self._make_deferred()
         except _Busy:
             error = "Another tracker kept sending for too long; try again in a moment."
         except (SendError, OutboxUnavailable) as failure:
@@ -223,6 +233,8 @@ class Sender:
         except Exception as error:  # never let the thread die: report it like any other failure
             unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings, 500))
             return self._failed(unexpected, tally), False
+        if not self._stopping.is_set():  # what waited is sent: the server answers, or nothing needed it
+            self._make_deferred()
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
         elif self._status == "unknown":
@@ -319,6 +331,34 @@ class Sender:
         if moved:
             self._on_status(f"The clock was set back: {samples(moved)} sent while it was ahead moved back in "
                             f"InfluxDB at {self.url} too")
+
+    def _make_deferred(self) -> None:
+        """Make the corrections `tracker recategorize` could not, now that nothing waits to be sent (at most one
+        look every `deferred_every` seconds, as a failing one is tried again); outside send.lock, which they
+        take themselves."""
+        if not self._makes_deferred or time.monotonic() < self._next_deferred_look:
+            return
+        self._next_deferred_look = time.monotonic() + self._deferred_every
+        if not self._open_outbox().deferred_recategorizations():
+            return
+        from tracker.recategorize import correct_deferred
+
+        try:
+            for deferred, outcome in correct_deferred(self.settings, self.database):
+                asked = deferred.asked_at.astimezone().strftime("%Y-%m-%d %H:%M")
+                if isinstance(outcome, str):
+                    self._on_status(f"The recategorisation asked for at {asked} was dropped: {outcome}")
+                else:
+                    self._on_status(f"InfluxDB answers again: the recategorisation asked for at {asked} is done"
+                                    f" there ({outcome.points:,} points given today's categories)")
+            self._deferred_failure = None
+        except Exception as error:  # SendError, or the local file: never the end of the sender
+            message = outward(f"{error}" if isinstance(error, (SendError, OutboxUnavailable)) else repr(error),
+                              self.settings)
+            if message != self._deferred_failure:  # said once, not every minute
+                self._deferred_failure = message
+                self._on_status(f"Recategorising the points in InfluxDB failed ({message.rstrip('.')}); tried"
+                                " again later")
 
     def _may_go_on(self, deadline: float | None) -> bool:
         if deadline is None:
