@@ -128,10 +128,10 @@ class FaultServer:
 
             def do_GET(self) -> None:
                 if server.catch_all is not None:
-                    self._record([], server.catch_all.status)
+                    self._record(time.monotonic(), [], server.catch_all.status)
                     self._reply(server.catch_all)
                 elif self.path.startswith(("/ping", "/health")):
-                    self._record([], 204)
+                    self._record(time.monotonic(), [], 204)
                     self.send_response(204)
                     self.send_header("X-Influxdb-Version", server.version)
                     self.send_header("Content-Length", "0")
@@ -140,6 +140,7 @@ class FaultServer:
                     self._reply(Step(404, "404 page not found"))
 
             def do_POST(self) -> None:
+                arrived = time.monotonic()
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -148,18 +149,18 @@ class FaultServer:
                 time.sleep(server.latency)
                 if step.delay:
                     time.sleep(step.delay)
-                    self._record(lines, 0)  # the client has given up by now: nothing is stored
+                    self._record(arrived, lines, 0)  # the client has given up by now: nothing is stored
                     self.close_connection = True
                     return
                 if step.status == 204:
                     with server._lock:
                         server.accepted.extend(lines)
-                self._record(lines, step.status)
+                self._record(arrived, lines, step.status)
                 self._reply(step)
 
-            def _record(self, lines: list[str], status: int) -> None:
+            def _record(self, arrived: float, lines: list[str], status: int) -> None:
                 with server._lock:
-                    server.requests.append(Request(time.monotonic(), self.path, lines, status,
+                    server.requests.append(Request(arrived, self.path, lines, status,
                                                    dict(self.headers)))
 
             def _reply(self, step: Step) -> None:
