@@ -420,3 +420,22 @@ def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_
                           10 ** 6, recording=True)
     assert result.seconds == 300 + 1800  # desk until tracker's current event; all of another host
     assert result.skipped_seconds == 1500
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(max_size=40), min_size=4, max_size=4))
+def test_csv_gives_back_every_title_and_name_a_spreadsheet_cannot_run(texts: list[str]) -> None:
+    # Whatever a page puts in its title (commas, quotes, line breaks of any kind, formulas), each event is one
+    # row, and each text comes back as it was, with an apostrophe before what a spreadsheet would run.
+    from tracker.events import Event, EventData
+    from tracker.export import csv_lines
+
+    app, activity, title, url = texts
+    events = [Event(1_700_000_000_000 + n * 1000, 1.0, EventData(app, activity, "Code", -1.0, title, url, "active"))
+              for n in range(2)]
+    table = list(csv.DictReader(io.StringIO("".join(csv_lines(events)), newline="")))
+    assert len(table) == 2
+    for column, text in zip(("app", "activity", "title", "url"), texts, strict=True):
+        shown = table[0][column]
+        assert shown == (("'" + text) if text[:1] in "=+-@\t\r" and text else text)
+    assert table[1]["score"] == "-1.0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date, datetime, timedelta
 
@@ -161,3 +163,19 @@ def test_uncategorized_when_everything_has_a_category():
     record_samples(local_midnight(DAY), [(5, "editor", "code", "Code", 2.0)])
     output = tracker("categories", "uncategorized", *ON_DAY)[1]
     assert output == "Mon 06 May 2024: every activity had a category. Nothing to add.\n"
+
+
+@pytest.mark.parametrize("hostile", ['=HYPERLINK("http://evil.example","x")', "+1+cmd|' /C calc'!A0", "-2+3",
+                                     "@SUM(1)", "\t=1", "\r=1"])
+def test_csv_never_hands_a_spreadsheet_a_formula(hostile: str, tmp_path) -> None:
+    # A page or an app names itself: in CSV its name is text to a spreadsheet, not a formula to run.
+    record_samples(local_midnight(DAY) + timedelta(hours=9), [(30, hostile, hostile, "Code", -1.0)])
+    shown = CliRunner().invoke(cli, ["report", *ON_DAY, "--by", "activity", "--csv"])  # as printed, untrimmed
+    assert shown.exit_code == 0
+    (row,) = list(csv.DictReader(io.StringIO(shown.output, newline="")))
+    assert (row["activity"], row["app"], row["score"]) == ("'" + hostile, "'" + hostile, "-1.000")
+    out = tmp_path / "history.csv"
+    assert tracker("export", "--format", "csv", "-o", str(out))[0] == 0
+    (event,) = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert (event["app"], event["activity"], event["score"]) == ("'" + hostile, "'" + hostile, "-1.0")
+    assert json.loads(CliRunner().invoke(cli, ["export", "--format", "jsonl"]).output)["app"] == hostile  # as it was

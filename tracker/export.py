@@ -20,6 +20,7 @@ from tracker.events import Event
 
 FORMATS = ("activitywatch", "jsonl", "csv")
 COLUMNS = ("time", "duration", "app", "activity", "category", "score", "state", "title", "url")
+_FORMULA_STARTS = frozenset("=+-@\t\r")
 # AFK events closer than this merge into one: tracker's events meet end to start, give or take rounding.
 _AFK_JOIN_MS = 1_000
 
@@ -48,17 +49,29 @@ def jsonl(events: Iterable[Event], titles: bool = True) -> Iterator[str]:
 
 
 def csv_lines(events: Iterable[Event], titles: bool = True) -> Iterator[str]:
-    """CSV with a header row; a missing title or URL is an empty cell."""
+    """CSV with a header row, lines ending in CRLF as RFC 4180 has it (a CR in a title is then quoted, not read
+    as a line break); a missing title or URL is an empty cell, and text a spreadsheet would take for a
+    formula starts with an apostrophe (see `spreadsheet_safe`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for row in rows(events, titles):
-        writer.writerow(["" if row[column] is None else row[column] for column in COLUMNS])
+        writer.writerow(["" if row[column] is None else spreadsheet_safe(row[column]) for column in COLUMNS])
         if buffer.tell() > 65_536:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text as a spreadsheet shows it, not runs it: a window title is chosen by whoever made the page, and one
+    starting with =, +, -, @ (or a tab or carriage return before them) is a formula to Excel, LibreOffice and
+    Google Sheets (=HYPERLINK, =WEBSERVICE, DDE). Such text gets a leading apostrophe, which they hide; numbers
+    stay numbers."""
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
+        return "'" + value
+    return value
 
 
 def activitywatch(events: Iterable[Event], host: str, created: datetime, titles: bool = True) -> dict[str, Any]:

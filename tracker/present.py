@@ -263,13 +263,18 @@ def _json_row(report: Report, total: Total) -> dict[str, object]:
 
 
 def report_csv(report: Report) -> str:
-    """One line per row, each ending in a newline, after a header line."""
+    """One line per row, each ending in CRLF as RFC 4180 has it (so a CR in a name is quoted, not a line break),
+    after a header line; names a spreadsheet would take for a
+    formula start with an apostrophe (an app or site names itself)."""
+    from tracker.export import spreadsheet_safe
+
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     with_app = report.by == "activity"
     writer.writerow([report.by, *(["app"] if with_app else []), "seconds", "share_percent", "score"])
     for total in report.rows:
-        writer.writerow([total.name, *([total.detail] if with_app else []), f"{total.seconds:.3f}",
+        writer.writerow([spreadsheet_safe(total.name), *([spreadsheet_safe(total.detail)] if with_app else []),
+                         f"{total.seconds:.3f}",
                          f"{report.share(total):.2f}", "" if total.score is None else f"{total.score:.3f}"])
     return out.getvalue()
 
