@@ -194,6 +194,10 @@ class OutboxStats:
     # Samples lost, and the seconds they stood for, while the file could not be written for too long.
     lost: int = 0
     lost_seconds: float = 0.0
+    # Corrections of points already in InfluxDB that wait for it: moves after the clock was set back, and
+    # recategorisations `tracker recategorize` could not make.
+    clock_fixes: int = 0
+    recategorizations: int = 0
 
     @property
     def waiting_samples(self) -> int:
@@ -499,6 +503,9 @@ class Outbox:
             waiting_other, quarantined_other = self._connection.execute(
                 "SELECT COUNT(*) FILTER (WHERE quarantined IS NULL), COUNT(*) FILTER (WHERE quarantined IS NOT NULL)"
                 " FROM outbox WHERE measurement != 'activity'").fetchone()
+            clock_fixes, recategorizations = self._connection.execute(
+                "SELECT (SELECT COUNT(*) FROM outbox_clock_fixes), (SELECT COUNT(*) FROM outbox_recategorizations)"
+            ).fetchone()
         return OutboxStats(
             waiting=waiting,
             oldest_waiting=_time(oldest[0]) if oldest else None,
@@ -513,6 +520,8 @@ class Outbox:
             quarantined_other=quarantined_other,
             lost=lost,
             lost_seconds=lost_seconds,
+            clock_fixes=clock_fixes,
+            recategorizations=recategorizations,
         )
 
     def close(self) -> None:

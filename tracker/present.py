@@ -62,6 +62,13 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
     if stats.lost:
         lines.append(f"Lost:          {lost_text(stats.lost, stats.lost_seconds)} while the local database could"
                      " not be written (the disk was full or read-only)")
+    if stats.clock_fixes:
+        lines.append("Clock fix:     the samples sent while the clock was ahead move back in InfluxDB first;"
+                     " nothing more is sent until then")
+    if stats.recategorizations:
+        asked = "one recategorisation waits" if stats.recategorizations == 1 else \
+            f"{stats.recategorizations} recategorisations wait"
+        lines.append(f"Recategorise:  {asked} for InfluxDB (made once everything waiting is sent)")
     if stats.quarantined_count:
         lines.append(f"Quarantined:   {samples(stats.quarantined_count)} the server refused for good:")
         for row in stats.quarantined:
