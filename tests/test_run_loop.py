@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_run_faults import fill
 
@@ -434,6 +434,7 @@ def test_a_clock_set_back_never_moves_a_run_onto_the_records_of_an_earlier_one(h
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(settings_of_the_clock=[(1, 3), (2, 4)])  # a step smaller than a jump, inside one ahead of it
 @given(settings_of_the_clock=st.lists(
     st.tuples(st.integers(1, 12), st.one_of(st.integers(-7200, -3), st.integers(3, 7200))), max_size=5))
 def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_once_it_is_right(

@@ -68,6 +68,7 @@ def leaks(*secrets: str) -> set[str]:
 
 
 @settings(max_examples=200, deadline=None)
+@example(user="%%%%%@:0", password="%%%%%@:0", query_secret="\x1bX%%%%%@", token=None, noise="", cut=0)
 @given(user=credential, password=credential, query_secret=credential, token=st.none() | credential,
        noise=body_text, cut=st.integers(0, 40))
 def test_no_form_of_a_credential_survives_outward(user, password, query_secret, token, noise, cut):
@@ -79,7 +80,8 @@ def test_no_form_of_a_credential_survives_outward(user, password, query_secret, 
     echoed = noise.join(sorted(forms))
     shown = outward(echoed, settings_)
     for form in forms:
-        assert printable(form) not in shown
+        # A secret that is all escape sequence prints as nothing: nothing of it can show.
+        assert not printable(form) or printable(form) not in shown
     # A body read only in part may end inside a secret: that beginning goes too.
     partial = "x " + password[:max(1, len(password) - 1 - cut % len(password))]
     assert not without_secret_tail(partial, settings_).endswith(partial[2:])

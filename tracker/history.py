@@ -21,7 +21,7 @@ from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
-from tracker.recorder import Restamp
+from tracker.recorder import Restamp, moved_span
 from tracker.store import open_database, transaction, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 
@@ -415,13 +415,25 @@ class HistoryWriter:
         self._prune_if_due()
 
     def restamp(self, restamps: Sequence[Restamp]) -> None:
-        """Move the events that start in each range by its shift (the clock was set back); the rollups are
-        rebuilt, as the time moves between quarter hours and days."""
+        """Move the events in the ranges (the clock was set back): each starts where the range it starts in
+        moves it and ends where its last record moved (see `moved_span`); the rollups are rebuilt, as the time
+        moves between quarter hours and days."""
+        if not restamps:
+            return
         self.flush()
+        first_ms = min(restamp.first_ms for restamp in restamps)
+        last_ms = max(restamp.last_ms for restamp in restamps)
+        slack_ms = int(2 * self.pulsetime * 1000)  # a record stands for two intervals at most
         with self._writing(), transaction(self._db):
-            for restamp in restamps:  # oldest range first: a moved event lands below every later range
-                self._db.execute("UPDATE events SET timestamp = timestamp + ? WHERE timestamp BETWEEN ? AND ?",
-                                 (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
+            touched = self._db.execute(
+                "SELECT id, timestamp, duration FROM events WHERE timestamp <= ? AND timestamp + duration * 1000 > ?",
+                (last_ms, first_ms)).fetchall()
+            moves = []
+            for event_id, start_ms, duration in touched:
+                start, end = moved_span(start_ms, start_ms + round(duration * 1000), restamps, slack_ms)
+                if (start, end) != (start_ms, start_ms + round(duration * 1000)):
+                    moves.append((start, (end - start) / 1000, event_id))
+            self._db.executemany("UPDATE events SET timestamp = ?, duration = ? WHERE id = ?", moves)
             self._rebuild_rollups()
         self._last = self._load_last()
         self._written_duration = self._last.duration if self._last is not None else 0.0

@@ -53,8 +53,26 @@ def restamped(time_ms: int, restamps: Sequence[Restamp]) -> int:
     return time_ms
 
 
+def moved_span(start_ms: int, end_ms: int, restamps: Sequence[Restamp], slack_ms: int) -> tuple[int, int]:
+    """Where a span of contiguous records (an event of the history) lies after the restamps: its start moves
+    with the range it starts in, its end with the range its last record is in, which is the last range that
+    starts before the end, unless the end lies more than `slack_ms` (the longest record) past that range.
+    An event that began before a step of the clock smaller than a jump goes on after it, so its two ends may
+    move by different amounts."""
+    start = restamped(start_ms, restamps)
+    tail = [restamp for restamp in restamps if restamp.first_ms < end_ms]
+    end_shift = 0
+    if tail:
+        last_range = max(tail, key=lambda restamp: restamp.first_ms)
+        if end_ms - last_range.last_ms <= slack_ms:
+            end_shift = last_range.shift_ms
+    return start, max(start, end_ms + end_shift)
+
+
 # Segments of the wall clock's settings kept for a run; more are merged (see Recorder._merge_oldest).
 _MAX_SEGMENTS = 64
+# Changes of (wall - monotonic) up to this are the jitter of reading two clocks, not another setting (ms).
+_SAME_SETTING_MS = 250
 
 
 @dataclass
@@ -190,7 +208,10 @@ class Recorder:
             # A little back, within a read's delay: carry on by the time that really passed.
             time_ms = last_ms + max(1, int(elapsed * 1000))
         segment = self._segments[-1]
-        if abs(offset_ms - segment.offset_ms) > self._jump_ms:
+        # A segment holds records of one setting: a step smaller than a jump (or a late read) starts another
+        # too, so that a later set-back moves each record to where the monotonic clock puts it. One segment
+        # moved by its last setting would move its first records too far, and be held back as a whole.
+        if abs(offset_ms - segment.offset_ms) > _SAME_SETTING_MS:
             self._segments.append(_Segment(time_ms, duration_ms, time_ms, time_ms - monotonic_ms))
             if len(self._segments) > _MAX_SEGMENTS:
                 self._merge_oldest()
