@@ -214,6 +214,27 @@ def test_an_unreachable_server_is_one_sentence():
     assert code == 1 and "Cannot reach the ActivityWatch server" in output and "nothing was imported" in output
 
 
+def test_a_server_that_stops_part_way_is_one_sentence_and_imports_nothing():
+    from fault_server import FaultServer, Step
+
+    text = json.dumps(export())
+    server = FaultServer().start()
+    try:
+        # The connection closes before the body it announced: the export ends early.
+        server.catch_all = Step(200, text[:len(text) // 2], headers={"Content-Length": str(len(text))})
+        code, output = tracker("import", "activitywatch", "--server", server.url)
+        assert code == 1 and output.count("\n") == 1
+        assert f"The ActivityWatch server at {server.url} stopped part-way through the export" in output
+        assert "nothing was imported" in output
+        # A body cut short that the server says is whole: the export's own end shows it.
+        server.catch_all = Step(200, text[:-3])
+        code, output = tracker("import", "activitywatch", "--server", server.url)
+        assert code == 1 and "ends early, in bucket aw-watcher-web-firefox_desk after event 2" in output
+    finally:
+        server.stop()
+    assert stored() == ([], []) and scratch_files() == []
+
+
 def test_file_and_server_are_one_or_the_other(tmp_path):
     code, output = tracker("import", "activitywatch")
     assert code == 2 and "give an export FILE or --server URL" in output

@@ -235,12 +235,18 @@ def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[b
         return ExportError(f"Cannot reach the ActivityWatch server at {url} ({reason}): check that aw-server is "
                            "running and the URL is right; nothing was imported.")
 
+    def stopped(reason: object) -> ExportError:
+        return ExportError(f"The ActivityWatch server at {url} stopped part-way through the export ({reason}): "
+                           "import again; nothing was imported.")
+
     def chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
         try:
             while chunk := response.read(READ_BYTES):
                 yield chunk
         except (OSError, http.client.HTTPException) as error:
-            raise unreachable(error) from None
+            raise stopped(getattr(error, "reason", None) or type(error).__name__) from None
+        if response.length:  # the connection closed before the body it announced was whole
+            raise stopped(f"{response.length:,} bytes short")
 
     try:
         response = urllib.request.urlopen(address, timeout=timeout)
