@@ -393,6 +393,10 @@ DAY_MS = 86_400_000
 # Each day is combined from the events within this much of it (and any event overlapping that): flooding
 # and overlaps reach at most a few seconds beyond an event, so the day's part comes out as from all events.
 MARGIN_MS = 3_600_000
+# How far back a day looks for events that cut short a long event overlapping it. Only a bucket whose events
+# overlap each other has any (a watcher's do not), and a broken one could have a year-long event: memory stays
+# bounded by this, at the cost of exactness for an event that long cut short that far back.
+LOOK_BACK_MS = 7 * DAY_MS
 _NEVER = 2 ** 62
 
 
@@ -452,12 +456,12 @@ def combine_by_day(buckets: Sequence[Bucket], source: EventSource,
 
 def _in_reach(buckets: Sequence[Bucket], numbers: list[int], source: EventSource, day: int) -> list[Bucket]:
     """The buckets (of one kind) with their events that can shape the day's part of their flooded events: those
-    within MARGIN_MS of the day, and those of an event that overlaps it from earlier on (a later event that
-    overlaps it cuts it short: the rest is lost, as with aw-transform)."""
+    within MARGIN_MS of the day, and those since the start of an event that overlaps it from earlier on (a later
+    event that overlaps it cuts it short: the rest is lost, as with aw-transform), up to LOOK_BACK_MS back."""
     since, until = day - MARGIN_MS, day + DAY_MS + MARGIN_MS
     earliest = source.first_start(numbers, since, until)
     if earliest is not None and earliest < since:
-        since = earliest - MARGIN_MS
+        since = max(earliest, day - LOOK_BACK_MS) - MARGIN_MS
     return [Bucket(buckets[number].id, buckets[number].type, buckets[number].hostname,
                    source.between(number, since, until)) for number in numbers]
 
