@@ -82,10 +82,12 @@ def import_spans(database: Path, spans: Iterable[Span], categories: Categories, 
         classify = _Classifier(categories, privacy)
         # Computed before this import adds any event: those it adds are no current event of tracker's.
         current = _current_event_start(db) if recording else None
+        # The longest span imported: a chunk looks back that far for what it overlaps, not to the beginning.
+        longest = db.execute("SELECT COALESCE(MAX(end - start), 0) FROM imported").fetchone()[0]
         for chunk in iter(lambda: list(islice(remaining, _CHUNK)), []):
             result.spans += len(chunk)
             for host, host_spans in _by_host(chunk).items():
-                covered = _covered(db, host, own, host_spans, current)
+                covered = _covered(db, host, own, host_spans, current, longest)
                 new = list(_uncovered(host_spans, covered))
                 total_before = sum(span.end_ms - span.start_ms for span in host_spans)
                 added = sum(span.end_ms - span.start_ms for span in new)
@@ -98,6 +100,7 @@ def import_spans(database: Path, spans: Iterable[Span], categories: Categories, 
                 result.events += len(new)
                 if new:
                     result.hosts.add(host)
+                    longest = max(longest, max(span.end_ms - span.start_ms for span in new))
                 for event in events:
                     yield from _points(event, host)
 
@@ -131,14 +134,15 @@ def _by_host(spans: Iterable[Span]) -> dict[str, list[Span]]:
     return hosts
 
 
-def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span],
-             current: int | None) -> list[tuple[float, float]]:
+def _covered(db: sqlite3.Connection, host: str, own: str, spans: list[Span], current: int | None,
+             longest: int) -> list[tuple[float, float]]:
     """The time of `host` that the file holds already, merged, in time order: imported for it before, and for
     this machine's own host every event tracker recorded itself (those not imported for another host), and
-    while it records, all time from the start of its `current` event on."""
+    while it records, all time from the start of its `current` event on. `longest`: the longest span imported."""
     since, until = spans[0].start_ms, max(span.end_ms for span in spans)
     periods: list[tuple[float, float]] = db.execute(
-        "SELECT start, end FROM imported WHERE host = ? AND start < ? AND end > ?", (host, until, since)).fetchall()
+        "SELECT start, end FROM imported WHERE host = ? AND start >= ? AND start < ? AND end > ?",
+        (host, since - longest, until, since)).fetchall()
     if host == own:
         history = covered_periods(db, since, until)
         if history:
