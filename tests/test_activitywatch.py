@@ -214,6 +214,27 @@ def test_an_unreachable_server_is_one_sentence():
     assert code == 1 and "Cannot reach the ActivityWatch server" in output and "nothing was imported" in output
 
 
+def test_a_server_that_stops_part_way_is_one_sentence_and_imports_nothing():
+    from fault_server import FaultServer, Step
+
+    text = json.dumps(export())
+    server = FaultServer().start()
+    try:
+        # The connection closes before the body it announced: the export ends early.
+        server.catch_all = Step(200, text[:len(text) // 2], headers={"Content-Length": str(len(text))})
+        code, output = tracker("import", "activitywatch", "--server", server.url)
+        assert code == 1 and output.count("\n") == 1
+        assert f"The ActivityWatch server at {server.url} stopped part-way through the export" in output
+        assert "nothing was imported" in output
+        # A body cut short that the server says is whole: the export's own end shows it.
+        server.catch_all = Step(200, text[:-3])
+        code, output = tracker("import", "activitywatch", "--server", server.url)
+        assert code == 1 and "ends early, in bucket aw-watcher-web-firefox_desk after event 2" in output
+    finally:
+        server.stop()
+    assert stored() == ([], []) and scratch_files() == []
+
+
 def test_file_and_server_are_one_or_the_other(tmp_path):
     code, output = tracker("import", "activitywatch")
     assert code == 2 and "give an export FILE or --server URL" in output
@@ -439,3 +460,131 @@ def test_csv_gives_back_every_title_and_name_a_spreadsheet_cannot_run(texts: lis
         shown = table[0][column]
         assert shown == (("'" + text) if text[:1] in "=+-@\t\r" and text else text)
     assert table[1]["score"] == "-1.0"
+
+
+# -- a day at a time: large exports ---------------------------------------------------------------------------
+
+MIDNIGHT = datetime(2024, 5, 7, tzinfo=timezone.utc)
+AROUND_MIDNIGHT = ["--since", "2024-05-05", "--until", "2024-05-08"]
+
+
+def at_midnight(seconds: float) -> str:
+    return (MIDNIGHT + timedelta(seconds=seconds)).isoformat()
+
+
+def scratch_files() -> list[Path]:
+    """The scratch files an import keeps the export's events in, left in the data directory."""
+    folder = paths.database_file().parent
+    return list(folder.glob(".activitywatch-import-*")) if folder.exists() else []
+
+
+def test_window_afk_and_tab_events_crossing_midnight_count_once_and_stay_whole(tmp_path):
+    """The import combines a UTC day at a time: events crossing midnight come out as they would all at once."""
+    hour = 3600
+
+    def crossing(start: float, length: float, **data: Any) -> dict[str, Any]:
+        return {"timestamp": at_midnight(start), "duration": length, "data": data}
+
+    document = export(window=[crossing(-1.5 * hour, hour, app="Code", title="main.py"),
+                              crossing(-0.5 * hour, hour, app="Firefox", title="Mozilla Firefox"),
+                              crossing(0.5 * hour, 0.5 * hour, app="Code", title="x.py")],
+                      afk=[crossing(-1.5 * hour, 100 * 60, status="not-afk"),
+                           crossing(10 * 60, 50 * 60, status="afk")],
+                      web=[crossing(-20 * 60, 40 * 60, url="https://github.com/x", title="GitHub")])
+    file = write(tmp_path, document)
+    code, output = tracker("import", "activitywatch", file)
+    assert code == 0, output
+    assert "Imported 5 events (2h 30m) of desk" in output  # the tab's 30 m across midnight is one event
+    code, shown = tracker("report", *AROUND_MIDNIGHT, "--json", "--by", "activity")
+    found = json.loads(shown)
+    assert {row["name"]: row["seconds"] for row in found["rows"]} == {"Code": 3600.0, "github.com": 1800.0,
+                                                                      "Firefox": 600.0}
+    assert found["away_seconds"] == 3000.0  # Firefox from 00:10, then Code
+    unwindowed = combine(parse_export(document, "export"))
+    assert sum(span.end_ms - span.start_ms for span in unwindowed) == 9_000_000
+    assert tracker("import", "activitywatch", file)[1].startswith("Nothing new in")
+    assert scratch_files() == []
+
+
+def test_an_export_cut_off_at_its_very_end_leaves_nothing_behind(tmp_path):
+    """Every event is read before the end shows the export is cut short: still nothing is imported."""
+    tracker("import", "activitywatch", write(tmp_path, export("other"), "first.json"))
+    before = stored()
+    text = json.dumps(export())
+    code, output = tracker("import", "activitywatch", write(tmp_path, text[:-1]))
+    assert code == 1
+    assert "ends early" in output and "nothing was imported" in output and output.count("\n") == 1
+    assert stored() == before
+    assert scratch_files() == []
+
+
+def test_an_export_split_anywhere_into_chunks_reads_the_same():
+    """Files and servers give the text in chunks: where they are cut never changes what is read."""
+    from tracker.activitywatch import iter_export, read_export
+
+    document = export()
+    window = document["buckets"]["aw-watcher-window_desk"]
+    # aw-server-rust may write a bucket's events before its type and hostname.
+    document["buckets"]["aw-watcher-window_desk"] = {"events": window.pop("events"), **window}
+    text = json.dumps(document, indent=1).replace('"duration": 600', '"duration": 6e2')
+    whole = read_export(text, "export")
+    encoded = text.encode()
+    for size in (1, 2, 3, 7, 64, 1000):
+        items = list(iter_export((encoded[at:at + size] for at in range(0, len(encoded), size)), "export"))
+        assert [item for item in items if isinstance(item, Bucket)] == [
+            Bucket(bucket.id, bucket.type, bucket.hostname, []) for bucket in whole]
+        assert [item for item in items if isinstance(item, AwEvent)] == [
+            event for bucket in whole for event in bucket.events]
+    assert [(bucket.type, bucket.hostname, len(bucket.events)) for bucket in whole] == [
+        ("currentwindow", "desk", 3), ("afkstatus", "desk", 2), ("web.tab.current", "desk", 2)]
+
+
+def test_invalid_json_in_the_middle_names_the_bucket_line_and_column(tmp_path):
+    text = json.dumps(export(), indent=1).replace('"title": "x.py"', '"title": x.py')
+    code, output = tracker("import", "activitywatch", write(tmp_path, text))
+    assert code == 1 and output.count("\n") == 1
+    assert "is not valid JSON, in bucket aw-watcher-window_desk after event 2 (line" in output
+    assert "nothing was imported" in output and stored() == ([], [])
+
+
+MOMENT = st.one_of(st.integers(-300, 300), st.integers(-36 * 3600, 36 * 3600))  # seconds from midnight
+LENGTH = st.one_of(st.integers(0, 20), st.integers(0, 3 * 3600), st.integers(0, 50 * 3600))
+
+
+@given(st.lists(st.tuples(MOMENT, LENGTH, st.sampled_from(["Code", "Firefox", "Slack"])), max_size=14),
+       st.lists(st.tuples(MOMENT, LENGTH, st.booleans()), max_size=8),
+       st.lists(st.tuples(MOMENT, LENGTH, st.sampled_from(["https://a.example/", "https://b.example/"]),
+                          st.booleans()), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_combining_a_day_at_a_time_gives_what_combining_all_at_once_gives(windows, afk, tabs):
+    """Events crossing the days' edges, or within flooding reach of them, or overlapping each other there: the
+    spans (adjacent equal ones joined) are those of the whole export combined at once."""
+    import tempfile
+
+    from tracker.activitywatch import Span, combine_by_day, read_export
+    from tracker.importing import StagedExport
+
+    def crossing(start: int, length: int, **data: Any) -> dict[str, Any]:
+        return {"timestamp": at_midnight(start), "duration": length, "data": data}
+
+    document = export(window=[crossing(start, length, app=app) for start, length, app in windows] or [],
+                      afk=[crossing(start, length, status="afk" if away else "not-afk") for start, length, away in afk],
+                      web=[crossing(start, length, url=url, audible=audible) for start, length, url, audible in tabs])
+    for kind, events in (("window", windows), ("afk", afk), ("web", tabs)):
+        if not events:  # export() fills an empty list with its own events
+            next(b for b in document["buckets"].values() if kind in b["id"])["events"] = []
+    text = json.dumps(document)
+
+    def joined(spans: list[Span]) -> list[Span]:
+        kept: list[Span] = []
+        for span in spans:
+            if kept and kept[-1].end_ms == span.start_ms and kept[-1].retimed(0, 0) == span.retimed(0, 0):
+                kept[-1] = kept[-1].retimed(kept[-1].start_ms, span.end_ms)
+            else:
+                kept.append(span)
+        return kept
+
+    with tempfile.TemporaryDirectory() as directory, StagedExport(Path(directory)) as staged:
+        staged.read([text.encode()], "export")
+        by_day = list(combine_by_day(staged.buckets, staged))
+    assert joined(by_day) == joined(combine(read_export(text, "export")))

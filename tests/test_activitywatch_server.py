@@ -242,6 +242,7 @@ def test_a_progress_bar_shows_on_a_terminal_only(tmp_path: Path):
     code, shown = run_on_a_terminal("import", "activitywatch", str(export))
 
     assert code == 0, shown
+    assert "Reading " in shown  # a bar of the bytes read of the file's size
     assert "Importing from ActivityWatch" in shown and "100%" in shown
     assert "Imported 20,000 events" in shown
     paths.database_file().unlink()

@@ -11,13 +11,14 @@ playing sound counts as not AFK, as in ActivityWatch's summary).
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 WINDOW = "currentwindow"
 AFK = "afkstatus"
@@ -75,50 +76,240 @@ class Span:
     away: bool
     private: bool = False  # an incognito tab: the title and URL are dropped before anything is kept
 
+    def retimed(self, start_ms: int, end_ms: int) -> Span:
+        """The same time's kind between other moments."""
+        return Span(self.host, start_ms, end_ms, self.app, self.title, self.url, self.away, self.private)
+
 
 def read_export(text: str | bytes, source: str) -> list[Bucket]:
-    """The buckets of an export's JSON text; ExportError (naming `source`, the bucket and the event) when it
-    is not an ActivityWatch export or is cut short."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        where = _where_in_text(raw, error.pos)
-        if error.pos >= len(raw.rstrip()) - 1 or error.msg.startswith("Unterminated string"):
-            raise ExportError(f"{source} ends early{where} (a truncated download?): export it again from "
-                              "ActivityWatch; nothing was imported.") from None
-        raise ExportError(f"{source} is not valid JSON{where} (line {error.lineno}, column {error.colno}: "
-                          f"{error.msg}); nothing was imported.") from None
-    except UnicodeDecodeError:
-        raise ExportError(f"{source} is not a text file: give an ActivityWatch export (JSON); nothing was "
-                          "imported.") from None
-    return parse_export(document, source)
+    """The buckets of an export's JSON text, with their events, all in memory (for a small export: a large one
+    goes through `iter_export`). ExportError as `iter_export`'s."""
+    buckets: list[Bucket] = []
+    events: list[AwEvent] = []
+    for item in iter_export([text], source):
+        if isinstance(item, AwEvent):
+            events.append(item)
+        else:
+            buckets.append(Bucket(item.id, item.type, item.hostname, events))
+            events = []
+    return buckets
 
 
 def parse_export(document: object, source: str) -> list[Bucket]:
     """The buckets of an export already parsed from JSON."""
-    if not isinstance(document, dict) or not isinstance(document.get("buckets"), dict):
-        raise ExportError(f'{source} is not an ActivityWatch export: it has no "buckets" object; nothing was '
-                          "imported.")
-    return [_bucket(bucket_id, bucket, source) for bucket_id, bucket in document["buckets"].items()]
+    return read_export(json.dumps(document), source)
 
 
-def _bucket(bucket_id: str, bucket: object, source: str) -> Bucket:
-    if not isinstance(bucket, dict):
-        raise ExportError(f"In {source}, bucket {bucket_id} is not an object; nothing was imported.")
-    events = bucket.get("events", [])
-    if not isinstance(events, list):
-        raise ExportError(f'In {source}, bucket {bucket_id} has no list of "events"; nothing was imported.')
-    parsed = []
-    for number, event in enumerate(events, 1):
+def iter_export(chunks: Iterable[str | bytes], source: str) -> Iterator[AwEvent | Bucket]:
+    """An export's events as its JSON text arrives in chunks, never holding the whole: each bucket's events in
+    the export's order, then the bucket itself (with no events: its id, type and hostname may come after them).
+    ExportError (naming `source`, the bucket and the event) when it is not an ActivityWatch export, is not
+    JSON, or is cut short; some events may have been given before it."""
+    return _ExportReader(chunks, source).read()
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# A JSON error this close to the end of the text read so far may only mean the value goes on in the next chunk.
+_NEAR_END = 64
+# A single value longer than this (other than a bucket's events, which are read one by one) is not waited for.
+_LONGEST_VALUE = 64 << 20
+
+
+class _EndOfText(Exception):
+    """The text ended where the export's structure needs more."""
+
+
+class _ExportReader:
+    """A recursive-descent reader of the export's outer structure (objects of buckets, lists of events) over
+    text arriving in chunks; each event, and every other value, is decoded whole by the json module's scanner."""
+
+    def __init__(self, chunks: Iterable[str | bytes], source: str) -> None:
+        self._chunks = iter(chunks)
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.source = source
+        self.text = ""  # what is read and not yet let go of
+        self.at = 0  # the position in `text` the reader is at
+        self.ended = False  # no more chunks
+        self._line, self._column = 1, 1  # where `text` starts in the whole export
+        self.bucket: str | None = None  # the bucket being read, and how many of its events are read
+        self.events = 0
+
+    def read(self) -> Iterator[AwEvent | Bucket]:
         try:
-            parsed.append(_event(event))
-        except (TypeError, ValueError, KeyError, OverflowError) as error:
-            raise ExportError(f"In {source}, event {number:,} of bucket {bucket_id} is malformed "
-                              f"({_plain(error)}); nothing was imported.") from None
-    hostname = bucket.get("hostname")
-    return Bucket(str(bucket.get("id") or bucket_id), str(bucket.get("type") or ""),
-                  hostname if isinstance(hostname, str) and hostname else "unknown", parsed)
+            yield from self._document()
+        except json.JSONDecodeError as error:
+            where = f", in bucket {self.bucket} after event {self.events:,}" if self.bucket is not None else ""
+            if self.ended and (error.pos >= len(self.text.rstrip()) - 1
+                               or error.msg.startswith("Unterminated string")):
+                raise self._ends_early(where) from None
+            line, column = self._line_and_column(error.pos)
+            raise ExportError(f"{self.source} is not valid JSON{where} (line {line}, column {column}: "
+                              f"{error.msg}); nothing was imported.") from None
+        except _EndOfText:
+            where = f", in bucket {self.bucket} after event {self.events:,}" if self.bucket is not None else ""
+            raise self._ends_early(where) from None
+        except UnicodeDecodeError:
+            raise ExportError(f"{self.source} is not a text file: give an ActivityWatch export (JSON); nothing "
+                              "was imported.") from None
+
+    def _ends_early(self, where: str) -> ExportError:
+        return ExportError(f"{self.source} ends early{where} (a truncated download?): export it again from "
+                           "ActivityWatch; nothing was imported.")
+
+    def _not_an_export(self) -> ExportError:
+        return ExportError(f'{self.source} is not an ActivityWatch export: it has no "buckets" object; nothing was '
+                           "imported.")
+
+    # -- the export's structure ---------------------------------------------------------------------------
+
+    def _document(self) -> Iterator[AwEvent | Bucket]:
+        if self._next() != "{":
+            raise self._not_an_export()
+        self.at += 1
+        found = False
+        for key in self._members():
+            if key == "buckets" and self._next() == "{":
+                self.at += 1
+                found = True
+                yield from self._buckets()
+            else:
+                self._value()
+        if self._peek() != "":
+            raise json.JSONDecodeError("Extra data", self.text, self.at)
+        if not found:
+            raise self._not_an_export()
+
+    def _buckets(self) -> Iterator[AwEvent | Bucket]:
+        for key in self._members():
+            self.bucket, self.events = key, 0
+            if self._next() != "{":
+                raise ExportError(f"In {self.source}, bucket {key} is not an object; nothing was imported.")
+            self.at += 1
+            fields: dict[str, object] = {}
+            for field in self._members():
+                if field == "events" and self._next() == "[":
+                    self.at += 1
+                    yield from self._events(key)
+                else:
+                    fields[field] = self._value()
+            if "events" in fields:
+                raise ExportError(f'In {self.source}, bucket {key} has no list of "events"; nothing was imported.')
+            hostname = fields.get("hostname")
+            yield Bucket(str(fields.get("id") or key), str(fields.get("type") or ""),
+                         hostname if isinstance(hostname, str) and hostname else "unknown", [])
+            self.bucket = None
+
+    def _events(self, bucket: str) -> Iterator[AwEvent]:
+        """The events of a list just opened, read one by one."""
+        if self._next() == "]":
+            self.at += 1
+            return
+        while True:
+            raw = self._value()
+            self.events += 1
+            try:
+                event = _event(raw)
+            except (TypeError, ValueError, KeyError, OverflowError) as error:
+                raise ExportError(f"In {self.source}, event {self.events:,} of bucket {bucket} is malformed "
+                                  f"({_plain(error)}); nothing was imported.") from None
+            yield event
+            if not self._another("]"):
+                return
+
+    def _members(self) -> Iterator[str]:
+        """The keys of an object just opened, each given when the reader is at its value; at the end, past the
+        object."""
+        if self._next() == "}":
+            self.at += 1
+            return
+        while True:
+            at = self.at
+            key = self._value()
+            if not isinstance(key, str):
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", self.text, at)
+            if self._next() != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", self.text, self.at)
+            self.at += 1
+            yield key
+            if not self._another("}"):
+                return
+
+    def _another(self, closing: str) -> bool:
+        """After an item of a list or an object: True past a comma, False past the `closing` bracket."""
+        after = self._next()
+        self.at += 1
+        if after == closing:
+            return False
+        if after != ",":
+            raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.at - 1)
+        return True
+
+    # -- the text ---------------------------------------------------------------------------------------------
+
+    def _value(self) -> Any:
+        """The next JSON value, whole, reading more of the text while it may go on."""
+        self._next()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.at)
+            except json.JSONDecodeError as error:
+                may_go_on = error.pos >= len(self.text) - _NEAR_END or error.msg.startswith("Unterminated string")
+                if self.ended or not may_go_on or len(self.text) - self.at > _LONGEST_VALUE:
+                    raise
+            else:
+                if end < len(self.text) or self.ended:  # a number at the very end may go on
+                    self.at = end
+                    return value
+            self._more()
+
+    def _next(self) -> str:
+        """The next character that is not white space; _EndOfText when there is none."""
+        char = self._peek()
+        if not char:
+            raise _EndOfText
+        return char
+
+    def _peek(self) -> str:
+        """The next character that is not white space, or "" at the end of the text."""
+        while True:
+            match = _WHITESPACE.match(self.text, self.at)
+            assert match is not None  # it matches the empty string
+            self.at = match.end()
+            if self.at < len(self.text):
+                return self.text[self.at]
+            if not self._more():
+                return ""
+
+    def _more(self) -> bool:
+        """Read the next chunk, letting go of the text before the reader; False at the end."""
+        piece = ""
+        while not piece:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self.ended = True
+                try:
+                    piece = self._decoder.decode(b"", final=True)
+                except UnicodeDecodeError:  # cut inside a character: the text ends early
+                    piece = ""
+                break
+            piece = chunk if isinstance(chunk, str) else self._decoder.decode(chunk)
+        gone = self.text[:self.at]
+        newlines = gone.count("\n")
+        if newlines:
+            self._line, self._column = self._line + newlines, len(gone) - gone.rfind("\n")
+        else:
+            self._column += len(gone)
+        self.text = self.text[self.at:] + piece
+        self.at = 0
+        return bool(piece)
+
+    def _line_and_column(self, position: int) -> tuple[int, int]:
+        before = self.text[:position]
+        newlines = before.count("\n")
+        if newlines:
+            return self._line + newlines, position - before.rfind("\n")
+        return self._line, self._column + position
 
 
 def _event(event: Any) -> AwEvent:
@@ -167,37 +358,117 @@ def _plain(error: Exception) -> str:
     return str(error)
 
 
-def _where_in_text(text: str, position: int) -> str:
-    """", in bucket X after event N": where in an export's text a position falls, found by the keys before it."""
-    before = text[:position]
-    bucket_at = max(before.rfind('"events"'), 0)
-    found = re.findall(r'"id"\s*:\s*"([^"]*)"', before[:bucket_at]) if bucket_at else []
-    if not found:
-        return ""
-    events = before.count('"timestamp"', bucket_at)
-    return f", in bucket {found[-1]} after event {events:,}"
-
-
 # -- combining buckets into spans ---------------------------------------------------------------------------
 
 def combine(buckets: Iterable[Bucket]) -> list[Span]:
     """Every host's window time as spans, in time order per host: active inside not-AFK time, away inside AFK
     time (all active when a host has no AFK bucket), with the tab's URL and title while a browser is in front.
     """
-    by_host: dict[str, dict[str, list[Bucket]]] = {}
-    for bucket in buckets:
+    listed = list(buckets)
+    spans: list[Span] = []
+    for host, kinds in _hosts(listed).items():
+        spans.extend(_host_spans(host, {kind: [listed[number] for number in numbers]
+                                        for kind, numbers in kinds.items()}))
+    return spans
+
+
+def _hosts(buckets: Sequence[Bucket]) -> dict[str, dict[str, list[int]]]:
+    """The hosts with window buckets, each with the positions of its buckets of each kind in `buckets`."""
+    by_host: dict[str, dict[str, list[int]]] = {}
+    for number, bucket in enumerate(buckets):
         if bucket.type in (WINDOW, AFK, WEB):
-            by_host.setdefault(bucket.hostname, {}).setdefault(bucket.type, []).append(bucket)
+            by_host.setdefault(bucket.hostname, {}).setdefault(bucket.type, []).append(number)
     window_hosts = [host for host, kinds in by_host.items() if WINDOW in kinds]
     # Older browser extensions name no host: their tabs belong to the only host with windows, if there is one.
     if len(window_hosts) == 1:
         for host, kinds in list(by_host.items()):
             if host == "unknown" and WINDOW not in kinds and WEB in kinds:
                 by_host[window_hosts[0]].setdefault(WEB, []).extend(kinds.pop(WEB))
-    spans: list[Span] = []
-    for host in window_hosts:
-        spans.extend(_host_spans(host, by_host[host]))
-    return spans
+    return {host: by_host[host] for host in window_hosts}
+
+
+# -- combining a day at a time --------------------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+# Each day is combined from the events within this much of it (and any event overlapping that): flooding
+# and overlaps reach at most a few seconds beyond an event, so the day's part comes out as from all events.
+MARGIN_MS = 3_600_000
+# How far back a day looks for events that cut short a long event overlapping it. Only a bucket whose events
+# overlap each other has any (a watcher's do not), and a broken one could have a year-long event: memory stays
+# bounded by this, at the cost of exactness for an event that long cut short that far back.
+LOOK_BACK_MS = 7 * DAY_MS
+_NEVER = 2 ** 62
+
+
+class EventSource(Protocol):
+    """The events of an export's buckets (by their position in its list), kept elsewhere than in memory."""
+
+    def between(self, bucket: int, since_ms: int, until_ms: int) -> list[AwEvent]:
+        """The bucket's events overlapping [since_ms, until_ms), in the export's order."""
+
+    def extent(self, buckets: Sequence[int]) -> tuple[int, int] | None:
+        """The first start and the last end of the buckets' events; None when they have none."""
+
+    def first_start(self, buckets: Sequence[int], since_ms: int, until_ms: int) -> int | None:
+        """The earliest start of the buckets' events overlapping [since_ms, until_ms); None when none does."""
+
+
+def combine_by_day(buckets: Sequence[Bucket], source: EventSource,
+                   progress: Callable[[int, int], None] | None = None) -> Iterator[Span]:
+    """`combine`'s spans, computed a UTC day per host at a time from events kept in `source` (the buckets'
+    own `events` are not used), so that memory holds one day's events. A span crossing midnight comes out
+    whole, as from `combine`. `progress(days done, days)`."""
+    hosts = _hosts(buckets)
+    extents = {host: source.extent(kinds[WINDOW]) for host, kinds in hosts.items()}
+    days = sum(-(-extent[1] // DAY_MS) - extent[0] // DAY_MS for extent in extents.values() if extent)
+    done = 0
+    for host, kinds in hosts.items():
+        extent = extents[host]
+        if extent is None:
+            continue
+        day, last_day = extent[0] // DAY_MS * DAY_MS, -(-extent[1] // DAY_MS) * DAY_MS
+        held: Span | None = None  # the day's last span: the next day's first may continue it
+        while day < last_day:
+            in_reach = {kind: _in_reach(buckets, numbers, source, day) for kind, numbers in kinds.items()}
+            for span in _host_spans(host, in_reach):
+                start, end = max(span.start_ms, day), min(span.end_ms, day + DAY_MS)
+                if end <= start:
+                    continue
+                if held is not None and held.end_ms == start == day and _same_but_time(held, span):
+                    held = held.retimed(held.start_ms, end)
+                    continue
+                if held is not None:
+                    yield held
+                held = span if (start, end) == (span.start_ms, span.end_ms) else span.retimed(start, end)
+            following = day + DAY_MS
+            if not any(event.end_ms > following for bucket in in_reach[WINDOW] for event in bucket.events):
+                # No window time goes on into the next day: go on at the day of the next window event.
+                upcoming = source.first_start(kinds[WINDOW], following, _NEVER)
+                following = last_day if upcoming is None else max(following, upcoming // DAY_MS * DAY_MS)
+            following = min(following, last_day)
+            done += (following - day) // DAY_MS
+            if progress is not None:
+                progress(done, days)
+            day = following
+        if held is not None:
+            yield held
+
+
+def _in_reach(buckets: Sequence[Bucket], numbers: list[int], source: EventSource, day: int) -> list[Bucket]:
+    """The buckets (of one kind) with their events that can shape the day's part of their flooded events: those
+    within MARGIN_MS of the day, and those since the start of an event that overlaps it from earlier on (a later
+    event that overlaps it cuts it short: the rest is lost, as with aw-transform), up to LOOK_BACK_MS back."""
+    since, until = day - MARGIN_MS, day + DAY_MS + MARGIN_MS
+    earliest = source.first_start(numbers, since, until)
+    if earliest is not None and earliest < since:
+        since = max(earliest, day - LOOK_BACK_MS) - MARGIN_MS
+    return [Bucket(buckets[number].id, buckets[number].type, buckets[number].hostname,
+                   source.between(number, since, until)) for number in numbers]
+
+
+def _same_but_time(first: Span, second: Span) -> bool:
+    return (first.host, first.app, first.title, first.url, first.away, first.private) == (
+        second.host, second.app, second.title, second.url, second.away, second.private)
 
 
 def _host_spans(host: str, kinds: dict[str, list[Bucket]]) -> list[Span]:

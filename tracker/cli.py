@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
@@ -353,11 +353,9 @@ def import_group() -> None:
 def import_activitywatch(file: str | None, server: str | None) -> None:
     """Import an ActivityWatch export FILE (or every bucket of --server URL): window time inside not-AFK time,
     with the browser's URLs, classified with your current categories; AFK time becomes Away."""
-    from pathlib import Path
-
     from tracker import present
-    from tracker.activitywatch import ExportError, combine, read_export
-    from tracker.importing import fetch_export, import_spans
+    from tracker.activitywatch import ExportError
+    from tracker.importing import StagedExport, file_export, import_staged, server_export
     from tracker.outbox import OutboxFull
     from tracker.paths import database_file
     from tracker.privacy import Privacy
@@ -372,34 +370,29 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
         privacy = Privacy(settings.privacy)
     except ValueError as error:
         raise Failure(f"{error}; fix it in the settings (`tracker config show`).", 2) from None
-    source = file if file is not None else server
+    source = str(file if file is not None else server)
     try:
-        with _progress_bar(f"Reading {source}"):  # no count to show: a bar that says it is busy
-            if file is not None:
-                try:
-                    text = Path(file).read_bytes()
-                except OSError as error:
-                    raise Failure(f"Cannot read {file}: {(error.strerror or str(error)).lower()}.", 1) from None
-            else:
-                assert server is not None
-                text = fetch_export(server)
-            spans = combine(read_export(text, str(source)))
-            del text
+        # The export's events wait on disk beside the database, and are combined a day at a time.
+        with StagedExport(database_file().parent) as staged:
+            with _progress_bar(f"Reading {source}") as progress, \
+                    (file_export(file) if file is not None else server_export(source)) as (chunks, size):
+                staged.read(_counted(chunks, size, progress), source)
+            result = None
+            if staged.events:
+                with _progress_bar("Importing from ActivityWatch") as progress:
+                    result = import_staged(database_file(), staged, categories, privacy, settings.host,
+                                           settings.outbox_max_rows, progress, recording=is_running() is not None)
     except ExportError as error:
         raise Failure(str(error), 1) from None
-    if not spans:
-        click.echo(f"{source} holds no window time (aw-watcher-window buckets): nothing to import.")
-        return
-    try:
-        with _progress_bar("Importing from ActivityWatch") as progress:
-            result = import_spans(database_file(), spans, categories, privacy, settings.host,
-                                  settings.outbox_max_rows, progress, recording=is_running() is not None)
     except OutboxFull as error:
         raise Failure(f"The import makes {error.adding:,} points for InfluxDB but the outbox has room for "
                       f"{error.room:,} (outbox_max_rows): send what waits with `tracker sync`, or raise "
                       "outbox_max_rows, and import again; nothing was imported.", 1) from None
     except StoreUnavailable as error:
         raise Failure(f"{error} Nothing was imported.", 1) from None
+    if result is None or not result.spans:
+        click.echo(f"{source} holds no window time (aw-watcher-window buckets): nothing to import.")
+        return
     click.echo(present.import_text(result, str(source)))
 
 
@@ -586,6 +579,17 @@ def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
         raise Failure(f"{error}.", 1) from None
     click.echo(f"Wrote {written:,} demo points (host={demo_module.DEMO_HOST}) to {where}, bucket "
                f"{settings.bucket}. Remove them with `tracker demo --remove`.")
+
+
+def _counted(chunks: Iterable[bytes], size: int | None, progress: Callable[[int, int | None], None] | None
+             ) -> Iterator[bytes]:
+    """The chunks, telling `progress` how many bytes of `size` went by."""
+    done = 0
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        if progress is not None:
+            progress(done, size)
 
 
 def _progress_bar(description: str):

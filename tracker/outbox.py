@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 from tracker.lineprotocol import to_line
@@ -118,6 +119,7 @@ _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEX
                   "measurement": "measurement TEXT NOT NULL DEFAULT 'activity'"}
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
 _COLUMNS = "id, " + _FIELDS
+_COMMIT_BATCH = 10_000  # records of an import added per statement
 _INSERT = f"INSERT INTO outbox ({_FIELDS}, final, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # A point of another measurement: its line, and placeholders where a sample has its fields.
 _INSERT_POINT = (f"INSERT INTO outbox ({_FIELDS}, final, line, measurement)"
@@ -268,20 +270,25 @@ class Outbox:
 
     def commit_with(self, write: Callable[[sqlite3.Connection], Iterable[Record]]) -> int:
         """One transaction for another part of the shared file and the records it gives: `write(connection)`
-        writes its part (an import's history events) and returns final records, which are added with it, or
-        nothing is kept. OutboxFull, before anything is kept, when they do not fit in the size bound (an import
-        must not push out samples that wait). Returns how many records were added."""
+        writes its part (an import's history events) and gives final records, which are added with it as they
+        come (a large import is never all in memory), or nothing is kept. OutboxFull, before anything is kept,
+        when they do not fit in the size bound (an import must not push out samples that wait); it counts them
+        all first, to say how many there are. Returns how many records were added."""
         with self._unavailable_as("write to"), self._lock:
             with self._transaction():
-                records = list(write(self._connection))
                 room = self.max_rows - self._kept()
-                if len(records) > room:
-                    raise OutboxFull(len(records), room)
-                self._connection.executemany(_INSERT, (
-                    (r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url,
-                     True, to_line(r)) for r in records))
-            self._added(len(records))
-        return len(records)
+                records = iter(write(self._connection))
+                added = 0
+                while batch := list(islice(records, _COMMIT_BATCH)):
+                    if added + len(batch) <= room:
+                        self._connection.executemany(_INSERT, (
+                            (r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state,
+                             r.title, r.url, True, to_line(r)) for r in batch))
+                    added += len(batch)
+                if added > room:
+                    raise OutboxFull(added, room)
+            self._added(added)
+        return added
 
     def append_points(self, points: Iterable[Point]) -> int:
         """Keep points of another measurement, final, in one transaction, in the queue with the samples: the
