@@ -214,6 +214,18 @@ def test_an_unreachable_server_is_one_sentence():
     assert code == 1 and "Cannot reach the ActivityWatch server" in output and "nothing was imported" in output
 
 
+@pytest.mark.parametrize(("server", "said"), [
+    ("http://user:pa55word@127.0.0.1:5600", "aw-server takes no user name or password"),
+    ("http://127.0.0.1:1/?token=pa55word", "Cannot reach the ActivityWatch server at http://127.0.0.1:1 ("),
+    ("127.0.0.1:5600", "--server takes aw-server's address, such as http://127.0.0.1:5600"),
+    ("ftp://pa55word@127.0.0.1", "--server takes aw-server's address"),
+])
+def test_a_server_address_is_never_repeated_with_its_secrets(server: str, said: str) -> None:
+    code, output = tracker("import", "activitywatch", "--server", server)
+    assert code == 1 and said in output and output.count("\n") == 1
+    assert "pa55word" not in output and "nothing was imported" in output
+
+
 def test_a_server_that_stops_part_way_is_one_sentence_and_imports_nothing():
     from fault_server import FaultServer, Step
 

@@ -231,8 +231,18 @@ def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[b
     import http.client
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit
 
+    from tracker.sinks.shown import display_url
+
+    parts = urlsplit(url) if "://" in url else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ExportError("--server takes aw-server's address, such as http://127.0.0.1:5600; nothing was imported.")
+    if "@" in parts.netloc:  # never repeated: it may hold a password
+        raise ExportError("aw-server takes no user name or password: give --server as http://HOST:PORT, without"
+                          " them; nothing was imported.")
     address = url.rstrip("/") + "/api/0/export"
+    url = display_url(url)  # what messages show: no query, nothing unprintable
 
     def unreachable(error: BaseException) -> ExportError:
         reason = getattr(error, "reason", error)
