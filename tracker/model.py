@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 # A scheme with no authority part (about:blank, mailto:x, data:...): such URLs name no site.
@@ -66,6 +67,7 @@ class Record:
         return datetime.fromtimestamp(self.time_ms / 1000, tz=timezone.utc)
 
 
+@lru_cache(maxsize=64)  # asked up to four times per sample (activity, classification, privacy) for one URL
 def url_host(url: str | None) -> str | None:
     """The host of a URL, lower-case and without a leading 'www.'; None when there is none."""
     if not url or ("//" not in url and _OPAQUE_URL.match(url)):
