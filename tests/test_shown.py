@@ -69,6 +69,7 @@ def leaks(*secrets: str) -> set[str]:
 
 @settings(max_examples=200, deadline=None)
 @example(user="%%%%%@:0", password="%%%%%@:0", query_secret="\x1bX%%%%%@", token=None, noise="", cut=0)
+@example(user="%%%%%@:/", password="%%%%%@:/", query_secret="%%%%%0A@", token=None, noise="", cut=0)
 @given(user=credential, password=credential, query_secret=credential, token=st.none() | credential,
        noise=body_text, cut=st.integers(0, 40))
 def test_no_form_of_a_credential_survives_outward(user, password, query_secret, token, noise, cut):

@@ -99,10 +99,11 @@ def secret_forms(token: str | None, url: str | None) -> tuple[str, ...]:
     forms: set[str] = set()
     for secret in encoded:
         percent = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
-        percent |= {re.sub(r"%[0-9A-F]{2}", lambda match: match[0].lower(), form) for form in percent}
         escaped = {html.escape(secret), html.escape(secret, quote=False), json.dumps(secret)[1:-1],
                    json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]}
         forms |= {secret, printable(secret)} | escaped | percent
+    # A server may write percent escapes in lower case, those of an encoding or any the secret itself holds.
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda match: match[0].lower(), form) for form in forms}
     forms.discard("")
     return tuple(sorted(forms, key=len, reverse=True))
 
