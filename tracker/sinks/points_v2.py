@@ -71,6 +71,8 @@ class V2Points:
     def _check(self, answer: Answer, expected: int) -> None:
         if answer.status != expected:
             reason = server_reason(answer.text(self.settings), answer.reason or str(answer.status), self.settings)
+            if answer.status == 404 and "not found" not in reason.lower():  # Flux: 'could not find bucket "x"'
+                reason = f"{reason} (not found)"
             raise error_for_status(self.settings, answer.status, reason, answer.headers.get("Retry-After"))
 
     def _points(self, text: str) -> Iterator[tuple[Record, bool]]:
