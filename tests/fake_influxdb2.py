@@ -270,13 +270,12 @@ def annotated_csv(points: list[Point], start_ns: int, stop_ns: int, annotations:
     header = ["", "result", "table", "_start", "_stop", "_time", "_measurement", *tags, *fields]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    if "datatype" in annotations:
-        writer.writerow(["#datatype", "string", "long", time_type, time_type, time_type, "string",
-                         *["string"] * len(tags), *(types[field] for field in fields)])
-    if "group" in annotations:
-        writer.writerow(["#group", *["false"] * (len(header) - 1)])
-    if "default" in annotations:
-        writer.writerow(["#default", "_result", *[""] * (len(header) - 2)])
+    rows = {"datatype": ["#datatype", "string", "long", time_type, time_type, time_type, "string",
+                         *["string"] * len(tags), *(types[field] for field in fields)],
+            "group": ["#group", *["false"] * (len(header) - 1)],
+            "default": ["#default", "_result", *[""] * (len(header) - 2)]}
+    for annotation in annotations:  # in the order asked for
+        writer.writerow(rows[annotation])
     writer.writerow(header)
     for point in points:
         writer.writerow(["", "", "0", rfc3339_nano(start_ns), rfc3339_nano(stop_ns), rfc3339_nano(point.time_ns),

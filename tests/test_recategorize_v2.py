@@ -121,6 +121,27 @@ def test_points_with_a_tag_tracker_does_not_write_are_left_alone_on_influxdb2(in
         seconds_by(records, after))
 
 
+def test_tag_values_with_quotes_backslashes_and_interpolation_are_read_and_deleted_exactly(
+        influxdb2: FakeInfluxDB2) -> None:
+    """The host and the tags reach the Flux query and the delete predicate escaped, each in its own grammar."""
+    env = v2_env(influxdb2)
+    host = 'lap"top ${h} \\ one'
+    write_host(host)
+    write_rules(BEFORE)
+    odd = [Record(1_714_982_400_000 + index * 10_000, 10.0, clean_tag(host), "Slack", activity,
+                  "Communication", 0.0, title="#standup | Acme")
+           for index, activity in enumerate(['Sl"ack', "${x}", "C:\\tools", "a=b,c d", "'quoted'"] * 4)]
+    record_locally(odd)
+    code, output = tracker("sync", **env)
+    assert code == 0, output
+    write_rules(AFTER)
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert influxdb2.time_per_category(clean_tag(host)) == {"Meetings": 200.0}
+    assert sorted(point.tags["activity"] for point in influxdb2.points(clean_tag(host))) == sorted(
+        record.activity for record in odd)
+
+
 def test_a_wrong_bucket_on_influxdb2_is_one_sentence_and_the_local_part_happens(influxdb2: FakeInfluxDB2) -> None:
     env = {**v2_env(influxdb2), "TRACKER_INFLUX_BUCKET": "nope"}
     write_host(HOST)

@@ -114,7 +114,7 @@ def rfc3339(ms: int) -> str:
 
 def flux_string(value: str) -> str:
     """A Flux string literal: backslash, quote and the `${` of interpolation escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
 
 
 def predicate_value(value: str) -> str:
