@@ -15,6 +15,8 @@ There is no InfluxDB 2.x on the test machine; this fake follows 2.x's source (v2
   regex operators, a single-quoted string or a bad key refused with 400 and 2.x's message; _field refused with
   501), applied to every series it matches (a missing tag reads as ""), start and stop both inclusive.
 - A wrong token gets 401, an unknown organization or bucket 404, with 2.x's {"code", "message"} bodies.
+`cloud=True` plays InfluxDB Cloud, which names its build (X-Influxdb-Build: Cloud) and no version, as its API
+docs say; with `deletes=False` too, a Cloud without /api/v2/delete (404 there).
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ class Point:
 
 
 class FakeInfluxDB2:
-    def __init__(self, org: str = "home", bucket: str = "tracker", token: str = "secret-token") -> None:
+    def __init__(self, org: str = "home", bucket: str = "tracker", token: str = "secret-token", cloud: bool = False,
+                 deletes: bool = True) -> None:
+        self.cloud, self.deletes_allowed = cloud, deletes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.org, self.bucket, self.token = org, bucket, token
@@ -213,7 +217,7 @@ class FakeInfluxDB2:
                     if parts.path == "/api/v2/write":
                         server.write(query, body)
                         self._reply(204, b"", "")
-                    elif parts.path == "/api/v2/delete":
+                    elif parts.path == "/api/v2/delete" and server.deletes_allowed:
                         server.delete(query, body)
                         self._reply(204, b"", "")
                     elif parts.path == "/api/v2/query":
@@ -227,8 +231,11 @@ class FakeInfluxDB2:
                 with server._lock:
                     server.requests.append((self.command, urlsplit(self.path).path, status))
                 self.send_response(status)
-                self.send_header("X-Influxdb-Build", "OSS")
-                self.send_header("X-Influxdb-Version", VERSION)
+                if server.cloud:
+                    self.send_header("X-Influxdb-Build", "Cloud")
+                else:
+                    self.send_header("X-Influxdb-Build", "OSS")
+                    self.send_header("X-Influxdb-Version", VERSION)
                 if content_type:
                     self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))

@@ -29,9 +29,11 @@ from test_recategorize import (
     write_rules,
 )
 
+from tracker import paths
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import clean_tag, to_line
 from tracker.model import Record
+from tracker.outbox import Outbox
 
 
 def v2_env(server: FakeInfluxDB2, api: str = "auto") -> dict[str, str]:
@@ -142,6 +144,25 @@ def test_tag_values_with_quotes_backslashes_and_interpolation_are_read_and_delet
         record.activity for record in odd)
 
 
+def test_with_influxdb2_down_the_local_part_happens_and_tracker_sync_corrects_it_once_it_answers(
+        influxdb2: FakeInfluxDB2) -> None:
+    env = v2_env(influxdb2)
+    records = day_of_records(per_stretch=5)
+    recorded_and_sent(records, env)
+    write_rules(AFTER)
+    influxdb2.stop()
+    code, output = tracker("recategorize", "--all", **env)
+    assert code == 0, output
+    assert "unreachable" in output and "the points in InfluxDB will be when it answers again" in output
+    assert report_by_category() == pytest.approx(seconds_by(records, after))
+    write_rules(BEFORE)  # changed again before the server is back: it still gets the rules the command applied
+    influxdb2.start()
+    code, output = tracker("sync", **env)
+    assert code == 0, output
+    assert "InfluxDB answers again: the recategorisation asked for at " in output
+    assert influxdb2.time_per_category(HOST) == pytest.approx(seconds_by(records, after))
+
+
 def test_a_wrong_bucket_on_influxdb2_is_one_sentence_and_the_local_part_happens(influxdb2: FakeInfluxDB2) -> None:
     env = {**v2_env(influxdb2), "TRACKER_INFLUX_BUCKET": "nope"}
     write_host(HOST)
@@ -162,6 +183,33 @@ def test_a_wrong_bucket_on_influxdb2_is_one_sentence_and_the_local_part_happens(
     settings = InfluxSettings(url=influxdb2.url, bucket="nope", org=influxdb2.org, token=influxdb2.token)
     with pytest.raises(ConfigurationError, match=r'could not find bucket "nope" \(not found\); create it, or fix'):
         V2Points(settings, 1_000_000).read(HOST, 0, 10_000, 10)
+
+
+def test_influxdb_cloud_names_no_version_and_is_asked_whether_it_deletes() -> None:
+    for deletes in (True, False):
+        server = FakeInfluxDB2(cloud=True, deletes=deletes).start()
+        try:
+            env = v2_env(server)
+            records = day_of_records(per_stretch=3)
+            recorded_and_sent(records, env)
+            write_rules(AFTER)
+            code, output = tracker("recategorize", "--all", **env)
+        finally:
+            server.stop()
+        assert code == 0, output
+        if deletes:
+            assert server.time_per_category(HOST) == pytest.approx(seconds_by(records, after))
+            assert server.deletes[0]["predicate"] == '"_measurement"="activity" AND "tracker_probe"="none"'
+        else:
+            assert ("tracker corrects points only in InfluxDB 1.x (InfluxQL DELETE) and 2.x (/api/v2/delete); this"
+                    " server is InfluxDB Cloud without /api/v2/delete (it answers 404 Not Found), so the points"
+                    " already sent keep their old categories.") in output
+            assert server.time_per_category(HOST) == pytest.approx(seconds_by(records))
+            assert ("POST", "/api/v2/query", 200) not in server.requests  # nothing read, nothing committed
+            with Outbox(paths.database_file()) as outbox:
+                assert outbox.waiting() == 0
+        write_rules(BEFORE)
+        tracker("recategorize", "--all")  # the local history back as it was, for the next round
 
 
 def test_influxdb3_is_not_corrected_and_it_says_so() -> None:

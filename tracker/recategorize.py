@@ -168,15 +168,24 @@ def influx_points(settings: InfluxSettings, what_stays: str = "the points alread
     settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     if settings.api == "v1":
         return V1Points(settings, ANSWER_CAP)
-    version, _ = detect_version(settings)
+    version, build, _ = detect_version(settings)
     major = major_version(version)
     if major == "1" and settings.api == "auto":
         return V1Points(settings, ANSWER_CAP)
     if major == "2":
         return V2Points(settings, ANSWER_CAP)
-    named = f"names itself InfluxDB {outward(version, settings, 40)}" if version else "names no InfluxDB version"
+    if version is None and (build or "").lower() == "cloud":  # InfluxDB Cloud names no version: ask it
+        points = V2Points(settings, ANSWER_CAP)
+        refusal = points.delete_refused()
+        if refusal is None:
+            return points
+        described = f"is InfluxDB Cloud without /api/v2/delete (it answers {refusal})"
+    elif version:
+        described = f"names itself InfluxDB {outward(version, settings, 40)}"
+    else:
+        described = "names no InfluxDB version"
     raise NotSupported(f"tracker corrects points only in InfluxDB 1.x (InfluxQL DELETE) and 2.x (/api/v2/delete);"
-                       f" this server {named}, so {what_stays}")
+                       f" this server {described}, so {what_stays}")
 
 
 def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str, categories: Categories,

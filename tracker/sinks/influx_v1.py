@@ -74,7 +74,7 @@ def one_request(settings: InfluxSettings, method: str, path: str, body: bytes | 
 
 def detect_api(settings: InfluxSettings) -> tuple[str, bool]:
     """Which API the server speaks, "v1" or "v2", by its /ping; and whether that is sure (see `detect_version`)."""
-    version, sure = detect_version(settings)
+    version, _, sure = detect_version(settings)
     return ("v1" if major_version(version) == "1" else "v2"), sure
 
 
@@ -83,23 +83,24 @@ def major_version(version: str | None) -> str:
     return (version or "").lstrip("v").partition(".")[0]
 
 
-def detect_version(settings: InfluxSettings) -> tuple[str | None, bool]:
-    """The version the server names on /ping (X-Influxdb-Version; None when it names none), and whether the answer
-    is sure to be InfluxDB's. Sure: it names its version, or answers 204 as InfluxDB 2.x, 3.x, Cloud and
-    VictoriaMetrics do. A web page, a redirect, "busy" or a failure decides nothing: SendError says what answered."""
+def detect_version(settings: InfluxSettings) -> tuple[str | None, str | None, bool]:
+    """The version and build the server names on /ping (X-Influxdb-Version, X-Influxdb-Build; None when it names
+    none: InfluxDB Cloud names its build only), and whether the answer is sure to be InfluxDB's. Sure: it names
+    its version, or answers 204 as InfluxDB 2.x, 3.x, Cloud and VictoriaMetrics do. A web page, a redirect,
+    "busy" or a failure decides nothing: SendError says what answered."""
     answer = one_request(settings, "GET", "/ping")
-    version = answer.headers.get("X-Influxdb-Version")
+    version, build = answer.headers.get("X-Influxdb-Version"), answer.headers.get("X-Influxdb-Build")
     if version:
-        return version, True
+        return version, build, True
     if answer.status == 204:
-        return None, True
+        return None, build, True
     if 200 <= answer.status < 300 and is_html(answer):
         raise not_influxdb(settings, answer)
     if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
         raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
                                                                      settings),
                                answer.headers.get("Retry-After"), answer.headers.get("Location"))
-    return None, False
+    return None, None, False
 
 
 def server_version(settings: InfluxSettings) -> str | None:

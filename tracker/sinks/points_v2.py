@@ -25,6 +25,7 @@ from tracker.sinks import RetryLater, TooLarge, display_url, error_for_status, s
 from tracker.sinks.answers import Answer
 from tracker.sinks.influx_v1 import one_request
 from tracker.sinks.points_v1 import KNOWN_COLUMNS, Series, record_of, series_tags
+from tracker.sinks.shown import outward
 
 # Columns Flux adds to every row: not tags.
 _FLUX_COLUMNS = frozenset({"", "result", "table", "_start", "_stop", "_time", "_measurement"})
@@ -67,6 +68,18 @@ class V2Points:
             body = json.dumps({"start": rfc3339(first_ms), "stop": rfc3339(last_ms), "predicate": predicate})
             self._check(one_request(self.settings, "POST", f"/api/v2/delete?{self._org_and_bucket}", body.encode(),
                                     {"Content-Type": "application/json"}), 204)
+
+    def delete_refused(self) -> str | None:
+        """None when the server deletes through /api/v2/delete (asked with a delete that takes nothing: a tag no
+        point has, at one instant in 1970); else its answer, in a few words. SendError when it fails otherwise."""
+        body = json.dumps({"start": rfc3339(0), "stop": rfc3339(0),
+                           "predicate": f'"_measurement"={predicate_value(MEASUREMENT)} AND "tracker_probe"="none"'})
+        answer = one_request(self.settings, "POST", f"/api/v2/delete?{self._org_and_bucket}", body.encode(),
+                             {"Content-Type": "application/json"})
+        if answer.status in (404, 405, 501):
+            return f"{answer.status} {outward(answer.reason, self.settings, 40)}".strip()
+        self._check(answer, 204)
+        return None
 
     def _check(self, answer: Answer, expected: int) -> None:
         if answer.status != expected:
