@@ -5,7 +5,8 @@ There is no InfluxDB 2.x on the test machine; this fake follows 2.x's source (v2
 - /api/v2/write?org=&bucket=&precision=: line protocol (gzip or not) stored by series and time, fields of one
   point merged as InfluxDB does.
 - /api/v2/query?org=: JSON {"query", "type", "dialect"}, the dialect checked as http/query.go's Validate does;
-  only the Flux query of tracker's shape is understood (anything else: 400 "compilation failed"), and answered
+  only the Flux queries of tracker's two shapes are understood (the host's points pivoted, sorted and limited;
+  the time of its first point), anything else gets 400 "compilation failed"; answered
   in annotated CSV as Flux's encoder writes it: #datatype, #group and #default rows, a header starting with
   an empty annotation column, result and table columns, RFC3339Nano times, CRLF line ends, a blank line after
   each table; no tables: an empty body.
@@ -73,6 +74,7 @@ class FakeInfluxDB2:
         self.series: dict[SeriesKey, dict[int, dict[str, FieldValue]]] = defaultdict(dict)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.deletes: list[dict[str, str]] = []  # the accepted delete requests' bodies
+        self.points_queried: list[int] = []  # points in the range of each query of points (sorted before limit)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -174,7 +176,8 @@ class FakeInfluxDB2:
         time_format = dialect.get("dateTimeFormat") or "RFC3339"
         if time_format not in ("RFC3339", "RFC3339Nano"):
             raise Refusal(400, "invalid", f"unknown dialect date time format: {time_format}")
-        shape = _TRACKER_QUERY.fullmatch(request.get("query", ""))
+        text = request.get("query", "")
+        shape = _POINTS_QUERY.fullmatch(text) or _FIRST_QUERY.fullmatch(text)
         if shape is None:
             raise Refusal(400, "invalid", "compilation failed: this fake of InfluxDB 2.x runs only tracker's query")
         bucket, measurement, host = (flux_unquote(shape[name]) for name in ("bucket", "measurement", "host"))
@@ -183,8 +186,13 @@ class FakeInfluxDB2:
         start = parse_rfc3339_nano(shape["start"], "start")
         stop = parse_rfc3339_nano(shape["stop"], "stop")
         rows = [point for point in self.points(host) if point.measurement == measurement
-                and start <= point.time_ns < stop][:int(shape["limit"])]
-        return annotated_csv(rows, start, stop, dialect.get("annotations") or [], time_format == "RFC3339Nano")
+                and start <= point.time_ns < stop]
+        annotations = dialect.get("annotations") or []
+        if shape.re is _FIRST_QUERY:
+            return first_time_csv(rows, annotations, time_format == "RFC3339Nano")
+        with self._lock:
+            self.points_queried.append(len(rows))  # what the server sorted for this query
+        return annotated_csv(rows[:int(shape["limit"])], start, stop, annotations, time_format == "RFC3339Nano")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -249,11 +257,18 @@ class FakeInfluxDB2:
 
 _FLUX_STRING = r'"(?:[^"\\]|\\.)*"'
 _FLUX_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z"
-_TRACKER_QUERY = re.compile(
+_HOST_POINTS = (
     rf"from\(bucket: (?P<bucket>{_FLUX_STRING})\)\n"
     rf"  \|> range\(start: (?P<start>{_FLUX_TIME}), stop: (?P<stop>{_FLUX_TIME})\)\n"
     rf"  \|> filter\(fn: \(r\) => r\._measurement == (?P<measurement>{_FLUX_STRING})"
-    rf" and r\.host == (?P<host>{_FLUX_STRING})\)\n"
+    rf" and r\.host == (?P<host>{_FLUX_STRING})\)\n")
+_FIRST_QUERY = re.compile(
+    _HOST_POINTS + r"  \|> first\(\)\n"
+    r'  \|> keep\(columns: \["_time"\]\)\n'
+    r"  \|> group\(\)\n"
+    r'  \|> min\(column: "_time"\)\n')
+_POINTS_QUERY = re.compile(
+    _HOST_POINTS +
     r'  \|> pivot\(rowKey: \["_time"\], columnKey: \["_field"\], valueColumn: "_value"\)\n'
     r"  \|> group\(\)\n"
     r'  \|> sort\(columns: \["_time"\]\)\n'
@@ -288,6 +303,22 @@ def annotated_csv(points: list[Point], start_ns: int, stop_ns: int, annotations:
         writer.writerow(["", "", "0", rfc3339_nano(start_ns), rfc3339_nano(stop_ns), rfc3339_nano(point.time_ns),
                          point.measurement, *(point.tags.get(tag, "") for tag in tags),
                          *(_flux_value(point.fields[field]) if field in point.fields else "" for field in fields)])
+    out.write("\r\n")
+    return out.getvalue()
+
+
+def first_time_csv(points: list[Point], annotations: list[str], nano: bool) -> str:
+    """The one-row table of min(column: "_time") over the first() of each series and field: just the time."""
+    if not points:
+        return ""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    rows = {"datatype": ["#datatype", "string", "long", "dateTime:RFC3339Nano" if nano else "dateTime:RFC3339"],
+            "group": ["#group", "false", "false", "false"], "default": ["#default", "_result", "", ""]}
+    for annotation in annotations:
+        writer.writerow(rows[annotation])
+    writer.writerow(["", "result", "table", "_time"])
+    writer.writerow(["", "", "0", rfc3339_nano(min(point.time_ns for point in points))])
     out.write("\r\n")
     return out.getvalue()
 

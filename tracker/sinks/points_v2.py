@@ -1,10 +1,11 @@
 """A host's points in InfluxDB 2.x (OSS and Cloud), read with Flux and deleted with /api/v2/delete (for
 tracker.recategorize).
 
-Reading: POST /api/v2/query with a Flux query (the host's points in [start, stop), pivoted to one row a point,
-in time order), answered in annotated CSV, read with tracker's bounds like every answer. Deleting: POST
-/api/v2/delete with a predicate in 2.x's own grammar (`key="value"` joined by AND, values double-quoted with
-InfluxQL's escapes), over a time range inclusive at both ends, as InfluxQL's DELETE is.
+Reading: POST /api/v2/query with Flux queries (where the host's next point is; then the host's points of an
+hour from there, pivoted to one row a point, in time order), answered in annotated CSV, read with tracker's
+bounds like every answer. Deleting: POST /api/v2/delete with a predicate in 2.x's own grammar (`key="value"`
+joined by AND, values double-quoted with InfluxQL's escapes), over a time range inclusive at both ends, as
+InfluxQL's DELETE is.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from tracker.sinks.shown import outward
 # Columns Flux adds to every row: not tags.
 _FLUX_COLUMNS = frozenset({"", "result", "table", "_start", "_stop", "_time", "_measurement"})
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+# Time a query covers at most: an hour holds 3,600 points of a series recorded every second.
+WINDOW_MS = 3_600_000
 _DIALECT = {"header": True, "delimiter": ",", "annotations": ["datatype", "group", "default"],
             "dateTimeFormat": "RFC3339Nano"}
 
@@ -44,22 +47,51 @@ class V2Points:
         self._org_and_bucket = urlencode({"org": settings.org or "", "bucket": settings.bucket})
 
     def read(self, host: str, start_ms: int, stop_ms: int, limit: int) -> list[tuple[Record, bool]]:
-        query = (f"from(bucket: {flux_string(self.settings.bucket)})\n"
-                 f"  |> range(start: {rfc3339(start_ms)}, stop: {rfc3339(stop_ms)})\n"
-                 f"  |> filter(fn: (r) => r._measurement == {flux_string(MEASUREMENT)}"
-                 f" and r.host == {flux_string(host)})\n"
-                 '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-                 "  |> group()\n"
-                 '  |> sort(columns: ["_time"])\n'
-                 f"  |> limit(n: {limit})\n")
-        body = json.dumps({"query": query, "type": "flux", "dialect": _DIALECT}).encode()
+        """An hour at a time from the next point on (Flux sorts all that a query covers: a query over the whole
+        history would sort all of it, for every batch), until `limit` points are found or `stop_ms` is reached;
+        the gaps between are skipped by asking where the next point is."""
+        found: list[tuple[Record, bool]] = []
+        cursor = start_ms
+        while len(found) < limit and cursor < stop_ms:
+            first_ms = self._first_ms(host, cursor, stop_ms)
+            if first_ms is None:
+                break
+            cursor = min(stop_ms, first_ms + WINDOW_MS)
+            found.extend(self._points(self._query(
+                f"{self._host_points(host, first_ms, cursor)}"
+                '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+                "  |> group()\n"
+                '  |> sort(columns: ["_time"])\n'
+                f"  |> limit(n: {limit - len(found)})\n")))
+        return found
+
+    def _first_ms(self, host: str, start_ms: int, stop_ms: int) -> int | None:
+        """The time of the host's first point in [start_ms, stop_ms), None when there is none: first() of each
+        series and field is read from the storage's index, not by reading the points."""
+        for row in self._rows(self._query(f"{self._host_points(host, start_ms, stop_ms)}"
+                                          "  |> first()\n"
+                                          '  |> keep(columns: ["_time"])\n'
+                                          "  |> group()\n"
+                                          '  |> min(column: "_time")\n')):
+            return time_ms(row.get("_time", ""))
+        return None
+
+    def _host_points(self, host: str, start_ms: int, stop_ms: int) -> str:
+        return (f"from(bucket: {flux_string(self.settings.bucket)})\n"
+                f"  |> range(start: {rfc3339(start_ms)}, stop: {rfc3339(stop_ms)})\n"
+                f"  |> filter(fn: (r) => r._measurement == {flux_string(MEASUREMENT)}"
+                f" and r.host == {flux_string(host)})\n")
+
+    def _query(self, flux: str) -> str:
+        """The annotated CSV that a Flux query is answered with."""
+        body = json.dumps({"query": flux, "type": "flux", "dialect": _DIALECT}).encode()
         answer = one_request(self.settings, "POST", f"/api/v2/query?{self._org}", body,
                              {"Content-Type": "application/json", "Accept": "application/csv"}, self.answer_cap)
         if answer.status == 200 and not answer.complete:  # cut: what was read is no whole answer
             raise TooLarge(f"InfluxDB at {display_url(self.settings.url)} answered a query with more than"
                            f" {self.answer_cap:,} bytes, or too slowly to read it whole")
         self._check(answer, 200)
-        return list(self._points(answer.text(self.settings)))
+        return answer.text(self.settings)
 
     def delete(self, host: str, runs: Sequence[tuple[Series, int, int]]) -> None:
         for series, first_ms, last_ms in runs:  # one predicate a request: 2.x's grammar has no OR
@@ -88,10 +120,9 @@ class V2Points:
                 reason = f"{reason} (not found)"
             raise error_for_status(self.settings, answer.status, reason, answer.headers.get("Retry-After"))
 
-    def _points(self, text: str) -> Iterator[tuple[Record, bool]]:
-        """Each row of the annotated CSV as a record, and whether it carries a tag or field tracker does not write.
-        Tables follow one another, each with its annotations and header; a query that failed part-way ends in
-        an error table (2.x answers 200 all the same)."""
+    def _rows(self, text: str) -> Iterator[dict[str, str]]:
+        """Each row of annotated CSV by its columns' names. Tables follow one another, each with its annotations
+        and header; a query that failed part-way ends in an error table (2.x answers 200 all the same)."""
         header: list[str] | None = None
         for row in csv.reader(io.StringIO(text, newline="")):
             if not any(row):  # a blank line ends a table
@@ -105,9 +136,14 @@ class V2Points:
                 if "error" in header and "_time" not in header:
                     raise RetryLater(f"InfluxDB at {display_url(self.settings.url)} failed the query part-way"
                                      f" ({server_reason(values.get('error'), 'no reason given', self.settings)})")
-                columns = {key: value or None for key, value in values.items() if key not in _FLUX_COLUMNS}
-                foreign = any(value is not None for key, value in columns.items() if key not in KNOWN_COLUMNS)
-                yield record_of(columns, time_ms(values.get("_time", ""))), foreign
+                yield values
+
+    def _points(self, text: str) -> Iterator[tuple[Record, bool]]:
+        """Each point as a record, and whether it carries a tag or field tracker does not write."""
+        for values in self._rows(text):
+            columns = {key: value or None for key, value in values.items() if key not in _FLUX_COLUMNS}
+            foreign = any(value is not None for key, value in columns.items() if key not in KNOWN_COLUMNS)
+            yield record_of(columns, time_ms(values.get("_time", ""))), foreign
 
 
 def time_ms(text: str) -> int:
