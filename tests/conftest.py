@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_influxdb2 import FakeInfluxDB2
 from servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
 
 _database_numbers = itertools.count(1)
@@ -95,5 +96,13 @@ def aw_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influxdb2() -> Iterator[FakeInfluxDB2]:
+    """A loopback fake of InfluxDB 2.x (tests/fake_influxdb2.py): there is no real 2.x on the test machine."""
+    server = FakeInfluxDB2().start()
     yield server
     server.stop()

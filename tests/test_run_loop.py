@@ -383,6 +383,23 @@ def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb_too(harness
         assert (outbox.waiting(), outbox.clock_fixes()) == (0, [])
 
 
+def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb2_too(harness, influxdb2):
+    """On InfluxDB 2.x (a loopback fake of it: there is no real 2.x here), through Flux and /api/v2/delete."""
+    run = harness(lambda t: ("code" if t < 4 else "slack", None), stop_after=10)
+    set_wall_clock(run.clock, {3: 3600.0, 6: 0.0})
+    said = run_sending_while_ahead(run, InfluxSettings(url=influxdb2.url, bucket=influxdb2.bucket, org=influxdb2.org,
+                                                       token=influxdb2.token, api="auto"))
+    start_ns = int(START.timestamp()) * 1_000_000_000
+    assert [((point.time_ns - start_ns) / 1e9, point.tags["app"]) for point in influxdb2.points()] == [
+        (t, "code" if t < 4 else "slack") for t in range(10)]
+    assert sum(point.fields["duration"] for point in influxdb2.points()) == 10.0
+    assert [line for line in said if "clock" in line] == [
+        f"The clock was set back: 2 samples sent while it was ahead moved back in InfluxDB at {influxdb2.url} too"]
+    assert len(influxdb2.deletes) >= 1
+    with Outbox(paths.database_file()) as outbox:
+        assert (outbox.waiting(), outbox.clock_fixes()) == (0, [])
+
+
 def test_a_server_that_cannot_delete_keeps_the_points_sent_ahead_and_the_user_is_told(harness, victoria):
     run = harness(lambda t: ("code", None), stop_after=10)
     run.run.parts.recorder.host = "clock-ahead-vm"
@@ -390,8 +407,9 @@ def test_a_server_that_cannot_delete_keeps_the_points_sent_ahead_and_the_user_is
     said = run_sending_while_ahead(run, InfluxSettings(url=victoria.url, bucket="b", api="v2", org="o",
                                                        token="v2-token"))
     assert [line for line in said if "clock" in line] == [
-        "The clock was set back: tracker corrects points in InfluxDB 1.x only (InfluxQL DELETE); on this server the"
-        " samples sent while the clock was ahead keep those times."]
+        "The clock was set back: tracker corrects points only in InfluxDB 1.x (InfluxQL DELETE) and 2.x"
+        " (/api/v2/delete); this server names no InfluxDB version, so the samples sent while the clock was ahead"
+        " keep those times."]
     series = victoria.export('activity_duration{host="clock-ahead-vm"}')
     seconds = sorted(round(stamp / 1000 - START.timestamp()) for one in series for stamp in one["timestamps"])
     # Nothing waits for ever behind the fix it cannot make: all ten arrived, the three sent ahead as they were.

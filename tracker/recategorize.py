@@ -6,7 +6,7 @@ category is a tag, so a point with a new category is another series: it is writt
 deleted. A batch of points at a time, in this order, so that a kill at any moment loses nothing:
 
 1. the rewritten points are committed to the outbox (durable: from here on the time cannot be lost);
-2. the old points are deleted (InfluxQL DELETE, by series and time range: 1.x deletes no single point);
+2. the old points are deleted (by series and time range: InfluxDB deletes no single point);
 3. the outbox is sent (as `tracker sync` does), and so the new points arrive.
 
 No sender sends from 1 to the end of 2 (send.lock). Killed after 1, a rerun finds the old points again and
@@ -15,8 +15,10 @@ sync` sends the rows before the rerun, that batch's moved time shows twice until
 outbox still holds the rows; a rerun, `tracker sync` or a running `tracker run` sends them. Between 2 and 3
 the batch's moved time is missing from the dashboard.
 
-Only InfluxDB 1.x is corrected: InfluxQL's DELETE is the only deletion tracker speaks. On 2.x (its
-/api/v2/delete) and VictoriaMetrics the local parts change and the command says the points do not.
+InfluxDB 1.x is corrected through InfluxQL (tracker.sinks.points_v1), 2.x through Flux and /api/v2/delete
+(tracker.sinks.points_v2), behind the small `Points` interface; the rules here are the same for both. On
+servers that offer neither (VictoriaMetrics, InfluxDB 3.x) the local parts change and the command says the
+points do not.
 When InfluxDB cannot be reached, the correction is kept in the outbox file (`defer_influx`) with the
 categories' text, and the next sender that finds nothing waiting makes it (`correct_deferred`).
 
@@ -29,29 +31,29 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from tracker.classify import Categories, CategoriesError, parse_categories, read_categories_text
 from tracker.config import InfluxSettings
 from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved
-from tracker.lineprotocol import MEASUREMENT, clean_tag
+from tracker.lineprotocol import clean_tag
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Sample
 from tracker.outbox import ClockFix, DeferredRecategorization, Outbox, samples
+
+if TYPE_CHECKING:
+    from tracker.sinks.points_v1 import Series
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
 BATCH_POINTS = 2000
 # Seconds to wait for a query or a DELETE at least: a DELETE rewrites files, and takes long on a busy server.
 SLOW_REQUEST_TIMEOUT = 60.0
 ANSWER_CAP = 32 * 1024 * 1024
-DELETES_PER_REQUEST = 200
-_KNOWN_COLUMNS = frozenset({"time", "activity", "app", "category", "host", "state", "duration", "score",
-                            "title", "url"})
 # (from category, to category) -> seconds
 Moves = dict[tuple[str, str], float]
 Progress = Callable[[int, int], None]
@@ -77,6 +79,19 @@ class Outcome:
 
 class NotSupported(Exception):
     """The server offers no deletion tracker speaks: `str()` says so in one sentence."""
+
+
+class Points(Protocol):
+    """A host's points in one kind of server (tracker.sinks.points_v1, points_v2). SendError when it fails."""
+
+    def read(self, host: str, start_ms: int, stop_ms: int, limit: int) -> list[tuple[Record, bool]]:
+        """The host's first `limit` points in [start_ms, stop_ms), in time order; each with whether it carries
+        a tag or field tracker does not write."""
+        ...
+
+    def delete(self, host: str, runs: Sequence[tuple[Series, int, int]]) -> None:
+        """Delete the points of each (series, first_ms, last_ms): the series' points in [first_ms, last_ms]."""
+        ...
 
 
 # -- classification -------------------------------------------------------------------------------
@@ -139,22 +154,38 @@ def history_moves(moved: Iterable[Moved]) -> Moves:
     return dict(moves)
 
 
-# -- InfluxDB 1.x ---------------------------------------------------------------------------------
+# -- InfluxDB ------------------------------------------------------------------------------------
 
-def influx_database(settings: InfluxSettings, what_stays: str = "the points already sent keep their old"
-                    " categories") -> str:
-    """The 1.x database to correct; NotSupported, saying `what_stays`, when the server does not speak
-    InfluxQL's DELETE."""
-    from tracker.sinks import ConfigurationError
-    from tracker.sinks.influx_v1 import speaks_v1
+def influx_points(settings: InfluxSettings, what_stays: str = "the points already sent keep their old"
+                  " categories") -> Points:
+    """The host's points on the server `settings` name: InfluxDB 1.x (influx.api v1, or auto and /ping names
+    1.x) or 2.x (/ping names 2.x); NotSupported, saying `what_stays`, on any other server."""
+    from tracker.sinks.influx_v1 import detect_version, major_version
+    from tracker.sinks.points_v1 import V1Points
+    from tracker.sinks.points_v2 import V2Points
+    from tracker.sinks.shown import outward
 
-    if settings.api == "v2" or (settings.api == "auto" and not speaks_v1(settings)):
-        raise NotSupported(f"tracker corrects points in InfluxDB 1.x only (InfluxQL DELETE); on this server "
-                           f"{what_stays}")
-    database = settings.bucket.partition("/")[0]
-    if not database:
-        raise ConfigurationError("influx.bucket is empty: name the database tracker writes to.")
-    return database
+    settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
+    if settings.api == "v1":
+        return V1Points(settings, ANSWER_CAP)
+    version, build, _ = detect_version(settings)
+    major = major_version(version)
+    if major == "1" and settings.api == "auto":
+        return V1Points(settings, ANSWER_CAP)
+    if major == "2":
+        return V2Points(settings, ANSWER_CAP)
+    if version is None and (build or "").lower() == "cloud":  # InfluxDB Cloud names no version: ask it
+        points = V2Points(settings, ANSWER_CAP)
+        refusal = points.delete_refused()
+        if refusal is None:
+            return points
+        described = f"is InfluxDB Cloud without /api/v2/delete (it answers {refusal})"
+    elif version:
+        described = f"names itself InfluxDB {outward(version, settings, 40)}"
+    else:
+        described = "names no InfluxDB version"
+    raise NotSupported(f"tracker corrects points only in InfluxDB 1.x (InfluxQL DELETE) and 2.x (/api/v2/delete);"
+                       f" this server {described}, so {what_stays}")
 
 
 def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str, categories: Categories,
@@ -163,14 +194,14 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
     """Correct this host's points from `since_ms` (None: all) to `until_ms`, BATCH_POINTS at a time (see the
     module's docstring for the order). SendError when the server fails; what was committed to the outbox
     by then is sent later, and a rerun finishes the job."""
-    database = influx_database(settings)
+    points = influx_points(settings)
     settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     part = InfluxPart()
     if apply:
         _send_outbox(settings, database_file)  # what an interrupted run left, before reading the points
     reclassify = Reclassifier(categories)
     origin = since_ms
-    for records, cursor in _batches(settings, database, host, since_ms or 0, until_ms):
+    for records, cursor in _batches(points, host, since_ms or 0, until_ms):
         rewritten: list[Record] = []
         old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]] = defaultdict(list)
         for record, foreign in records:
@@ -186,7 +217,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
                     key = (record.category, new.category)
                     part.moves[key] = part.moves.get(key, 0.0) + record.duration
         if apply and rewritten:
-            _rewrite(settings, database, database_file, host, rewritten, old_by_series)
+            _rewrite(settings, points, database_file, host, rewritten, old_by_series)
         if origin is None and records:
             origin = records[0][0].time_ms  # with --all, progress counts from the first point
         if progress is not None and origin is not None:
@@ -201,11 +232,10 @@ def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFi
     after this: a point sent at a time in the range would be taken for one sent with the clock ahead.
     Killed part-way, it is run again (the fix is forgotten only after): points read twice are committed
     twice, and InfluxDB keeps one point per series and time."""
-    database = influx_database(settings, "the samples sent while the clock was ahead keep those times")
-    settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
+    points = influx_points(settings, "the samples sent while the clock was ahead keep those times")
     restamp = fix.restamp
     moved = 0
-    for records, _ in _batches(settings, database, fix.host, restamp.first_ms, restamp.last_ms + 1):
+    for records, _ in _batches(points, fix.host, restamp.first_ms, restamp.last_ms + 1):
         old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]] = defaultdict(list)
         for record, foreign in records:
             old_by_series[_series(record)].append((record.time_ms, not foreign))
@@ -214,7 +244,7 @@ def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFi
         if shifted:
             with Outbox(database_file) as outbox:
                 outbox.append_many(shifted)
-            _delete_runs(settings, database, fix.host, old_by_series)
+            _delete_runs(points, fix.host, old_by_series)
             moved += len(shifted)
     return moved
 
@@ -261,32 +291,25 @@ def correct_deferred(settings: InfluxSettings, database_file: Path) -> Iterator[
         yield deferred, outcome
 
 
-def _batches(settings: InfluxSettings, database: str, host: str, start_ms: int, until_ms: int
+def _batches(points: Points, host: str, start_ms: int, until_ms: int
              ) -> Iterator[tuple[list[tuple[Record, bool]], int]]:
     """The host's points in [start_ms, until_ms) in time order, a batch at a time, each batch every point of
     the times it covers (a point of a series is never split from its neighbours), and where the next starts."""
-    from tracker.sinks.influx_v1 import execute
-
-    retention_policy = settings.bucket.partition("/")[2]
-    # Points are written to the bucket's retention policy, when it names one: read them there.
-    source = f'"{retention_policy}"."{MEASUREMENT}"' if retention_policy else f'"{MEASUREMENT}"'
     cursor = start_ms
     while cursor < until_ms:
-        statement = (f'SELECT * FROM {source} WHERE "host" = {quote(host)} AND time >= {cursor}ms'
-                     f' AND time < {until_ms}ms ORDER BY time LIMIT {BATCH_POINTS}')
-        points = list(_points(execute(settings, database, statement, epoch="ms", body_cap=ANSWER_CAP)))
-        if len(points) < BATCH_POINTS:
-            yield points, until_ms
+        batch = points.read(host, cursor, until_ms, BATCH_POINTS)
+        if len(batch) < BATCH_POINTS:
+            yield batch, until_ms
             return
-        last_ms = points[-1][0].time_ms
-        whole = [point for point in points if point[0].time_ms < last_ms]  # the last moment may go on
+        last_ms = batch[-1][0].time_ms
+        whole = [point for point in batch if point[0].time_ms < last_ms]  # the last moment may go on
         if not whole:  # a whole batch at one moment: it cannot go on further than this
-            whole, last_ms = points, last_ms + 1
+            whole, last_ms = batch, last_ms + 1
         yield whole, last_ms
         cursor = last_ms
 
 
-def _rewrite(settings: InfluxSettings, database: str, database_file: Path, host: str, rewritten: list[Record],
+def _rewrite(settings: InfluxSettings, points: Points, database_file: Path, host: str, rewritten: list[Record],
              old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
     """Commit the rewritten points to the outbox, delete the old ones, send the outbox.
 
@@ -296,19 +319,14 @@ def _rewrite(settings: InfluxSettings, database: str, database_file: Path, host:
     with _sending_held(database_file):
         with Outbox(database_file) as outbox:
             outbox.append_many(rewritten)
-        _delete_runs(settings, database, host, old_by_series)
+        _delete_runs(points, host, old_by_series)
     _send_outbox(settings, database_file)
 
 
-def _delete_runs(settings: InfluxSettings, database: str, host: str,
-                 old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
+def _delete_runs(points: Points, host: str, old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
     """Delete the runs of moved points of each series (see `_moved_runs`)."""
-    from tracker.sinks.influx_v1 import execute
-
-    deletes = [_delete(host, series, first, last)
-               for series, points in old_by_series.items() for first, last in _moved_runs(points)]
-    for index in range(0, len(deletes), DELETES_PER_REQUEST):
-        execute(settings, database, ";".join(deletes[index:index + DELETES_PER_REQUEST]))
+    points.delete(host, [(series, first, last) for series, moved in old_by_series.items()
+                         for first, last in _moved_runs(moved)])
 
 
 @contextmanager
@@ -338,21 +356,6 @@ def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:
                          " (the rewritten points among them), sent by `tracker sync` or `tracker run`")
 
 
-def _points(results: list[dict[str, Any]]) -> Iterator[tuple[Record, bool]]:
-    """Each point as a record, and whether it carries a tag or field tracker does not write (left alone)."""
-    for result in results:
-        for series in result.get("series") or ():
-            columns = series["columns"]
-            for values in series["values"]:
-                row = dict(zip(columns, values, strict=True))
-                foreign = any(value is not None for key, value in row.items() if key not in _KNOWN_COLUMNS)
-                yield Record(time_ms=int(row["time"]), duration=float(row.get("duration") or 0.0),
-                             host=row.get("host") or "", app=row.get("app") or "",
-                             activity=row.get("activity") or "", category=row.get("category") or "",
-                             score=float(row.get("score") or 0.0), state=row.get("state") or "",
-                             title=row.get("title"), url=row.get("url")), foreign
-
-
 def _series(record: Record) -> tuple[str, ...]:
     """The tags that, with the host, name the point's series."""
     return record.activity, record.app, record.category, record.state
@@ -372,15 +375,3 @@ def _moved_runs(points: list[tuple[int, bool]]) -> Iterator[tuple[int, int]]:
             first = None
     if first is not None:
         yield first, last
-
-
-def _delete(host: str, series: tuple[str, ...], first_ms: int, last_ms: int) -> str:
-    activity, app, category, state = series
-    tags = {"activity": activity, "app": app, "category": category, "host": host, "state": state}
-    where = " AND ".join(f'"{key}" = {quote(value)}' for key, value in tags.items())
-    return f'DELETE FROM "{MEASUREMENT}" WHERE {where} AND time >= {first_ms}ms AND time <= {last_ms}ms'
-
-
-def quote(value: str) -> str:
-    """An InfluxQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -62,8 +62,8 @@ def authorization(settings: InfluxSettings) -> dict[str, str]:
     return {"Authorization": "Token " + given}
 
 
-def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes | None = None,
-                 headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
+def one_request(settings: InfluxSettings, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
     """One request on a connection of its own, closed after it."""
     to = connection(settings)
     try:
@@ -73,27 +73,39 @@ def _one_request(settings: InfluxSettings, method: str, path: str, body: bytes |
 
 
 def detect_api(settings: InfluxSettings) -> tuple[str, bool]:
-    """Which API the server speaks, "v1" or "v2", by its /ping; and whether that is sure. Sure: the server names
-    its version (X-Influxdb-Version), or answers 204 as InfluxDB 2.x, 3.x, Cloud and VictoriaMetrics do.
-    A web page, a redirect, "busy" or a failure decides nothing: SendError says what answered."""
-    answer = _one_request(settings, "GET", "/ping")
-    version = answer.headers.get("X-Influxdb-Version")
+    """Which API the server speaks, "v1" or "v2", by its /ping; and whether that is sure (see `detect_version`)."""
+    version, _, sure = detect_version(settings)
+    return ("v1" if major_version(version) == "1" else "v2"), sure
+
+
+def major_version(version: str | None) -> str:
+    """"1" for "1.8.10", "2" for "v2.7.12"; "" for no version."""
+    return (version or "").lstrip("v").partition(".")[0]
+
+
+def detect_version(settings: InfluxSettings) -> tuple[str | None, str | None, bool]:
+    """The version and build the server names on /ping (X-Influxdb-Version, X-Influxdb-Build; None when it names
+    none: InfluxDB Cloud names its build only), and whether the answer is sure to be InfluxDB's. Sure: it names
+    its version, or answers 204 as InfluxDB 2.x, 3.x, Cloud and VictoriaMetrics do. A web page, a redirect,
+    "busy" or a failure decides nothing: SendError says what answered."""
+    answer = one_request(settings, "GET", "/ping")
+    version, build = answer.headers.get("X-Influxdb-Version"), answer.headers.get("X-Influxdb-Build")
     if version:
-        return ("v1" if version.lstrip("v").startswith("1.") else "v2"), True
+        return version, build, True
     if answer.status == 204:
-        return "v2", True
+        return None, build, True
     if 200 <= answer.status < 300 and is_html(answer):
         raise not_influxdb(settings, answer)
     if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
         raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
                                                                      settings),
                                answer.headers.get("Retry-After"), answer.headers.get("Location"))
-    return "v2", False
+    return None, None, False
 
 
 def server_version(settings: InfluxSettings) -> str | None:
     """What /ping says in X-Influxdb-Version (None when it says nothing); RetryLater when unreachable."""
-    return _one_request(settings, "GET", "/ping").headers.get("X-Influxdb-Version")
+    return one_request(settings, "GET", "/ping").headers.get("X-Influxdb-Version")
 
 
 def speaks_v1(settings: InfluxSettings) -> bool:
@@ -106,7 +118,7 @@ def execute(settings: InfluxSettings, database: str, statement: str, epoch: str 
     """Run one InfluxQL statement (POST /query): its results, times in `epoch` units (e.g. "ms") when given,
     else RFC 3339; SendError when the server refuses it, or when its answer is longer than `body_cap` bytes."""
     form = {"db": database, "q": statement, **({"epoch": epoch} if epoch else {})}
-    response = _one_request(settings, "POST", "/query", urlencode(form).encode(),
+    response = one_request(settings, "POST", "/query", urlencode(form).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"}, body_cap)
     if response.status == 200 and not response.complete:  # cut: what was read is no whole answer
         raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {body_cap:,}"
