@@ -29,10 +29,9 @@ does this, under send.lock, before it sends anything more.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -329,20 +328,12 @@ def _delete_runs(points: Points, host: str, old_by_series: dict[tuple[str, ...],
                          for first, last in _moved_runs(moved)])
 
 
-@contextmanager
-def _sending_held(database_file: Path) -> Iterator[None]:
-    """No sender sends meanwhile: send.lock held (released by the system, too, if this process dies)."""
-    from tracker.sender import LOCK_FILE, SYNC_LOCK_WAIT
+def _sending_held(database_file: Path) -> AbstractContextManager[None]:
+    """No sender sends meanwhile (see sender.sending_held), waiting as `tracker sync` does."""
+    from tracker.sender import SYNC_LOCK_WAIT, sending_held
     from tracker.sinks import RetryLater
-    from tracker.status import lock_exclusively
 
-    descriptor = os.open(database_file.parent / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if not lock_exclusively(descriptor, SYNC_LOCK_WAIT):
-            raise RetryLater("another tracker kept sending for too long")
-        yield
-    finally:
-        os.close(descriptor)
+    return sending_held(database_file, SYNC_LOCK_WAIT, lambda: RetryLater("another tracker kept sending for too long"))
 
 
 def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:

@@ -130,7 +130,6 @@ class Sender:
         self._max_retry = max_retry
         self._min_interval = min_interval  # at most one send round this often, unless a batch is full
         self._poll_interval = poll_interval  # look for rows this often even without wake()
-        self._lock_path = database.parent / LOCK_FILE
         self._outbox: Outbox | None = None
         self._sink: Sink | None = None
         self._wire: ThreadPoolExecutor | None = None  # the thread a batch is sent from (see _drain)
@@ -285,7 +284,7 @@ class Sender:
         away wait (see tracker.localstore).
         """
         outbox = self._open_outbox()
-        with self._exclusive(lock_wait):
+        with sending_held(self.database, lock_wait, _Busy):
             self._move_sent_points(outbox)
             # Read inside the lock: rows another sender just confirmed are gone by now.
             rows = outbox.pending_lines(self.batch_size)
@@ -462,17 +461,6 @@ class Sender:
             raise RefusedEverything(f"InfluxDB at {self.url} refused every sample it was sent, even one at a time"
                                     f" ({reason}): check the server and any proxy in front of it")
 
-    @contextmanager
-    def _exclusive(self, wait: float) -> Iterator[None]:
-        """Hold send.lock while sending; raise _Busy if another sender keeps it beyond `wait` seconds."""
-        descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if not lock_exclusively(descriptor, wait):
-                raise _Busy
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
-
     # -- resources ---------------------------------------------------------------------------------
 
     def _open_outbox(self) -> Outbox:
@@ -513,6 +501,19 @@ class Sender:
             if self._outbox is not None:
                 self._outbox.close()
                 self._outbox = None
+
+
+@contextmanager
+def sending_held(database: Path, wait: float, busy: Callable[[], Exception]) -> Iterator[None]:
+    """No other sender of the data directory of `database` sends meanwhile: send.lock held (released by the
+    system, too, if this process dies); `busy()` is raised when another keeps it beyond `wait` seconds."""
+    descriptor = os.open(database.parent / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not lock_exclusively(descriptor, wait):
+            raise busy()
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _spread(rows: Sequence[Row], count: int) -> list[Row]:
