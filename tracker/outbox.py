@@ -253,8 +253,7 @@ class Outbox:
         Only final rows are ever sent, so no active version of a row that turns out away leaves the machine.
         Returns how many old rows the size bound dropped.
         """
-        rows = [(r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url,
-                 final_until_ms is None or r.time_ms <= final_until_ms, to_line(r)) for r in records]
+        rows = [_row(r, final_until_ms is None or r.time_ms <= final_until_ms) for r in records]
         with self._unavailable_as("write to"), self._lock:
             with self._transaction():
                 if away_since_ms is not None:
@@ -281,9 +280,7 @@ class Outbox:
                 added = 0
                 while batch := list(islice(records, _COMMIT_BATCH)):
                     if added + len(batch) <= room:
-                        self._connection.executemany(_INSERT, (
-                            (r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state,
-                             r.title, r.url, True, to_line(r)) for r in batch))
+                        self._connection.executemany(_INSERT, (_row(r, True) for r in batch))
                     added += len(batch)
                 if added > room:
                     raise OutboxFull(added, room)
@@ -574,6 +571,13 @@ def samples(count: int) -> str:
 def lost_text(count: int, seconds: float) -> str:
     """"12 samples (12s)": what was lost, counted and as time."""
     return f"{samples(count)} ({human_duration(seconds)})"
+
+
+def _row(record: Record, final: bool) -> tuple[object, ...]:
+    """The values of `_INSERT` for a record: its fields, whether it is final, its line."""
+    r = record
+    return (r.time_ms, r.duration, r.host, r.app, r.activity, r.category, r.score, r.state, r.title, r.url, final,
+            to_line(r))
 
 
 def _record(row: Sequence) -> Record:
