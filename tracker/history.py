@@ -354,9 +354,10 @@ class HistoryWriter:
         self._db = self.reports._db
         self._unwritten = False  # the last event lasts longer than the file says yet
         self._written_at = time.monotonic()
-        self._last = self._load_last()
-        self._written_duration = self._last.duration if self._last is not None else 0.0
+        self._last: Event | None = None
+        self._written_duration = 0.0
         self._today: _TodayTotals | None = None
+        self._reload()
         self._next_prune = 0.0
         self._bring_rollups_in_step()
         self._prune_if_due()
@@ -435,9 +436,7 @@ class HistoryWriter:
                     moves.append((start, (end - start) / 1000, event_id))
             self._db.executemany("UPDATE events SET timestamp = ?, duration = ? WHERE id = ?", moves)
             self._rebuild_rollups()
-        self._last = self._load_last()
-        self._written_duration = self._last.duration if self._last is not None else 0.0
-        self._today = None
+        self._reload()
 
     def recategorize(self, since_ms: int | None, reclassify: Reclassify, apply: bool = True) -> list[Moved]:
         """Give the events starting at or after `since_ms` (None: all) the category and score `reclassify` says,
@@ -462,6 +461,7 @@ class HistoryWriter:
             self._db.executemany("UPDATE events SET category = ?, score = ? WHERE id = ?",
                                  [(m.now.category, m.now.score, m.event.id) for m in moved])
             last = self._load_last()
+            last_kept = last is None or last.id not in {m.event.id for m in moved}  # the running event unchanged
             if in_step:
                 changes = RollupChanges()
                 for m in moved:
@@ -470,13 +470,11 @@ class HistoryWriter:
                 changes.write(self._db)
                 # What a category lost entirely is left as rounding dust: such rows are no category's time.
                 self._db.execute("DELETE FROM day_totals WHERE abs(seconds) < 1e-6")
-                if last is None or last.id not in {m.event.id for m in moved}:
+                if last_kept:
                     self._db.execute("INSERT INTO rollups_in_step VALUES (1)")
-            elif last is None or last.id not in {m.event.id for m in moved}:
+            elif last_kept:
                 self._rebuild_rollups()
-        self._last = self._load_last()
-        self._written_duration = self._last.duration if self._last is not None else 0.0
-        self._today = None
+        self._reload()
         return moved
 
     def last_end_ms(self) -> int | None:
@@ -526,6 +524,13 @@ class HistoryWriter:
             changes.add(data, timestamp, min(timestamp + duration * 1000.0, before_ms))
         changes.write(self._db)
         self._db.execute("INSERT OR IGNORE INTO rollups_in_step VALUES (1)")
+
+    def _reload(self) -> None:
+        """The last event as the file has it, and today's totals read again when next asked: after a change
+        to events already written (restamp, recategorize), or at the start."""
+        self._last = self._load_last()
+        self._written_duration = self._last.duration if self._last is not None else 0.0
+        self._today = None
 
     def _count_today(self, start_ms: int, data: EventData, seconds: float) -> None:
         if self._today is None:
