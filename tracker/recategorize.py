@@ -269,12 +269,11 @@ def forget_covered(database_file: Path, host: str, since_ms: int | None) -> None
                 since_ms is None or (deferred.since_ms is not None and deferred.since_ms >= since_ms))])
 
 
-def correct_deferred(settings: InfluxSettings, database_file: Path) -> Iterator[tuple[DeferredRecategorization,
-                                                                                     InfluxPart | str]]:
-    """Make the deferred corrections, oldest first, each forgotten once made: what each came to, or why it
-    was dropped (one sentence). SendError when the server fails: the rest wait for the next try."""
-    with Outbox(database_file) as outbox:
-        waiting = outbox.deferred_recategorizations()
+def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Sequence[DeferredRecategorization]
+                     ) -> Iterator[tuple[DeferredRecategorization, InfluxPart | str]]:
+    """Make the `waiting` deferred corrections (Outbox.deferred_recategorizations), oldest first, each forgotten
+    once made: what each came to, or why it was dropped (one sentence). SendError when the server fails: the
+    rest wait for the next try."""
     for deferred in waiting:
         outcome: InfluxPart | str
         try:

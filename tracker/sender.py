@@ -338,12 +338,13 @@ class Sender:
         if not self._makes_deferred or time.monotonic() < self._next_deferred_look:
             return
         self._next_deferred_look = time.monotonic() + self._deferred_every
-        if not self._open_outbox().deferred_recategorizations():
+        waiting = self._open_outbox().deferred_recategorizations()
+        if not waiting:
             return
         from tracker.recategorize import correct_deferred
 
         try:
-            for deferred, outcome in correct_deferred(self.settings, self.database):
+            for deferred, outcome in correct_deferred(self.settings, self.database, waiting):
                 asked = deferred.asked_at.astimezone().strftime("%Y-%m-%d %H:%M")
                 if isinstance(outcome, str):
                     self._on_status(f"The recategorisation asked for at {asked} was dropped: {outcome}")
@@ -352,8 +353,7 @@ class Sender:
                                     f" there ({outcome.points:,} points given today's categories)")
             self._deferred_failure = None
         except Exception as error:  # SendError, or the local file: never the end of the sender
-            message = outward(f"{error}" if isinstance(error, (SendError, OutboxUnavailable)) else repr(error),
-                              self.settings)
+            message = f"{error}" if isinstance(error, (SendError, OutboxUnavailable)) else repr(error)
             if message != self._deferred_failure:  # said once, not every minute
                 self._deferred_failure = message
                 self._on_status(f"Recategorising the points in InfluxDB failed ({message.rstrip('.')}); tried"
@@ -422,7 +422,7 @@ class Sender:
                 self.batch_size = configured_batch
                 raise RefusedEverything(f"InfluxDB at {self.url} refused even a single sample as too large (413):"
                                         " raise the request size limit of the server, or of a proxy in front of it")
-            reason = outward(error.reason if isinstance(error, Rejected) else str(error), self.settings)
+            reason = outward(_reason(error), self.settings)
             if accepted:
                 outbox.quarantine([part[0][0]], reason)
                 tally.quarantined += 1
@@ -457,9 +457,8 @@ class Sender:
                 tally.quarantined += len(suspects)
         if not accepted:
             self.batch_size = configured_batch
-            reason = refusal.reason if isinstance(refusal, Rejected) else str(refusal)
             raise RefusedEverything(f"InfluxDB at {self.url} refused every sample it was sent, even one at a time"
-                                    f" ({reason}): check the server and any proxy in front of it")
+                                    f" ({_reason(refusal)}): check the server and any proxy in front of it")
 
     # -- resources ---------------------------------------------------------------------------------
 
@@ -482,7 +481,7 @@ class Sender:
     def _note(self, result: str, success: bool) -> None:
         # When it fails the status line says so; the note is only for `tracker outbox`.
         with suppress(OutboxUnavailable):
-            self._open_outbox().note_send(outward(result, self.settings), success)
+            self._open_outbox().note_send(result, success)
 
     def _safe_waiting(self) -> int:
         """Rows waiting now; the last count read when the outbox cannot be read."""
@@ -514,6 +513,11 @@ def sending_held(database: Path, wait: float, busy: Callable[[], Exception]) -> 
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+def _reason(refusal: SendError) -> str:
+    """What the server said when it refused rows."""
+    return refusal.reason if isinstance(refusal, Rejected) else str(refusal)
 
 
 def _spread(rows: Sequence[Row], count: int) -> list[Row]:
