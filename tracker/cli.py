@@ -56,8 +56,9 @@ def _known_failure(error: Exception) -> Failure | None:
     if isinstance(error, StoreUnavailable):
         return Failure(str(error), 1)
     if isinstance(error, OSError) and error.filename is not None:
-        what_to_do = advice(error, Path(error.filename)) or "; fix that, or set TRACKER_HOME to another directory"
-        return Failure(f"Cannot use {error.filename}: {plain_reason(error)}{what_to_do}.", 1)
+        reason = plain_reason(error)
+        what_to_do = advice(reason, Path(error.filename)) or "; fix that, or set TRACKER_HOME to another directory"
+        return Failure(f"Cannot use {error.filename}: {reason}{what_to_do}.", 1)
     return None
 
 

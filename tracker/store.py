@@ -34,13 +34,14 @@ def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavail
     try:
         yield
     except (sqlite3.DatabaseError, OSError) as error:
-        if plain_reason(error) == _IO_ERROR and path is not None and _no_space_left(path):
-            # SQLite reports a full disk as an I/O error when its shared-memory file cannot grow.
-            raise error_class(f"Cannot {what}: the disk is full; free some space on that disk.") from None
-        raise error_class(f"Cannot {what}: {plain_reason(error)}{advice(error, path)}.") from None
+        reason = plain_reason(error)
+        if reason == _IO_ERROR and path is not None and _no_space_left(path):
+            reason = _DISK_FULL  # SQLite reports a full disk as an I/O error when its shared-memory file cannot grow
+        raise error_class(f"Cannot {what}: {reason}{advice(reason, path)}.") from None
 
 
 _IO_ERROR = "the disk reported an I/O error"
+_DISK_FULL = "the disk is full"
 
 
 def _no_space_left(path: Path) -> bool:
@@ -129,7 +130,7 @@ def plain_reason(error: Exception) -> str:
         return "the file is another program's database, not tracker's"
     if isinstance(error, OSError):
         if error.errno == errno.ENOSPC:
-            return "the disk is full"
+            return _DISK_FULL
         if error.errno == errno.EROFS:
             return "the file system is read-only"
         if error.errno in (errno.EACCES, errno.EPERM):
@@ -138,7 +139,7 @@ def plain_reason(error: Exception) -> str:
     text = str(error).lower()
     name = getattr(error, "sqlite_errorname", "")
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
-        return "the disk is full"
+        return _DISK_FULL
     if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
         return "the file or its directory is read-only"
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
@@ -152,15 +153,15 @@ def plain_reason(error: Exception) -> str:
     return str(error)
 
 
-def advice(error: Exception, path: Path | None) -> str:
-    """What to do about `error` with the database at `path`, as the end of a sentence ("; move it ..."), or ""."""
-    reason = plain_reason(error)
+def advice(reason: str, path: Path | None) -> str:
+    """What to do about an error (its `plain_reason`) with the database at `path`, as the end of a sentence
+    ("; move it ..."), or ""."""
     if path is not None and ("damaged" in reason or "another program" in reason):
         # Never repaired or replaced in place: whatever it still holds stays for the user to rescue.
         # Its -wal and -shm files go with it: a new database must not meet the old one's write-ahead log.
         return (f"; tracker changes nothing in it: move it aside (cd '{path.parent}' && mkdir -p damaged && mv"
                 f" {path.name}* damaged/) and tracker starts a new one")
-    if reason == "the disk is full":
+    if reason == _DISK_FULL:
         return "; free some space on that disk"
     if path is not None and ("read-only" in reason or reason.startswith("permission denied")):
         return f"; make {path.parent} and its files writable, or set TRACKER_HOME to another directory"
