@@ -252,15 +252,24 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} cannot be read: {error.strerror}.") from None
     if len(text) > _MAX_CONFIG_CHARACTERS:
         raise ConfigError(f"{path} is larger than 100 kB, far more than any settings need; keep the settings you use.")
+    class WithoutAliases(yaml.SafeLoader):
+        """Refuses an alias (*name) where it stands: it can make a few lines a billion values ("billion
+        laughs"), and settings need none."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                where = f", line {mark.line + 1}" if mark else ""
+                raise ConfigError(f"{path}{where}: YAML aliases (*name) are not taken in the config file; write"
+                                  " the value out.")
+            return super().compose_node(parent, index)
+
     try:
-        # An alias (*name) can make a few lines a billion values ("billion laughs"), and settings need none.
-        alias = next((event for event in yaml.parse(text, Loader=yaml.SafeLoader)
-                      if isinstance(event, yaml.AliasEvent)), None)
-        if alias is not None:
-            where = f", line {alias.start_mark.line + 1}" if alias.start_mark else ""
-            raise ConfigError(f"{path}{where}: YAML aliases (*name) are not taken in the config file; write the "
-                              "value out.")
-        document = yaml.safe_load(text)
+        loader = WithoutAliases(text)
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
