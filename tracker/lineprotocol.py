@@ -28,6 +28,11 @@ _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a character that `clean_text`/`clean_tag` would replace (a C0 or C1 control)."""
+    return _CONTROL.search(text) is not None
+
+
 def clean_text(value: str | None, cap: int = TEXT_CAP) -> str | None:
     """A title or URL as it will be stored: control characters become spaces, cut at `cap`."""
     if value is None:

@@ -27,6 +27,7 @@ from tracker.classify import (
     TitleRegexError,
     normalise_domain,
 )
+from tracker.lineprotocol import has_control
 from tracker.model import AWAY, UNCATEGORIZED
 
 RULE_KINDS = ("apps", "domains", "titles")
@@ -124,7 +125,7 @@ class _CategoriesParser:
     def category(self, key_node: Node, value_node: Node) -> Category:
         name = self.plain_text(key_node, "a category name").strip()
         line = key_node.start_mark.line + 1
-        if any(ord(character) < 32 or 0x7F <= ord(character) < 0xA0 for character in name):
+        if has_control(name):
             # It would reach a terminal as an escape sequence, and InfluxDB as another name (see lineprotocol).
             self.fail(key_node, f"the category name {name!r} contains a control character; remove it")
         folded = name.casefold()
