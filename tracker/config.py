@@ -329,10 +329,7 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
         if kind == "text":
             return str(raw).strip() or None
         if kind == "url":
-            url = _web_url(str(raw).strip())
-            if url:
-                _check_url(url)
-            return url or None
+            return _web_url(str(raw).strip()) or None
         if kind == "certificate":
             return _certificate_file(str(raw).strip()) if str(raw).strip() else None
         if kind == "choice":
@@ -388,8 +385,9 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _web_url(text: str) -> str:
-    """`text` if it is an http(s) URL with a host, else ValueError saying what is wrong without showing the URL,
-    which may hold a password."""
+    """`text` if it is an http(s) URL with a host, written so that its credentials are sent and hidden right
+    (sinks.shown.url_problem), else ValueError saying what is wrong without showing the URL, which may hold a
+    password."""
     if not text:
         return text
     from urllib.parse import urlsplit
@@ -406,6 +404,11 @@ def _web_url(text: str) -> str:
     elif not host or any(character.isspace() for character in text):
         problem = "names no valid host"
     else:
+        from tracker.sinks.shown import url_problem  # could it send or show its credentials wrongly?
+
+        unsafe = url_problem(text)
+        if unsafe:
+            raise ValueError(f"the URL {unsafe}")
         return text
     raise ValueError(f"the URL {problem}: give one like http://localhost:8086")
 
@@ -451,15 +454,6 @@ def _text_list(raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
         raise ValueError(f"{raw!r} is not a list of text")
     return tuple(raw)
-
-
-def _check_url(url: str) -> None:
-    """ValueError, in words that do not repeat the URL (it may hold a password), when it cannot be used safely."""
-    from tracker.sinks.shown import url_problem
-
-    problem = url_problem(url)
-    if problem:
-        raise ValueError(f"the URL {problem}")
 
 
 def _check_item(kind: str, item: str) -> None:
