@@ -90,12 +90,17 @@ def tracker_program() -> tuple[str, ...]:
                        "with pip (or use the one-file binary), then run `tracker service install` from it.")
 
 
+def log_file() -> Path:
+    """Where the service's run writes its log."""
+    return paths.data_dir() / LOG_NAME
+
+
 def current_spec(environ: Mapping[str, str] | None = None) -> ServiceSpec:
     """The service as this installation, with this TRACKER_HOME, would run it."""
     environ = os.environ if environ is None else environ
     names = ("TRACKER_HOME",) if environ.get("TRACKER_HOME") else DIRECTORY_VARIABLES
     environment = {name: str(Path(environ[name]).absolute()) for name in names if environ.get(name)}
-    return ServiceSpec(tracker_program(), environment, paths.data_dir() / LOG_NAME, Path.home())
+    return ServiceSpec(tracker_program(), environment, log_file(), Path.home())
 
 
 # -- the files -----------------------------------------------------------------------------------------
@@ -320,11 +325,10 @@ def last_line(path: Path, tail: int = 4096) -> str | None:
 def read_state(manager: Manager, run: Run = run_command) -> ServiceState:
     """Whether the service is installed, and whether the service manager has it running."""
     file = service_file(manager)
-    log = paths.data_dir() / LOG_NAME
-    installed = file.exists()
+    log = log_file()
+    if not file.exists():
+        return ServiceState(manager, file, False, False, None, "not installed", log)
     if manager == LAUNCHD:
-        if not installed:
-            return ServiceState(manager, file, False, False, None, "not installed", log)
         done = run(["launchctl", "print", f"{_gui_domain()}/{LABEL}"])
         if done.returncode != 0:
             return ServiceState(manager, file, True, False, None, "not loaded", log)
@@ -332,8 +336,6 @@ def read_state(manager: Manager, run: Run = run_command) -> ServiceState:
         pid = int(facts["pid"]) if facts.get("pid", "").isdigit() else None
         state = facts.get("state", "unknown")
         return ServiceState(manager, file, True, state == "running" and pid is not None, pid, state, log)
-    if not installed:
-        return ServiceState(manager, file, False, False, None, "not installed", log)
     done = run(_systemctl("show", UNIT_NAME, "--property=ActiveState,SubState,MainPID,UnitFileState"))
     if done.returncode != 0:
         said = " ".join((done.stderr or "").split())[:200] or "no answer from systemctl --user"
