@@ -410,23 +410,16 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     from datetime import datetime, timezone
 
     from tracker import export, present
-    from tracker.report import open_history
-    from tracker.store import StoreUnavailable
+    from tracker.report import read_events
 
     if since is not None:
         start, end = _period_options(since, until)
     else:  # all the history: from the epoch
         start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until)
-    history = open_history()
-    if history is None:  # the file still gets its header or buckets: a script reading it needs no special case
+    events = read_events(start, end)
+    if events is None:  # the file still gets its header or buckets: a script reading it needs no special case
         click.echo(present.NO_HISTORY, err=True)
-    try:
-        events = [] if history is None else history.events(start, end)
-    except StoreUnavailable as error:
-        raise Failure(str(error), 1) from None
-    finally:
-        if history is not None:
-            history.close()
+        events = []
     clipped = export.clipped(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     titles = not no_titles
     if file_format == "activitywatch":
