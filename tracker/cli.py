@@ -297,19 +297,16 @@ def status(as_json: bool) -> None:
 def outbox(as_json: bool, retry_quarantined: bool) -> None:
     """What waits to be sent, the last send, and what the server refused."""
     from tracker import present
-    from tracker.outbox import OutboxUnavailable, read_stats, retry_quarantined_rows
+    from tracker.outbox import read_stats, retry_quarantined_rows
     from tracker.paths import database_file
 
     if as_json and retry_quarantined:
         raise click.UsageError("choose one of --json and --retry-quarantined")
     path = database_file()
-    try:
-        if retry_quarantined:
-            click.echo(present.retried_text(*retry_quarantined_rows(path)))
-            return
-        stats = read_stats(path)
-    except OutboxUnavailable as error:
-        raise Failure(str(error), 1) from None
+    if retry_quarantined:
+        click.echo(present.retried_text(*retry_quarantined_rows(path)))
+        return
+    stats = read_stats(path)
     click.echo(present.outbox_json(stats, path) if as_json else present.outbox_text(stats, path))
 
 
@@ -471,7 +468,6 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     from tracker.lineprotocol import clean_tag
     from tracker.paths import database_file
     from tracker.sinks import SendError, display_url
-    from tracker.store import StoreUnavailable
     from tracker.timespec import local_now, parse_since
 
     if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
@@ -484,11 +480,8 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     loaded = load_or_exit(setting_overrides(setting_values)).settings
     categories = _categories_or_exit()
     database = database_file()
-    try:
-        history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
-            database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)
-    except StoreUnavailable as error:
-        raise Failure(str(error), 1) from None
+    history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
+        database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)
     outcome = recategorizing.Outcome(history, outbox_rows, None)
     host, until_ms = clean_tag(loaded.host) or "unknown", int(now.timestamp() * 1000)
     if not loaded.influx.configured:
