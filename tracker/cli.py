@@ -12,6 +12,7 @@ from tracker.config import DEFAULTS, SETTINGS, Setting
 from tracker.sources import SOURCE_NAMES
 
 if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every start, `tracker --help` too
+    from datetime import datetime
     from pathlib import Path
 
     from rich.console import Console
@@ -211,27 +212,30 @@ def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) ->
 
 def _period_options(since: str, until: str | None):
     """--since and --until as local, timezone-aware moments; a usage error names the bad one."""
-    from tracker.timespec import local_now, parse_since, parse_until
+    from tracker.timespec import local_now
 
     now = local_now()
-    try:
-        start = parse_since(since, now)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since") from None
-    try:
-        end = parse_until(until, now) if until else now
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--until") from None
+    start = _since_option(since, now)
+    end = _until_option(until, now)
     if end <= start:
         raise click.BadParameter(f"must be after --since ({start:%Y-%m-%d %H:%M})", param_hint="--until")
     return start, end
 
 
-def _until_option(until: str | None):
-    """--until as a local, timezone-aware moment (now when not given); a usage error when it is bad."""
-    from tracker.timespec import local_now, parse_until
+def _since_option(since: str, now: datetime) -> datetime:
+    """--since as a local, timezone-aware moment; a usage error when it is bad."""
+    from tracker.timespec import parse_since
 
-    now = local_now()
+    try:
+        return parse_since(since, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+
+
+def _until_option(until: str | None, now: datetime) -> datetime:
+    """--until as a local, timezone-aware moment (now when not given); a usage error when it is bad."""
+    from tracker.timespec import parse_until
+
     try:
         return parse_until(until, now) if until else now
     except ValueError as error:
@@ -408,11 +412,12 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
 
     from tracker import export, present
     from tracker.report import read_events
+    from tracker.timespec import local_now
 
     if since is not None:
         start, end = _period_options(since, until)
     else:  # all the history: from the epoch
-        start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until)
+        start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until, local_now())
     events = read_events(start, end)
     if events is None:  # the file still gets its header or buckets: a script reading it needs no special case
         click.echo(present.NO_HISTORY, err=True)
@@ -468,15 +473,12 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     from tracker.lineprotocol import clean_tag
     from tracker.paths import database_file
     from tracker.sinks import SendError, display_url
-    from tracker.timespec import local_now, parse_since
+    from tracker.timespec import local_now
 
     if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
         raise click.UsageError("choose one of --since and --all")
     now = local_now()
-    try:
-        since_ms = None if everything else int(parse_since(since, now).timestamp() * 1000)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since") from None
+    since_ms = None if everything else int(_since_option(since, now).timestamp() * 1000)
     loaded = load_or_exit(setting_overrides(setting_values)).settings
     categories = _categories_or_exit()
     database = database_file()
