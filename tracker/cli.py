@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
-from tracker import LOG_FORMATS, __version__
+from tracker import EXPORT_FORMATS, LOG_FORMATS, __version__
 from tracker.config import DEFAULTS, SETTINGS, Setting
 from tracker.sources import SOURCE_NAMES
 
@@ -398,7 +398,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
 
 
 @cli.command("export", short_help='Write the history for ActivityWatch or pandas.')
-@click.option("--format", "file_format", type=click.Choice(["activitywatch", "jsonl", "csv"]), required=True,
+@click.option("--format", "file_format", type=click.Choice(EXPORT_FORMATS), required=True,
               help="activitywatch: buckets aw-server's import accepts; jsonl, csv: one row per event.")
 @click.option("--since", metavar="WHEN", help="today, 7d, a date like 2024-05-01...; default: all the history.")
 @click.option("--until", metavar="WHEN", help="A date (included) or a date and time; default now.")
