@@ -455,6 +455,39 @@ def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_
     assert result.skipped_seconds == 1500
 
 
+def test_imported_time_is_classified_before_privacy_drops_details_as_recorded_time_is(tmp_path):
+    """As `tracker run` does: the window as it was is classified, then privacy leaves out what it must. So with
+    titles off, an excluded site or a private window, the time keeps the category its title or URL gives it."""
+    from tracker.activitywatch import Span
+    from tracker.classify import parse_categories
+    from tracker.config import PrivacySettings
+    from tracker.importing import import_spans
+    from tracker.privacy import Privacy
+
+    categories = parse_categories("categories:\n"
+                                  "  Work:\n    score: 2\n    titles:\n      - 'secret-project'\n"
+                                  "  Finance:\n    score: 0\n    domains:\n      - example.com\n"
+                                  "  Shopping:\n    score: -1\n    domains:\n      - example.org\n",
+                                  Path("categories.yaml"))
+    privacy = Privacy(PrivacySettings(titles=False, exclude_domains=("bank.example.com",)))
+    start_ms = int(START.timestamp() * 1000)
+    spans = [Span("desk", start_ms, start_ms + 60_000, "Code", "secret-project - main.py", None, False),
+             Span("desk", start_ms + 60_000, start_ms + 120_000, "Firefox", "Statement",
+                  "https://bank.example.com/accounts", False),
+             Span("desk", start_ms + 120_000, start_ms + 180_000, "Firefox", "Cart", "https://shop.example.org/",
+                  False, private=True)]
+    import_spans(paths.database_file(), spans, categories, privacy, "laptop", 10 ** 6)
+    with closing(sqlite3.connect(paths.database_file())) as db:
+        events = db.execute("SELECT app, activity, category, score, title, url FROM events ORDER BY timestamp")
+        assert events.fetchall() == [("Code", "Code", "Work", 2.0, None, None),
+                                     ("Firefox", "Firefox", "Finance", 0.0, None, None),
+                                     ("Firefox", "Firefox", "Shopping", -1.0, None, None)]
+        points = db.execute("SELECT DISTINCT app, activity, category, score, title, url FROM outbox ORDER BY time_ms")
+        assert points.fetchall() == [("Code", "Code", "Work", 2.0, None, None),
+                                     ("Firefox", "Firefox", "Finance", 0.0, None, None),
+                                     ("Firefox", "Firefox", "Shopping", -1.0, None, None)]
+
+
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.text(max_size=40), min_size=4, max_size=4))
 def test_csv_gives_back_every_title_and_name_a_spreadsheet_cannot_run(texts: list[str]) -> None:

@@ -203,6 +203,27 @@ def test_following_the_advice_for_a_damaged_database_works_and_keeps_the_file():
     assert (path.parent / "damaged" / "tracker.db").read_bytes() == content
 
 
+def test_a_damaged_events_table_is_refused_plainly_by_every_command_that_reads_the_history(real_bytes):
+    """The file opens (its schema is whole) but the events table's first page is garbage: every reader of the
+    history answers with the same plain sentence, `tracker export` too."""
+    scratch = paths.private_dir(paths.data_dir().parent) / "scratch.sqlite"
+    scratch.write_bytes(real_bytes)
+    connection = sqlite3.connect(scratch)
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    connection.close()
+    scratch.unlink()
+    content = bytearray(real_bytes)
+    content[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
+    path = put_database(bytes(content))
+    for command in (("report",), ("categories", "uncategorized"), ("export", "--format", "jsonl"),
+                    ("export", "--format", "csv", "--since", "7d")):
+        code, output = tracker(*command)
+        assert code == 1, (command, output)
+        assert f"Cannot read the history in {path}" in output and "move it aside" in output, (command, output)
+        assert data_files() == {"tracker.db": bytes(content)}, command
+
+
 @EXAMPLES
 @given(cut=st.integers(min_value=1, max_value=10**6))
 @example(cut=100)  # inside the header

@@ -1,4 +1,4 @@
-"""Privacy rules: what is left of a sample before it is classified, stored or sent."""
+"""Privacy rules: what is left of a sample once it is classified, before it is stored or sent."""
 
 from __future__ import annotations
 

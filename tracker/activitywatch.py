@@ -11,6 +11,7 @@ playing sound counts as not AFK, as in ActivityWatch's summary).
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import json
 import math
@@ -555,15 +556,9 @@ def _with_tabs(host: str, app: str, title: str | None, start: int, end: int, tab
     """[start, end) of a browser window: the parts its tab events cover carry their URL and title."""
     spans = []
     at = start
-    # Binary search: the first tab that ends after `start`.
-    low, high = 0, len(tabs)
-    while low < high:
-        middle = (low + high) // 2
-        if tabs[middle].end_ms <= start:
-            low = middle + 1
-        else:
-            high = middle
-    for index in range(low, len(tabs)):  # no slice: a copy of the rest for each window made this quadratic
+    # The first tab that ends after `start` (the tabs are flooded: in time order, not overlapping, so their ends rise).
+    first = bisect.bisect_right(tabs, start, key=lambda tab: tab.end_ms)
+    for index in range(first, len(tabs)):  # no slice: a copy of the rest for each window made this quadratic
         tab = tabs[index]
         if tab.start_ms >= end:
             break

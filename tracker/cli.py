@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
-from tracker import LOG_FORMATS, __version__
+from tracker import EXPORT_FORMATS, LOG_FORMATS, __version__
 from tracker.config import DEFAULTS, SETTINGS, Setting
 from tracker.sources import SOURCE_NAMES
 
 if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every start, `tracker --help` too
+    from datetime import datetime
     from pathlib import Path
 
     from rich.console import Console
@@ -212,27 +213,30 @@ def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) ->
 
 def _period_options(since: str, until: str | None):
     """--since and --until as local, timezone-aware moments; a usage error names the bad one."""
-    from tracker.timespec import local_now, parse_since, parse_until
+    from tracker.timespec import local_now
 
     now = local_now()
-    try:
-        start = parse_since(since, now)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since") from None
-    try:
-        end = parse_until(until, now) if until else now
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--until") from None
+    start = _since_option(since, now)
+    end = _until_option(until, now)
     if end <= start:
         raise click.BadParameter(f"must be after --since ({start:%Y-%m-%d %H:%M})", param_hint="--until")
     return start, end
 
 
-def _until_option(until: str | None):
-    """--until as a local, timezone-aware moment (now when not given); a usage error when it is bad."""
-    from tracker.timespec import local_now, parse_until
+def _since_option(since: str, now: datetime) -> datetime:
+    """--since as a local, timezone-aware moment; a usage error when it is bad."""
+    from tracker.timespec import parse_since
 
-    now = local_now()
+    try:
+        return parse_since(since, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+
+
+def _until_option(until: str | None, now: datetime) -> datetime:
+    """--until as a local, timezone-aware moment (now when not given); a usage error when it is bad."""
+    from tracker.timespec import parse_until
+
     try:
         return parse_until(until, now) if until else now
     except ValueError as error:
@@ -298,19 +302,16 @@ def status(as_json: bool) -> None:
 def outbox(as_json: bool, retry_quarantined: bool) -> None:
     """What waits to be sent, the last send, and what the server refused."""
     from tracker import present
-    from tracker.outbox import OutboxUnavailable, read_stats, retry_quarantined_rows
+    from tracker.outbox import read_stats, retry_quarantined_rows
     from tracker.paths import database_file
 
     if as_json and retry_quarantined:
         raise click.UsageError("choose one of --json and --retry-quarantined")
     path = database_file()
-    try:
-        if retry_quarantined:
-            click.echo(present.retried_text(*retry_quarantined_rows(path)))
-            return
-        stats = read_stats(path)
-    except OutboxUnavailable as error:
-        raise Failure(str(error), 1) from None
+    if retry_quarantined:
+        click.echo(present.retried_text(*retry_quarantined_rows(path)))
+        return
+    stats = read_stats(path)
     click.echo(present.outbox_json(stats, path) if as_json else present.outbox_text(stats, path))
 
 
@@ -398,7 +399,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
 
 
 @cli.command("export", short_help='Write the history for ActivityWatch or pandas.')
-@click.option("--format", "file_format", type=click.Choice(["activitywatch", "jsonl", "csv"]), required=True,
+@click.option("--format", "file_format", type=click.Choice(EXPORT_FORMATS), required=True,
               help="activitywatch: buckets aw-server's import accepts; jsonl, csv: one row per event.")
 @click.option("--since", metavar="WHEN", help="today, 7d, a date like 2024-05-01...; default: all the history.")
 @click.option("--until", metavar="WHEN", help="A date (included) or a date and time; default now.")
@@ -411,23 +412,17 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     from datetime import datetime, timezone
 
     from tracker import export, present
-    from tracker.report import open_history
-    from tracker.store import StoreUnavailable
+    from tracker.report import read_events
+    from tracker.timespec import local_now
 
     if since is not None:
         start, end = _period_options(since, until)
     else:  # all the history: from the epoch
-        start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until)
-    history = open_history()
-    if history is None:  # the file still gets its header or buckets: a script reading it needs no special case
+        start, end = datetime.fromtimestamp(0, tz=timezone.utc), _until_option(until, local_now())
+    events = read_events(start, end)
+    if events is None:  # the file still gets its header or buckets: a script reading it needs no special case
         click.echo(present.NO_HISTORY, err=True)
-    try:
-        events = [] if history is None else history.events(start, end)
-    except StoreUnavailable as error:
-        raise Failure(str(error), 1) from None
-    finally:
-        if history is not None:
-            history.close()
+        events = []
     clipped = export.clipped(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     titles = not no_titles
     if file_format == "activitywatch":
@@ -479,24 +474,17 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     from tracker.lineprotocol import clean_tag
     from tracker.paths import database_file
     from tracker.sinks import SendError, display_url
-    from tracker.store import StoreUnavailable
-    from tracker.timespec import local_now, parse_since
+    from tracker.timespec import local_now
 
     if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
         raise click.UsageError("choose one of --since and --all")
     now = local_now()
-    try:
-        since_ms = None if everything else int(parse_since(since, now).timestamp() * 1000)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since") from None
+    since_ms = None if everything else int(_since_option(since, now).timestamp() * 1000)
     loaded = load_or_exit(setting_overrides(setting_values)).settings
     categories = _categories_or_exit()
     database = database_file()
-    try:
-        history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
-            database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)
-    except StoreUnavailable as error:
-        raise Failure(str(error), 1) from None
+    history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
+        database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)
     outcome = recategorizing.Outcome(history, outbox_rows, None)
     host, until_ms = clean_tag(loaded.host) or "unknown", int(now.timestamp() * 1000)
     if not loaded.influx.configured:

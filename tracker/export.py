@@ -18,7 +18,6 @@ from typing import Any
 
 from tracker.events import Event
 
-FORMATS = ("activitywatch", "jsonl", "csv")
 COLUMNS = ("time", "duration", "app", "activity", "category", "score", "state", "title", "url")
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 # AFK events closer than this merge into one: tracker's events meet end to start, give or take rounding.

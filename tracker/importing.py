@@ -198,8 +198,11 @@ class _Classifier:
 
     def _classify(self, span: Span) -> EventData:
         moment = datetime.fromtimestamp(span.start_ms / 1000, tz=timezone.utc)
-        sample = self.privacy.apply(Sample(moment, span.app, span.title, span.url, private=span.private))
-        match = self.categories.classify(sample)
+        # As `tracker run` does: classify the window as it was, then drop what must not be kept, so an excluded
+        # site or a title left out keeps the category its title or URL gives it.
+        read = Sample(moment, span.app, span.title, span.url, private=span.private)
+        match = self.categories.classify(read)
+        sample = self.privacy.apply(read)
         app = clean_tag(sample.app) or "unknown"
         activity = clean_tag(sample.activity) or app
         if span.away:

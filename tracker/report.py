@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from tracker.events import Event
 from tracker.history import History, Summary, Total
 from tracker.model import UNCATEGORIZED
 from tracker.paths import database_file
@@ -15,6 +18,8 @@ TOP_ACTIVITIES = 10
 # Uncategorized time worth a hint: enough minutes and enough of the whole to be worth a rule.
 NOTABLE_UNCATEGORIZED_SECONDS = 10 * 60
 NOTABLE_UNCATEGORIZED_SHARE = 0.05
+
+_Read = TypeVar("_Read")  # what a reader of the history returns
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,7 @@ def open_history() -> History | None:
 def read_report(since: datetime, until: datetime, by: str) -> Report | None:
     """The report of the local history, with the top activities when by category (the default report);
     None when nothing was ever recorded. StoreUnavailable when the file cannot be read."""
-    with _reading_history():
-        history = open_history()
-        if history is None:
-            return None
-        with history:
-            return build_report(history, since, until, by, top_activities=by == "category")
+    return _with_history(lambda history: build_report(history, since, until, by, top_activities=by == "category"))
 
 
 def empty_report(since: datetime, until: datetime, by: str) -> Report:
@@ -90,12 +90,24 @@ def empty_report(since: datetime, until: datetime, by: str) -> Report:
 
 def read_uncategorized(since: datetime, until: datetime) -> list[Total] | None:
     """uncategorized_activities of the local history; None when nothing was ever recorded."""
+    return _with_history(lambda history: uncategorized_activities(history, since, until))
+
+
+def read_events(since: datetime, until: datetime) -> list[Event] | None:
+    """The local history's events overlapping [since, until), unclipped, in time order; None when nothing was
+    ever recorded. StoreUnavailable when the file cannot be read."""
+    return _with_history(lambda history: history.events(since, until))
+
+
+def _with_history(read: Callable[[History], _Read]) -> _Read | None:
+    """`read` of the local history, which is closed after; None when nothing was ever recorded.
+    StoreUnavailable, saying why plainly, when the file cannot be read (a damaged file, say)."""
     with _reading_history():
         history = open_history()
         if history is None:
             return None
         with history:
-            return uncategorized_activities(history, since, until)
+            return read(history)
 
 
 def _reading_history() -> AbstractContextManager[None]:
