@@ -51,6 +51,14 @@ def request(settings: InfluxSettings, to: Connection, method: str, path: str, bo
                                  ) from None
 
 
+def check_whole(settings: InfluxSettings, answer: Answer, cap: int) -> None:
+    """TooLarge when a query's 200 answer was cut (longer than `cap` bytes, or too slow to read whole): what was
+    read is no whole answer."""
+    if answer.status == 200 and not answer.complete:
+        raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {cap:,}"
+                       " bytes, or too slowly to read it whole")
+
+
 def authorization(settings: InfluxSettings) -> dict[str, str]:
     """"user:password" → Basic; a bare token → 1.8+/2.x's v1-compatible "Token"."""
     given = credentials(settings)
@@ -120,9 +128,7 @@ def execute(settings: InfluxSettings, database: str, statement: str, epoch: str 
     form = {"db": database, "q": statement, **({"epoch": epoch} if epoch else {})}
     response = one_request(settings, "POST", "/query", urlencode(form).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"}, body_cap)
-    if response.status == 200 and not response.complete:  # cut: what was read is no whole answer
-        raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {body_cap:,}"
-                       " bytes, or too slowly to read it whole")
+    check_whole(settings, response, body_cap)
     if response.status != 200:
         raise error_for_status(settings, response.status, server_reason(response.text(settings),
                                                                         str(response.status), settings))
