@@ -177,9 +177,18 @@ def check_write(settings: InfluxSettings, answer: Answer) -> None:
         return
     if 200 <= answer.status < 300:
         raise not_influxdb(settings, answer)
-    reason = server_reason(answer.text(settings), answer.reason or str(answer.status), settings)
-    raise error_for_status(settings, answer.status, reason, answer.headers.get("Retry-After"),
-                           answer.headers.get("Location"))
+    raise error_for_answer(settings, answer, answer.reason)
+
+
+def error_for_answer(settings: InfluxSettings, answer: Answer, fallback: str = "", headers: bool = True
+                     ) -> SendError:
+    """`error_for_status` for an answer that refused: the server's reason (else `fallback`, else the status),
+    with its Retry-After and Location when `headers`."""
+    reason = server_reason(answer.text(settings), fallback or str(answer.status), settings)
+    if not headers:
+        return error_for_status(settings, answer.status, reason)
+    return error_for_status(settings, answer.status, reason, answer.headers.get("Retry-After"),
+                            answer.headers.get("Location"))
 
 
 def retry_after_seconds(header: str | None) -> float | None:

@@ -19,6 +19,7 @@ from tracker.sinks import (
     check_header_value,
     check_write,
     display_url,
+    error_for_answer,
     error_for_status,
     not_influxdb,
     server_reason,
@@ -105,9 +106,7 @@ def detect_version(settings: InfluxSettings) -> tuple[str | None, str | None, bo
     if 200 <= answer.status < 300 and is_html(answer):
         raise not_influxdb(settings, answer)
     if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
-        raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
-                                                                     settings),
-                               answer.headers.get("Retry-After"), answer.headers.get("Location"))
+        raise error_for_answer(settings, answer)
     return None, None, False
 
 
@@ -130,8 +129,7 @@ def execute(settings: InfluxSettings, database: str, statement: str, epoch: str 
                             {"Content-Type": "application/x-www-form-urlencoded"}, body_cap)
     check_whole(settings, response, body_cap)
     if response.status != 200:
-        raise error_for_status(settings, response.status, server_reason(response.text(settings),
-                                                                        str(response.status), settings))
+        raise error_for_answer(settings, response, headers=False)
     # /query answers 200 even when the statement failed: the error is in the result.
     try:
         results = json.loads(response.text(settings)).get("results") or []
