@@ -380,7 +380,6 @@ def remove_week(settings: InfluxSettings) -> int | None:
     """Delete every demo point (those with the demo tag): None when the server is not InfluxDB 1.x, else how
     many series of the demo host it kept because they lack the tag (a real machine called demo, or demo points
     written before the tag existed)."""
-    require_configured(settings)
     database = _v1_database(settings)
     if database is None:
         return None

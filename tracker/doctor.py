@@ -173,7 +173,7 @@ def check_categories() -> Check:
 def check_influx(settings: Settings) -> list[Check]:
     """Reachable, which API, credentials, database, and a test point; what cannot be reached is not asked."""
     from tracker.sinks import ConfigurationError, RetryLater, display_url
-    from tracker.sinks.influx_v1 import server_version
+    from tracker.sinks.influx_v1 import major_version, server_version
 
     influx = settings.influx
     if not influx.configured:
@@ -190,7 +190,7 @@ def check_influx(settings: Settings) -> list[Check]:
         return [Check("InfluxDB reachable", PROBLEM, str(error), "Fix it in config.yaml.")]
     said = f"InfluxDB {version}" if version else "a server that does not say its version"
     checks = [Check("InfluxDB reachable", OK, f"{url} answers: {said}")]
-    api = influx.api if influx.api != "auto" else ("v1" if (version or "").lstrip("v").startswith("1.") else "v2")
+    api = influx.api if influx.api != "auto" else ("v1" if major_version(version) == "1" else "v2")
     how = "set by influx.api" if influx.api != "auto" else "what the server's /ping says"
     checks.append(Check("InfluxDB API", OK, f"{api} ({'/write' if api == 'v1' else '/api/v2/write'}), {how}"))
     return checks + _write_test_point(settings, api)

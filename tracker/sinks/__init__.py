@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from tracker.sinks.answers import Answer, confirms_write, describe
-from tracker.sinks.shown import display_url, outward, secrets, url_problem
+from tracker.sinks.shown import display_url, outward, url_problem
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
 
-__all__ = ["Answer", "display_url", "outward", "secrets"]  # re-exported: both sinks' messages are made here
+__all__ = ["Answer", "display_url", "outward"]  # re-exported: both sinks' messages are made here
 
 # Longest server reason kept in a message or a quarantine note.
 REASON_CAP = 500
@@ -177,9 +177,18 @@ def check_write(settings: InfluxSettings, answer: Answer) -> None:
         return
     if 200 <= answer.status < 300:
         raise not_influxdb(settings, answer)
-    reason = server_reason(answer.text(settings), answer.reason or str(answer.status), settings)
-    raise error_for_status(settings, answer.status, reason, answer.headers.get("Retry-After"),
-                           answer.headers.get("Location"))
+    raise error_for_answer(settings, answer, answer.reason)
+
+
+def error_for_answer(settings: InfluxSettings, answer: Answer, fallback: str = "", headers: bool = True
+                     ) -> SendError:
+    """`error_for_status` for an answer that refused: the server's reason (else `fallback`, else the status),
+    with its Retry-After and Location when `headers`."""
+    reason = server_reason(answer.text(settings), fallback or str(answer.status), settings)
+    if not headers:
+        return error_for_status(settings, answer.status, reason)
+    return error_for_status(settings, answer.status, reason, answer.headers.get("Retry-After"),
+                            answer.headers.get("Location"))
 
 
 def retry_after_seconds(header: str | None) -> float | None:

@@ -19,6 +19,7 @@ from tracker.sinks import (
     check_header_value,
     check_write,
     display_url,
+    error_for_answer,
     error_for_status,
     not_influxdb,
     server_reason,
@@ -49,6 +50,14 @@ def request(settings: InfluxSettings, to: Connection, method: str, path: str, bo
         raise ConfigurationError(f"influx.ca_file {settings.ca_file} cannot be used ({error}): point it at the"
                                  " PEM file of the certificate authority that signed the server's certificate"
                                  ) from None
+
+
+def check_whole(settings: InfluxSettings, answer: Answer, cap: int) -> None:
+    """TooLarge when a query's 200 answer was cut (longer than `cap` bytes, or too slow to read whole): what was
+    read is no whole answer."""
+    if answer.status == 200 and not answer.complete:
+        raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {cap:,}"
+                       " bytes, or too slowly to read it whole")
 
 
 def authorization(settings: InfluxSettings) -> dict[str, str]:
@@ -97,9 +106,7 @@ def detect_version(settings: InfluxSettings) -> tuple[str | None, str | None, bo
     if 200 <= answer.status < 300 and is_html(answer):
         raise not_influxdb(settings, answer)
     if 300 <= answer.status < 400 or answer.status == 429 or answer.status >= 500:
-        raise error_for_status(settings, answer.status, server_reason(answer.text(settings), str(answer.status),
-                                                                     settings),
-                               answer.headers.get("Retry-After"), answer.headers.get("Location"))
+        raise error_for_answer(settings, answer)
     return None, None, False
 
 
@@ -120,12 +127,9 @@ def execute(settings: InfluxSettings, database: str, statement: str, epoch: str 
     form = {"db": database, "q": statement, **({"epoch": epoch} if epoch else {})}
     response = one_request(settings, "POST", "/query", urlencode(form).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"}, body_cap)
-    if response.status == 200 and not response.complete:  # cut: what was read is no whole answer
-        raise TooLarge(f"InfluxDB at {display_url(settings.url)} answered a query with more than {body_cap:,}"
-                       " bytes, or too slowly to read it whole")
+    check_whole(settings, response, body_cap)
     if response.status != 200:
-        raise error_for_status(settings, response.status, server_reason(response.text(settings),
-                                                                        str(response.status), settings))
+        raise error_for_answer(settings, response, headers=False)
     # /query answers 200 even when the statement failed: the error is in the result.
     try:
         results = json.loads(response.text(settings)).get("results") or []

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import MEASUREMENT
 from tracker.model import Record
-from tracker.sinks import RetryLater, TooLarge, display_url, error_for_status, server_reason
+from tracker.sinks import RetryLater, display_url, error_for_status, server_reason
 from tracker.sinks.answers import Answer
-from tracker.sinks.influx_v1 import one_request
+from tracker.sinks.influx_v1 import check_whole, one_request
 from tracker.sinks.points_v1 import KNOWN_COLUMNS, Series, record_of, series_tags
 from tracker.sinks.shown import outward
 
@@ -87,9 +87,7 @@ class V2Points:
         body = json.dumps({"query": flux, "type": "flux", "dialect": _DIALECT}).encode()
         answer = one_request(self.settings, "POST", f"/api/v2/query?{self._org}", body,
                              {"Content-Type": "application/json", "Accept": "application/csv"}, self.answer_cap)
-        if answer.status == 200 and not answer.complete:  # cut: what was read is no whole answer
-            raise TooLarge(f"InfluxDB at {display_url(self.settings.url)} answered a query with more than"
-                           f" {self.answer_cap:,} bytes, or too slowly to read it whole")
+        check_whole(self.settings, answer, self.answer_cap)
         self._check(answer, 200)
         return answer.text(self.settings)
 

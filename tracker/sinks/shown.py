@@ -69,11 +69,6 @@ def _mask(text: str, forms: tuple[str, ...]) -> str:
     return text
 
 
-def secrets(settings: InfluxSettings) -> list[str]:
-    """Every form in which the credentials could come back in a message, longest first."""
-    return list(secret_forms(settings.token, settings.url))
-
-
 @functools.lru_cache(maxsize=64)
 def secret_forms(token: str | None, url: str | None) -> tuple[str, ...]:
     """The credentials of the settings (the token; user and password in influx.url; credentials in its query
