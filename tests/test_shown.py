@@ -32,6 +32,7 @@ def assert_plain(text: str) -> None:
 @given(body=body_text, status=st.sampled_from([200, 302, 400, 401, 404, 413, 429, 500, 503]),
        as_json=st.booleans(), reason=body_text)
 @example(body="\x1b]0;title\x07\x1b[2J\u202egnp.exe", status=400, as_json=True, reason="OK")
+@example(body="A://\x1b[31m\x1b]0;pwned\x07", status=302, as_json=False, reason="")  # a Location urljoin refuses
 def test_whatever_a_server_says_is_shown_as_plain_text(body, status, as_json, reason):
     settings_ = InfluxSettings(url="http://127.0.0.1:8086", token="user:Pa55word-9")
     text = json.dumps({"error": body}) if as_json else body

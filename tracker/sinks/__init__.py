@@ -253,7 +253,10 @@ def _redirect_sentence(url: str, location: str | None) -> str:
     if not location:
         return f"InfluxDB at {shown} redirects elsewhere without saying where: check influx.url"
     # Resolved against the request, without the query (the database, credentials) or user:password@.
-    target = display_url(urljoin(f"{shown}/write", location))
+    try:
+        target = display_url(urljoin(f"{shown}/write", location))
+    except ValueError:  # a Location no URL parser takes: a broken or hostile server
+        target = "(not a valid URL)"
     base = next((target.removesuffix(path).rstrip("/") for path in _API_PATHS if target.endswith(path)), None)
     if base and base.startswith(("http://", "https://")):
         # The influx.url it points at, fit to set as it is: without the API path tracker adds.
