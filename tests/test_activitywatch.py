@@ -8,6 +8,9 @@ import io
 import itertools
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -561,6 +564,44 @@ def test_an_export_cut_off_at_its_very_end_leaves_nothing_behind(tmp_path):
     assert "ends early" in output and "nothing was imported" in output and output.count("\n") == 1
     assert stored() == before
     assert scratch_files() == []
+
+
+@pytest.mark.slow
+def test_an_import_killed_part_way_leaves_no_scratch_file_once_run_again_and_the_same_totals(tmp_path):
+    """SIGKILL gives an import no chance to remove its scratch file: the next import removes it (and only the
+    files of imports that are gone), and ends with the time a whole import gives, none of it twice."""
+    events, length = 60_000, 10  # a week of 10 s window events: a few seconds of import
+    apps = ["Code", "Firefox", "Slack", "Terminal"]
+    window = [event(n * length, length, app=apps[n % 4], title=f"t{n % 7}") for n in range(events)]
+    file = write(tmp_path, {"buckets": {"aw-watcher-window_desk": bucket("aw-watcher-window_desk", "currentwindow",
+                                                                         "desk", window)}})
+    whole_week = ["--since", "2024-05-06", "--until", "2024-05-14", "--json"]
+    command = [str(Path(sys.executable).parent / "tracker"), "import", "activitywatch", file]
+    importing = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not scratch_files() and importing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert importing.poll() is None, "the import ended before it could be killed part-way"
+    importing.kill()
+    importing.wait()
+    abandoned = scratch_files()
+    assert [path.name.startswith(f".activitywatch-import-{importing.pid}-") for path in abandoned] == [True]
+    running = subprocess.Popen(["sleep", "60"])  # an import still running keeps its file
+    kept = abandoned[0].with_name(f".activitywatch-import-{running.pid}-x.db")
+    kept.write_bytes(b"")
+    try:
+        code, output = tracker("import", "activitywatch", file)
+        assert code == 0, output
+        assert scratch_files() == [kept]
+    finally:
+        running.kill()
+        running.wait()
+        kept.unlink()
+    code, shown = tracker("report", *whole_week)
+    assert code == 0, shown
+    assert json.loads(shown)["total_seconds"] == events * length
+    assert tracker("import", "activitywatch", file)[1].startswith("Nothing new in")
 
 
 def test_an_export_split_anywhere_into_chunks_reads_the_same():

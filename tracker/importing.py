@@ -10,6 +10,7 @@ fills the gaps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -299,6 +300,29 @@ def file_export(file: str) -> Iterator[tuple[Iterator[bytes], int]]:
         yield chunks(), size
 
 
+_SCRATCH_PREFIX = ".activitywatch-import-"  # then the importing process's id
+
+
+def _remove_abandoned_scratch(directory: Path) -> None:
+    """An import killed part-way leaves its scratch file behind: the next import removes each one whose
+    process is gone (a running import's file is kept)."""
+    for path in directory.glob(f"{_SCRATCH_PREFIX}*.db"):
+        pid = path.name.removeprefix(_SCRATCH_PREFIX).partition("-")[0]
+        if pid.isascii() and pid.isdigit() and len(pid) <= 9 and not _process_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's
+        return True
+    return True
+
+
 class StagedExport:
     """An export's events kept in a temporary SQLite file beside the database (removed on close), so that
     it can be combined a day at a time: an `EventSource`. Its buckets (with no events) are in `buckets`."""
@@ -306,7 +330,8 @@ class StagedExport:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         with self._unavailable():
-            handle, name = tempfile.mkstemp(prefix=".activitywatch-import-", suffix=".db", dir=private_dir(directory))
+            _remove_abandoned_scratch(private_dir(directory))
+            handle, name = tempfile.mkstemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", suffix=".db", dir=directory)
             os.close(handle)
             self.path = Path(name)
             self._db = sqlite3.connect(self.path)
