@@ -14,7 +14,9 @@ There is no InfluxDB 2.x on the test machine; this fake follows 2.x's source (v2
   times RFC3339Nano, the predicate parsed with predicate/parser.go's grammar (tag rules `key = value`, keys
   bare or double-quoted identifiers, values double-quoted identifiers, numbers, true/false; only AND; OR, the
   regex operators, a single-quoted string or a bad key refused with 400 and 2.x's message; _field refused with
-  501), applied to every series it matches (a missing tag reads as ""), start and stop both inclusive.
+  501), applied to every series it matches, start and stop both inclusive. A rule on a tag the series lacks never
+  matches, whatever its value: tsm1/predicate.go's Matches ("consider if the predicate matches `tag1=val1` but
+  tag1 is not present in the key"), which predicate.New builds for /api/v2/delete.
 - A wrong token gets 401, an unknown organization or bucket 404, with 2.x's {"code", "message"} bodies.
 `cloud=True` plays InfluxDB Cloud, which names its build (X-Influxdb-Build: Cloud) and no version, as its API
 docs say; with `deletes=False` too, a Cloud without /api/v2/delete (404 there).
@@ -156,7 +158,7 @@ class FakeInfluxDB2:
         with self._lock:
             for (measurement, tags), times in self.series.items():
                 values = {"_measurement": measurement, **dict(tags)}
-                if all((values.get(key, "") == value) == (operator == "=") for key, operator, value in rules):
+                if all(key in values and (values[key] == value) == (operator == "=") for key, operator, value in rules):
                     for time_ns in [time_ns for time_ns in times if start <= time_ns <= stop]:
                         del times[time_ns]
             self.deletes.append(request)

@@ -21,6 +21,7 @@ from test_recategorize import (
     after,
     day_of_records,
     killed_and_rerun,
+    not_trackers_line,
     record_locally,
     recorded_and_sent,
     report_by_category,
@@ -107,24 +108,24 @@ def test_a_changed_score_alone_rewrites_the_scores_on_influxdb2(influxdb2: FakeI
         1.5}
 
 
-def test_points_with_a_tag_tracker_does_not_write_are_left_alone_on_influxdb2(influxdb2: FakeInfluxDB2) -> None:
-    from tracker.demo import demo_line
-
+@pytest.mark.parametrize(("kind", "marker"), [("demo", "demo"), ("appless", "app")], ids=["a tag more", "no app tag"])
+def test_points_tracker_did_not_write_are_left_alone_on_influxdb2(influxdb2: FakeInfluxDB2, kind: str,
+                                                                  marker: str) -> None:
+    """One tag more (demo=true) or one less (2.x's delete predicate cannot name a missing tag): left alone."""
     env = v2_env(influxdb2)
     records = day_of_records(per_stretch=6)
     recorded_and_sent(records, env)
     foreign = [replace(record, time_ms=record.time_ms + 5_000) for record in records if record.category == "Social"]
-    write_points(influxdb2, [demo_line(record) for record in foreign])
+    write_points(influxdb2, [not_trackers_line(kind, record) for record in foreign])
     write_rules(AFTER)
     code, output = tracker("recategorize", "--all", **env)
     assert code == 0, output
-    assert f"{len(foreign)} points with tags tracker does not write" in output
-    demo = [point for point in influxdb2.points(HOST) if point.tags.get("demo") == "true"]
-    assert len(demo) == len(foreign) and {point.tags["category"] for point in demo} == {"Social"}
-    ours = [point for point in influxdb2.points(HOST) if "demo" not in point.tags]
+    assert f"{len(foreign)} points with tags tracker does not write (such as demo=true), or without one" in output
+    theirs = [point for point in influxdb2.points(HOST) if (marker in point.tags) == (kind == "demo")]
+    assert len(theirs) == len(foreign) and {point.tags["category"] for point in theirs} == {"Social"}
+    ours = [point for point in influxdb2.points(HOST) if point not in theirs]
     assert seconds_by([Record(0, float(point.fields["duration"]), HOST, "", "", point.tags["category"], 0.0,
-                              point.tags["state"]) for point in ours]) == pytest.approx(
-        seconds_by(records, after))
+                              point.tags["state"]) for point in ours]) == pytest.approx(seconds_by(records, after))
 
 
 def test_tag_values_with_quotes_backslashes_and_interpolation_are_read_and_deleted_exactly(

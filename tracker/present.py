@@ -514,7 +514,7 @@ def recategorize_text(outcome: RecategorizeOutcome, dry_run: bool, where: str) -
         lines.append(f"InfluxDB at {where}: {_moves_text(outcome.influx.moves, dry_run)}")
         if outcome.influx.skipped:
             lines.append(f"  {outcome.influx.skipped:,} points with tags tracker does not write (such as"
-                         " demo=true) were left as they are.")
+                         " demo=true), or without one it always writes, were left as they are.")
     if outcome.influx_note:
         lines.append(outcome.influx_note)
     if dry_run:

@@ -65,7 +65,7 @@ class InfluxPart:
 
     moves: Moves = field(default_factory=dict)
     points: int = 0  # points given another category (or score)
-    skipped: int = 0  # points with tags tracker does not write (e.g. demo=true): left alone
+    skipped: int = 0  # points tracker did not write (a tag more, e.g. demo=true, or one less): left alone
 
 
 @dataclass
@@ -206,7 +206,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
         for record, foreign in records:
             new = None if foreign else reclassify(record)
             moved = new is not None and (new.category, new.score) != (record.category, record.score)
-            # A foreign point (one more tag) is kept like any other: a DELETE by these tags would take it too.
+            # A foreign point is kept like any other: a DELETE by these tags would take it too.
             old_by_series[_series(record)].append((record.time_ms, moved))
             part.skipped += foreign
             if new is not None and moved:

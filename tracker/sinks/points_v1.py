@@ -18,6 +18,8 @@ Series = tuple[str, ...]
 # Columns of the points tracker writes; any other with a value marks a point tracker did not write.
 KNOWN_COLUMNS = frozenset({"time", "activity", "app", "category", "host", "state", "duration", "score",
                            "title", "url"})
+# The tags every point tracker writes carries, never empty.
+TRACKER_TAGS = ("activity", "app", "category", "host", "state")
 DELETES_PER_REQUEST = 200
 
 
@@ -52,8 +54,15 @@ def _points(results: list[dict[str, Any]]) -> Iterator[tuple[Record, bool]]:
             columns = series["columns"]
             for values in series["values"]:
                 row = dict(zip(columns, values, strict=True))
-                foreign = any(value is not None for key, value in row.items() if key not in KNOWN_COLUMNS)
-                yield record_of(row, int(row["time"])), foreign
+                yield record_of(row, int(row["time"])), not_trackers(row)
+
+
+def not_trackers(columns: dict[str, Any]) -> bool:
+    """Whether a point was written by something other than tracker, and so is left alone: it carries a tag or
+    field tracker does not write (a DELETE by tracker's tags would take it too), or lacks a tag tracker always
+    writes (2.x's delete predicate cannot name a missing tag: `"app"=""` matches no series without one)."""
+    return (any(value is not None for key, value in columns.items() if key not in KNOWN_COLUMNS)
+            or not all(columns.get(tag) for tag in TRACKER_TAGS))
 
 
 def record_of(row: dict[str, Any], time_ms: int) -> Record:

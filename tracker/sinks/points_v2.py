@@ -25,7 +25,7 @@ from tracker.model import Record
 from tracker.sinks import RetryLater, display_url, error_for_status, server_reason
 from tracker.sinks.answers import Answer
 from tracker.sinks.influx_v1 import check_whole, one_request
-from tracker.sinks.points_v1 import KNOWN_COLUMNS, Series, record_of, series_tags
+from tracker.sinks.points_v1 import Series, not_trackers, record_of, series_tags
 from tracker.sinks.shown import outward
 
 # Columns Flux adds to every row: not tags.
@@ -140,8 +140,7 @@ class V2Points:
         """Each point as a record, and whether it carries a tag or field tracker does not write."""
         for values in self._rows(text):
             columns = {key: value or None for key, value in values.items() if key not in _FLUX_COLUMNS}
-            foreign = any(value is not None for key, value in columns.items() if key not in KNOWN_COLUMNS)
-            yield record_of(columns, time_ms(values.get("_time", ""))), foreign
+            yield record_of(columns, time_ms(values.get("_time", ""))), not_trackers(columns)
 
 
 def time_ms(text: str) -> int:
