@@ -56,10 +56,12 @@ ROUND_SPAN = 100_000  # record numbers each round may use: rounds never share a 
 
 
 def run_until_killed(driver: Path, settings: InfluxSettings, first: int, burst: int, life: float) -> int:
-    """Run the driver for `life` seconds, SIGKILL it, and return the first number it did not commit."""
+    """Run the driver for `life` seconds from its first commit, SIGKILL it, and return the first number it did
+    not commit."""
     process = subprocess.Popen([sys.executable, str(driver), str(paths.database_file()), settings.url,
                                 settings.bucket, str(first), str(burst)], stdout=subprocess.PIPE, text=True)
     committed_until = [first]
+    started = threading.Event()
 
     def read() -> None:
         assert process.stdout is not None
@@ -67,9 +69,11 @@ def run_until_killed(driver: Path, settings: InfluxSettings, first: int, burst: 
             # A line the kill cut short (no newline yet) says nothing for sure.
             if line.startswith("committed ") and line.endswith("\n"):
                 committed_until[0] = int(line.split()[1])
+                started.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    started.wait(60)  # its life counts from its first commit: on a busy machine, starting Python takes a while
     time.sleep(life)
     process.kill()
     process.wait()
