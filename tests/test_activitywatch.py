@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.activitywatch import AwEvent, Bucket, combine, flood, parse_export
+from tracker.activitywatch import AwEvent, Bucket, combine, flood, read_export
 from tracker.cli import cli
 from tracker.events import default_pulsetime
 from tracker.history import HistoryWriter
@@ -312,7 +312,7 @@ def test_a_host_without_an_afk_bucket_is_all_active_and_unnamed_tab_buckets_join
     document = export()
     del document["buckets"]["aw-watcher-afk_desk"]
     document["buckets"]["aw-watcher-web-firefox_desk"]["hostname"] = "unknown"
-    spans = combine(parse_export(document, "export"))
+    spans = combine(read_export(json.dumps(document), "export"))
     assert sum(span.end_ms - span.start_ms for span in spans) == 1_800_000
     assert not any(span.away for span in spans)
     assert {span.url for span in spans} == {None, "https://github.com/x", "https://news.ycombinator.com/"}
@@ -548,7 +548,7 @@ def test_window_afk_and_tab_events_crossing_midnight_count_once_and_stay_whole(t
     assert {row["name"]: row["seconds"] for row in found["rows"]} == {"Code": 3600.0, "github.com": 1800.0,
                                                                       "Firefox": 600.0}
     assert found["away_seconds"] == 3000.0  # Firefox from 00:10, then Code
-    unwindowed = combine(parse_export(document, "export"))
+    unwindowed = combine(read_export(json.dumps(document), "export"))
     assert sum(span.end_ms - span.start_ms for span in unwindowed) == 9_000_000
     assert tracker("import", "activitywatch", file)[1].startswith("Nothing new in")
     assert scratch_files() == []
@@ -606,7 +606,7 @@ def test_an_import_killed_part_way_leaves_no_scratch_file_once_run_again_and_the
 
 def test_an_export_split_anywhere_into_chunks_reads_the_same():
     """Files and servers give the text in chunks: where they are cut never changes what is read."""
-    from tracker.activitywatch import iter_export, read_export
+    from tracker.activitywatch import iter_export
 
     document = export()
     window = document["buckets"]["aw-watcher-window_desk"]
@@ -647,7 +647,7 @@ def test_combining_a_day_at_a_time_gives_what_combining_all_at_once_gives(window
     spans (adjacent equal ones joined) are those of the whole export combined at once."""
     import tempfile
 
-    from tracker.activitywatch import Span, combine_by_day, read_export
+    from tracker.activitywatch import Span, combine_by_day
     from tracker.importing import StagedExport
 
     def crossing(start: int, length: int, **data: Any) -> dict[str, Any]:

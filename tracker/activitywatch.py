@@ -96,11 +96,6 @@ def read_export(text: str | bytes, source: str) -> list[Bucket]:
     return buckets
 
 
-def parse_export(document: object, source: str) -> list[Bucket]:
-    """The buckets of an export already parsed from JSON."""
-    return read_export(json.dumps(document), source)
-
-
 def iter_export(chunks: Iterable[str | bytes], source: str) -> Iterator[AwEvent | Bucket]:
     """An export's events as its JSON text arrives in chunks, never holding the whole: each bucket's events in
     the export's order, then the bucket itself (with no events: its id, type and hostname may come after them).
@@ -140,22 +135,24 @@ class _ExportReader:
         try:
             yield from self._document()
         except json.JSONDecodeError as error:
-            where = f", in bucket {self.bucket} after event {self.events:,}" if self.bucket is not None else ""
             if self.ended and (error.pos >= len(self.text.rstrip()) - 1
                                or error.msg.startswith("Unterminated string")):
-                raise self._ends_early(where) from None
+                raise self._ends_early() from None
             line, column = self._line_and_column(error.pos)
-            raise ExportError(f"{self.source} is not valid JSON{where} (line {line}, column {column}: "
+            raise ExportError(f"{self.source} is not valid JSON{self._where()} (line {line}, column {column}: "
                               f"{error.msg}); nothing was imported.") from None
         except _EndOfText:
-            where = f", in bucket {self.bucket} after event {self.events:,}" if self.bucket is not None else ""
-            raise self._ends_early(where) from None
+            raise self._ends_early() from None
         except UnicodeDecodeError:
             raise ExportError(f"{self.source} is not a text file: give an ActivityWatch export (JSON); nothing "
                               "was imported.") from None
 
-    def _ends_early(self, where: str) -> ExportError:
-        return ExportError(f"{self.source} ends early{where} (a truncated download?): export it again from "
+    def _where(self) -> str:
+        """Where in the export the reader is, for a message: ", in bucket X after event N", or ""."""
+        return f", in bucket {self.bucket} after event {self.events:,}" if self.bucket is not None else ""
+
+    def _ends_early(self) -> ExportError:
+        return ExportError(f"{self.source} ends early{self._where()} (a truncated download?): export it again from "
                            "ActivityWatch; nothing was imported.")
 
     def _not_an_export(self) -> ExportError:
