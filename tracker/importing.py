@@ -301,6 +301,8 @@ def file_export(file: str) -> Iterator[tuple[Iterator[bytes], int]]:
 
 
 _SCRATCH_PREFIX = ".activitywatch-import-"  # then the importing process's id
+# A staged bucket's events overlapping [since, until): parameters from StagedExport._overlapping.
+_OVERLAPPING = "bucket = ? AND start >= ? AND start < ? AND end > ?"
 
 
 def _remove_abandoned_scratch(directory: Path) -> None:
@@ -382,9 +384,8 @@ class StagedExport:
     def between(self, bucket: int, since_ms: int, until_ms: int) -> list[AwEvent]:
         known: dict[str, Any] = {}  # equal data decoded once (events of a bucket repeat theirs a lot)
         events = []
-        for start, end, data in self._db.execute(
-                "SELECT start, end, data FROM staged WHERE bucket = ? AND start >= ? AND start < ? AND end > ?"
-                " ORDER BY rowid", (bucket, since_ms - self._longest.get(bucket, 0), until_ms, since_ms)):
+        for start, end, data in self._db.execute(f"SELECT start, end, data FROM staged WHERE {_OVERLAPPING}"
+                                                 " ORDER BY rowid", self._overlapping(bucket, since_ms, until_ms)):
             decoded = known.get(data)
             if decoded is None:
                 decoded = known[data] = json.loads(data)
@@ -399,9 +400,14 @@ class StagedExport:
 
     def first_start(self, buckets: Sequence[int], since_ms: int, until_ms: int) -> int | None:
         starts = [row[0] for bucket in buckets for row in self._db.execute(
-            "SELECT MIN(start) FROM staged WHERE bucket = ? AND start >= ? AND start < ? AND end > ?",
-            (bucket, since_ms - self._longest.get(bucket, 0), until_ms, since_ms)) if row[0] is not None]
+            f"SELECT MIN(start) FROM staged WHERE {_OVERLAPPING}", self._overlapping(bucket, since_ms, until_ms))
+            if row[0] is not None]
         return min(starts, default=None)
+
+    def _overlapping(self, bucket: int, since_ms: int, until_ms: int) -> tuple[int, int, int, int]:
+        """The parameters of _OVERLAPPING: an event overlapping the range starts at most the bucket's longest
+        event before it (so the index on start bounds the search)."""
+        return bucket, since_ms - self._longest.get(bucket, 0), until_ms, since_ms
 
     def close(self) -> None:
         self._db.close()
