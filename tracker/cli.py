@@ -395,7 +395,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     if result is None or not result.spans:
         click.echo(f"{source} holds no window time (aw-watcher-window buckets): nothing to import.")
         return
-    click.echo(present.import_text(result, str(source)))
+    click.echo(present.import_text(result, source))
 
 
 @cli.command("export", short_help='Write the history for ActivityWatch or pandas.')

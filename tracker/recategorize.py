@@ -84,8 +84,8 @@ class Points(Protocol):
     """A host's points in one kind of server (tracker.sinks.points_v1, points_v2). SendError when it fails."""
 
     def read(self, host: str, start_ms: int, stop_ms: int, limit: int) -> list[tuple[Record, bool]]:
-        """The host's first `limit` points in [start_ms, stop_ms), in time order; each with whether it carries
-        a tag or field tracker does not write."""
+        """The host's first `limit` points in [start_ms, stop_ms), in time order; each with whether tracker did
+        not write it (points_v1.not_trackers: left alone)."""
         ...
 
     def delete(self, host: str, runs: Sequence[tuple[Series, int, int]]) -> None:
@@ -226,8 +226,8 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
 
 def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFix) -> int:
     """Move the host's points in the fix's range back by its shift, as the outbox's rows moved: each batch is
-    committed to the outbox at the corrected times, then deleted where it was (points with tags tracker does
-    not write stay). Returns how many points moved. Only the caller's sender may send meanwhile, and only
+    committed to the outbox at the corrected times, then deleted where it was (points tracker did not
+    write stay). Returns how many points moved. Only the caller's sender may send meanwhile, and only
     after this: a point sent at a time in the range would be taken for one sent with the clock ahead.
     Killed part-way, it is run again (the fix is forgotten only after): points read twice are committed
     twice, and InfluxDB keeps one point per series and time."""

@@ -48,7 +48,7 @@ class V1Points:
 
 
 def _points(results: list[dict[str, Any]]) -> Iterator[tuple[Record, bool]]:
-    """Each point as a record, and whether it carries a tag or field tracker does not write (left alone)."""
+    """Each point as a record, and whether tracker did not write it (`not_trackers`: left alone)."""
     for result in results:
         for series in result.get("series") or ():
             columns = series["columns"]

@@ -137,7 +137,7 @@ class V2Points:
                 yield values
 
     def _points(self, text: str) -> Iterator[tuple[Record, bool]]:
-        """Each point as a record, and whether it carries a tag or field tracker does not write."""
+        """Each point as a record, and whether tracker did not write it (`not_trackers`: left alone)."""
         for values in self._rows(text):
             columns = {key: value or None for key, value in values.items() if key not in _FLUX_COLUMNS}
             yield record_of(columns, time_ms(values.get("_time", ""))), not_trackers(columns)
