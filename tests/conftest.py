@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_influxdb2 import FakeInfluxDB2
 from servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
+
+# Bytecode caches are written even where the shell says not to (PYTHONDONTWRITEBYTECODE): without them every
+# test module is rewritten again at each collection (4 s of 5 here), and each of the hundreds of `tracker`
+# subprocesses compiles the package anew.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 _database_numbers = itertools.count(1)
 # Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.

@@ -107,7 +107,8 @@ class FakeInfluxDB2:
 
     def start(self) -> FakeInfluxDB2:
         server = self._server = _QuietServer(("127.0.0.1", self.port), self._handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # A short poll: stop() waits for the loop to notice, half a second a test at the default.
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -87,7 +87,8 @@ class FaultServer:
             context.load_cert_chain(*self.tls)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: stop() waits for the loop to notice, half a second a test at the default.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def stop(self) -> None:

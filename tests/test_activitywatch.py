@@ -269,6 +269,7 @@ def test_an_incognito_tab_keeps_the_app_only(tmp_path):
 DATA = st.sampled_from([{"app": "a"}, {"app": "b"}, {"app": "c"}])
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20), DATA), max_size=12))
 @settings(max_examples=300, deadline=None)
 def test_flood_is_aw_transform_s(raw):
@@ -289,6 +290,7 @@ def test_flood_is_aw_transform_s(raw):
         for e in theirs]
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(st.integers(0, 3000), st.integers(-5, 400), DATA), max_size=30),
        st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 400), st.booleans()), max_size=10))
 @settings(max_examples=200, deadline=None)
@@ -392,6 +394,7 @@ SPANS = st.lists(st.tuples(st.sampled_from(["desk", "tower"]), st.integers(0, 36
                            st.sampled_from(["Code", "Slack"]), st.booleans()), max_size=15)
 
 
+@pytest.mark.slow
 @given(SPANS, SPANS)
 @settings(max_examples=60, deadline=None)
 def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second):
@@ -637,6 +640,7 @@ MOMENT = st.one_of(st.integers(-300, 300), st.integers(-36 * 3600, 36 * 3600))  
 LENGTH = st.one_of(st.integers(0, 20), st.integers(0, 3 * 3600), st.integers(0, 50 * 3600))
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(MOMENT, LENGTH, st.sampled_from(["Code", "Firefox", "Slack"])), max_size=14),
        st.lists(st.tuples(MOMENT, LENGTH, st.booleans()), max_size=8),
        st.lists(st.tuples(MOMENT, LENGTH, st.sampled_from(["https://a.example/", "https://b.example/"]),

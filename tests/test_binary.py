@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -20,10 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if os.environ.get("CI") != "true":
         pytest.importorskip("PyInstaller", reason="make test installs PyInstaller; `make binary` builds it")
-    dist = tmp_path_factory.mktemp("dist")
-    build = subprocess.run([sys.executable, str(ROOT / "packaging" / "build_binary.py"), "--dist", str(dist)],
-                           capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, build.stdout + build.stderr
+    # One build serves the whole test run: xdist's workers share the run's temporary directory, and the first
+    # worker to get here builds while the others wait on the lock.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    dist = shared / "binary-dist"
+    with (shared / "binary.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (dist / "tracker").exists():
+            build = subprocess.run([sys.executable, str(ROOT / "packaging" / "build_binary.py"), "--dist", str(dist)],
+                                   capture_output=True, text=True, timeout=600)
+            assert build.returncode == 0, build.stdout + build.stderr
     yield dist / "tracker"
 
 

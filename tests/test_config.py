@@ -667,6 +667,7 @@ def _run_demo_titles(*options: str) -> list[str | None]:
     return [event["title"] for event in events if event["event"] == "activity"]
 
 
+@pytest.mark.slow
 def test_no_titles_option_of_run_records_no_titles() -> None:
     assert any(_run_demo_titles()), "the demo has titles to drop"
 
@@ -689,6 +690,7 @@ YAML_LOADED = {"--help": (["--help"], False), "run --help": (["run", "--help"], 
                "config show": (["config", "show"], True)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "reads_settings"), YAML_LOADED.values(), ids=YAML_LOADED.keys())
 def test_only_commands_that_read_settings_import_yaml(command: list[str], reads_settings: bool) -> None:
     done = subprocess.run([sys.executable, "-c", _LOADS_YAML, *command], capture_output=True, text=True,

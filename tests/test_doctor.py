@@ -318,6 +318,7 @@ def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac)
     assert not any(process == "Firefox" for process, _, _ in mac.events)
 
 
+@pytest.mark.slow
 def test_macos_a_browser_waiting_for_its_prompt_is_a_warning_and_doctor_does_not_wait(mac):
     from fake_appscript import ARC_TERMS
 

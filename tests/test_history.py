@@ -117,6 +117,7 @@ def test_away_time_is_left_out_of_totals_and_counted_apart(history):
     assert (summary.active_seconds, summary.away_seconds, summary.uncategorized_seconds) == (90.0, 120.0, 30.0)
 
 
+@pytest.mark.slow
 @given(st.lists(st.one_of(st.floats(max_value=0.0, exclude_max=True), st.just(float("nan")), st.just(float("-inf")),
                          st.just(float("inf")), st.floats(0.0, 5.0)), min_size=1, max_size=20))
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -309,6 +310,7 @@ SAMPLE_KINDS = [("editor", "Code", 2.0, "active"), ("chat", "Communication", -1.
                 ("video", "Entertainment", -2.0, STATE_AWAY)]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     base=st.sampled_from(AROUND_CLOCK_CHANGES),

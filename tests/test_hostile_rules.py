@@ -122,6 +122,7 @@ _ADVERSARIAL_TITLES = st.builds(
     st.integers(20, 2048), st.sampled_from(["", "!", "b", "\udcff"]))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=nested_quantifiers(), titles=st.lists(_ADVERSARIAL_TITLES, min_size=1, max_size=3))
 def test_nested_quantifiers_either_match_fast_or_are_refused_with_one_sentence(pattern: str,
@@ -137,6 +138,7 @@ def test_nested_quantifiers_either_match_fast_or_are_refused_with_one_sentence(p
     assert time.monotonic() - started < GENEROUS_SECONDS
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(count=st.integers(1, 1000), nesting=st.integers(1, 4), atom=st.sampled_from(["a", ".", r"\pL", "[a-z]", r"\w"]))
 def test_counted_repeats_either_match_fast_or_are_refused_for_size(count: int, nesting: int, atom: str) -> None:
@@ -587,6 +589,7 @@ def test_a_category_name_with_a_control_character_is_refused() -> None:
         result.output)
 
 
+@pytest.mark.slow
 def test_title_rules_filling_the_budget_still_classify_an_adversarial_title_at_once() -> None:
     heavy = ".{0,1000}.{0,1000}x"
     count = TITLE_REGEX_BUDGET // TitleRegex(heavy).cost
@@ -629,6 +632,7 @@ _YAML_PIECES = st.sampled_from(["categories:", "\n", "  ", "    ", "Dev:", "scor
                                 "[/]", "(a+)+$", "\t", "\ufeff", "\x00", "é", "Away", "example.com", "*.x.com"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pieces=st.lists(_YAML_PIECES, max_size=40), raw=st.binary(max_size=64))
 def test_any_categories_file_gives_rules_or_one_sentence(pieces: list[str], raw: bytes) -> None:

@@ -130,6 +130,7 @@ outbox_steps = st.lists(st.one_of(
 ), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(max_rows=st.integers(1, 8), steps=outbox_steps)
 @example(max_rows=2, steps=[("append", 2), ("quarantine", 0), ("quarantine", 0), ("append", 1)])  # oldest first

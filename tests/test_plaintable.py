@@ -52,6 +52,7 @@ NAMES = st.lists(WORDS, max_size=3).map(" ".join)
 CELLS = st.lists(st.lists(WORDS, max_size=14).map(" ".join), min_size=1, max_size=4).map("\n".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.tuples(NAMES, st.sampled_from(["+2", "-1.5", "+0.25", "0"]), CELLS), max_size=6),
        width=st.integers(min_value=1, max_value=160))

@@ -281,6 +281,7 @@ EVENT_KINDS = st.sampled_from(KINDS)
 DATABASE_NUMBERS = itertools.count()  # hypothesis seeds `random` alike in each example: a counter names each file
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stretches=st.lists(st.tuples(EVENT_KINDS, st.integers(1, 120), st.floats(0.5, 30.0)), min_size=1,
                           max_size=12),

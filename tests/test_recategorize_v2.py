@@ -50,6 +50,7 @@ def write_points(server: FakeInfluxDB2, lines: list[str]) -> None:
     assert status == 204, reply
 
 
+@pytest.mark.slow
 def test_influxdb2_points_move_the_dashboard_follows_and_totals_stay(influxdb2: FakeInfluxDB2) -> None:
     env = v2_env(influxdb2)
     write_host(HOST)
@@ -108,6 +109,7 @@ def test_a_changed_score_alone_rewrites_the_scores_on_influxdb2(influxdb2: FakeI
         1.5}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "marker"), [("demo", "demo"), ("appless", "app")], ids=["a tag more", "no app tag"])
 def test_points_tracker_did_not_write_are_left_alone_on_influxdb2(influxdb2: FakeInfluxDB2, kind: str,
                                                                   marker: str) -> None:

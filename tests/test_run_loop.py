@@ -451,6 +451,7 @@ def test_a_clock_set_back_never_moves_a_run_onto_the_records_of_an_earlier_one(h
         assert_honest_time(records, history.events(*EVERYTHING), real_seconds=2.0 + 5.0 + 1.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(settings_of_the_clock=[(1, 3), (2, 4)])  # a step smaller than a jump, inside one ahead of it
 @given(settings_of_the_clock=st.lists(
@@ -473,6 +474,7 @@ def test_whatever_the_clock_does_time_stays_honest_and_follows_the_wall_clock_on
     assert seconds_of(records)[-3:] == [13, 14, 15]  # the wall clock is right again: its time is the records'
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(late_reads=st.dictionaries(st.integers(2, 13), st.sampled_from([0.5, 1.5, 3.0, 10.0]), min_size=1,
                                   max_size=3))

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from urllib.parse import quote, quote_plus
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ def assert_plain(text: str) -> None:
     assert "\x1b" not in text and all(unicodedata.category(char) not in HIDDEN for char in text), repr(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(body=body_text, status=st.sampled_from([200, 302, 400, 401, 404, 413, 429, 500, 503]),
        as_json=st.booleans(), reason=body_text)
@@ -68,6 +70,7 @@ def leaks(*secrets: str) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @example(user="%%%%%@:0", password="%%%%%@:0", query_secret="\x1bX%%%%%@", token=None, noise="", cut=0)
 @example(user="%%%%%@:/", password="%%%%%@:/", query_secret="%%%%%0A@", token=None, noise="", cut=0)

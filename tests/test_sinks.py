@@ -77,6 +77,7 @@ def test_v2_sink_writes_to_victoria_metrics(victoria):
     assert stored == expected
 
 
+@pytest.mark.slow
 def test_wrong_credentials_fail_without_showing_the_password(tmp_path: Path):
     server = InfluxDB1(tmp_path, auth=True).start()
     try:
@@ -194,6 +195,7 @@ def test_writes_are_gzipped_in_milliseconds_with_the_credentials_in_a_header(ans
     assert request.path.startswith("/write?db=tracker" if api == "v1" else "/api/v2/write?org=home&bucket=tracker")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["v1", "v2"])
 @pytest.mark.parametrize(("url", "words"), [
     ("closed", "is unreachable (connection refused)"),
@@ -224,6 +226,7 @@ def test_unconfigured_or_unknown_settings_say_what_to_do():
         open_sink(InfluxSettings(url="http://localhost:8086", api="v3"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_tls_is_verified_unless_told_otherwise(api, tmp_path):
     tls = self_signed_certificate(tmp_path)

@@ -321,6 +321,7 @@ def reads_in_a_thread(source: MacOSSource, count: int) -> list[tuple[str, str | 
     return recorded
 
 
+@pytest.mark.slow
 def test_a_permission_prompt_never_holds_the_reads_and_its_wait_is_shown(
         mac: Mac, source: MacOSSource, notices: list[str]) -> None:
     mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
@@ -332,6 +333,7 @@ def test_a_permission_prompt_never_holds_the_reads_and_its_wait_is_shown(
     assert notices[1:] == ["tracker may now control System Events."]
 
 
+@pytest.mark.slow
 def test_a_browser_permission_prompt_records_the_app_only_meanwhile_and_a_refusal_says_to_restart(
         mac: Mac, source: MacOSSource, notices: list[str]) -> None:
     add_browser(mac, CHROME, Window("Secret", SECRET, private=True))
