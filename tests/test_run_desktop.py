@@ -104,9 +104,10 @@ def test_time_without_input_is_away_from_the_last_input_on_and_active_again_afte
     away = [row for row in rows if last_input + 300 < row["time"] < back - 300]
     active = [row for row in rows if row["time"] > back + 300]
     # The whole stretch since the last input is away, not only what came after the 2 s threshold.
-    assert len(away) >= 8 and {(row["category"], row["state"], row["score"]) for row in away} == {
-        ("Away", "away", 0.0)}
-    assert any(row["time"] < last_input + 2000 for row in away)
+    # As many rows as samples were taken: a starved machine takes fewer than the 4 a second asked for.
+    assert away and {(row["category"], row["state"], row["score"]) for row in away} == {("Away", "away", 0.0)}
+    assert any(row["time"] < last_input + 2000 for row in away)  # before the 2 s threshold was crossed
+    assert any(row["time"] > last_input + 2300 for row in away)  # and after it
     assert len(active) >= 4 and {(row["category"], row["state"]) for row in active} == {
         ("Uncategorized", "active")}
     assert all(row["app"] == "IdleApp" for row in away + active)
@@ -129,8 +130,8 @@ def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
     tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
     try:
         for app, window in windows.items():
+            seen = len(tracker.lines)  # before the focus moves: the one line for the change may come at once
             desktop.activate(window)
-            seen = len(tracker.lines)
             wait_until(lambda app=app, seen=seen: tracker.logged_after(seen, app), 10, f"samples of {app}")
             first = len(points_after_input(desktop, influxdb1, influx_database))
             wait_until(lambda first=first: len(points_after_input(desktop, influxdb1, influx_database))
