@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -561,7 +562,7 @@ def test_beside_a_running_tracker_run_everything_ends_under_the_new_names(
     write_host(HOST)
     command = [str(Path(sys.executable).parent / "tracker"), "run", "--source", "demo", "--interval", "0.05",
                "--quiet"]
-    runner = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+    runner = subprocess.Popen(command, env={**os.environ, **env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
         wait_until(lambda: events_where(f"category NOT IN ('{AWAY}', '{UNCATEGORIZED}')"), 60,
@@ -578,7 +579,13 @@ def test_beside_a_running_tracker_run_everything_ends_under_the_new_names(
                    "the runner to record and send on")
     finally:
         runner.terminate()
-        assert runner.wait(30) == 0, runner.stderr.read() if runner.stderr else ""
+        try:
+            runner.wait(30)
+        except subprocess.TimeoutExpired:
+            runner.send_signal(signal.SIGABRT)
+            runner.wait(10)
+            raise AssertionError(runner.stderr.read().decode()) from None
+        assert runner.returncode == 0, runner.stderr.read() if runner.stderr else ""
     assert tracker("sync", **env)[0] == 0
     old_names = {name for name in report_by_category("2000-01-01", "today")
                  if not name.startswith("New ") and name != UNCATEGORIZED}
