@@ -13,7 +13,7 @@ import pytest
 from servers import InfluxDB1, http
 
 from tracker import paths
-from tracker.classify import bundled_categories_path, load_categories
+from tracker.categoryfiles import bundled_categories_path, load_categories
 from tracker.demo import (
     CATALOGUE,
     CATEGORY_SCORES,

@@ -299,7 +299,7 @@ def test_rollups_after_recategorizing_equal_a_rebuild(tmp_path: Path, stretches:
                 moment += int(STEP * 1000)
             moment += int(gap * 60_000)
         history.add(Record(moment, STEP, HOST, "Terminal", "Terminal", UNCATEGORIZED, 0.0))  # last, unmoved
-    from tracker.classify import parse_categories
+    from tracker.categoryfiles import parse_categories
     from tracker.recategorize import Reclassifier
 
     rules = parse_categories(AFTER, tmp_path / "categories.yaml")
@@ -543,7 +543,7 @@ def killed_and_rerun(records: list[Record], env: dict[str, str], totals: Callabl
 
 def renamed_bundled_categories() -> str:
     """The bundled rules with every category renamed "New …": every categorised second moves."""
-    from tracker.classify import bundled_categories_path
+    from tracker.categoryfiles import bundled_categories_path
 
     lines = bundled_categories_path().read_text(encoding="utf-8").splitlines()
     return "\n".join(f"  New {line.strip()}" if line.startswith("  ") and not line.startswith("   ")
@@ -706,7 +706,7 @@ def test_with_unchanged_rules_nothing_moves(app: str, title: str | None, url: st
                                             rules: str) -> None:
     """Recorded as `tracker run` records (classified, then details dropped for a private window), then
     reclassified with the same rules: the category stays."""
-    from tracker.classify import parse_categories
+    from tracker.categoryfiles import parse_categories
     from tracker.model import Sample
     from tracker.recategorize import Reclassifier
 

@@ -369,7 +369,7 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             for item in items:
                 _check_item(kind, item)
             if kind == "regexes":
-                from tracker.classify import compile_title_regexes
+                from tracker.matching import compile_title_regexes
 
                 compile_title_regexes(items)  # TitleRegexError (a ValueError): those that RE2 refuses, or too many
             return items
@@ -459,7 +459,7 @@ def _text_list(raw: Any) -> tuple[str, ...]:
 def _check_item(kind: str, item: str) -> None:
     """Exclude rules are checked when settings load, so no command meets a broken one later."""
     if kind == "domains":
-        from tracker.classify import normalise_domain
+        from tracker.matching import normalise_domain
 
         normalise_domain(item)  # ValueError says what is wrong with it
 

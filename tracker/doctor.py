@@ -157,7 +157,9 @@ def check_settings() -> tuple[LoadedSettings | None, Check]:
 
 
 def check_categories() -> Check:
-    from tracker.classify import CategoriesError, display_path, load_categories
+    from tracker.categoryfiles import load_categories
+    from tracker.classify import CategoriesError
+    from tracker.paths import display_path
 
     try:
         rules = load_categories()

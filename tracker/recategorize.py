@@ -37,7 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from tracker.classify import Categories, CategoriesError, parse_categories, read_categories_text
+from tracker.categoryfiles import parse_categories, read_categories_text
+from tracker.classify import Categories, CategoriesError
 from tracker.config import InfluxSettings
 from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved

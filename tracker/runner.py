@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from tracker import paths
-from tracker.classify import CategoriesWatcher
+from tracker.categoryfiles import CategoriesWatcher
 from tracker.display import Details, RunView, View
 from tracker.events import default_pulsetime
 from tracker.history import HistoryWriter
