@@ -473,7 +473,8 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     from tracker.events import default_pulsetime
     from tracker.lineprotocol import clean_tag
     from tracker.paths import database_file
-    from tracker.sinks import SendError, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import SendError
     from tracker.timespec import local_now
 
     if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
@@ -538,7 +539,8 @@ def _defer_recategorization(database: Path, host: str, categories: Categories, s
 def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
     """Write a synthetic week (host=demo, demo=true) to InfluxDB, to see the dashboard at once."""
     from tracker import demo as demo_module
-    from tracker.sinks import SendError, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import SendError
 
     loaded = load_or_exit(setting_overrides(setting_values)).settings
     settings = loaded.influx

@@ -386,7 +386,7 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def _web_url(text: str) -> str:
     """`text` if it is an http(s) URL with a host, written so that its credentials are sent and hidden right
-    (sinks.shown.url_problem), else ValueError saying what is wrong without showing the URL, which may hold a
+    (redact.url_problem), else ValueError saying what is wrong without showing the URL, which may hold a
     password."""
     if not text:
         return text
@@ -404,7 +404,7 @@ def _web_url(text: str) -> str:
     elif not host or any(character.isspace() for character in text):
         problem = "names no valid host"
     else:
-        from tracker.sinks.shown import url_problem  # could it send or show its credentials wrongly?
+        from tracker.redact import url_problem  # could it send or show its credentials wrongly?
 
         unsafe = url_problem(text)
         if unsafe:
@@ -471,7 +471,7 @@ def masked(name: str, value: Any) -> str:
     if SETTINGS[name].secret:
         return "**** (set)"
     if name == "influx.url":
-        from tracker.sinks.shown import masked_url
+        from tracker.redact import masked_url
 
         return masked_url(value)
     if isinstance(value, tuple):

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, url_host
-from tracker.sinks import ConfigurationError, display_url, open_sink, require_configured
+from tracker.redact import display_url
+from tracker.sinks import ConfigurationError, open_sink, require_configured
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings

@@ -174,7 +174,8 @@ def check_categories() -> Check:
 
 def check_influx(settings: Settings) -> list[Check]:
     """Reachable, which API, credentials, database, and a test point; what cannot be reached is not asked."""
-    from tracker.sinks import ConfigurationError, RetryLater, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import ConfigurationError, RetryLater
     from tracker.sinks.influx_v1 import major_version, server_version
 
     influx = settings.influx

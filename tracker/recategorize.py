@@ -160,10 +160,10 @@ def influx_points(settings: InfluxSettings, what_stays: str = "the points alread
                   " categories") -> Points:
     """The host's points on the server `settings` name: InfluxDB 1.x (influx.api v1, or auto and /ping names
     1.x) or 2.x (/ping names 2.x); NotSupported, saying `what_stays`, on any other server."""
+    from tracker.redact import outward
     from tracker.sinks.influx_v1 import detect_version, major_version
     from tracker.sinks.points_v1 import V1Points
     from tracker.sinks.points_v2 import V2Points
-    from tracker.sinks.shown import outward
 
     settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     if settings.api == "v1":

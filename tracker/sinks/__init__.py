@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from tracker.redact import display_url, outward, url_problem
 from tracker.sinks.answers import Answer, confirms_write, describe
-from tracker.sinks.shown import display_url, outward, url_problem
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
 
-__all__ = ["Answer", "display_url", "outward"]  # re-exported: both sinks' messages are made here
 
 # Longest server reason kept in a message or a quarantine note.
 REASON_CAP = 500

@@ -17,6 +17,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from tracker.config import InfluxSettings
+from tracker.redact import base_url, credentials
 from tracker.sinks import (
     check_header_value,
     check_write,
@@ -26,7 +27,6 @@ from tracker.sinks import (
     server_reason,
 )
 from tracker.sinks.answers import Answer, read_answer
-from tracker.sinks.shown import base_url, credentials
 
 
 class BoundedPool:
