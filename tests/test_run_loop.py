@@ -22,7 +22,7 @@ from test_run_faults import fill
 from tracker import paths
 from tracker.cli import cli
 from tracker.config import InfluxSettings
-from tracker.display import ActivityLog, RunView
+from tracker.display import ActivityLog
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
 from tracker.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
@@ -30,7 +30,7 @@ from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.outbox import Outbox
 from tracker.present import status_text
 from tracker.recorder import Classified, Recorder
-from tracker.runner import Parts, Run
+from tracker.runner import Parts, Run, RunView
 from tracker.sender import Sender, SenderState
 from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 
@@ -290,8 +290,8 @@ def test_observers_see_every_committed_step_and_a_tick_per_loop_and_are_closed(h
         def observe(self, step) -> None:
             self.steps.append(step.record.time_ms)
 
-        def tick(self, run, now: float) -> None:
-            self.ticks.append((run.samples_taken, now))
+        def tick(self, now: float, samples_taken: int) -> None:
+            self.ticks.append((samples_taken, now))
 
         def close(self) -> None:
             self.closed = True

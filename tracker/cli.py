@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every sta
 
     from tracker.classify import Categories
     from tracker.config import LoadedSettings
-    from tracker.display import View
+    from tracker.runner import View
 
 
 class Failure(click.ClickException):
