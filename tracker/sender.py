@@ -22,17 +22,8 @@ from pathlib import Path
 
 from tracker.config import InfluxSettings
 from tracker.outbox import Outbox, OutboxUnavailable, samples
-from tracker.sinks import (
-    Rejected,
-    RetryLater,
-    SendError,
-    Sink,
-    TooLarge,
-    display_url,
-    open_sink,
-    outward,
-    request_result,
-)
+from tracker.redact import display_url, outward
+from tracker.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, open_sink, request_result
 from tracker.status import lock_exclusively
 
 LOCK_FILE = "send.lock"

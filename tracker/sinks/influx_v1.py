@@ -13,13 +13,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tracker.config import InfluxSettings
-from tracker.redact import base_url, credentials
+from tracker.redact import base_url, credentials, display_url
 from tracker.sinks import (
     ConfigurationError,
     TooLarge,
     check_header_value,
     check_write,
-    display_url,
     error_for_answer,
     error_for_status,
     not_influxdb,

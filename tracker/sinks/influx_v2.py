@@ -17,15 +17,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from tracker.config import InfluxSettings
-from tracker.redact import base_url, credentials
-from tracker.sinks import (
-    check_header_value,
-    check_write,
-    display_url,
-    error_for_exception,
-    error_for_status,
-    server_reason,
-)
+from tracker.redact import base_url, credentials, display_url
+from tracker.sinks import check_header_value, check_write, error_for_exception, error_for_status, server_reason
 from tracker.sinks.answers import Answer, read_answer
 
 
