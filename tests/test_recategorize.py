@@ -33,7 +33,7 @@ from tracker.history import History, HistoryWriter
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.outbox import Outbox
-from tracker.sender import Sender
+from tracker.recategorize import correcting_sender
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST, OTHER_HOST = "laptop", "desktop"
@@ -458,9 +458,9 @@ def test_a_running_tracker_corrects_influxdb_when_it_answers_again(own_influxdb1
     records, (code, _) = recategorized_while_down(own_influxdb1)
     assert code == 0
     said: list[str] = []
-    sender = Sender(paths.database_file(), InfluxSettings(url=own_influxdb1.url, bucket="tracker", api="v1"),
-                    said.append, min_interval=0.2, poll_interval=0.2, first_retry=0.2, max_retry=0.5,
-                    deferred_every=0.5)
+    influx = InfluxSettings(url=own_influxdb1.url, bucket="tracker", api="v1")
+    sender = correcting_sender(paths.database_file(), influx, said.append, min_interval=0.2, poll_interval=0.2,
+                               first_retry=0.2, max_retry=0.5, deferred_every=0.5)
     sender.start()  # as `tracker run` does
     try:
         own_influxdb1.start()

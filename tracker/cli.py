@@ -322,7 +322,7 @@ def sync(**setting_values: object) -> None:
     from tracker.localstore import settle_leftovers
     from tracker.outbox import samples
     from tracker.paths import database_file
-    from tracker.sender import Sender
+    from tracker.recategorize import correcting_sender
     from tracker.sinks import ConfigurationError, require_configured
 
     settings = load_or_exit(setting_overrides(setting_values)).settings.influx
@@ -332,7 +332,8 @@ def sync(**setting_values: object) -> None:
         raise Failure(str(error), 2) from None
     settle_leftovers(database_file())
     with _progress_bar("Sending to InfluxDB") as progress:
-        result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
+        sender = correcting_sender(database_file(), settings, lambda line: click.echo(line, err=True))
+        result = sender.send_all(progress)
     done = f"sent {samples(result.sent)} to {result.url}"
     if result.quarantined:
         done += f"; {result.quarantined} refused by the server (see `tracker outbox`)"
@@ -495,7 +496,7 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
             with _progress_bar("Reading InfluxDB" if dry_run else "Correcting InfluxDB") as progress:
                 outcome.influx = recategorizing.recategorize_influx(
                     loaded.influx, database, host, categories, since_ms, until_ms, apply=not dry_run,
-                    progress=progress)
+                    send=recategorizing.outbox_sender(loaded.influx, database), progress=progress)
         except recategorizing.NotSupported as error:
             outcome.influx_note = f"{error}."
         except SendError as error:

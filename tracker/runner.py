@@ -341,9 +341,9 @@ def _start_sender(settings: Settings, notify: Callable[[str], None],
         notify(NOT_CONFIGURED)
         return None
     # Only with InfluxDB configured: the sender's modules are not loaded for a run that records locally.
-    from tracker.sender import Sender
+    from tracker.recategorize import correcting_sender
 
-    sender = Sender(paths.database_file(), settings.influx, on_status=notify)
+    sender = correcting_sender(paths.database_file(), settings.influx, on_status=notify)
     if metrics is not None:  # before it starts, so its first requests are counted too
         metrics.watch_sends()
         sender.request_observers.append(metrics.request)
