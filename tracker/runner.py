@@ -26,10 +26,10 @@ from tracker.categoryfiles import CategoriesWatcher
 from tracker.events import default_pulsetime
 from tracker.history import HistoryWriter
 from tracker.localstore import LocalStore
-from tracker.model import STATE_ACTIVE, Record, Sample
+from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.outbox import Outbox
 from tracker.privacy import Privacy
-from tracker.recorder import Classified, Recorder, Step, restamped
+from tracker.recorder import Classified, Recorder, Step
 from tracker.sources import Source, open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
