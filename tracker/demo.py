@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record
 from tracker.redact import display_url
-from tracker.sinks import ConfigurationError, open_sink, require_configured
+from tracker.sinks import ConfigurationError, require_configured
+from tracker.sinks.connect import open_sink
 from tracker.sources.demo import LEISURE_MIX, WORK_MIX, ActivityStream, DemoActivity, Page
 
 if TYPE_CHECKING:

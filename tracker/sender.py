@@ -23,7 +23,8 @@ from tracker.config import InfluxSettings
 from tracker.outbox import Outbox, OutboxUnavailable, samples
 from tracker.redact import display_url, outward
 from tracker.sendlock import SYNC_LOCK_WAIT, sending_held
-from tracker.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, open_sink, request_result
+from tracker.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, request_result
+from tracker.sinks.connect import open_sink
 
 # Longest wait honoured from a Retry-After header, in seconds.
 RETRY_AFTER_CAP = 3600.0
