@@ -58,7 +58,8 @@ def run_checks(source_name: str = "auto") -> list[Check]:
 
 def check_desktop(source_name: str = "auto") -> list[Check]:
     """Whether the foreground can be read (and what it is now), then whether idle time can."""
-    from tracker.sources import SourceUnavailable, detect_platform, open_source
+    from tracker.sources import SourceUnavailable
+    from tracker.sources.choose import detect_platform, open_source
 
     notices: list[str] = []
     try:

@@ -30,7 +30,8 @@ from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.outbox import Outbox
 from tracker.privacy import Privacy
 from tracker.recorder import Classified, Recorder, Step
-from tracker.sources import Source, open_source
+from tracker.sources import Source
+from tracker.sources.choose import open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
 
