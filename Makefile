@@ -42,6 +42,7 @@ debs:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The tests mostly wait (for servers, subprocesses and clocks), so they run in more workers than there are cores;
 # each worker starts the shared servers once. The 15 slowest are listed at the end, so growth shows.

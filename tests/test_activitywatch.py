@@ -403,7 +403,7 @@ def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second)
     import tempfile
 
     from tracker.activitywatch import Span
-    from tracker.classify import load_categories
+    from tracker.categoryfiles import load_categories
     from tracker.config import PrivacySettings
     from tracker.importing import import_spans
     from tracker.privacy import Privacy
@@ -444,7 +444,7 @@ def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second)
 def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_event_on(tmp_path):
     """Its current event grows in memory before it is written: imported time there would be counted twice."""
     from tracker.activitywatch import Span
-    from tracker.classify import load_categories
+    from tracker.categoryfiles import load_categories
     from tracker.config import PrivacySettings
     from tracker.importing import import_spans
     from tracker.privacy import Privacy
@@ -465,7 +465,7 @@ def test_imported_time_is_classified_before_privacy_drops_details_as_recorded_ti
     """As `tracker run` does: the window as it was is classified, then privacy leaves out what it must. So with
     titles off, an excluded site or a private window, the time keeps the category its title or URL gives it."""
     from tracker.activitywatch import Span
-    from tracker.classify import parse_categories
+    from tracker.categoryfiles import parse_categories
     from tracker.config import PrivacySettings
     from tracker.importing import import_spans
     from tracker.privacy import Privacy

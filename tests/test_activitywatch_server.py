@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from servers import ActivityWatch, InfluxDB1
 
 from tracker import paths
-from tracker.classify import load_categories
+from tracker.categoryfiles import load_categories
 from tracker.cli import cli
 from tracker.model import Sample
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tracker import paths
-from tracker.classify import bundled_categories_path
+from tracker.categoryfiles import bundled_categories_path
 from tracker.cli import cli
 from tracker.colours import score_label, score_style
 

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 
 from tracker import paths
-from tracker.classify import (
-    Categories,
-    CategoriesError,
-    CategoriesWatcher,
-    active_categories_path,
-    bundled_categories_path,
-    display_path,
-    load_categories,
-)
+from tracker.categoryfiles import CategoriesWatcher, active_categories_path, bundled_categories_path, load_categories
+from tracker.classify import Categories, CategoriesError
 from tracker.model import UNCATEGORIZED, Sample, utc_now
+from tracker.paths import display_path
 
 RULES = """\
 categories:

@@ -21,10 +21,11 @@ import yaml
 from grafana_macros import PanelRequest, Raw, VariableValue, fill_variables
 from servers import InfluxDB1, http, require_program
 
-from tracker.classify import bundled_categories_path, load_categories
-from tracker.demo import CATEGORY_SCORES, DEMO_HOST, demo_line, week_records
+from tracker.categoryfiles import bundled_categories_path, load_categories
+from tracker.demo import DEMO_HOST, demo_line, week_records
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.sources.demo import CATEGORY_SCORES
 from tracker.vitals import Vitals, to_point
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,20 +13,12 @@ import pytest
 from servers import InfluxDB1, http
 
 from tracker import paths
-from tracker.classify import bundled_categories_path, load_categories
-from tracker.demo import (
-    CATALOGUE,
-    CATEGORY_SCORES,
-    DEMO_HOST,
-    demo_line,
-    drop_demo_query,
-    is_demo_series,
-    week_records,
-)
+from tracker.categoryfiles import bundled_categories_path, load_categories
+from tracker.demo import DEMO_HOST, demo_line, drop_demo_query, is_demo_series, week_records
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, Sample, url_host
-from tracker.sources import open_source
-from tracker.sources.demo import DemoSource
+from tracker.sources.choose import open_source
+from tracker.sources.demo import CATALOGUE, CATEGORY_SCORES, DemoSource
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The end of Sunday 16 June 2024: the two weeks before hold ten working days and four weekend days.

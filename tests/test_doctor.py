@@ -349,9 +349,9 @@ def test_macos_without_a_browser_running_has_no_browser_line(mac):
 def test_macos_browser_lines_in_json(mac, monkeypatch: pytest.MonkeyPatch):
     from fake_appscript import CHROME_TERMS, SAFARI_TERMS, Window
 
-    import tracker.sources
+    import tracker.sources.choose
 
-    monkeypatch.setattr(tracker.sources, "detect_platform", lambda: "macos")
+    monkeypatch.setattr(tracker.sources.choose, "detect_platform", lambda: "macos")
     text_edit_in_front(mac)
     mac.add("Safari", "com.apple.Safari", SAFARI_TERMS, windows=[Window("Apple", "https://apple.com/")])
     mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS)

@@ -22,21 +22,15 @@ from test_live_view import StartTracker, ended, tracker_terminal  # noqa: F401 (
 from test_run_desktop import TrackerOnDesktop, points, points_after_input
 
 from tracker import paths
-from tracker.classify import (
-    MAX_CATEGORIES_BYTES,
-    TITLE_REGEX_BUDGET,
-    CategoriesError,
-    TitleRegex,
-    TitleRegexError,
-    decode_categories,
-    load_categories,
-    parse_categories,
-)
+from tracker.categoryfiles import MAX_CATEGORIES_BYTES, decode_categories, load_categories, parse_categories
+from tracker.classify import CategoriesError
 from tracker.cli import cli
 from tracker.config import PrivacySettings
-from tracker.display import Details, LiveView, RunView
+from tracker.display import LiveView
+from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError
 from tracker.model import Record, Sample, utc_now
 from tracker.privacy import Privacy
+from tracker.runner import Details, RunView
 
 # Far above what any search takes (milliseconds), far below what a backtracking engine takes on these (hours).
 GENEROUS_SECONDS = 5.0

@@ -31,8 +31,9 @@ from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.outbox import Outbox
 from tracker.sender import Sender
-from tracker.sinks import ConfigurationError, RetryLater, SendError, open_sink
+from tracker.sinks import ConfigurationError, RetryLater, SendError
 from tracker.sinks.answers import ANSWER_CAP
+from tracker.sinks.connect import open_sink
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 LOGIN_PAGE = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Hotel WiFi login</title></head>"

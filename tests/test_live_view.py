@@ -17,8 +17,9 @@ import pytest
 from rich.console import Console
 from servers import InfluxDB1, require_program, wait_until
 
-from tracker.display import ActivityLog, Details, LiveView, RunView
+from tracker.display import ActivityLog, LiveView
 from tracker.model import Record
+from tracker.runner import Details, RunView
 
 # Feeds a LiveView one RunView per line read from the control pipe, so the test decides when it redraws.
 DRIVER = """
@@ -26,7 +27,8 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from rich.console import Console
-from tracker.display import Details, LiveView, RunView
+from tracker.runner import Details, RunView
+from tracker.display import LiveView
 from tracker.model import Record
 from tracker.sender import SenderState
 

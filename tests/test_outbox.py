@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from tracker import paths
 from tracker.cli import cli
 from tracker.lineprotocol import to_line
-from tracker.model import Record
+from tracker.model import Record, Restamp
 from tracker.outbox import Outbox, OutboxUnavailable, Point
-from tracker.recorder import Restamp, mark_away
+from tracker.recorder import mark_away
 
 
 def mode(path: Path) -> int:

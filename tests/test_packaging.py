@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FROM_THE_WHEEL = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import tracker, tracker.classify as classify
+import tracker, tracker.categoryfiles as categoryfiles
 assert tracker.__file__.startswith(sys.argv[1]), tracker.__file__
-rules = classify.load_categories()
+rules = categoryfiles.load_categories()
 print(len(rules.categories), rules.rule_count)
 from tracker.model import Sample, utc_now
-watcher = classify.CategoriesWatcher(None, print, check_every=0)  # watches a file that is inside a zip
+watcher = categoryfiles.CategoriesWatcher(None, print, check_every=0)  # watches a file that is inside a zip
 print(watcher.current.classify(Sample(time=utc_now(), app="code")).category)
 """
 

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from test_outbox import SmallDisk
 
 from tracker import paths
-from tracker.classify import load_categories
+from tracker.categoryfiles import load_categories
 from tracker.cli import cli
 from tracker.config import SETTINGS, load_settings
 from tracker.events import default_pulsetime

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracker import plaintable
-from tracker.classify import load_categories
+from tracker.categoryfiles import load_categories
 from tracker.cli import _shortened
 
 COLUMNS = [plaintable.Column("Category", no_wrap=True), plaintable.Column("Score", justify="right"),

@@ -34,7 +34,7 @@ from tracker.history import History, HistoryWriter
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.outbox import Outbox
-from tracker.sender import Sender
+from tracker.recategorize import correcting_sender
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST, OTHER_HOST = "laptop", "desktop"
@@ -300,7 +300,7 @@ def test_rollups_after_recategorizing_equal_a_rebuild(tmp_path: Path, stretches:
                 moment += int(STEP * 1000)
             moment += int(gap * 60_000)
         history.add(Record(moment, STEP, HOST, "Terminal", "Terminal", UNCATEGORIZED, 0.0))  # last, unmoved
-    from tracker.classify import parse_categories
+    from tracker.categoryfiles import parse_categories
     from tracker.recategorize import Reclassifier
 
     rules = parse_categories(AFTER, tmp_path / "categories.yaml")
@@ -459,9 +459,9 @@ def test_a_running_tracker_corrects_influxdb_when_it_answers_again(own_influxdb1
     records, (code, _) = recategorized_while_down(own_influxdb1)
     assert code == 0
     said: list[str] = []
-    sender = Sender(paths.database_file(), InfluxSettings(url=own_influxdb1.url, bucket="tracker", api="v1"),
-                    said.append, min_interval=0.2, poll_interval=0.2, first_retry=0.2, max_retry=0.5,
-                    deferred_every=0.5)
+    influx = InfluxSettings(url=own_influxdb1.url, bucket="tracker", api="v1")
+    sender = correcting_sender(paths.database_file(), influx, said.append, min_interval=0.2, poll_interval=0.2,
+                               first_retry=0.2, max_retry=0.5, deferred_every=0.5)
     sender.start()  # as `tracker run` does
     try:
         own_influxdb1.start()
@@ -544,7 +544,7 @@ def killed_and_rerun(records: list[Record], env: dict[str, str], totals: Callabl
 
 def renamed_bundled_categories() -> str:
     """The bundled rules with every category renamed "New …": every categorised second moves."""
-    from tracker.classify import bundled_categories_path
+    from tracker.categoryfiles import bundled_categories_path
 
     lines = bundled_categories_path().read_text(encoding="utf-8").splitlines()
     return "\n".join(f"  New {line.strip()}" if line.startswith("  ") and not line.startswith("   ")
@@ -713,7 +713,7 @@ def test_with_unchanged_rules_nothing_moves(app: str, title: str | None, url: st
                                             rules: str) -> None:
     """Recorded as `tracker run` records (classified, then details dropped for a private window), then
     reclassified with the same rules: the category stays."""
-    from tracker.classify import parse_categories
+    from tracker.categoryfiles import parse_categories
     from tracker.model import Sample
     from tracker.recategorize import Reclassifier
 

@@ -22,16 +22,17 @@ from test_run_faults import fill
 from tracker import paths
 from tracker.cli import cli
 from tracker.config import InfluxSettings
-from tracker.display import ActivityLog, RunView
+from tracker.display import ActivityLog
 from tracker.events import default_pulsetime
 from tracker.history import History, HistoryWriter
 from tracker.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.outbox import Outbox
 from tracker.present import status_text
+from tracker.recategorize import correcting_sender
 from tracker.recorder import Classified, Recorder
-from tracker.runner import Parts, Run
-from tracker.sender import Sender, SenderState
+from tracker.runner import Parts, Run, RunView
+from tracker.sender import SenderState
 from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
@@ -290,8 +291,8 @@ def test_observers_see_every_committed_step_and_a_tick_per_loop_and_are_closed(h
         def observe(self, step) -> None:
             self.steps.append(step.record.time_ms)
 
-        def tick(self, run, now: float) -> None:
-            self.ticks.append((run.samples_taken, now))
+        def tick(self, now: float, samples_taken: int) -> None:
+            self.ticks.append((samples_taken, now))
 
         def close(self) -> None:
             self.closed = True
@@ -354,7 +355,7 @@ def run_sending_while_ahead(run: Harness, settings: InfluxSettings) -> list[str]
     """Run `run` with a real sender that sends all it can after the 5th wait (an hour ahead, from the 3rd to
     the 6th) and the 8th (set right), and once more at the end; returns what the sender said."""
     said: list[str] = []
-    sender = Sender(paths.database_file(), settings, said.append)
+    sender = correcting_sender(paths.database_file(), settings, said.append)
 
     def send_now(clock: FakeClock, on_wait: Callable[[FakeClock], None] = run.clock.on_wait) -> None:
         on_wait(clock)

@@ -374,7 +374,7 @@ def test_a_run_of_bad_rows_at_the_start_is_quarantined_without_holding_back_the_
 def conflicting_title(influxdb1, database: str) -> None:
     """A title stored as an integer: from now on every point of its shard with a title is refused (a field type
     conflict)."""
-    from tracker.sinks import open_sink
+    from tracker.sinks.connect import open_sink
 
     open_sink(InfluxSettings(url=influxdb1.url, bucket=database, api="v1")).write(
         ["activity,host=elsewhere title=1i 1700000000000"])  # in the same shard as the records

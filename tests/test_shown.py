@@ -14,9 +14,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tracker.config import InfluxSettings
+from tracker.redact import display_url, masked_url, outward, printable, url_problem, without_secret_tail
 from tracker.sinks import error_for_status, retry_after_seconds, server_reason
 from tracker.sinks.answers import Answer, describe
-from tracker.sinks.shown import display_url, masked_url, outward, printable, url_problem, without_secret_tail
 
 HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 ESCAPES = ["\x1b[31m", "\x1b]0;pwned\x07", "\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\", "\x9b2J", "\x1bP+q\x1b\\",

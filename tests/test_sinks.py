@@ -18,7 +18,8 @@ from tracker.lineprotocol import to_line
 from tracker.model import STATE_AWAY, Record
 from tracker.outbox import Outbox
 from tracker.sender import Sender
-from tracker.sinks import AuthFailed, ConfigurationError, Rejected, RetryLater, SendError, TooLarge, open_sink
+from tracker.sinks import AuthFailed, ConfigurationError, Rejected, RetryLater, SendError, TooLarge
+from tracker.sinks.connect import open_sink
 
 
 def lines_of(records: list[Record]) -> list[str]:

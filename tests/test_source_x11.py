@@ -16,7 +16,8 @@ from Xlib import X, Xatom
 from Xlib import display as xdisplay
 from Xlib.xobject.drawable import Window
 
-from tracker.sources import SourceUnavailable, open_source
+from tracker.sources import SourceUnavailable
+from tracker.sources.choose import open_source
 from tracker.sources.x11 import X11Source, decode_compound_text
 
 _mouse_positions = itertools.cycle([(100, 100), (300, 200)])

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every sta
 
     from tracker.classify import Categories
     from tracker.config import LoadedSettings
-    from tracker.display import View
+    from tracker.runner import View
 
 
 class Failure(click.ClickException):
@@ -322,7 +322,7 @@ def sync(**setting_values: object) -> None:
     from tracker.localstore import settle_leftovers
     from tracker.outbox import samples
     from tracker.paths import database_file
-    from tracker.sender import Sender
+    from tracker.recategorize import correcting_sender
     from tracker.sinks import ConfigurationError, require_configured
 
     settings = load_or_exit(setting_overrides(setting_values)).settings.influx
@@ -332,7 +332,8 @@ def sync(**setting_values: object) -> None:
         raise Failure(str(error), 2) from None
     settle_leftovers(database_file())
     with _progress_bar("Sending to InfluxDB") as progress:
-        result = Sender(database_file(), settings, lambda line: click.echo(line, err=True)).send_all(progress)
+        sender = correcting_sender(database_file(), settings, lambda line: click.echo(line, err=True))
+        result = sender.send_all(progress)
     done = f"sent {samples(result.sent)} to {result.url}"
     if result.quarantined:
         done += f"; {result.quarantined} refused by the server (see `tracker outbox`)"
@@ -473,7 +474,8 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
     from tracker.events import default_pulsetime
     from tracker.lineprotocol import clean_tag
     from tracker.paths import database_file
-    from tracker.sinks import SendError, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import SendError
     from tracker.timespec import local_now
 
     if everything and click.get_current_context().get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
@@ -494,7 +496,7 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
             with _progress_bar("Reading InfluxDB" if dry_run else "Correcting InfluxDB") as progress:
                 outcome.influx = recategorizing.recategorize_influx(
                     loaded.influx, database, host, categories, since_ms, until_ms, apply=not dry_run,
-                    progress=progress)
+                    send=recategorizing.outbox_sender(loaded.influx, database), progress=progress)
         except recategorizing.NotSupported as error:
             outcome.influx_note = f"{error}."
         except SendError as error:
@@ -538,7 +540,8 @@ def _defer_recategorization(database: Path, host: str, categories: Categories, s
 def demo(days: int, step: str, remove: bool, **setting_values: object) -> None:
     """Write a synthetic week (host=demo, demo=true) to InfluxDB, to see the dashboard at once."""
     from tracker import demo as demo_module
-    from tracker.sinks import SendError, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import SendError
 
     loaded = load_or_exit(setting_overrides(setting_values)).settings
     settings = loaded.influx
@@ -758,7 +761,8 @@ def categories_uncategorized(since: str, until: str | None) -> None:
 def _categories_or_exit(path: Path | None = None, remember: bool = False) -> Categories:
     """The categories in force (or those in `path`), or exit 1 with the file, line and problem; `remember`:
     see load_categories."""
-    from tracker.classify import CategoriesError, load_categories
+    from tracker.categoryfiles import load_categories
+    from tracker.classify import CategoriesError
 
     try:
         return load_categories(path, remember=remember)
@@ -784,8 +788,8 @@ def categories_list(as_json: bool) -> None:
         click.echo(json.dumps(rules.to_dict(), indent=2, ensure_ascii=False))
         return
     from tracker import plaintable
-    from tracker.classify import display_path
     from tracker.colours import score_style
+    from tracker.paths import display_path
 
     columns = [plaintable.Column("Category", no_wrap=True), plaintable.Column("Score", justify="right"),
                plaintable.Column("Rules")]
@@ -821,9 +825,9 @@ def categories_list(as_json: bool) -> None:
 @click.option("--url", metavar="URL", help="The page's URL, for a browser.")
 def categories_test(app: str, title: str | None, url: str | None) -> None:
     """Show which category APP (with this title and URL) falls in, and which rule decides."""
-    from tracker.classify import display_path
     from tracker.colours import score_label
     from tracker.model import Sample, utc_now
+    from tracker.paths import display_path
 
     rules = _categories_or_exit(remember=True)
     match = rules.classify(Sample(time=utc_now(), app=app, title=title, url=url))
@@ -840,7 +844,7 @@ def categories_test(app: str, title: str | None, url: str | None) -> None:
 @categories.command("path")
 def categories_path() -> None:
     """Print the path of the categories file in force."""
-    from tracker.classify import active_categories_path, bundled_categories_path
+    from tracker.categoryfiles import active_categories_path, bundled_categories_path
 
     path = active_categories_path()
     click.echo(str(path))
@@ -857,7 +861,7 @@ def categories_validate(file: str | None) -> None:
     """Check FILE (default: the file in force); exit 1 if it has an error."""
     from pathlib import Path
 
-    from tracker.classify import display_path
+    from tracker.paths import display_path
 
     rules = _categories_or_exit(None if file is None else Path(file))
     click.echo(f"OK: {len(rules.categories)} categories, {rules.rule_count} rules ({display_path(rules.file)})")
@@ -874,16 +878,16 @@ def categories_edit() -> None:
     from pathlib import Path
 
     from tracker import paths
-    from tracker.classify import (
+    from tracker.categoryfiles import (
         MAX_CATEGORIES_BYTES,
-        CategoriesError,
         active_categories_path,
         bundled_categories_path,
         decode_categories,
-        display_path,
         read_categories_bytes,
         read_categories_text,
     )
+    from tracker.classify import CategoriesError
+    from tracker.paths import display_path
 
     editor = _editor_command()  # before anything else: an unusable $EDITOR changes nothing
     user_file = paths.user_categories_file()
@@ -924,7 +928,9 @@ def _edit_categories_draft(editor: list[str], draft: Path, original: bytes, user
     Failure when the editor fails: nothing is put in use then either, and a changed draft is kept aside.
     """
     from tracker import paths
-    from tracker.classify import CategoriesError, decode_categories, display_path, parse_categories
+    from tracker.categoryfiles import decode_categories, parse_categories
+    from tracker.classify import CategoriesError
+    from tracker.paths import display_path
 
     # Saved through a symlink (a dotfiles repository, say), not over it.
     target = user_file.resolve() if user_file.is_symlink() else user_file
@@ -989,7 +995,7 @@ def _keep_rejected(edited: bytes, user_file: Path, draft: Path) -> str:
     """Where an edit that is not put in use is kept, as the user should be told: categories.rejected.yaml,
     or the draft itself when that cannot be written."""
     from tracker import paths
-    from tracker.classify import display_path
+    from tracker.paths import display_path
 
     rejected = user_file.with_name(_REJECTED_NAME)
     try:

@@ -369,7 +369,7 @@ def _convert(name: str, raw: Any, where: str, config_file: Path | None = None) -
             for item in items:
                 _check_item(kind, item)
             if kind == "regexes":
-                from tracker.classify import compile_title_regexes
+                from tracker.matching import compile_title_regexes
 
                 compile_title_regexes(items)  # TitleRegexError (a ValueError): those that RE2 refuses, or too many
             return items
@@ -386,7 +386,7 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def _web_url(text: str) -> str:
     """`text` if it is an http(s) URL with a host, written so that its credentials are sent and hidden right
-    (sinks.shown.url_problem), else ValueError saying what is wrong without showing the URL, which may hold a
+    (redact.url_problem), else ValueError saying what is wrong without showing the URL, which may hold a
     password."""
     if not text:
         return text
@@ -404,7 +404,7 @@ def _web_url(text: str) -> str:
     elif not host or any(character.isspace() for character in text):
         problem = "names no valid host"
     else:
-        from tracker.sinks.shown import url_problem  # could it send or show its credentials wrongly?
+        from tracker.redact import url_problem  # could it send or show its credentials wrongly?
 
         unsafe = url_problem(text)
         if unsafe:
@@ -459,7 +459,7 @@ def _text_list(raw: Any) -> tuple[str, ...]:
 def _check_item(kind: str, item: str) -> None:
     """Exclude rules are checked when settings load, so no command meets a broken one later."""
     if kind == "domains":
-        from tracker.classify import normalise_domain
+        from tracker.matching import normalise_domain
 
         normalise_domain(item)  # ValueError says what is wrong with it
 
@@ -471,7 +471,7 @@ def masked(name: str, value: Any) -> str:
     if SETTINGS[name].secret:
         return "**** (set)"
     if name == "influx.url":
-        from tracker.sinks.shown import masked_url
+        from tracker.redact import masked_url
 
         return masked_url(value)
     if isinstance(value, tuple):

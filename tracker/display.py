@@ -1,7 +1,7 @@
 """What `tracker run` shows: a live view on a terminal, or one log line per change of activity.
 
-Both are a `View`: the runner calls `show(RunView)` once per sample and `notice(text)` for what the user
-should know, and does not care which one it has.
+Both are a `View` (tracker.runner's port, which they implement): the runner calls `show(RunView)` once per sample
+and `notice(text)` for what the user should know, and does not care which one it has.
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tracker import LOG_FORMATS, colours
 from tracker.events import score_of_pulse
@@ -23,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
+    from tracker.runner import Details, RunView
     from tracker.sender import SenderState
 
 
@@ -52,43 +51,6 @@ def lasted(seconds: float) -> str:
     if 60 <= whole < 3600:
         return f"{whole // 60}m {whole % 60:02d}s"
     return human_duration(whole)
-
-
-@dataclass(frozen=True)
-class Details:
-    """What the live view shows beside the sample: it costs queries, so it is asked for only to draw."""
-
-    today: dict[str, float]  # active seconds per category today
-    pulse: float | None  # today's productivity pulse, 0..100
-    sender: SenderState | None  # None when InfluxDB is not configured
-    waiting: int  # samples not sent yet
-
-
-@dataclass(frozen=True)
-class RunView:
-    """One sample as the runner knows it."""
-
-    record: Record
-    rule: str | None  # the rule that matched, e.g. "domain github.com"; None for no rule
-    since: datetime  # when the current activity started
-    changed: bool  # this sample starts a new activity
-    details: Callable[[], Details]
-
-
-class View(Protocol):
-    """What the runner shows through; used as a context manager around the run."""
-
-    def show(self, view: RunView) -> None:
-        """One sample, every sample."""
-        ...
-
-    def notice(self, text: str) -> None:
-        """Something the user should know or act on; may come from another thread."""
-        ...
-
-    def __enter__(self) -> View: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def influx_line(state: SenderState | None, now: datetime | None = None) -> str:

@@ -58,7 +58,8 @@ def run_checks(source_name: str = "auto") -> list[Check]:
 
 def check_desktop(source_name: str = "auto") -> list[Check]:
     """Whether the foreground can be read (and what it is now), then whether idle time can."""
-    from tracker.sources import SourceUnavailable, detect_platform, open_source
+    from tracker.sources import SourceUnavailable
+    from tracker.sources.choose import detect_platform, open_source
 
     notices: list[str] = []
     try:
@@ -157,7 +158,9 @@ def check_settings() -> tuple[LoadedSettings | None, Check]:
 
 
 def check_categories() -> Check:
-    from tracker.classify import CategoriesError, display_path, load_categories
+    from tracker.categoryfiles import load_categories
+    from tracker.classify import CategoriesError
+    from tracker.paths import display_path
 
     try:
         rules = load_categories()
@@ -172,7 +175,8 @@ def check_categories() -> Check:
 
 def check_influx(settings: Settings) -> list[Check]:
     """Reachable, which API, credentials, database, and a test point; what cannot be reached is not asked."""
-    from tracker.sinks import ConfigurationError, RetryLater, display_url
+    from tracker.redact import display_url
+    from tracker.sinks import ConfigurationError, RetryLater
     from tracker.sinks.influx_v1 import major_version, server_version
 
     influx = settings.influx

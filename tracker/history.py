@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
-from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record
-from tracker.recorder import Restamp, moved_span
+from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Restamp, moved_span
 from tracker.store import open_database, transaction, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 

@@ -237,7 +237,7 @@ def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[b
     import urllib.request
     from urllib.parse import urlsplit
 
-    from tracker.sinks.shown import display_url
+    from tracker.redact import display_url
 
     parts = urlsplit(url) if "://" in url else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

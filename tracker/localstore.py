@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tracker.history import HistoryWriter
-from tracker.model import Record
+from tracker.model import Record, Restamp, restamped
 from tracker.outbox import Outbox, OutboxUnavailable, lost_text, samples
-from tracker.recorder import Restamp, Step, mark_away, restamped, settle
+from tracker.recorder import Step, mark_away, settle
 from tracker.status import is_running
 from tracker.store import StoreUnavailable
 from tracker.timespec import human_duration

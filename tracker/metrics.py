@@ -24,12 +24,12 @@ from tracker.model import STATE_ACTIVE
 from tracker.sinks import REQUEST_RESULTS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
     from tracker.recorder import Step
-    from tracker.runner import Run
 
 # Into the environment tracker runs in, whatever installed it: `pip install 'tracker[prometheus]'` would fetch
 # whatever PyPI calls "tracker".
@@ -99,7 +99,6 @@ class TrackerMetrics:
         self._server: WSGIServer | None = None
         self._server_thread: threading.Thread | None = None
         self._wake: socket.socket | None = None  # written to by close(): the server's thread then ends
-        self._counting_waiting = False
 
     def watch_sends(self) -> None:
         """Add the send metrics; `request` must then be told of every request to InfluxDB."""
@@ -130,11 +129,13 @@ class TrackerMetrics:
             if record.state == STATE_ACTIVE:
                 self.pulse_seconds.labels(record.category).inc(max(0.0, pulse_of(record.score)) * record.duration)
 
-    def tick(self, run: Run, now: float) -> None:
-        if not self._counting_waiting:
-            # Counted when scraped, not once a second: most seconds nobody asks (the outbox is thread-safe).
-            self.outbox_waiting.set_function(run.parts.store.waiting)
-            self._counting_waiting = True
+    def count_waiting(self, waiting: Callable[[], float]) -> None:
+        """Where the samples waiting to be sent are counted: the run's store, once it is open."""
+        # Counted when scraped, not once a second: most seconds nobody asks (the outbox is thread-safe).
+        self.outbox_waiting.set_function(waiting)
+
+    def tick(self, now: float, samples_taken: int) -> None:
+        pass
 
     def close(self) -> None:
         if self._wake is not None:

@@ -1,11 +1,14 @@
 """The event model: what a source reads (Sample) and what is stored and sent (Record).
 
 Kept small and exact, like ActivityWatch's aw-core: every other module speaks these two types.
+`Restamp` (with `restamped` and `moved_span`) moves the records stamped while the clock was ahead back to their
+real time: the recorder makes it, the outbox and the history apply it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -87,3 +90,41 @@ def url_host(url: str | None) -> str | None:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# -- the clock set back: records moved back to their real time (see tracker.recorder) ------------------
+
+@dataclass(frozen=True)
+class Restamp:
+    """Records of this run stamped from `first_ms` to `last_ms` (inclusive) move by `shift_ms` (never > 0)."""
+
+    first_ms: int
+    last_ms: int
+    shift_ms: int
+
+    def apply(self, time_ms: int) -> int:
+        return time_ms + self.shift_ms if self.first_ms <= time_ms <= self.last_ms else time_ms
+
+
+def restamped(time_ms: int, restamps: Sequence[Restamp]) -> int:
+    """`time_ms` after the restamps, applied in order (oldest range first: a moved record never moves twice,
+    as each range moves below its own start and the later ranges lie above it)."""
+    for restamp in restamps:
+        time_ms = restamp.apply(time_ms)
+    return time_ms
+
+
+def moved_span(start_ms: int, end_ms: int, restamps: Sequence[Restamp], slack_ms: int) -> tuple[int, int]:
+    """Where a span of contiguous records (an event of the history) lies after the restamps: its start moves
+    with the range it starts in, its end with the range its last record is in, which is the last range that
+    starts before the end, unless the end lies more than `slack_ms` (the longest record) past that range.
+    An event that began before a step of the clock smaller than a jump goes on after it, so its two ends may
+    move by different amounts."""
+    start = restamped(start_ms, restamps)
+    tail = [restamp for restamp in restamps if restamp.first_ms < end_ms]
+    end_shift = 0
+    if tail:
+        last_range = max(tail, key=lambda restamp: restamp.first_ms)
+        if end_ms - last_range.last_ms <= slack_ms:
+            end_shift = last_range.shift_ms
+    return start, max(start, end_ms + end_shift)

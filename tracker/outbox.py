@@ -24,8 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 from tracker.lineprotocol import to_line
-from tracker.model import AWAY, STATE_AWAY, Record
-from tracker.recorder import Restamp
+from tracker.model import AWAY, STATE_AWAY, Record, Restamp
 from tracker.store import StoreUnavailable, open_database, transaction, unavailable_as
 from tracker.timespec import human_duration
 

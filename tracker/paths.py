@@ -6,6 +6,7 @@ Everything tracker creates there is readable by the user only.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP_NAME = "tracker"
@@ -69,3 +70,14 @@ def write_private(path: Path, text: str | bytes, durable: bool = True) -> None:
         # A full disk fails the write, not the open: the old file stays, and no half-written copy beside it.
         temporary.unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def display_path(path: Path) -> str:
+    """The path with the home directory shown as ~, the way users recognise it."""
+    unpacked = getattr(sys, "_MEIPASS", None)  # a PyInstaller binary unpacks itself to a temporary directory
+    if unpacked and path.is_relative_to(unpacked):
+        return f"{path.name} built into {sys.executable}"
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except (ValueError, RuntimeError):  # elsewhere, or no home directory
+        return str(path)

@@ -41,7 +41,7 @@ RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, 
 def outbox_text(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox` as plain text."""
     from tracker.outbox import lost_text, samples
-    from tracker.sinks.shown import printable  # what a server said, stored by an older tracker perhaps
+    from tracker.redact import printable  # what a server said, stored by an older tracker perhaps
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
@@ -169,7 +169,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
     from tracker.outbox import lost_text
-    from tracker.sinks.shown import printable
+    from tracker.redact import printable
 
     lines = [f"tracker run is running for {directory} (pid {pid})"]
     rows: list[tuple[str, str]] = []

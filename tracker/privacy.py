@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tracker.classify import TitleRegexError, compile_title_regexes, host_suffixes, normalise_domain
 from tracker.config import PrivacySettings
+from tracker.matching import TitleRegexError, compile_title_regexes, host_suffixes, normalise_domain
 from tracker.model import Sample, url_host
 
 

@@ -29,23 +29,28 @@ does this, under send.lock, before it sends anything more.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tracker.classify import Categories, CategoriesError, parse_categories, read_categories_text
+from tracker.categoryfiles import parse_categories, read_categories_text
+from tracker.classify import Categories, CategoriesError
 from tracker.config import InfluxSettings
 from tracker.events import EventData
 from tracker.history import HistoryWriter, Moved
 from tracker.lineprotocol import clean_tag
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Sample
-from tracker.outbox import ClockFix, DeferredRecategorization, Outbox, samples
+from tracker.outbox import ClockFix, DeferredRecategorization, Outbox, OutboxUnavailable, samples
+from tracker.redact import display_url
+from tracker.sendlock import SYNC_LOCK_WAIT, sending_held
 
 if TYPE_CHECKING:
+    from tracker.sender import Sender, SyncResult
     from tracker.sinks.points_v1 import Series
 
 # Points read and corrected at a time: with the longest titles and URLs (2 KB each) still under ANSWER_CAP.
@@ -56,6 +61,8 @@ ANSWER_CAP = 32 * 1024 * 1024
 # (from category, to category) -> seconds
 Moves = dict[tuple[str, str], float]
 Progress = Callable[[int, int], None]
+# Sends everything waiting in the outbox, as `tracker sync` does (see outbox_sender).
+Send = Callable[[], "SyncResult"]
 _Recorded = TypeVar("_Recorded", Record, EventData)
 
 
@@ -159,10 +166,10 @@ def influx_points(settings: InfluxSettings, what_stays: str = "the points alread
                   " categories") -> Points:
     """The host's points on the server `settings` name: InfluxDB 1.x (influx.api v1, or auto and /ping names
     1.x) or 2.x (/ping names 2.x); NotSupported, saying `what_stays`, on any other server."""
+    from tracker.redact import outward
     from tracker.sinks.influx_v1 import detect_version, major_version
     from tracker.sinks.points_v1 import V1Points
     from tracker.sinks.points_v2 import V2Points
-    from tracker.sinks.shown import outward
 
     settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     if settings.api == "v1":
@@ -188,16 +195,17 @@ def influx_points(settings: InfluxSettings, what_stays: str = "the points alread
 
 
 def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str, categories: Categories,
-                        since_ms: int | None, until_ms: int, apply: bool, progress: Progress | None = None
-                        ) -> InfluxPart:
+                        since_ms: int | None, until_ms: int, apply: bool, send: Send,
+                        progress: Progress | None = None) -> InfluxPart:
     """Correct this host's points from `since_ms` (None: all) to `until_ms`, BATCH_POINTS at a time (see the
-    module's docstring for the order). SendError when the server fails; what was committed to the outbox
-    by then is sent later, and a rerun finishes the job."""
+    module's docstring for the order); `send` sends the outbox, as `tracker sync` does (outbox_sender). SendError
+    when the server fails; what was committed to the outbox by then is sent later, and a rerun finishes the
+    job."""
     points = influx_points(settings)
     settings = replace(settings, timeout=max(settings.timeout, SLOW_REQUEST_TIMEOUT))
     part = InfluxPart()
     if apply:
-        _send_outbox(settings, database_file)  # what an interrupted run left, before reading the points
+        _sent(send)  # what an interrupted run left, before reading the points
     reclassify = Reclassifier(categories)
     origin = since_ms
     for records, cursor in _batches(points, host, since_ms or 0, until_ms):
@@ -216,7 +224,7 @@ def recategorize_influx(settings: InfluxSettings, database_file: Path, host: str
                     key = (record.category, new.category)
                     part.moves[key] = part.moves.get(key, 0.0) + record.duration
         if apply and rewritten:
-            _rewrite(settings, points, database_file, host, rewritten, old_by_series)
+            _rewrite(points, database_file, host, rewritten, old_by_series, send)
         if origin is None and records:
             origin = records[0][0].time_ms  # with --all, progress counts from the first point
         if progress is not None and origin is not None:
@@ -269,17 +277,17 @@ def forget_covered(database_file: Path, host: str, since_ms: int | None) -> None
                 since_ms is None or (deferred.since_ms is not None and deferred.since_ms >= since_ms))])
 
 
-def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Sequence[DeferredRecategorization]
-                     ) -> Iterator[tuple[DeferredRecategorization, InfluxPart | str]]:
+def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Sequence[DeferredRecategorization],
+                     send: Send) -> Iterator[tuple[DeferredRecategorization, InfluxPart | str]]:
     """Make the `waiting` deferred corrections (Outbox.deferred_recategorizations), oldest first, each forgotten
-    once made: what each came to, or why it was dropped (one sentence). SendError when the server fails: the
-    rest wait for the next try."""
+    once made, sending the outbox with `send`: what each came to, or why it was dropped (one sentence).
+    SendError when the server fails: the rest wait for the next try."""
     for deferred in waiting:
         outcome: InfluxPart | str
         try:
             categories = parse_categories(deferred.categories, Path(deferred.file))
             outcome = recategorize_influx(settings, database_file, deferred.host, categories, deferred.since_ms,
-                                          deferred.until_ms, apply=True)
+                                          deferred.until_ms, apply=True, send=send)
         except NotSupported as error:
             outcome = f"{error}"
         except CategoriesError as error:  # written by another version of tracker, whose rules this one refuses
@@ -287,6 +295,98 @@ def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Seq
         with Outbox(database_file) as outbox:
             outbox.forget_recategorizations([deferred.id])
         yield deferred, outcome
+
+
+# -- the sender's jobs: wired into every sender of the outbox -----------------------------------------------
+
+# Seconds between looks for recategorisations left for when InfluxDB answers.
+DEFERRED_LOOK_EVERY = 60.0
+
+
+def correcting_sender(database_file: Path, settings: InfluxSettings, on_status: Callable[[str], None], *,
+                      deferred: bool = True, deferred_every: float = DEFERRED_LOOK_EVERY, **options: Any) -> Sender:
+    """A Sender (`options` are its own) with the corrections of InfluxDB it makes between batches (sender.Job):
+    before any, the points sent while the clock was ahead move back (always: Outbox.pending_lines hands out
+    nothing while such a fix waits); with `deferred`, once nothing waits, the recategorisations `tracker
+    recategorize` could not make (not for the sender that sends for one of them: see outbox_sender)."""
+    from tracker.sender import Sender
+
+    correct = DeferredCorrections(settings, database_file, outbox_sender(settings, database_file), deferred_every)
+    return Sender(database_file, settings, on_status, before_batches=SentPointsMover(settings, database_file),
+                  when_drained=correct if deferred else None, **options)
+
+
+def outbox_sender(settings: InfluxSettings, database_file: Path) -> Send:
+    """Sends everything waiting, as `tracker sync` does, saying nothing; deferred recategorisations wait."""
+    return lambda: correcting_sender(database_file, settings, lambda _notice: None, deferred=False).send_all()
+
+
+class SentPointsMover:
+    """Before the sender sends anything more (a sender.Job, inside send.lock): the clock was set back, so the
+    points sent while it was ahead move back in InfluxDB too (see Outbox.pending_lines). A server that cannot
+    delete keeps them, and the user is told."""
+
+    def __init__(self, settings: InfluxSettings, database_file: Path) -> None:
+        self.settings = settings
+        self.database_file = database_file
+
+    def __call__(self, outbox: Outbox, say: Callable[[str], None]) -> None:
+        fixes = outbox.clock_fixes()
+        if not fixes:
+            return
+        moved = 0
+        unsupported: NotSupported | None = None
+        for fix in fixes:
+            if unsupported is None:
+                try:
+                    moved += move_sent_points(self.settings, self.database_file, fix)
+                except NotSupported as error:
+                    unsupported = error
+            outbox.forget_clock_fix(fix.id)
+        if unsupported is not None:
+            say(f"The clock was set back: {unsupported}.")
+        if moved:
+            say(f"The clock was set back: {samples(moved)} sent while it was ahead moved back in "
+                f"InfluxDB at {display_url(self.settings.url)} too")
+
+
+class DeferredCorrections:
+    """Once nothing waits to be sent (a sender.Job, outside send.lock, which the corrections take themselves):
+    make the corrections `tracker recategorize` could not, at most one look every `every` seconds, as a failing
+    one is tried again."""
+
+    def __init__(self, settings: InfluxSettings, database_file: Path, send: Send,
+                 every: float = DEFERRED_LOOK_EVERY) -> None:
+        self.settings = settings
+        self.database_file = database_file
+        self.send = send
+        self.every = every
+        self._next_look = 0.0
+        self._failure: str | None = None
+
+    def __call__(self, outbox: Outbox, say: Callable[[str], None]) -> None:
+        if time.monotonic() < self._next_look:
+            return
+        self._next_look = time.monotonic() + self.every
+        waiting = outbox.deferred_recategorizations()
+        if not waiting:
+            return
+        try:
+            for deferred, outcome in correct_deferred(self.settings, self.database_file, waiting, self.send):
+                asked = deferred.asked_at.astimezone().strftime("%Y-%m-%d %H:%M")
+                if isinstance(outcome, str):
+                    say(f"The recategorisation asked for at {asked} was dropped: {outcome}")
+                else:
+                    say(f"InfluxDB answers again: the recategorisation asked for at {asked} is done"
+                        f" there ({outcome.points:,} points given today's categories)")
+            self._failure = None
+        except Exception as error:  # SendError, or the local file: never the end of the sender
+            from tracker.sinks import SendError
+
+            message = f"{error}" if isinstance(error, (SendError, OutboxUnavailable)) else repr(error)
+            if message != self._failure:  # said once, not every minute
+                self._failure = message
+                say(f"Recategorising the points in InfluxDB failed ({message.rstrip('.')}); tried again later")
 
 
 def _batches(points: Points, host: str, start_ms: int, until_ms: int
@@ -307,8 +407,8 @@ def _batches(points: Points, host: str, start_ms: int, until_ms: int
         cursor = last_ms
 
 
-def _rewrite(settings: InfluxSettings, points: Points, database_file: Path, host: str, rewritten: list[Record],
-             old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
+def _rewrite(points: Points, database_file: Path, host: str, rewritten: list[Record],
+             old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]], send: Send) -> None:
     """Commit the rewritten points to the outbox, delete the old ones, send the outbox.
 
     send.lock is held from the commit to the last DELETE: a sender of a running `tracker run` that sent the
@@ -318,7 +418,7 @@ def _rewrite(settings: InfluxSettings, points: Points, database_file: Path, host
         with Outbox(database_file) as outbox:
             outbox.append_many(rewritten)
         _delete_runs(points, host, old_by_series)
-    _send_outbox(settings, database_file)
+    _sent(send)
 
 
 def _delete_runs(points: Points, host: str, old_by_series: dict[tuple[str, ...], list[tuple[int, bool]]]) -> None:
@@ -328,19 +428,17 @@ def _delete_runs(points: Points, host: str, old_by_series: dict[tuple[str, ...],
 
 
 def _sending_held(database_file: Path) -> AbstractContextManager[None]:
-    """No sender sends meanwhile (see sender.sending_held), waiting as `tracker sync` does."""
-    from tracker.sender import SYNC_LOCK_WAIT, sending_held
+    """No sender sends meanwhile (see sendlock.sending_held), waiting as `tracker sync` does."""
     from tracker.sinks import RetryLater
 
     return sending_held(database_file, SYNC_LOCK_WAIT, lambda: RetryLater("another tracker kept sending for too long"))
 
 
-def _send_outbox(settings: InfluxSettings, database_file: Path) -> None:
-    """Send everything waiting, as `tracker sync` does; SendError when it could not."""
-    from tracker.sender import Sender
+def _sent(send: Send) -> None:
+    """Send everything waiting with `send`; SendError when it could not."""
     from tracker.sinks import RetryLater
 
-    result = Sender(database_file, settings, lambda _notice: None, makes_deferred=False).send_all()
+    result = send()
     if not result.ok:
         raise RetryLater(f"{(result.error or '').rstrip('.')}; {samples(result.waiting)} wait in the outbox"
                          " (the rewritten points among them), sent by `tracker sync` or `tracker run`")

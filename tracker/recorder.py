@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from tracker.events import default_pulsetime
 from tracker.lineprotocol import clean_tag, clean_text
-from tracker.model import AWAY, STATE_AWAY, Record, Sample
+from tracker.model import AWAY, STATE_AWAY, Record, Restamp, Sample
 
 
 @dataclass(frozen=True)
@@ -31,42 +31,6 @@ class Classified:
 
 
 Classify = Callable[[Sample], Classified]
-
-
-@dataclass(frozen=True)
-class Restamp:
-    """Records of this run stamped from `first_ms` to `last_ms` (inclusive) move by `shift_ms` (never > 0)."""
-
-    first_ms: int
-    last_ms: int
-    shift_ms: int
-
-    def apply(self, time_ms: int) -> int:
-        return time_ms + self.shift_ms if self.first_ms <= time_ms <= self.last_ms else time_ms
-
-
-def restamped(time_ms: int, restamps: Sequence[Restamp]) -> int:
-    """`time_ms` after the restamps, applied in order (oldest range first: a moved record never moves twice,
-    as each range moves below its own start and the later ranges lie above it)."""
-    for restamp in restamps:
-        time_ms = restamp.apply(time_ms)
-    return time_ms
-
-
-def moved_span(start_ms: int, end_ms: int, restamps: Sequence[Restamp], slack_ms: int) -> tuple[int, int]:
-    """Where a span of contiguous records (an event of the history) lies after the restamps: its start moves
-    with the range it starts in, its end with the range its last record is in, which is the last range that
-    starts before the end, unless the end lies more than `slack_ms` (the longest record) past that range.
-    An event that began before a step of the clock smaller than a jump goes on after it, so its two ends may
-    move by different amounts."""
-    start = restamped(start_ms, restamps)
-    tail = [restamp for restamp in restamps if restamp.first_ms < end_ms]
-    end_shift = 0
-    if tail:
-        last_range = max(tail, key=lambda restamp: restamp.first_ms)
-        if end_ms - last_range.last_ms <= slack_ms:
-            end_shift = last_range.shift_ms
-    return start, max(start, end_ms + end_shift)
 
 
 # Segments of the wall clock's settings kept for a run; more are merged (see Recorder._merge_oldest).

@@ -1,7 +1,7 @@
 """Reading categories.yaml: the YAML node tree walked and validated, every problem reported with its line.
 
-Apart from tracker.classify so that yaml is imported only when a file is read: remembered rules (see
-classify.load_categories) and classifying need none of it.
+Apart from tracker.categoryfiles so that yaml is imported only when a file is read: remembered rules (see
+categoryfiles.load_categories) and classifying need none of it.
 """
 
 from __future__ import annotations
@@ -16,18 +16,9 @@ from yaml import YAMLError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tracker.classify import (
-    SCORE_MAX,
-    SCORE_MIN,
-    TITLE_REGEX_BUDGET,
-    CategoriesError,
-    Category,
-    Rule,
-    TitleRegex,
-    TitleRegexError,
-    normalise_domain,
-)
+from tracker.classify import SCORE_MAX, SCORE_MIN, CategoriesError, Category, Rule
 from tracker.lineprotocol import has_control
+from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError, normalise_domain
 from tracker.model import AWAY, UNCATEGORIZED
 
 RULE_KINDS = ("apps", "domains", "titles")

@@ -22,16 +22,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from tracker import paths
-from tracker.classify import CategoriesWatcher
-from tracker.display import Details, RunView, View
+from tracker.categoryfiles import CategoriesWatcher
 from tracker.events import default_pulsetime
 from tracker.history import HistoryWriter
 from tracker.localstore import LocalStore
-from tracker.model import STATE_ACTIVE, Record, Sample
+from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.outbox import Outbox
 from tracker.privacy import Privacy
-from tracker.recorder import Classified, Recorder, Step, restamped
-from tracker.sources import Source, open_source
+from tracker.recorder import Classified, Recorder, Step
+from tracker.sources import Source
+from tracker.sources.choose import open_source
 from tracker.status import StatusSnapshot, acquire_run_lock, write_status
 from tracker.vitals import VitalsRecorder, read_vitals, vitals_document
 
@@ -92,11 +92,49 @@ class Observer(Protocol):
         """One step, once committed."""
         ...
 
-    def tick(self, run: Run, now: float) -> None:
-        """Once per loop, after the step; `now` is the run's clock (monotonic seconds)."""
+    def tick(self, now: float, samples_taken: int) -> None:
+        """Once per loop, after the step; `now` is the run's clock (monotonic seconds), `samples_taken` the
+        samples read so far."""
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Details:
+    """What the live view shows beside the sample: it costs queries, so it is asked for only to draw."""
+
+    today: dict[str, float]  # active seconds per category today
+    pulse: float | None  # today's productivity pulse, 0..100
+    sender: SenderState | None  # None when InfluxDB is not configured
+    waiting: int  # samples not sent yet
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One sample as the runner knows it."""
+
+    record: Record
+    rule: str | None  # the rule that matched, e.g. "domain github.com"; None for no rule
+    since: datetime  # when the current activity started
+    changed: bool  # this sample starts a new activity
+    details: Callable[[], Details]
+
+
+class View(Protocol):
+    """What the runner shows through; used as a context manager around the run."""
+
+    def show(self, view: RunView) -> None:
+        """One sample, every sample."""
+        ...
+
+    def notice(self, text: str) -> None:
+        """Something the user should know or act on; may come from another thread."""
+        ...
+
+    def __enter__(self) -> View: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @dataclass
@@ -156,7 +194,7 @@ class Run:
                 return
             self.tick(now)
             for observer in self.parts.observers:
-                observer.tick(self, now)
+                observer.tick(now, self.samples_taken)
             if last_status is None or now - last_status >= STATUS_EVERY:
                 self._write_status()
                 last_status = now
@@ -279,10 +317,14 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     # A clock set back never moves this run's records onto those of an earlier run.
     recorder = Recorder(settings.host, settings.interval, settings.away_after, store.history.last_end_ms())
     sender = _start_sender(settings, notify, metrics)
-    observers: list[Observer] = [metrics] if metrics is not None else []
+    observers: list[Observer] = []
+    if metrics is not None:
+        metrics.count_waiting(store.waiting)
+        observers.append(metrics)
     # Vitals points are for the server: none when recording locally only (status.json has the figures).
     if sender is not None and settings.vitals_every > 0:
-        observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api))
+        observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api,
+                                        store, sender, source.name))
     return Parts(source, classify, recorder, store, sender, view, observers)
 
 
@@ -300,9 +342,9 @@ def _start_sender(settings: Settings, notify: Callable[[str], None],
         notify(NOT_CONFIGURED)
         return None
     # Only with InfluxDB configured: the sender's modules are not loaded for a run that records locally.
-    from tracker.sender import Sender
+    from tracker.recategorize import correcting_sender
 
-    sender = Sender(paths.database_file(), settings.influx, on_status=notify)
+    sender = correcting_sender(paths.database_file(), settings.influx, on_status=notify)
     if metrics is not None:  # before it starts, so its first requests are counted too
         metrics.watch_sends()
         sender.request_observers.append(metrics.request)

@@ -10,32 +10,22 @@ on send.lock), so `tracker sync` during `tracker run` never doubles a row.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tracker.config import InfluxSettings
 from tracker.outbox import Outbox, OutboxUnavailable, samples
-from tracker.sinks import (
-    Rejected,
-    RetryLater,
-    SendError,
-    Sink,
-    TooLarge,
-    display_url,
-    open_sink,
-    outward,
-    request_result,
-)
-from tracker.status import lock_exclusively
+from tracker.redact import display_url, outward
+from tracker.sendlock import SYNC_LOCK_WAIT, sending_held
+from tracker.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, request_result
+from tracker.sinks.connect import open_sink
 
-LOCK_FILE = "send.lock"
 # Longest wait honoured from a Retry-After header, in seconds.
 RETRY_AFTER_CAP = 3600.0
 # Seconds between send rounds of a running tracker: each costs an HTTP request and two SQLite commits,
@@ -43,10 +33,6 @@ RETRY_AFTER_CAP = 3600.0
 SEND_EVERY = 10.0
 # Until the first send, rounds come this often (seconds).
 FIRST_LOOK_EVERY = 1.0
-# Seconds between looks for recategorisations left for when InfluxDB answers.
-DEFERRED_LOOK_EVERY = 60.0
-# How long `tracker sync` waits for a running tracker to finish its batch.
-SYNC_LOCK_WAIT = 30.0
 # While the server has accepted no row of a refused batch, the bisection may spend this many refused requests
 # beyond those it takes to reach a single row (enough to step past a short run of bad rows at the start), then
 # tries this many single rows from elsewhere in the batch before deciding that the server refuses everything.
@@ -78,6 +64,14 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# A maintenance job of the sender, given to it by whoever makes it (recategorize.correcting_sender): called with
+# the open outbox and the sender's way of telling the user (each line goes out through `outward`). One runs inside
+# send.lock before any row is read for sending (`before_batches`: the clock-fix moves, which Outbox.pending_lines
+# waits for), the other outside it once nothing waits to be sent (`when_drained`: deferred recategorisations).
+# A failure raised by the first (SendError, OutboxUnavailable) is the send's failure.
+Job = Callable[[Outbox, Callable[[str], None]], None]
 
 
 # Told of every request to the server: its seconds, its number of lines, and what it came to.
@@ -118,8 +112,8 @@ def refusal_budget(batch_rows: int) -> int:
 class Sender:
     def __init__(self, database: Path, settings: InfluxSettings, on_status: Callable[[str], None],
                  batch_size: int = 5000, *, first_retry: float = 1.0, max_retry: float = 60.0,
-                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0, makes_deferred: bool = True,
-                 deferred_every: float = DEFERRED_LOOK_EVERY) -> None:
+                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0, before_batches: Job | None = None,
+                 when_drained: Job | None = None) -> None:
         self.database = database
         self.settings = settings
         self.url = display_url(settings.url)
@@ -144,12 +138,9 @@ class Sender:
         self._last_error: str | None = None
         self._waiting = 0
         self._retry_delay = first_retry
-        # Whether this sender also makes the corrections `tracker recategorize` left for when InfluxDB answers
-        # (not the one that sends for recategorize itself), and when it looks for them next.
-        self._makes_deferred = makes_deferred
-        self._deferred_every = deferred_every
-        self._next_deferred_look = 0.0
-        self._deferred_failure: str | None = None
+        # The maintenance between batches, given by whoever makes the sender (see Job).
+        self._before_batches = before_batches
+        self._when_drained = when_drained
         self.requests = RequestCounts()
         self.request_observers: list[RequestObserver] = []  # e.g. a metrics histogram
 
@@ -189,7 +180,7 @@ class Sender:
             outbox = self._open_outbox()
             tally.total = outbox.waiting()
             self._drain(tally, progress, lock_wait=SYNC_LOCK_WAIT)
-            self._make_deferred()
+            self._after_drain()
         except _Busy:
             error = "Another tracker kept sending for too long; try again in a moment."
         except (SendError, OutboxUnavailable) as failure:
@@ -233,7 +224,7 @@ class Sender:
             unexpected = RetryLater(outward(f"Sending failed unexpectedly ({error!r})", self.settings, 500))
             return self._failed(unexpected, tally), False
         if not self._stopping.is_set():  # what waited is sent: the server answers, or nothing needed it
-            self._make_deferred()
+            self._after_drain()
         if tally.sent or tally.quarantined:
             self._succeeded(tally)
         elif self._status == "unknown":
@@ -285,7 +276,8 @@ class Sender:
         """
         outbox = self._open_outbox()
         with sending_held(self.database, lock_wait, _Busy):
-            self._move_sent_points(outbox)
+            if self._before_batches is not None:
+                self._before_batches(outbox, self._on_status)
             # Read inside the lock: rows another sender just confirmed are gone by now.
             rows = outbox.pending_lines(self.batch_size)
             sending = self._send_async(rows) if rows and self._may_go_on(deadline) else None
@@ -308,56 +300,10 @@ class Sender:
                     with suppress(Exception):
                         sending.result()
 
-    def _move_sent_points(self, outbox: Outbox) -> None:
-        """The clock was set back: the points sent while it was ahead move back in InfluxDB too, before anything
-        more is sent (see Outbox.pending_lines). A server that cannot delete keeps them, and the user is told."""
-        fixes = outbox.clock_fixes()
-        if not fixes:
-            return
-        from tracker.recategorize import NotSupported, move_sent_points
-
-        moved = 0
-        unsupported: NotSupported | None = None
-        for fix in fixes:
-            if unsupported is None:
-                try:
-                    moved += move_sent_points(self.settings, self.database, fix)
-                except NotSupported as error:
-                    unsupported = error
-            outbox.forget_clock_fix(fix.id)
-        if unsupported is not None:
-            self._on_status(f"The clock was set back: {unsupported}.")
-        if moved:
-            self._on_status(f"The clock was set back: {samples(moved)} sent while it was ahead moved back in "
-                            f"InfluxDB at {self.url} too")
-
-    def _make_deferred(self) -> None:
-        """Make the corrections `tracker recategorize` could not, now that nothing waits to be sent (at most one
-        look every `deferred_every` seconds, as a failing one is tried again); outside send.lock, which they
-        take themselves."""
-        if not self._makes_deferred or time.monotonic() < self._next_deferred_look:
-            return
-        self._next_deferred_look = time.monotonic() + self._deferred_every
-        waiting = self._open_outbox().deferred_recategorizations()
-        if not waiting:
-            return
-        from tracker.recategorize import correct_deferred
-
-        try:
-            for deferred, outcome in correct_deferred(self.settings, self.database, waiting):
-                asked = deferred.asked_at.astimezone().strftime("%Y-%m-%d %H:%M")
-                if isinstance(outcome, str):
-                    self._on_status(f"The recategorisation asked for at {asked} was dropped: {outcome}")
-                else:
-                    self._on_status(f"InfluxDB answers again: the recategorisation asked for at {asked} is done"
-                                    f" there ({outcome.points:,} points given today's categories)")
-            self._deferred_failure = None
-        except Exception as error:  # SendError, or the local file: never the end of the sender
-            message = f"{error}" if isinstance(error, (SendError, OutboxUnavailable)) else repr(error)
-            if message != self._deferred_failure:  # said once, not every minute
-                self._deferred_failure = message
-                self._on_status(f"Recategorising the points in InfluxDB failed ({message.rstrip('.')}); tried"
-                                " again later")
+    def _after_drain(self) -> None:
+        """Nothing waits to be sent (or all that could be is): the job for then, outside send.lock."""
+        if self._when_drained is not None:
+            self._when_drained(self._open_outbox(), self._on_status)
 
     def _may_go_on(self, deadline: float | None) -> bool:
         if deadline is None:
@@ -500,19 +446,6 @@ class Sender:
             if self._outbox is not None:
                 self._outbox.close()
                 self._outbox = None
-
-
-@contextmanager
-def sending_held(database: Path, wait: float, busy: Callable[[], Exception]) -> Iterator[None]:
-    """No other sender of the data directory of `database` sends meanwhile: send.lock held (released by the
-    system, too, if this process dies); `busy()` is raised when another keeps it beyond `wait` seconds."""
-    descriptor = os.open(database.parent / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if not lock_exclusively(descriptor, wait):
-            raise busy()
-        yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
 
 
 def _reason(refusal: SendError) -> str:

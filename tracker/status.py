@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tracker.paths import data_dir, private_dir, write_private
+from tracker.sendlock import lock_exclusively
 
 EXIT_NOT_RUNNING = 3
 # A status probe holds the lock for microseconds: a runner starting at that moment waits this long for it.
@@ -76,19 +77,6 @@ def acquire_run_lock() -> RunLock:
         os.close(descriptor)
         raise OSError(error.errno, error.strerror, str(path)) from None
     return RunLock(path, descriptor)
-
-
-def lock_exclusively(descriptor: int, wait: float) -> bool:
-    """Take an exclusive flock on `descriptor`, trying for up to `wait` seconds; False if another holds it."""
-    give_up = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= give_up:
-                return False
-            time.sleep(0.02)
 
 
 def is_running() -> int | None:

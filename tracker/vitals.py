@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tracker import __version__
 from tracker.lineprotocol import clean_tag, escape_tag, format_float
@@ -27,7 +27,6 @@ from tracker.store import StoreUnavailable
 if TYPE_CHECKING:
     from tracker.localstore import LocalStore
     from tracker.recorder import Step
-    from tracker.runner import Run
     from tracker.sender import RequestCounts
 
 MEASUREMENT = "tracker"
@@ -132,16 +131,28 @@ def _request_fields(vitals: Vitals) -> dict[str, int | None]:
             "requests_failed": vitals.requests_failed}
 
 
+class Sending(Protocol):
+    """What vitals need of the run's tracker.sender.Sender: its request counts, and a wake-up for new points."""
+
+    requests: RequestCounts
+
+    def wake(self) -> None: ...
+
+
 class VitalsRecorder:
     """A runner Observer: every `every` seconds of the run's clock, one `tracker` point into the outbox.
 
     Only while the run sends to InfluxDB (open_parts adds it then): the points are for the server.
     """
 
-    def __init__(self, every: float, host: str, api: str) -> None:
+    def __init__(self, every: float, host: str, api: str, store: LocalStore, sender: Sending,
+                 source_name: str) -> None:
         self.every = every
         self.host = host
         self.api = api
+        self.store = store
+        self.sender = sender
+        self.source_name = source_name
         self.latest: Vitals | None = None
         self._last_at: float | None = None
         self._unsaved: deque[Point] = deque(maxlen=UNSAVED_LIMIT)  # while the outbox cannot be written
@@ -149,23 +160,21 @@ class VitalsRecorder:
     def observe(self, step: Step) -> None:
         pass
 
-    def tick(self, run: Run, now: float) -> None:
+    def tick(self, now: float, samples_taken: int) -> None:
         if self._last_at is not None and now - self._last_at < self.every:
             return
         self._last_at = now
-        store, sender = run.parts.store, run.parts.sender
         time_ms = _now_ms()
-        vitals = read_vitals(run.samples_taken, store, getattr(sender, "requests", None), time_ms)
+        vitals = read_vitals(samples_taken, self.store, self.sender.requests, time_ms)
         self.latest = vitals
-        tags = {"host": self.host, "version": __version__, "source": run.parts.source.name, "api": self.api}
+        tags = {"host": self.host, "version": __version__, "source": self.source_name, "api": self.api}
         self._unsaved.append(Point(MEASUREMENT, time_ms, self.host, to_point(vitals, time_ms, tags)))
         try:
-            store.outbox.append_points(self._unsaved)
+            self.store.outbox.append_points(self._unsaved)
         except StoreUnavailable:
             return  # the runner tells about the local file (it writes samples there too); kept for next time
         self._unsaved.clear()
-        if sender is not None:
-            sender.wake()
+        self.sender.wake()
 
     def close(self) -> None:
         pass

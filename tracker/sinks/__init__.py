@@ -1,6 +1,7 @@
 """Where records are sent: one module per API behind the small `Sink` interface.
 
-Importing this package is cheap; the modules behind it import influxdb-client only when opened.
+Importing this package is cheap; the modules behind it import influxdb-client only when opened (by
+tracker.sinks.connect.open_sink).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from tracker.redact import display_url, outward
 from tracker.sinks.answers import Answer, confirms_write, describe
-from tracker.sinks.shown import display_url, outward, url_problem
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
 
-__all__ = ["Answer", "display_url", "outward"]  # re-exported: both sinks' messages are made here
 
 # Longest server reason kept in a message or a quarantine note.
 REASON_CAP = 500
@@ -95,66 +95,6 @@ def check_header_value(token: str) -> None:
                                  " check it, or give user:password for InfluxDB 1.x") from None
     if any(ord(char) < 32 or ord(char) == 127 for char in token):
         raise ConfigurationError("influx.token has control characters (a line break?): check it")
-
-
-def open_sink(settings: InfluxSettings) -> Sink:
-    """The sink for `settings.api`; "auto" asks the server which API it speaks on the first write."""
-    require_configured(settings)
-    problem = url_problem(settings.url or "")
-    if problem:  # the URL is not repeated: it may hold a password
-        raise ConfigurationError(f"influx.url {problem}.")
-    if urlsplit(settings.url or "").scheme not in ("http", "https"):
-        raise ConfigurationError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
-    if settings.api == "v1":
-        from tracker.sinks.influx_v1 import InfluxV1Sink
-
-        return InfluxV1Sink(settings)
-    if settings.api == "v2":
-        from tracker.sinks.influx_v2 import InfluxV2Sink
-
-        return InfluxV2Sink(settings)
-    if settings.api == "auto":
-        return AutoSink(settings)
-    raise ConfigurationError(f"influx.api is {settings.api!r}; it must be auto, v1 or v2.")
-
-
-class AutoSink:
-    """Asks /ping which InfluxDB answers, on the first write and again until it is sure: a server that is down
-    when tracker starts, or a Wi-Fi login page answering in its place, decides nothing."""
-
-    def __init__(self, settings: InfluxSettings) -> None:
-        self.settings = settings
-        self.chosen: Sink | None = None
-
-    def write(self, lines: Sequence[str]) -> None:
-        if self.chosen is not None:
-            self.chosen.write(lines)
-            return
-        from tracker.sinks.influx_v1 import InfluxV1Sink, detect_api
-
-        api, sure = detect_api(self.settings)
-        if api == "v1":
-            sink: Sink = InfluxV1Sink(self.settings)
-        else:  # 2.x, 3.x, Cloud, and anything that takes the v2 API without saying what it is
-            from tracker.sinks.influx_v2 import InfluxV2Sink
-
-            sink = InfluxV2Sink(self.settings)
-        try:
-            sink.write(lines)
-        except BaseException:
-            if not sure:  # ask again next time: the answer to /ping may not have been InfluxDB's
-                sink.close()
-                raise
-            self.chosen = sink
-            raise
-        self.chosen = sink  # sure, or it confirmed a write as InfluxDB does
-
-    def close(self) -> None:
-        if self.chosen is not None:
-            self.chosen.close()
-
-    def __repr__(self) -> str:
-        return f"AutoSink({display_url(self.settings.url)}, chosen={self.chosen!r})"
 
 
 # -- what both sinks say when something goes wrong -----------------------------------------------

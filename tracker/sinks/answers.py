@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from tracker.sinks.shown import outward, without_secret_tail
+from tracker.redact import outward, without_secret_tail
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -51,7 +51,7 @@ class Answer:
     complete: bool  # False when the body went on beyond what was read
 
     def text(self, settings: InfluxSettings | None) -> str:
-        """The body as text, a cut-off secret at its end removed; not yet fit to show (see shown.outward)."""
+        """The body as text, a cut-off secret at its end removed; not yet fit to show (see redact.outward)."""
         text = self.body.decode("utf-8", "replace")
         return text if self.complete else without_secret_tail(text, settings)
 

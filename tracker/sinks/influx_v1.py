@@ -13,12 +13,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tracker.config import InfluxSettings
+from tracker.redact import base_url, credentials, display_url
 from tracker.sinks import (
     ConfigurationError,
     TooLarge,
     check_header_value,
     check_write,
-    display_url,
     error_for_answer,
     error_for_status,
     not_influxdb,
@@ -27,7 +27,6 @@ from tracker.sinks import (
 )
 from tracker.sinks.answers import ANSWER_CAP, Answer, is_html
 from tracker.sinks.plainhttp import BadCAFile, Connection, Unreachable
-from tracker.sinks.shown import base_url, credentials
 
 # Level 5 compresses line protocol about as well as 9, several times faster.
 _GZIP_LEVEL = 5

@@ -17,16 +17,9 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from tracker.config import InfluxSettings
-from tracker.sinks import (
-    check_header_value,
-    check_write,
-    display_url,
-    error_for_exception,
-    error_for_status,
-    server_reason,
-)
+from tracker.redact import base_url, credentials, display_url
+from tracker.sinks import check_header_value, check_write, error_for_exception, error_for_status, server_reason
 from tracker.sinks.answers import Answer, read_answer
-from tracker.sinks.shown import base_url, credentials
 
 
 class BoundedPool:

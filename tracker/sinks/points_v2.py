@@ -22,11 +22,11 @@ from urllib.parse import urlencode
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import MEASUREMENT
 from tracker.model import Record
-from tracker.sinks import RetryLater, display_url, error_for_status, server_reason
+from tracker.redact import display_url, outward
+from tracker.sinks import RetryLater, error_for_status, server_reason
 from tracker.sinks.answers import Answer
 from tracker.sinks.influx_v1 import check_whole, one_request
 from tracker.sinks.points_v1 import Series, not_trackers, record_of, series_tags
-from tracker.sinks.shown import outward
 
 # Columns Flux adds to every row: not tags.
 _FLUX_COLUMNS = frozenset({"", "result", "table", "_start", "_stop", "_time", "_measurement"})

@@ -14,11 +14,8 @@ import html
 import json
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    from tracker.config import InfluxSettings
 
 # What stands for a secret in a message.
 MASK = "(hidden)"
@@ -38,6 +35,17 @@ _ESCAPES = re.compile(
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+class Credentials(Protocol):
+    """Where requests go and what they authenticate with: the InfluxDB settings (config.InfluxSettings), or any
+    other holder of a URL and a token."""
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def token(self) -> str | None: ...
+
+
 def printable(text: str) -> str:
     """`text` without terminal escape sequences and control, format or bidi characters, on one line."""
     text = _ESCAPES.sub(" ", text)
@@ -45,7 +53,7 @@ def printable(text: str) -> str:
     return " ".join(kept.split())
 
 
-def outward(text: str, settings: InfluxSettings | None, limit: int | None = None) -> str:
+def outward(text: str, settings: Credentials | None, limit: int | None = None) -> str:
     """`text` fit to show or store: printable, every form of the settings' credentials masked, at most `limit`
     characters (cut only after masking, so no cut can leave part of a secret behind a mask)."""
     forms = secret_forms(settings.token, settings.url) if settings is not None else ()
@@ -53,7 +61,7 @@ def outward(text: str, settings: InfluxSettings | None, limit: int | None = None
     return text if limit is None or len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-def without_secret_tail(text: str, settings: InfluxSettings | None) -> str:
+def without_secret_tail(text: str, settings: Credentials | None) -> str:
     """`text` that was cut off (a server's answer read only in part), without a secret's beginning at its end."""
     for form in secret_forms(settings.token, settings.url) if settings is not None else ():
         for length in range(min(len(form) - 1, len(text)), 0, -1):
@@ -103,7 +111,7 @@ def secret_forms(token: str | None, url: str | None) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
-def credentials(settings: InfluxSettings) -> str | None:
+def credentials(settings: Credentials) -> str | None:
     """What the requests authenticate with: influx.token; else "user:password" from the URL, its user info or
     its u= and p= (as InfluxDB 1.x reads them); else its token=. None: no credentials."""
     if settings.token:
