@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Desktop, InfluxDB1, free_port, wait_until  # noqa: E402
+from helpers.servers import Desktop, InfluxDB1, free_port, wait_until  # noqa: E402
 
 # The bare loop: the same X properties tracker reads, once per interval, and nothing else.
 BARE_LOOP = textwrap.dedent("""

@@ -25,8 +25,8 @@ import urllib3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fault_server import make_records  # noqa: E402
-from servers import InfluxDB1  # noqa: E402
+from helpers.fault_server import make_records  # noqa: E402
+from helpers.servers import InfluxDB1  # noqa: E402
 
 from tracker.config import InfluxSettings  # noqa: E402
 from tracker.lineprotocol import to_line  # noqa: E402

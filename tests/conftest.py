@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_influxdb2 import FakeInfluxDB2
-from servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port
+from helpers.disk import SmallDisk
+from helpers.fake_influxdb2 import FakeInfluxDB2
+from helpers.servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port, require_program
+from helpers.terminal import TRACKER, Pane, StartTracker
 
 # Bytecode caches are written even where the shell says not to (PYTHONDONTWRITEBYTECODE): without them every
 # test module is rewritten again at each collection (4 s of 5 here), and each of the hundreds of `tracker`
@@ -109,7 +113,35 @@ def aw_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def influxdb2() -> Iterator[FakeInfluxDB2]:
-    """A loopback fake of InfluxDB 2.x (tests/fake_influxdb2.py): there is no real 2.x on the test machine."""
+    """A loopback fake of InfluxDB 2.x (tests/helpers/fake_influxdb2.py): there is no real 2.x on the test machine."""
     server = FakeInfluxDB2().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    disk = SmallDisk(tmp_path / "disk")
+    yield disk
+    disk.unmount()
+
+
+@pytest.fixture
+def tracker_terminal(tmp_path: Path, tracker_home: Path) -> Iterator[StartTracker]:
+    """Starts `tracker ARGS...` in a 100x30 tmux pane; the pane prints EXIT=<code> when it ends."""
+    require_program("tmux", "tmux")
+    socket = tmp_path / "run.sock"
+
+    def start(*args: str, **env: str) -> Pane:
+        # No COLUMNS or LINES from the test's shell: the pane's own size is what rich must find.
+        environment = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+        environment |= {"LANG": "C.UTF-8", "TERM": "xterm-256color", "TRACKER_HOME": str(tracker_home), **env}
+        script = f"{shlex.join([str(TRACKER), *args])}; echo EXIT=$?; sleep 30"  # the last frame stays readable
+        subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "-u", "new-session", "-d", "-s", "live",
+                        "-x", "100", "-y", "30", "sh", "-c", script], env=environment, check=True)
+        return Pane(socket)
+
+    try:
+        yield start
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)

@@ -211,7 +211,7 @@ def test_an_import_that_does_not_fit_in_the_outbox_is_refused_whole(tmp_path):
 
 
 def test_an_unreachable_server_is_one_sentence():
-    from servers import free_port
+    from helpers.servers import free_port
 
     code, output = tracker("import", "activitywatch", "--server", f"http://127.0.0.1:{free_port()}")
     assert code == 1 and "Cannot reach the ActivityWatch server" in output and "nothing was imported" in output
@@ -230,7 +230,7 @@ def test_a_server_address_is_never_repeated_with_its_secrets(server: str, said: 
 
 
 def test_a_server_that_stops_part_way_is_one_sentence_and_imports_nothing():
-    from fault_server import FaultServer, Step
+    from helpers.fault_server import FaultServer, Step
 
     text = json.dumps(export())
     server = FaultServer().start()
@@ -274,7 +274,7 @@ DATA = st.sampled_from([{"app": "a"}, {"app": "b"}, {"app": "c"}])
 @settings(max_examples=300, deadline=None)
 def test_flood_is_aw_transform_s(raw):
     """On whole seconds with even durations (so midpoints are whole ms), as aw-transform computes them."""
-    from servers import require_module
+    from helpers.servers import require_module
 
     require_module("aw_transform", "aw-server (with peewee<4)")
     from aw_core.models import Event as AwCoreEvent

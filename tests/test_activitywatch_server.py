@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from servers import ActivityWatch, InfluxDB1
+from helpers.servers import ActivityWatch, InfluxDB1
 
 from tracker import paths
 from tracker.categoryfiles import load_categories

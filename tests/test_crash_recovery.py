@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from fault_server import make_records, stored_records
+from helpers.fault_server import make_records, stored_records
 
 from tracker import paths
 from tracker.config import InfluxSettings
@@ -27,7 +27,7 @@ DRIVER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from fault_server import make_records
+from helpers.fault_server import make_records
 from tracker.config import InfluxSettings
 from tracker.outbox import Outbox
 from tracker.sender import Sender

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from grafana_macros import PanelRequest, Raw, VariableValue, fill_variables
-from servers import InfluxDB1, http, require_program
+from helpers.grafana_macros import PanelRequest, Raw, VariableValue, fill_variables
+from helpers.servers import InfluxDB1, http, require_program
 
 from tracker.categoryfiles import bundled_categories_path, load_categories
 from tracker.demo import DEMO_HOST, demo_line, week_records

@@ -10,7 +10,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers import InfluxDB1, http
+from helpers.servers import InfluxDB1, http
 
 from tracker import paths
 from tracker.categoryfiles import bundled_categories_path, load_categories
@@ -333,7 +333,7 @@ def test_tracker_demo_refuses_to_write_from_a_machine_called_demo(influxdb1: Inf
 
 
 def test_tracker_demo_explains_an_unreachable_server_in_one_sentence() -> None:
-    from servers import free_port
+    from helpers.servers import free_port
 
     done = demo_command("--days", "1", TRACKER_INFLUX_URL=f"http://127.0.0.1:{free_port()}",
                         TRACKER_INFLUX_API="v1")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fault_server import FaultServer
-from servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
+from helpers.fault_server import FaultServer
+from helpers.servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
 
 from tracker.cli import cli
 from tracker.outbox import Outbox
@@ -191,7 +191,7 @@ def test_a_broken_categories_file_is_a_problem(no_desktop: None, tracker_home: P
 
 
 def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
-    from fault_server import make_records
+    from helpers.fault_server import make_records
 
     with Outbox(database_file()) as outbox:
         outbox.append_many(make_records(3))
@@ -208,7 +208,7 @@ def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
 
 @pytest.fixture
 def mac(monkeypatch: pytest.MonkeyPatch):
-    from fake_appscript import Mac, install
+    from helpers.fake_appscript import Mac, install
 
     from tracker.sources import macos
 
@@ -220,7 +220,7 @@ def mac(monkeypatch: pytest.MonkeyPatch):
 
 
 def text_edit_in_front(mac) -> None:
-    from fake_appscript import Window
+    from helpers.fake_appscript import Window
 
     mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
 
@@ -259,7 +259,7 @@ def test_macos_without_automation_of_system_events_blocks_recording(mac):
 
 
 def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
-    from fake_appscript import CHROME_TERMS, Window
+    from helpers.fake_appscript import CHROME_TERMS, Window
 
     from tracker.doctor import blocks_recording, check_desktop
 
@@ -281,7 +281,7 @@ def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
 
 
 def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
-    from fake_appscript import CHROME_TERMS, Window
+    from helpers.fake_appscript import CHROME_TERMS, Window
 
     from tracker.doctor import check_desktop
 
@@ -297,7 +297,7 @@ def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
 
 
 def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac):
-    from fake_appscript import CHROME_TERMS, SAFARI_TERMS, STANDARD_TERMS, Window
+    from helpers.fake_appscript import CHROME_TERMS, SAFARI_TERMS, STANDARD_TERMS, Window
 
     from tracker.doctor import blocks_recording, check_desktop
 
@@ -320,7 +320,7 @@ def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac)
 
 @pytest.mark.slow
 def test_macos_a_browser_waiting_for_its_prompt_is_a_warning_and_doctor_does_not_wait(mac):
-    from fake_appscript import ARC_TERMS
+    from helpers.fake_appscript import ARC_TERMS
 
     from tracker.doctor import check_desktop
 
@@ -347,7 +347,7 @@ def test_macos_without_a_browser_running_has_no_browser_line(mac):
 
 
 def test_macos_browser_lines_in_json(mac, monkeypatch: pytest.MonkeyPatch):
-    from fake_appscript import CHROME_TERMS, SAFARI_TERMS, Window
+    from helpers.fake_appscript import CHROME_TERMS, SAFARI_TERMS, Window
 
     import tracker.sources.choose
 

@@ -1,6 +1,6 @@
 """The real peers start and answer: if these fail, every other server test would too."""
 
-from servers import http
+from helpers.servers import http
 
 
 def test_influxdb1_accepts_a_point_and_returns_it(influxdb1, influx_database):

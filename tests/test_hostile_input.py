@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-from fault_server import stored_records
+from helpers.fault_server import stored_records
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers.desktop_run import TrackerOnDesktop, points, points_after_input
+from helpers.servers import Desktop, InfluxDB1, wait_until
+from helpers.terminal import StartTracker, ended
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from servers import Desktop, InfluxDB1, wait_until
-from test_live_view import StartTracker, ended, tracker_terminal  # noqa: F401 (a fixture)
-from test_run_desktop import TrackerOnDesktop, points, points_after_input
 
 from tracker import paths
 from tracker.categoryfiles import MAX_CATEGORIES_BYTES, decode_categories, load_categories, parse_categories
@@ -662,7 +662,7 @@ def test_exclude_patterns_too_large_together_stop_the_command_with_one_sentence(
 
 
 def test_a_category_named_with_markup_shows_as_written_in_a_real_live_view(
-        tracker_terminal: StartTracker) -> None:  # noqa: F811 (the fixture imported above)
+        tracker_terminal: StartTracker) -> None:
     users_file("categories:\n  '[/]':\n    score: 1\n    titles: ['\\pL']\n"
                "  '[link=https://evil.example]x[/link]':\n    score: -1\n    apps: [never]\n")
     pane = tracker_terminal("run", "--source", "demo", "--interval", "0.2", "--for", "8s")

@@ -19,11 +19,11 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from click.testing import CliRunner
-from fault_server import FaultServer, Step, make_records, stored_records
+from helpers.fault_server import FaultServer, Step, make_records, stored_records
+from helpers.plain import ESCAPES, assert_plain
+from helpers.servers import InfluxDB1, http, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import InfluxDB1, http, wait_until
-from test_shown import ESCAPES, assert_plain
 
 from tracker import paths
 from tracker.cli import cli

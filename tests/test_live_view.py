@@ -6,16 +6,15 @@ import io
 import json
 import os
 import re
-import shlex
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from helpers.servers import InfluxDB1, require_program, wait_until
+from helpers.terminal import TRACKER, Pane, StartTracker, ended
 from rich.console import Console
-from servers import InfluxDB1, require_program, wait_until
 
 from tracker.display import ActivityLog, LiveView
 from tracker.model import Record
@@ -59,26 +58,6 @@ for command in open(sys.argv[1]):
         view.stop()
         print("stopped")
 """
-
-
-@dataclass
-class Pane:
-    """The tmux session `live` on its own server (`socket`), read as a user sees it."""
-
-    socket: Path
-
-    def screen(self, scrollback: bool = False) -> list[str]:
-        """The non-blank lines on screen; with `scrollback`, those scrolled off the top too."""
-        start = ["-S", "-"] if scrollback else []
-        output = subprocess.run(["tmux", "-S", str(self.socket), "capture-pane", "-p", *start, "-t", "live"],
-                                capture_output=True, text=True, check=True).stdout
-        return [line.rstrip() for line in output.splitlines() if line.strip()]
-
-    def shows(self, *texts: str) -> list[str] | None:
-        """The screen once it shows a whole frame (to its bottom border) with all `texts`; else None."""
-        screen = self.screen()
-        whole = any(line.startswith("╰") for line in screen)
-        return screen if whole and all(any(text in line for line in screen) for text in texts) else None
 
 
 @dataclass
@@ -142,34 +121,10 @@ def test_the_live_view_shows_the_activity_today_and_influx_and_redraws_in_place(
 
 # -- the real `tracker run` on a terminal ------------------------------------------------------------
 
-TRACKER = Path(sys.executable).with_name("tracker")
 RUN_DEMO = ("run", "--source", "demo", "--interval", "0.2", "--for", "6s")
 # The demo source stays on one activity for at least 12 s, so in a 6 s run "for Ns" only counts up.
 LASTED = re.compile(r"  for (\d+)s  ")
 INFLUX_ROW = re.compile(r"│ InfluxDB  (.+) · (\d[\d,]*) waiting +│$")
-
-StartTracker = Callable[..., Pane]
-
-
-@pytest.fixture
-def tracker_terminal(tmp_path: Path, tracker_home: Path) -> Iterator[StartTracker]:
-    """Starts `tracker ARGS...` in a 100x30 tmux pane; the pane prints EXIT=<code> when it ends."""
-    require_program("tmux", "tmux")
-    socket = tmp_path / "run.sock"
-
-    def start(*args: str, **env: str) -> Pane:
-        # No COLUMNS or LINES from the test's shell: the pane's own size is what rich must find.
-        environment = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
-        environment |= {"LANG": "C.UTF-8", "TERM": "xterm-256color", "TRACKER_HOME": str(tracker_home), **env}
-        script = f"{shlex.join([str(TRACKER), *args])}; echo EXIT=$?; sleep 30"  # the last frame stays readable
-        subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "-u", "new-session", "-d", "-s", "live",
-                        "-x", "100", "-y", "30", "sh", "-c", script], env=environment, check=True)
-        return Pane(socket)
-
-    try:
-        yield start
-    finally:
-        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)
 
 
 def lasted_seconds(screen: list[str]) -> int:
@@ -190,12 +145,6 @@ def assert_one_frame_drawn_in_place(pane: Pane, screen: list[str]) -> None:
     assert pane.screen(scrollback=True)[: len(screen)] == screen
     assert sum("╭" in line for line in pane.screen(scrollback=True)) == 1
     assert all(len(line) <= 100 for line in screen)
-
-
-def ended(pane: Pane) -> list[str]:
-    """The screen once `tracker` has exited and the pane printed its exit code."""
-    return wait_until(lambda: (screen := pane.screen()) and screen[-1].startswith("EXIT=") and screen,
-                      timeout=20, what="tracker run to exit")
 
 
 def samples_taken() -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers.servers import InfluxDB1, Prometheus, free_port, http, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
-from servers import InfluxDB1, Prometheus, free_port, http, wait_until
 
 from tracker.cli import cli
 from tracker.metrics import TrackerMetrics

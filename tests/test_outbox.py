@@ -8,13 +8,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fault_server import make_records
+from helpers.fault_server import make_records
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -178,35 +177,6 @@ def test_tracker_outbox_creates_nothing_when_nothing_was_recorded():
     assert shown.exit_code == 0
     assert "Waiting:       nothing\nLast send:     never" in shown.output
     assert not paths.database_file().exists()
-
-
-class SmallDisk:
-    """A tmpfs of our own (as root), to make the disk really full or really read-only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir()
-        self.mounted = False
-
-    def mount(self, size_kb: int) -> bool:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs",
-                               str(self.path)], capture_output=True)
-        self.mounted = done.returncode == 0
-        return self.mounted
-
-    def remount(self, options: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,{options}", str(self.path)], check=True)
-
-    def unmount(self) -> None:
-        if self.mounted:
-            subprocess.run(["umount", "-l", str(self.path)], check=False)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    disk = SmallDisk(tmp_path / "disk")
-    yield disk
-    disk.unmount()
 
 
 def test_a_full_disk_stops_appends_plainly_and_loses_nothing(small_disk):

@@ -23,13 +23,12 @@ from pathlib import Path
 
 import certifi
 import pytest
-import test_outbox
 import yaml
 from click.testing import CliRunner
-from fault_server import FaultServer, Step, make_records, stored_records
+from helpers.disk import SmallDisk
+from helpers.fault_server import FaultServer, Step, make_records, stored_records
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_outbox import SmallDisk
 
 from tracker import paths
 from tracker.categoryfiles import load_categories
@@ -45,7 +44,6 @@ from tracker.sender import Sender
 from tracker.timespec import parse_duration
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
-small_disk = test_outbox.small_disk  # the fixture: a tmpfs of our own, to fill or make read-only
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, so a send fails at once
 # Lines click adds around a usage error ("Usage: ...", "Try ... for help."): not part of the answer.
 _CLICK_USAGE = re.compile(r"^(Usage: .*|Try '.*' for help\.)$")

@@ -1,18 +1,15 @@
 """`tracker recategorize` on InfluxDB 2.x (Flux to read, /api/v2/delete to delete), against the loopback fake in
-tests/fake_influxdb2.py: there is no InfluxDB 2.x on the test machine, so this path was never run against a real
-one. The fake parses the delete predicate with 2.x's grammar and answers Flux in 2.x's annotated CSV."""
+tests/helpers/fake_influxdb2.py: there is no InfluxDB 2.x on the test machine, so this path was never run against a
+real one. The fake parses the delete predicate with 2.x's grammar and answers Flux in 2.x's annotated CSV."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from fake_influxdb2 import FakeInfluxDB2, Refusal, parse_predicate
-from fault_server import FaultServer, Step
-from hypothesis import given
-from hypothesis import strategies as st
-from servers import http
-from test_recategorize import (
+from helpers.fake_influxdb2 import FakeInfluxDB2, Refusal, parse_predicate
+from helpers.fault_server import FaultServer, Step
+from helpers.recategorizing import (
     AFTER,
     BEFORE,
     HOST,
@@ -30,6 +27,9 @@ from test_recategorize import (
     write_host,
     write_rules,
 )
+from helpers.servers import http
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tracker import paths
 from tracker.config import InfluxSettings

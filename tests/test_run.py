@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
+from helpers.servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 

@@ -3,44 +3,18 @@ windows. What reaches a real InfluxDB 1.x is read back through InfluxQL."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-from servers import Desktop, InfluxDB1, wait_until
-from test_run_faults import RunningTracker
+from helpers.desktop_run import TrackerOnDesktop, points, points_after_input
+from helpers.servers import Desktop, InfluxDB1, wait_until
 
 from tracker import paths
 
 
 def categories(name: str, score: int) -> str:
     return f"categories:\n  {name}:\n    score: {score}\n    apps: [ReloadApp]\n"
-
-
-class TrackerOnDesktop(RunningTracker):
-    """`tracker run --quiet` reading the X desktop, sending to InfluxDB 1.x."""
-
-    def __init__(self, desktop: Desktop, server: InfluxDB1, database: str, *args: str) -> None:
-        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
-                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "x11", "--interval", "0.25", "--quiet", *args, env=env)
-
-    def logged_after(self, start: int, *texts: str) -> str | None:
-        """The first log line from line `start` on that holds all `texts`."""
-        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
-
-
-def points(server: InfluxDB1, database: str) -> list[dict[str, Any]]:
-    return server.rows('SELECT * FROM "activity"', database)
-
-
-def points_after_input(desktop: Desktop, server: InfluxDB1, database: str) -> list[dict[str, Any]]:
-    """Input first: without it the samples since the last input may still turn out to be away time,
-    so the tracker holds them back."""
-    desktop.touch()
-    return points(server, database)
 
 
 def test_a_changed_categories_file_is_used_within_seconds_and_a_broken_one_is_not(

@@ -14,55 +14,24 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from fault_server import FaultServer, Step
-from servers import InfluxDB1, wait_until
+from helpers.disk import fill
+from helpers.fault_server import FaultServer, Step
+from helpers.running import TRACKER, RunningTracker, command
+from helpers.servers import InfluxDB1, wait_until
 
 from tracker import paths
 from tracker.history import WRITE_EVERY, History
-
-TRACKER = str(Path(sys.executable).with_name("tracker"))
-
-
-class RunningTracker:
-    """`tracker run` in the background, its output lines collected as they come."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen([TRACKER, "run", *args], env=env or os.environ.copy(), text=True,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def said(self, text: str) -> str | None:
-        return next((line for line in self.lines if text in line), None)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        _, err = self.process.communicate(timeout=timeout)
-        self._reader.join(5)
-        return self.process.returncode, err
 
 
 def latest_point(server: InfluxDB1, database: str) -> int:
     """The time (ms) of the newest point the server holds; 0 when it holds none."""
     rows = server.rows('SELECT last("score") FROM "activity"', database)
     return rows[0]["time"] if rows else 0
-
-
-def command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TRACKER, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def waiting() -> int:
@@ -202,20 +171,6 @@ def test_kill_9_at_random_moments_then_a_restart_loses_and_doubles_nothing(influ
     assert len(points) >= KILLS * 4
     # The kills did catch samples committed but not yet sent: recovery was exercised.
     assert sum(1 for count in waiting_after_kill if count > 0) >= 2, waiting_after_kill
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the disk is full; return it."""
-    filler = directory / "filler"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(descriptor, b"\0" * 4096):
-            pass
-    except OSError:  # no space left: that was the point
-        pass
-    finally:
-        os.close(descriptor)
-    return filler
 
 
 def test_a_full_disk_pauses_recording_plainly_and_nothing_is_lost_when_space_returns(

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers.disk import fill
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_run_faults import fill
 
 from tracker import paths
 from tracker.cli import cli

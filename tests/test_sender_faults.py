@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from fault_server import FaultServer, Step, make_records, stored_records
-from servers import wait_until
+from helpers.fault_server import FaultServer, Step, make_records, stored_records
+from helpers.servers import wait_until
 
 from tracker import paths
 from tracker.cli import cli

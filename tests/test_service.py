@@ -364,7 +364,7 @@ def test_the_installed_service_records_to_influxdb_and_stops_cleanly(home: Path,
                                                                       influx_database: str):
     import signal
 
-    from servers import wait_until
+    from helpers.servers import wait_until
 
     (tracker_home / "config").mkdir(parents=True)
     (tracker_home / "config" / "config.yaml").write_text(

@@ -6,10 +6,10 @@ import base64
 import html
 import json
 import re
-import unicodedata
 from urllib.parse import quote, quote_plus
 
 import pytest
+from helpers.plain import ESCAPES, assert_plain
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -18,15 +18,7 @@ from tracker.redact import display_url, masked_url, outward, printable, url_prob
 from tracker.sinks import error_for_status, retry_after_seconds, server_reason
 from tracker.sinks.answers import Answer, describe
 
-HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
-ESCAPES = ["\x1b[31m", "\x1b]0;pwned\x07", "\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\", "\x9b2J", "\x1bP+q\x1b\\",
-           "\x1b[?1049h", "\x1bc", "\x07", "\x08", "\r", "\u202e", "\u2066", "\u200f", "\x00", "\x85", "\ud800",
-           "\x1b]52;c;aGVsbG8=\x07", "\x1b["]
 body_text = st.lists(st.sampled_from(ESCAPES) | st.text(max_size=8), max_size=30).map("".join)
-
-
-def assert_plain(text: str) -> None:
-    assert "\x1b" not in text and all(unicodedata.category(char) not in HIDDEN for char in text), repr(text)
 
 
 @pytest.mark.slow

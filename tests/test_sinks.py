@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from fault_server import FaultServer, Step, make_records, self_signed_certificate, stored_records
-from servers import InfluxDB1, http
+from helpers.fault_server import FaultServer, Step, make_records, self_signed_certificate, stored_records
+from helpers.servers import InfluxDB1, http
 
 from tracker import paths
 from tracker.config import InfluxSettings

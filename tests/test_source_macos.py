@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fake_appscript import (
+from helpers.fake_appscript import (
     ARC_TERMS,
     CHROME_TERMS,
     CONNECTION_INVALID,

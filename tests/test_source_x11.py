@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from servers import Desktop, require_program, wait_until
+from helpers.servers import Desktop, require_program, wait_until
 from Xlib import X, Xatom
 from Xlib import display as xdisplay
 from Xlib.xobject.drawable import Window

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from servers import InfluxDB1, wait_until
-from test_run_faults import TRACKER, RunningTracker, command
+from helpers.running import TRACKER, RunningTracker, command
+from helpers.servers import InfluxDB1, wait_until
 
 from tracker import paths
 from tracker.cli import cli

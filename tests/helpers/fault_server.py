@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from servers import InfluxDB1, free_port, require_program
-
+from helpers.servers import InfluxDB1, free_port, require_program
 from tracker.model import Record
 
 

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from servers import free_port
+from helpers.servers import free_port
 
 VERSION = "v2.7.12"
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # measurement, sorted tags

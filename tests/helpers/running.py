@@ -1,0 +1,41 @@
+"""`tracker` as a process of its own: `tracker run` in the background, and one-off commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+TRACKER = str(Path(sys.executable).with_name("tracker"))
+
+
+class RunningTracker:
+    """`tracker run` in the background, its output lines collected as they come."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen([TRACKER, "run", *args], env=env or os.environ.copy(), text=True,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self, text: str) -> str | None:
+        return next((line for line in self.lines if text in line), None)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        self.process.send_signal(signum)
+        _, err = self.process.communicate(timeout=timeout)
+        self._reader.join(5)
+        return self.process.returncode, err
+
+
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TRACKER, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
