@@ -22,11 +22,11 @@ from pathlib import Path
 from rich.console import Console
 
 from tracker.events import default_pulsetime
-from tracker.history import History, HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.present import render_report, report_csv, report_json
-from tracker.report import build_report, uncategorized_activities
+from tracker.storage.history import History, HistoryWriter
+from tracker.storage.queries import build_report, uncategorized_activities
 from tracker.timespec import local_now, parse_since
+from tracker.ui.present import render_report, report_csv, report_json
 
 ACTIVITIES = [  # activity, app, category, score
     ("code", "code", "Code", 2.0), ("github.com", "firefox", "Code", 2.0), ("terminal", "kitty", "Code", 2.0),

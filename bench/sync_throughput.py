@@ -30,8 +30,8 @@ from helpers.servers import InfluxDB1  # noqa: E402
 
 from tracker.config import InfluxSettings  # noqa: E402
 from tracker.lineprotocol import to_line  # noqa: E402
-from tracker.outbox import Outbox  # noqa: E402
-from tracker.sender import Sender  # noqa: E402
+from tracker.sending.sender import Sender  # noqa: E402
+from tracker.storage.outbox import Outbox  # noqa: E402
 
 BATCH = 5000
 

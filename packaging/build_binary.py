@@ -31,7 +31,7 @@ def build(dist: Path) -> Path:
             "--onefile", "--name", "tracker", "--noconfirm", "--clean", "--log-level", "ERROR",
             "--strip",  # symbols off libpython and the extensions: 26 MB → 16 MB, and a faster start
             "--distpath", str(dist), "--workpath", work, "--specpath", work,
-            # The default rules, where tracker.categoryfiles looks for them inside the package.
+            # The default rules, where tracker.categories.files looks for them inside the package.
             "--add-data", f"{ROOT / 'categories.yaml'}:tracker",
             *(option for name in EXCLUDED for option in ("--exclude-module", name)),
             str(ROOT / "packaging" / "tracker_main.py"),

@@ -22,11 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.activitywatch import AwEvent, Bucket, combine, flood, read_export
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.events import default_pulsetime
-from tracker.history import HistoryWriter
+from tracker.interchange.activitywatch import AwEvent, Bucket, combine, flood, read_export
 from tracker.model import Record
+from tracker.storage.history import HistoryWriter
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
 ON_DAY = ["--since", "2024-05-06", "--until", "2024-05-06"]
@@ -369,7 +369,7 @@ def test_the_activitywatch_export_reimports_to_the_same_history(tmp_path):
        st.sampled_from(["Z", "+00:00", ""]), st.integers(0, 999))
 def test_timestamps_as_aw_server_rust_writes_them_read_on_every_python(moment, zone, nanoseconds):
     """Python 3.10's fromisoformat reads no Z and no nanoseconds; the fallback reads what 3.11's does."""
-    from tracker.activitywatch import _older_fromisoformat
+    from tracker.interchange.activitywatch import _older_fromisoformat
 
     text = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond:06d}{nanoseconds:03d}{zone}"
     assert _older_fromisoformat(text) == moment
@@ -402,11 +402,11 @@ def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second)
     outbox, and importing both again adds nothing."""
     import tempfile
 
-    from tracker.activitywatch import Span
-    from tracker.categoryfiles import load_categories
+    from tracker.categories.files import load_categories
+    from tracker.categories.privacy import Privacy
     from tracker.config import PrivacySettings
-    from tracker.importing import import_spans
-    from tracker.privacy import Privacy
+    from tracker.interchange.activitywatch import Span
+    from tracker.interchange.importing import import_spans
 
     start_ms = int(START.timestamp() * 1000)
 
@@ -443,11 +443,11 @@ def test_overlapping_imports_never_count_a_moment_of_a_host_twice(first, second)
 
 def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_event_on(tmp_path):
     """Its current event grows in memory before it is written: imported time there would be counted twice."""
-    from tracker.activitywatch import Span
-    from tracker.categoryfiles import load_categories
+    from tracker.categories.files import load_categories
+    from tracker.categories.privacy import Privacy
     from tracker.config import PrivacySettings
-    from tracker.importing import import_spans
-    from tracker.privacy import Privacy
+    from tracker.interchange.activitywatch import Span
+    from tracker.interchange.importing import import_spans
 
     with HistoryWriter(paths.database_file(), default_pulsetime(1.0)) as history:
         history.add(Record(int((START.timestamp() + 300) * 1000), 1.0, "desk", "slack", "slack", "Communication",
@@ -464,11 +464,11 @@ def test_while_tracker_records_nothing_of_its_host_is_imported_from_its_current_
 def test_imported_time_is_classified_before_privacy_drops_details_as_recorded_time_is(tmp_path):
     """As `tracker run` does: the window as it was is classified, then privacy leaves out what it must. So with
     titles off, an excluded site or a private window, the time keeps the category its title or URL gives it."""
-    from tracker.activitywatch import Span
-    from tracker.categoryfiles import parse_categories
+    from tracker.categories.files import parse_categories
+    from tracker.categories.privacy import Privacy
     from tracker.config import PrivacySettings
-    from tracker.importing import import_spans
-    from tracker.privacy import Privacy
+    from tracker.interchange.activitywatch import Span
+    from tracker.interchange.importing import import_spans
 
     categories = parse_categories("categories:\n"
                                   "  Work:\n    score: 2\n    titles:\n      - 'secret-project'\n"
@@ -500,7 +500,7 @@ def test_csv_gives_back_every_title_and_name_a_spreadsheet_cannot_run(texts: lis
     # Whatever a page puts in its title (commas, quotes, line breaks of any kind, formulas), each event is one
     # row, and each text comes back as it was, with an apostrophe before what a spreadsheet would run.
     from tracker.events import Event, EventData
-    from tracker.export import csv_lines
+    from tracker.interchange.export import csv_lines
 
     app, activity, title, url = texts
     events = [Event(1_700_000_000_000 + n * 1000, 1.0, EventData(app, activity, "Code", -1.0, title, url, "active"))
@@ -609,7 +609,7 @@ def test_an_import_killed_part_way_leaves_no_scratch_file_once_run_again_and_the
 
 def test_an_export_split_anywhere_into_chunks_reads_the_same():
     """Files and servers give the text in chunks: where they are cut never changes what is read."""
-    from tracker.activitywatch import iter_export
+    from tracker.interchange.activitywatch import iter_export
 
     document = export()
     window = document["buckets"]["aw-watcher-window_desk"]
@@ -651,8 +651,8 @@ def test_combining_a_day_at_a_time_gives_what_combining_all_at_once_gives(window
     spans (adjacent equal ones joined) are those of the whole export combined at once."""
     import tempfile
 
-    from tracker.activitywatch import Span, combine_by_day
-    from tracker.importing import StagedExport
+    from tracker.interchange.activitywatch import Span, combine_by_day
+    from tracker.interchange.importing import StagedExport
 
     def crossing(start: int, length: int, **data: Any) -> dict[str, Any]:
         return {"timestamp": at_midnight(start), "duration": length, "data": data}

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from helpers.servers import ActivityWatch, InfluxDB1
 
 from tracker import paths
-from tracker.categoryfiles import load_categories
-from tracker.cli import cli
+from tracker.categories.files import load_categories
+from tracker.commands.cli import cli
 from tracker.model import Sample
 
 AW_HOST = "aw-desk"

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tracker import paths
-from tracker.categoryfiles import bundled_categories_path
-from tracker.cli import cli
-from tracker.colours import score_label, score_style
+from tracker.categories.files import bundled_categories_path
+from tracker.commands.cli import cli
+from tracker.ui.colours import score_label, score_style
 
 BUNDLED = bundled_categories_path().read_text(encoding="utf-8")
 MINE = "categories:\n  Mine:\n    score: 1\n    apps: [Mail, Notes]\n  Fun:\n    score: -1.5\n    domains: [x.com]\n"

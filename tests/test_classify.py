@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tracker import paths
-from tracker.categoryfiles import CategoriesWatcher, active_categories_path, bundled_categories_path, load_categories
-from tracker.classify import Categories, CategoriesError
+from tracker.categories.files import CategoriesWatcher, active_categories_path, bundled_categories_path, load_categories
+from tracker.categories.rules import Categories, CategoriesError
 from tracker.model import UNCATEGORIZED, Sample, utc_now
 from tracker.paths import display_path
 

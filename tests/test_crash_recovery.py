@@ -19,8 +19,8 @@ from helpers.fault_server import make_records, stored_records
 
 from tracker import paths
 from tracker.config import InfluxSettings
-from tracker.outbox import Outbox
-from tracker.sender import Sender
+from tracker.sending.sender import Sender
+from tracker.storage.outbox import Outbox
 
 TESTS = Path(__file__).parent
 DRIVER = """
@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from helpers.fault_server import make_records
 from tracker.config import InfluxSettings
-from tracker.outbox import Outbox
-from tracker.sender import Sender
+from tracker.storage.outbox import Outbox
+from tracker.sending.sender import Sender
 
 database, url, bucket = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 first, burst = int(sys.argv[4]), int(sys.argv[5])

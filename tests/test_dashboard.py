@@ -21,12 +21,12 @@ import yaml
 from helpers.grafana_macros import PanelRequest, Raw, VariableValue, fill_variables
 from helpers.servers import InfluxDB1, http, require_program
 
-from tracker.categoryfiles import bundled_categories_path, load_categories
-from tracker.demo import DEMO_HOST, demo_line, week_records
+from tracker.categories.files import bundled_categories_path, load_categories
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.sources.demo import CATEGORY_SCORES
-from tracker.vitals import Vitals, to_point
+from tracker.recording.sources.demo import CATEGORY_SCORES
+from tracker.recording.vitals import Vitals, to_point
+from tracker.tasks.demo import DEMO_HOST, demo_line, week_records
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_FILE = ROOT / "grafana" / "tracker.json"

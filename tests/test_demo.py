@@ -13,12 +13,12 @@ import pytest
 from helpers.servers import InfluxDB1, http
 
 from tracker import paths
-from tracker.categoryfiles import bundled_categories_path, load_categories
-from tracker.demo import DEMO_HOST, demo_line, drop_demo_query, is_demo_series, week_records
+from tracker.categories.files import bundled_categories_path, load_categories
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record, Sample, url_host
-from tracker.sources.choose import open_source
-from tracker.sources.demo import CATALOGUE, CATEGORY_SCORES, DemoSource
+from tracker.recording.sources.choose import open_source
+from tracker.recording.sources.demo import CATALOGUE, CATEGORY_SCORES, DemoSource
+from tracker.tasks.demo import DEMO_HOST, demo_line, drop_demo_query, is_demo_series, week_records
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The end of Sunday 16 June 2024: the two weeks before hold ten working days and four weekend days.
@@ -252,7 +252,7 @@ def test_demo_source_is_repeatable_with_a_seed() -> None:
 def demo_command(*args: str, **environment: str):
     from click.testing import CliRunner
 
-    from tracker.cli import cli
+    from tracker.commands.cli import cli
 
     return CliRunner().invoke(cli, ["demo", *args], env=environment)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import cli
+from tracker.commands.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from helpers.fault_server import FaultServer
 from helpers.servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
 
-from tracker.cli import cli
-from tracker.outbox import Outbox
+from tracker.commands.cli import cli
 from tracker.paths import database_file
+from tracker.storage.outbox import Outbox
 
 
 @pytest.fixture(autouse=True)
@@ -151,7 +151,7 @@ def test_no_desktop(no_desktop: None):
 WHAT_IT_LOADED = """
 import sys
 import click
-from tracker.cli import cli
+from tracker.commands.cli import cli
 try:
     cli.main(["doctor"], prog_name="tracker", standalone_mode=False)
 except click.exceptions.Exit:
@@ -210,7 +210,7 @@ def test_refused_samples_in_the_outbox_are_a_warning(no_desktop: None):
 def mac(monkeypatch: pytest.MonkeyPatch):
     from helpers.fake_appscript import Mac, install
 
-    from tracker.sources import macos
+    from tracker.recording.sources import macos
 
     scripted = Mac()
     install(monkeypatch, scripted)
@@ -234,7 +234,7 @@ def outcomes(checks: list[Any]) -> list[tuple[str, str]]:
 
 
 def test_macos_with_every_permission(mac):
-    from tracker.doctor import check_desktop
+    from tracker.tasks.doctor import check_desktop
 
     text_edit_in_front(mac)
     checks = check_desktop("macos")
@@ -246,7 +246,7 @@ def test_macos_with_every_permission(mac):
 
 
 def test_macos_without_automation_of_system_events_blocks_recording(mac):
-    from tracker.doctor import blocks_recording, check_desktop
+    from tracker.tasks.doctor import blocks_recording, check_desktop
 
     text_edit_in_front(mac)
     mac.automation["System Events"] = "refused"
@@ -261,7 +261,7 @@ def test_macos_without_automation_of_system_events_blocks_recording(mac):
 def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
     from helpers.fake_appscript import CHROME_TERMS, Window
 
-    from tracker.doctor import blocks_recording, check_desktop
+    from tracker.tasks.doctor import blocks_recording, check_desktop
 
     text_edit_in_front(mac)
     mac.accessibility = False
@@ -283,7 +283,7 @@ def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
 def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
     from helpers.fake_appscript import CHROME_TERMS, Window
 
-    from tracker.doctor import check_desktop
+    from tracker.tasks.doctor import check_desktop
 
     # Reading a Chrome tab never touches System Events' UI elements, so the read alone would not tell.
     mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS, windows=[Window("Issues", "https://github.com/")],
@@ -299,7 +299,7 @@ def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
 def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac):
     from helpers.fake_appscript import CHROME_TERMS, SAFARI_TERMS, STANDARD_TERMS, Window
 
-    from tracker.doctor import blocks_recording, check_desktop
+    from tracker.tasks.doctor import blocks_recording, check_desktop
 
     text_edit_in_front(mac)  # neither browser in front: the one read of the foreground never asks them
     mac.add("Safari", "com.apple.Safari", SAFARI_TERMS, windows=[Window("Apple", "https://apple.com/")])
@@ -322,7 +322,7 @@ def test_macos_says_for_each_running_browser_whether_tracker_may_control_it(mac)
 def test_macos_a_browser_waiting_for_its_prompt_is_a_warning_and_doctor_does_not_wait(mac):
     from helpers.fake_appscript import ARC_TERMS
 
-    from tracker.doctor import check_desktop
+    from tracker.tasks.doctor import check_desktop
 
     text_edit_in_front(mac)
     mac.add("Arc", "company.thebrowser.Browser", ARC_TERMS)
@@ -340,7 +340,7 @@ def test_macos_a_browser_waiting_for_its_prompt_is_a_warning_and_doctor_does_not
 
 
 def test_macos_without_a_browser_running_has_no_browser_line(mac):
-    from tracker.doctor import check_desktop
+    from tracker.tasks.doctor import check_desktop
 
     text_edit_in_front(mac)
     assert [check.name for check in check_desktop("macos")] == ["desktop", "permission", "permission", "idle time"]
@@ -349,9 +349,9 @@ def test_macos_without_a_browser_running_has_no_browser_line(mac):
 def test_macos_browser_lines_in_json(mac, monkeypatch: pytest.MonkeyPatch):
     from helpers.fake_appscript import CHROME_TERMS, SAFARI_TERMS, Window
 
-    import tracker.sources.choose
+    import tracker.recording.sources.choose
 
-    monkeypatch.setattr(tracker.sources.choose, "detect_platform", lambda: "macos")
+    monkeypatch.setattr(tracker.recording.sources.choose, "detect_platform", lambda: "macos")
     text_edit_in_front(mac)
     mac.add("Safari", "com.apple.Safari", SAFARI_TERMS, windows=[Window("Apple", "https://apple.com/")])
     mac.add("Google Chrome", "com.google.Chrome", CHROME_TERMS)

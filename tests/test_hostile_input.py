@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import clean_tag, clean_text, to_line
 from tracker.model import Record
-from tracker.sinks.connect import open_sink
+from tracker.sending.sinks.connect import open_sink
 
 # The characters line protocol, JSON, terminals and text layout treat specially.
 AWKWARD = ['"', "'", ",", " ", "=", "\\", "\\\\", "\\ ", "\\,", "\\=", "\\\"", "\n", "\r", "\t", "\x00",

@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from tracker import paths
-from tracker.categoryfiles import MAX_CATEGORIES_BYTES, decode_categories, load_categories, parse_categories
-from tracker.classify import CategoriesError
-from tracker.cli import cli
+from tracker.categories.files import MAX_CATEGORIES_BYTES, decode_categories, load_categories, parse_categories
+from tracker.categories.privacy import Privacy
+from tracker.categories.rules import CategoriesError
+from tracker.commands.cli import cli
 from tracker.config import PrivacySettings
-from tracker.display import LiveView
 from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError
 from tracker.model import Record, Sample, utc_now
-from tracker.privacy import Privacy
-from tracker.runner import Details, RunView
+from tracker.recording.runner import Details, RunView
+from tracker.ui.live import LiveView
 
 # Far above what any search takes (milliseconds), far below what a backtracking engine takes on these (hours).
 GENEROUS_SECONDS = 5.0

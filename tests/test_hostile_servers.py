@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
-from tracker.outbox import Outbox
-from tracker.sender import Sender
-from tracker.sinks import ConfigurationError, RetryLater, SendError
-from tracker.sinks.answers import ANSWER_CAP
-from tracker.sinks.connect import open_sink
+from tracker.sending.sender import Sender
+from tracker.sending.sinks import ConfigurationError, RetryLater, SendError
+from tracker.sending.sinks.answers import ANSWER_CAP
+from tracker.sending.sinks.connect import open_sink
+from tracker.storage.outbox import Outbox
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 LOGIN_PAGE = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Hotel WiFi login</title></head>"

@@ -16,9 +16,9 @@ from helpers.servers import InfluxDB1, require_program, wait_until
 from helpers.terminal import TRACKER, Pane, StartTracker, ended
 from rich.console import Console
 
-from tracker.display import ActivityLog, LiveView
 from tracker.model import Record
-from tracker.runner import Details, RunView
+from tracker.recording.runner import Details, RunView
+from tracker.ui.live import ActivityLog, LiveView
 
 # Feeds a LiveView one RunView per line read from the control pipe, so the test decides when it redraws.
 DRIVER = """
@@ -26,10 +26,10 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from rich.console import Console
-from tracker.runner import Details, RunView
-from tracker.display import LiveView
+from tracker.recording.runner import Details, RunView
+from tracker.ui.live import LiveView
 from tracker.model import Record
-from tracker.sender import SenderState
+from tracker.sending.sender import SenderState
 
 record = Record(time_ms=1_714_986_000_000, duration=1.0, host="laptop", app="code", activity="code",
                 category="Code", score=2.0, title="history.py - tracker - Visual Studio Code")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.logfile import CappedLog
+from tracker.ui.logfile import CappedLog
 
 LINES = st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=300)
                  .map(lambda text: text + "\n"), max_size=200)

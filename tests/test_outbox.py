@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.lineprotocol import to_line
 from tracker.model import Record, Restamp
-from tracker.outbox import Outbox, OutboxUnavailable, Point
-from tracker.recorder import mark_away
+from tracker.recording.recorder import mark_away
+from tracker.storage.outbox import Outbox, OutboxUnavailable, Point
 
 
 def mode(path: Path) -> int:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FROM_THE_WHEEL = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import tracker, tracker.categoryfiles as categoryfiles
+import tracker, tracker.categories.files as categoryfiles
 assert tracker.__file__.startswith(sys.argv[1]), tracker.__file__
 rules = categoryfiles.load_categories()
 print(len(rules.categories), rules.rule_count)
@@ -38,7 +38,7 @@ def test_the_wheel_carries_the_bundled_categories_and_they_load_from_inside_it(t
     assert bundled == (ROOT / "categories.yaml").read_text(encoding="utf-8")
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:
-        assert "tracker = tracker.cli:cli" in archive.read(entry_points).decode()
+        assert "tracker = tracker.commands.cli:cli" in archive.read(entry_points).decode()
 
     env = {**os.environ, "TRACKER_HOME": str(tmp_path / "home")}
     loaded = subprocess.run([sys.executable, "-c", FROM_THE_WHEEL, str(wheel)], capture_output=True, text=True,
@@ -55,7 +55,7 @@ def test_the_wheel_carries_the_bundled_categories_and_they_load_from_inside_it(t
 WHAT_IT_LOADED = """
 import sys
 import click
-from tracker.cli import cli
+from tracker.commands.cli import cli
 try:
     cli.main(sys.argv[1:], prog_name="tracker", standalone_mode=False)
 except click.ClickException as error:

@@ -31,16 +31,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.categoryfiles import load_categories
-from tracker.cli import cli
+from tracker.categories.files import load_categories
+from tracker.commands.cli import cli
 from tracker.config import SETTINGS, load_settings
 from tracker.events import default_pulsetime
-from tracker.history import HistoryWriter
-from tracker.localstore import LocalStore
 from tracker.model import Sample
-from tracker.outbox import Outbox
-from tracker.recorder import Classified, Recorder
-from tracker.sender import Sender
+from tracker.recording.localstore import LocalStore
+from tracker.recording.recorder import Classified, Recorder
+from tracker.sending.sender import Sender
+from tracker.storage.history import HistoryWriter
+from tracker.storage.outbox import Outbox
 from tracker.timespec import parse_duration
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tracker import plaintable
-from tracker.categoryfiles import load_categories
-from tracker.cli import _shortened
+from tracker.categories.files import load_categories
+from tracker.commands.cli import _shortened
+from tracker.ui import plaintable
 
 COLUMNS = [plaintable.Column("Category", no_wrap=True), plaintable.Column("Score", justify="right"),
            plaintable.Column("Rules")]

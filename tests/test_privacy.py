@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tracker.categories.privacy import Privacy
 from tracker.config import PrivacySettings
 from tracker.model import Sample, utc_now
-from tracker.privacy import Privacy
 
 TITLE = "Quarterly report.xlsx"
 URL = "https://bank.example.com/accounts"

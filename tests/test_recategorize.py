@@ -46,11 +46,11 @@ from hypothesis import strategies as st
 from tracker import paths
 from tracker.config import InfluxSettings
 from tracker.events import default_pulsetime
-from tracker.history import History, HistoryWriter
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, UNCATEGORIZED, Record
-from tracker.outbox import Outbox
-from tracker.recategorize import correcting_sender
+from tracker.sending.corrections import correcting_sender
+from tracker.storage.history import History, HistoryWriter
+from tracker.storage.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -230,8 +230,8 @@ def test_rollups_after_recategorizing_equal_a_rebuild(tmp_path: Path, stretches:
                 moment += int(STEP * 1000)
             moment += int(gap * 60_000)
         history.add(Record(moment, STEP, HOST, "Terminal", "Terminal", UNCATEGORIZED, 0.0))  # last, unmoved
-    from tracker.categoryfiles import parse_categories
-    from tracker.recategorize import Reclassifier
+    from tracker.categories.files import parse_categories
+    from tracker.categories.reclassify import Reclassifier
 
     rules = parse_categories(AFTER, tmp_path / "categories.yaml")
     with HistoryWriter(database, default_pulsetime(STEP)) as history:
@@ -416,7 +416,7 @@ def test_killed_at_random_moments_a_rerun_ends_the_same(influxdb1: InfluxDB1, in
 
 def renamed_bundled_categories() -> str:
     """The bundled rules with every category renamed "New …": every categorised second moves."""
-    from tracker.categoryfiles import bundled_categories_path
+    from tracker.categories.files import bundled_categories_path
 
     lines = bundled_categories_path().read_text(encoding="utf-8").splitlines()
     return "\n".join(f"  New {line.strip()}" if line.startswith("  ") and not line.startswith("   ")
@@ -470,7 +470,7 @@ def test_beside_a_running_tracker_run_everything_ends_under_the_new_names(
 
 @given(st.lists(st.tuples(st.integers(0, 50), st.booleans()), unique_by=lambda point: point[0]))
 def test_delete_ranges_take_every_moved_point_of_a_series_and_no_kept_one(points: list[tuple[int, bool]]) -> None:
-    from tracker.recategorize import _moved_runs
+    from tracker.sending.corrections import _moved_runs
 
     runs = list(_moved_runs(points))
     deleted = {time_ms for time_ms, _ in points if any(first <= time_ms <= last for first, last in runs)}
@@ -503,9 +503,9 @@ def test_a_sender_at_the_worst_moment_waits_and_nothing_is_lost(influxdb1: Influ
     """The sender of a running `tracker run` tries to send right after the rewritten rows are committed, before
     the old points are deleted: with a changed score the new points share the old ones' series, so the DELETE
     would take them too, and they would be gone from InfluxDB and the outbox. It has to wait for send.lock."""
-    from tracker import sender as sender_module
     from tracker.config import InfluxSettings
-    from tracker.sinks import influx_v1
+    from tracker.sending import sender as sender_module
+    from tracker.sending.sinks import influx_v1
 
     env = influx_env(influxdb1, influx_database)
     records = day_of_records(days=2, per_stretch=20)
@@ -565,8 +565,8 @@ def test_a_query_answer_longer_than_read_is_refused_not_taken_as_empty(influxdb1
                                                                         influx_database: str) -> None:
     """A cut answer is no JSON: read as "no points", recategorize would have found nothing to move."""
     from tracker.config import InfluxSettings
-    from tracker.sinks import TooLarge
-    from tracker.sinks.influx_v1 import execute
+    from tracker.sending.sinks import TooLarge
+    from tracker.sending.sinks.influx_v1 import execute
 
     records = day_of_records(per_stretch=5)
     write_points(influxdb1, influx_database, [to_line(record) for record in records])
@@ -585,9 +585,9 @@ def test_with_unchanged_rules_nothing_moves(app: str, title: str | None, url: st
                                             rules: str) -> None:
     """Recorded as `tracker run` records (classified, then details dropped for a private window), then
     reclassified with the same rules: the category stays."""
-    from tracker.categoryfiles import parse_categories
+    from tracker.categories.files import parse_categories
+    from tracker.categories.reclassify import Reclassifier
     from tracker.model import Sample
-    from tracker.recategorize import Reclassifier
 
     categories = parse_categories(rules, Path("categories.yaml"))
     sample = Sample(START, app, title, url, private=private)

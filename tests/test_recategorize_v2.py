@@ -35,7 +35,7 @@ from tracker import paths
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import clean_tag, to_line
 from tracker.model import Record
-from tracker.outbox import Outbox
+from tracker.storage.outbox import Outbox
 
 
 def v2_env(server: FakeInfluxDB2, api: str = "auto") -> dict[str, str]:
@@ -184,8 +184,8 @@ def test_a_wrong_bucket_on_influxdb2_is_one_sentence_and_the_local_part_happens(
             " influx.org) in config.yaml") in output
     assert report_by_category() == pytest.approx(seconds_by(records, after))
     # Flux's own words for a missing bucket say "could not find": still a setting to fix, not a missing endpoint.
-    from tracker.sinks import ConfigurationError
-    from tracker.sinks.points_v2 import V2Points
+    from tracker.sending.points_v2 import V2Points
+    from tracker.sending.sinks import ConfigurationError
 
     settings = InfluxSettings(url=influxdb2.url, bucket="nope", org=influxdb2.org, token=influxdb2.token)
     with pytest.raises(ConfigurationError, match=r'could not find bucket "nope" \(not found\); create it, or fix'):
@@ -243,7 +243,7 @@ def test_influxdb3_is_not_corrected_and_it_says_so() -> None:
 @given(st.text(st.characters(codec="utf-8"), max_size=40))
 def test_every_tag_value_reaches_the_delete_predicate_as_it_is(value: str) -> None:
     """Whatever a window gives as app or activity, the predicate names exactly that tag value in 2.x's grammar."""
-    from tracker.sinks.points_v2 import predicate_value
+    from tracker.sending.points_v2 import predicate_value
 
     tag = clean_tag(value)
     assert parse_predicate(f'"_measurement"="activity" AND "app"={predicate_value(tag)}') == [
@@ -265,8 +265,8 @@ def test_the_fake_refuses_what_influxdb2_refuses(predicate: str, message: str) -
 
 def test_a_query_that_fails_part_way_is_an_error_not_fewer_points() -> None:
     """2.x answers 200 and ends the CSV with an error table when a query fails after it started answering."""
-    from tracker.sinks import RetryLater
-    from tracker.sinks.points_v2 import V2Points
+    from tracker.sending.points_v2 import V2Points
+    from tracker.sending.sinks import RetryLater
 
     body = ("#datatype,string,string\r\n#group,true,true\r\n#default,,\r\n,error,reference\r\n"
             ",\"panic: out of memory\",\r\n\r\n")
@@ -280,8 +280,8 @@ def test_a_query_that_fails_part_way_is_an_error_not_fewer_points() -> None:
 
 
 def test_a_query_answer_longer_than_read_is_refused_and_not_read_on() -> None:
-    from tracker.sinks import TooLarge
-    from tracker.sinks.points_v2 import V2Points
+    from tracker.sending.points_v2 import V2Points
+    from tracker.sending.sinks import TooLarge
 
     server = FaultServer(version="v2.7.12").then(Step(200, "#datatype,string\r\n", content_type="text/csv",
                                                       stream=200_000_000)).start()

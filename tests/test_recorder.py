@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Restamp, Sample, restamped
-from tracker.recorder import Classified, Recorder, settle
+from tracker.recording.recorder import Classified, Recorder, settle
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 DEV = Classified("Development", 2.0, "app Code (categories.yaml, line 10)")

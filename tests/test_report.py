@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.events import default_pulsetime
-from tracker.history import HistoryWriter
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.storage.history import HistoryWriter
 from tracker.timespec import local_midnight
 
 DAY = date(2024, 5, 6)

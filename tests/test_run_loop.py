@@ -20,20 +20,20 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.config import InfluxSettings
-from tracker.display import ActivityLog
 from tracker.events import default_pulsetime
-from tracker.history import History, HistoryWriter
-from tracker.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
-from tracker.outbox import Outbox
-from tracker.present import status_text
-from tracker.recategorize import correcting_sender
-from tracker.recorder import Classified, Recorder
-from tracker.runner import Parts, Run, RunView
-from tracker.sender import SenderState
-from tracker.status import RunnerState, StatusSnapshot, acquire_run_lock, write_status
+from tracker.recording.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
+from tracker.recording.recorder import Classified, Recorder
+from tracker.recording.runner import Parts, Run, RunView
+from tracker.recording.runstate import RunnerState, StatusSnapshot, acquire_run_lock, write_status
+from tracker.sending.corrections import correcting_sender
+from tracker.sending.sender import SenderState
+from tracker.storage.history import History, HistoryWriter
+from tracker.storage.outbox import Outbox
+from tracker.ui.live import ActivityLog
+from tracker.ui.present import status_text
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))

@@ -14,13 +14,13 @@ from helpers.fault_server import FaultServer, Step, make_records, stored_records
 from helpers.servers import wait_until
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import Record
-from tracker.outbox import Outbox
-from tracker.recorder import mark_away
-from tracker.sender import Sender, refusal_budget
+from tracker.recording.recorder import mark_away
+from tracker.sending.sender import Sender, refusal_budget
+from tracker.storage.outbox import Outbox
 
 RIGHT_TOKEN = "tracker:Right-Pa55"
 
@@ -374,7 +374,7 @@ def test_a_run_of_bad_rows_at_the_start_is_quarantined_without_holding_back_the_
 def conflicting_title(influxdb1, database: str) -> None:
     """A title stored as an integer: from now on every point of its shard with a title is refused (a field type
     conflict)."""
-    from tracker.sinks.connect import open_sink
+    from tracker.sending.sinks.connect import open_sink
 
     open_sink(InfluxSettings(url=influxdb1.url, bucket=database, api="v1")).write(
         ["activity,host=elsewhere title=1i 1700000000000"])  # in the same shard as the records

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tracker import service
-from tracker.cli import cli
+from tracker.commands.cli import cli
+from tracker.tasks import service
 
 FAKE = """#!{python}
 import json, os, sys

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from tracker.config import InfluxSettings
 from tracker.redact import display_url, masked_url, outward, printable, url_problem, without_secret_tail
-from tracker.sinks import error_for_status, retry_after_seconds, server_reason
-from tracker.sinks.answers import Answer, describe
+from tracker.sending.sinks import error_for_status, retry_after_seconds, server_reason
+from tracker.sending.sinks.answers import Answer, describe
 
 body_text = st.lists(st.sampled_from(ESCAPES) | st.text(max_size=8), max_size=30).map("".join)
 

@@ -16,10 +16,10 @@ from tracker import paths
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import STATE_AWAY, Record
-from tracker.outbox import Outbox
-from tracker.sender import Sender
-from tracker.sinks import AuthFailed, ConfigurationError, Rejected, RetryLater, SendError, TooLarge
-from tracker.sinks.connect import open_sink
+from tracker.sending.sender import Sender
+from tracker.sending.sinks import AuthFailed, ConfigurationError, Rejected, RetryLater, SendError, TooLarge
+from tracker.sending.sinks.connect import open_sink
+from tracker.storage.outbox import Outbox
 
 
 def lines_of(records: list[Record]) -> list[str]:

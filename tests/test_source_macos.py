@@ -30,10 +30,10 @@ from helpers.fake_appscript import (
 )
 
 from tracker.config import load_settings
-from tracker.display import ActivityLog
-from tracker.runner import Run, SystemClock, open_parts
-from tracker.sources import SourceUnavailable, macos
-from tracker.sources.macos import MacOSSource
+from tracker.recording.runner import Run, SystemClock, open_parts
+from tracker.recording.sources import SourceUnavailable, macos
+from tracker.recording.sources.macos import MacOSSource
+from tracker.ui.live import ActivityLog
 
 # (process name, bundle identifier, scripting dictionary): the browsers that say whether a window is private.
 CHROMIUM_FAMILY = [
@@ -460,7 +460,7 @@ def test_real_mac_records_the_frontmost_app_or_says_which_permission_is_missing(
 
 @on_a_mac
 def test_real_mac_doctor_says_each_permission_without_waiting_for_a_prompt() -> None:
-    from tracker.doctor import check_desktop
+    from tracker.tasks.doctor import check_desktop
 
     started = time.monotonic()
     checks = check_desktop("macos")

@@ -16,9 +16,9 @@ from Xlib import X, Xatom
 from Xlib import display as xdisplay
 from Xlib.xobject.drawable import Window
 
-from tracker.sources import SourceUnavailable
-from tracker.sources.choose import open_source
-from tracker.sources.x11 import X11Source, decode_compound_text
+from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources.choose import open_source
+from tracker.recording.sources.x11 import X11Source, decode_compound_text
 
 _mouse_positions = itertools.cycle([(100, 100), (300, 200)])
 

@@ -14,15 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from tracker import paths
-from tracker.cli import cli
-from tracker.status import AlreadyRunning, acquire_run_lock, is_running
+from tracker.commands.cli import cli
+from tracker.recording.runstate import AlreadyRunning, acquire_run_lock, is_running
 
 # Stands in for `tracker run`: takes the lock, writes a status, and stops cleanly when its stdin says so.
 DRIVER = """
 import os, sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from tracker.status import StatusSnapshot, acquire_run_lock, write_status
+from tracker.recording.runstate import StatusSnapshot, acquire_run_lock, write_status
 
 lock = acquire_run_lock()
 now = datetime.now(timezone.utc)

@@ -17,14 +17,14 @@ from helpers.running import TRACKER, RunningTracker, command
 from helpers.servers import InfluxDB1, wait_until
 
 from tracker import paths
-from tracker.cli import cli
-from tracker.history import HistoryWriter
-from tracker.localstore import LocalStore
-from tracker.outbox import Outbox
-from tracker.present import status_text
-from tracker.sender import RequestCounts
-from tracker.status import RunnerState, StatusSnapshot
-from tracker.vitals import read_vitals, to_point, vitals_document
+from tracker.commands.cli import cli
+from tracker.recording.localstore import LocalStore
+from tracker.recording.runstate import RunnerState, StatusSnapshot
+from tracker.recording.vitals import read_vitals, to_point, vitals_document
+from tracker.sending.sender import RequestCounts
+from tracker.storage.history import HistoryWriter
+from tracker.storage.outbox import Outbox
+from tracker.ui.present import status_text
 
 TAGS = {"host", "version", "source", "api"}
 FIELDS = {"cpu_seconds", "memory_bytes", "gc_collections", "gc_tracked_objects", "threads", "open_fds",
@@ -194,7 +194,7 @@ def test_influxdb_stopped_and_started_again_loses_no_vitals_point(own_influxdb1:
 
 
 def test_tracker_outbox_counts_waiting_vitals_points_apart() -> None:
-    from tracker.outbox import Point
+    from tracker.storage.outbox import Point
 
     with Outbox(paths.database_file()) as outbox:
         outbox.append_points([Point("tracker", 1_700_000_000_000, "laptop",

@@ -92,7 +92,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# -- the clock set back: records moved back to their real time (see tracker.recorder) ------------------
+# -- the clock set back: records moved back to their real time (see tracker.recording.recorder) ------------------
 
 @dataclass(frozen=True)
 class Restamp:

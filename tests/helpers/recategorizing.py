@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from tracker import paths
-from tracker.cli import cli
+from tracker.commands.cli import cli
 from tracker.events import default_pulsetime
-from tracker.history import HistoryWriter
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.outbox import Outbox
+from tracker.storage.history import HistoryWriter
+from tracker.storage.outbox import Outbox
 
 HOST, OTHER_HOST = "laptop", "desktop"
 STEP = 10.0  # seconds per record
@@ -173,7 +173,7 @@ def killed_and_rerun(records: list[Record], env: dict[str, str], totals: Callabl
 
 
 def not_trackers_line(kind: str, record: Record) -> str:
-    from tracker.demo import demo_line
     from tracker.lineprotocol import to_line
+    from tracker.tasks.demo import demo_line
 
     return demo_line(record) if kind == "demo" else to_line(replace(record, app=""))

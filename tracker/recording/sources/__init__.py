@@ -1,0 +1,29 @@
+"""Where samples come from: one module per platform behind the small `Source` interface (opened by
+tracker.recording.sources.choose.open_source)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
+    from tracker.model import Sample
+
+SOURCE_NAMES = ("auto", "macos", "x11", "demo")
+
+# A source reports things the user should act on (a missing permission) through this, once each.
+Notify = Callable[[str], None]
+
+
+class SourceUnavailable(Exception):
+    """No desktop can be read: the message is one plain sentence for the user."""
+
+
+class Source(Protocol):
+    name: str
+
+    def read(self) -> Sample | None:
+        """The foreground now, or None when nothing can be read at this moment (never raises)."""
+        ...
+
+    def close(self) -> None: ...

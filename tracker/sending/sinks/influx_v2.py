@@ -1,0 +1,103 @@
+"""InfluxDB 2.x, 3.x and Cloud (and anything speaking /api/v2/write), through influxdb-client.
+
+Synchronous writes only: the client's batching mode keeps points in memory and can lose them
+(influxdb-client-python issues #165, #394, #504, #644); the outbox and the sender do that job here.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from tracker.config import InfluxSettings
+from tracker.redact import base_url, credentials, display_url
+from tracker.sending.sinks import check_header_value, check_write, error_for_exception, error_for_status, server_reason
+from tracker.sending.sinks.answers import Answer, read_answer
+
+
+class BoundedPool:
+    """Stands in for the client's urllib3 pool: every answer is read with tracker's bounds (at most ANSWER_CAP
+    bytes, for at most the timeout) before the client sees it, and kept, so that write() can check the status
+    of an answer the client counts as success (it checks only for 2xx)."""
+
+    def __init__(self, pool: urllib3.PoolManager, seconds: float) -> None:
+        self._pool = pool
+        self._seconds = seconds
+        self._answers = threading.local()
+
+    def request(self, method: str, url: str, **options: Any) -> urllib3.HTTPResponse:
+        options["preload_content"] = False
+        answer = read_answer(self._pool.request(method, url, **options), self._seconds)
+        self._answers.last = answer
+        headers = urllib3.HTTPHeaderDict(answer.headers)
+        headers.discard("Content-Encoding")  # the body below is decompressed already
+        headers.discard("Content-Length")
+        # Valid UTF-8 whatever came: the client decodes it strictly.
+        body = answer.body.decode("utf-8", "replace").encode()
+        return urllib3.HTTPResponse(body=io.BytesIO(body), headers=headers, status=answer.status, reason=answer.reason,
+                                    preload_content=True, decode_content=False)
+
+    def last_answer(self) -> Answer | None:
+        """The answer to this thread's last request, then forgotten."""
+        answer: Answer | None = getattr(self._answers, "last", None)
+        self._answers.last = None
+        return answer
+
+    def clear(self) -> None:
+        self._pool.clear()
+
+
+class InfluxV2Sink:
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        token = credentials(settings)
+        check_header_value(token or "")  # sent as "Token ..."
+        if not settings.verify_tls:
+            # tracker prints its own warning once; urllib3's would repeat on every request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._client = InfluxDBClient(
+            url=base_url(settings.url),
+            token=token,  # type: ignore[arg-type]  # None: no Authorization header, for an open server
+            org=settings.org or "-",  # InfluxDB 1.8 and VictoriaMetrics ignore the org; the client needs one
+            timeout=int(settings.timeout * 1000),
+            enable_gzip=True,
+            verify_ssl=settings.verify_tls,
+            ssl_ca_cert=settings.ca_file,
+            retries=False,  # the sender retries, with backoff, and keeps the rows meanwhile
+        )
+        rest = self._client.api_client.rest_client
+        self._pool = BoundedPool(rest.pool_manager, settings.timeout)
+        rest.pool_manager = self._pool  # type: ignore[assignment]  # the client calls only request() and clear()
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: Sequence[str]) -> None:
+        self._pool.last_answer()
+        try:
+            self._write_api.write(bucket=self.settings.bucket, record=list(lines),
+                                  write_precision=WritePrecision.MS)  # type: ignore[arg-type]  # a str constant
+        except ApiException as error:
+            if not error.status:  # the client reports a TLS failure as status 0; the cause is its context
+                raise error_for_exception(self.settings, error.__context__ or error) from None
+            headers: Mapping[str, str] = error.headers or {}
+            reason = server_reason(error.body, error.reason or str(error.status), self.settings)
+            raise error_for_status(self.settings, error.status or 0, reason, headers.get("Retry-After"),
+                                   headers.get("Location")) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise error_for_exception(self.settings, error) from None
+        answer = self._pool.last_answer()
+        if answer is None:  # never: the client sends through the pool above
+            raise RuntimeError("influxdb-client wrote without tracker's connection pool")
+        check_write(self.settings, answer)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"InfluxV2Sink({display_url(self.settings.url)}, bucket={self.settings.bucket!r})"
