@@ -30,7 +30,7 @@ from tracker.commands.cli import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.sending.sender import Sender
-from tracker.sending.sinks import ConfigurationError, RetryLater, SendError
+from tracker.sending.sinks import InfluxSettingsError, RetryLater, SendError
 from tracker.sending.sinks.answers import ANSWER_CAP
 from tracker.sending.sinks.connect import open_sink
 from tracker.storage.outbox import Outbox
@@ -106,7 +106,7 @@ def test_only_influxdbs_answer_confirms_a_write(api, answer):
     server = FaultServer().then(answer).start()
     try:
         sink = open_sink(InfluxSettings(url=server.url, api=api, org="home"))
-        with pytest.raises(ConfigurationError, match=r"^Something other than InfluxDB answered at"):
+        with pytest.raises(InfluxSettingsError, match=r"^Something other than InfluxDB answered at"):
             sink.write([to_line(make_records(1)[0])])
         sink.write([to_line(make_records(1)[0])])  # and a 204 does
         assert len(server.accepted) == 1
@@ -138,7 +138,7 @@ def test_auto_detection_is_not_decided_by_a_login_page(portal, influxdb1):
     influxdb1.create_database("auto_after_portal")
     settings = InfluxSettings(url=portal.url, bucket="auto_after_portal", api="auto")
     sink = open_sink(settings)
-    with pytest.raises(ConfigurationError, match="Hotel WiFi login"):
+    with pytest.raises(InfluxSettingsError, match="Hotel WiFi login"):
         sink.write([to_line(make_records(1)[0])])
     assert [request.path for request in portal.requests] == ["/ping"]  # nothing written to a login page
     sink.settings = InfluxSettings(url=influxdb1.url, bucket="auto_after_portal", api="auto")  # the portal is gone
@@ -148,14 +148,14 @@ def test_auto_detection_is_not_decided_by_a_login_page(portal, influxdb1):
 
 def test_a_server_that_moved_to_https_is_followed_by_the_advice(portal):
     portal.catch_all = Step(301, "", headers={"Location": f"https://127.0.0.1:{portal.port}/ping"})
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(InfluxSettingsError) as caught:
         open_sink(InfluxSettings(url=portal.url)).write([to_line(make_records(1)[0])])
     assert str(caught.value).endswith(f"set influx.url to https://127.0.0.1:{portal.port}")
 
 
 def test_a_redirect_to_a_login_page_is_no_address_to_follow(portal):
     portal.catch_all = Step(302, "", headers={"Location": "http://login.hotel.example/portal?from=tracker"})
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(InfluxSettingsError) as caught:
         open_sink(InfluxSettings(url=portal.url, api="v1")).write([to_line(make_records(1)[0])])
     assert str(caught.value) == (
         f"The server at {portal.url} redirects to http://login.hotel.example/portal, which is not an InfluxDB"

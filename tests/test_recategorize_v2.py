@@ -185,10 +185,10 @@ def test_a_wrong_bucket_on_influxdb2_is_one_sentence_and_the_local_part_happens(
     assert report_by_category() == pytest.approx(seconds_by(records, after))
     # Flux's own words for a missing bucket say "could not find": still a setting to fix, not a missing endpoint.
     from tracker.sending.points_v2 import V2Points
-    from tracker.sending.sinks import ConfigurationError
+    from tracker.sending.sinks import InfluxSettingsError
 
     settings = InfluxSettings(url=influxdb2.url, bucket="nope", org=influxdb2.org, token=influxdb2.token)
-    with pytest.raises(ConfigurationError, match=r'could not find bucket "nope" \(not found\); create it, or fix'):
+    with pytest.raises(InfluxSettingsError, match=r'could not find bucket "nope" \(not found\); create it, or fix'):
         V2Points(settings, 1_000_000).read(HOST, 0, 10_000, 10)
 
 

@@ -26,8 +26,9 @@ from tracker.events import default_pulsetime
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.recording.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.recording.recorder import Classified, Recorder
+from tracker.recording.runlock import acquire_run_lock
 from tracker.recording.runner import Parts, Run, RunView
-from tracker.recording.runstate import RunnerState, StatusSnapshot, acquire_run_lock, write_status
+from tracker.recording.runstate import RunnerState, StatusSnapshot, write_status
 from tracker.sending.corrections import correcting_sender
 from tracker.sending.sender import SenderState
 from tracker.storage.history import History, HistoryWriter

@@ -17,7 +17,7 @@ from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import STATE_AWAY, Record
 from tracker.sending.sender import Sender
-from tracker.sending.sinks import AuthFailed, ConfigurationError, Rejected, RetryLater, SendError, TooLarge
+from tracker.sending.sinks import AuthFailed, InfluxSettingsError, Rejected, RetryLater, SendError, TooLarge
 from tracker.sending.sinks.connect import open_sink
 from tracker.storage.outbox import Outbox
 
@@ -153,11 +153,11 @@ ANSWERS = [
     (Step(413, '{"code":"request too large","message":"too big"}'), TooLarge, "too large"),
     (Step(429, "", {"Retry-After": "7"}), RetryLater, "is busy (429"),
     (Step(503, "overloaded"), RetryLater, "failed (503: overloaded)"),
-    (Step(404, '{"code":"not found","message":"bucket \\"tracker\\" not found"}'), ConfigurationError,
+    (Step(404, '{"code":"not found","message":"bucket \\"tracker\\" not found"}'), InfluxSettingsError,
      'bucket "tracker" not found'),
-    (Step(404, '{"error":"database not found: \\"tracker\\""}'), ConfigurationError, "database not found"),
-    (Step(500, '{"error":"retention policy not found: week"}'), ConfigurationError, "retention policy"),
-    (Step(308, "", {"Location": "https://influx.example:8086/api/v2/write"}), ConfigurationError,
+    (Step(404, '{"error":"database not found: \\"tracker\\""}'), InfluxSettingsError, "database not found"),
+    (Step(500, '{"error":"retention policy not found: week"}'), InfluxSettingsError, "retention policy"),
+    (Step(308, "", {"Location": "https://influx.example:8086/api/v2/write"}), InfluxSettingsError,
      "redirects to https://influx.example:8086: set influx.url to https://influx.example:8086"),
 ]
 
@@ -219,9 +219,10 @@ def test_failing_to_reach_the_server_means_retry_later(answering_server, api, ur
 
 
 def test_unconfigured_or_unknown_settings_say_what_to_do():
-    with pytest.raises(ConfigurationError, match=r"TRACKER_INFLUX_URL.*influx.url in config.yaml.*tracker config init"):
+    with pytest.raises(InfluxSettingsError,
+                       match=r"TRACKER_INFLUX_URL.*influx.url in config.yaml.*tracker config init"):
         open_sink(InfluxSettings())
-    with pytest.raises(ConfigurationError, match="must start with http:// or https://"):
+    with pytest.raises(InfluxSettingsError, match="must start with http:// or https://"):
         open_sink(InfluxSettings(url="localhost:8086"))
     with pytest.raises(SendError, match="must be auto, v1 or v2"):
         open_sink(InfluxSettings(url="http://localhost:8086", api="v3"))

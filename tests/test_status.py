@@ -15,14 +15,15 @@ from click.testing import CliRunner
 
 from tracker import paths
 from tracker.commands.cli import cli
-from tracker.recording.runstate import AlreadyRunning, acquire_run_lock, is_running
+from tracker.recording.runlock import AlreadyRunning, acquire_run_lock, is_running
 
 # Stands in for `tracker run`: takes the lock, writes a status, and stops cleanly when its stdin says so.
 DRIVER = """
 import os, sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from tracker.recording.runstate import StatusSnapshot, acquire_run_lock, write_status
+from tracker.recording.runstate import StatusSnapshot, write_status
+from tracker.recording.runlock import acquire_run_lock
 
 lock = acquire_run_lock()
 now = datetime.now(timezone.utc)

@@ -177,8 +177,8 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file
         # A text stream like a file's, written through at once: what ActivityLog needs of a TextIO.
         log_stream = cast("TextIO", CappedLog(Path(log_file), log_max_bytes, take_over_output=True))
     from tracker.recording.metrics import MetricsUnavailable
+    from tracker.recording.runlock import AlreadyRunning
     from tracker.recording.runner import record_until_stopped
-    from tracker.recording.runstate import AlreadyRunning
     from tracker.recording.sources import SourceUnavailable
 
     loaded = load_or_exit(setting_overrides(setting_values))
@@ -322,13 +322,13 @@ def sync(**setting_values: object) -> None:
     from tracker.paths import database_file
     from tracker.recording.localstore import settle_leftovers
     from tracker.sending.corrections import correcting_sender
-    from tracker.sending.sinks import ConfigurationError, require_configured
+    from tracker.sending.sinks import InfluxSettingsError, require_configured
     from tracker.storage.outbox import samples
 
     settings = load_or_exit(setting_overrides(setting_values)).settings.influx
     try:
         require_configured(settings)
-    except ConfigurationError as error:
+    except InfluxSettingsError as error:
         raise Failure(str(error), 2) from None
     settle_leftovers(database_file())
     with _progress_bar("Sending to InfluxDB") as progress:
@@ -360,7 +360,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     from tracker.interchange.activitywatch import ExportError
     from tracker.interchange.importing import StagedExport, file_export, import_staged, server_export
     from tracker.paths import database_file
-    from tracker.recording.runstate import is_running
+    from tracker.recording.runlock import is_running
     from tracker.storage.db import StoreUnavailable
     from tracker.storage.outbox import OutboxFull
     from tracker.ui import present

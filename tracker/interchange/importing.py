@@ -16,7 +16,7 @@ import math
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from tracker.callbacks import Progress
 from tracker.categories.privacy import Privacy
 from tracker.categories.rules import Categories
 from tracker.events import Event, EventData
@@ -50,7 +51,6 @@ CREATE INDEX IF NOT EXISTS imported_host_start ON imported (host, start);
 CREATE INDEX IF NOT EXISTS imported_start ON imported (start);
 """
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tracker.callbacks import Notify
 from tracker.model import Record, Restamp, restamped
 from tracker.recording.recorder import Step, mark_away, settle
-from tracker.recording.runstate import is_running
+from tracker.recording.runlock import is_running
 from tracker.storage.db import StoreUnavailable
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox, OutboxUnavailable, lost_text, samples
@@ -28,7 +29,6 @@ UNSAVED_LIMIT = 86_400
 # A time after every record: at a clean stop everything is final as it stands.
 _END_OF_TIME_MS = sys.maxsize
 
-Notify = Callable[[str], None]
 
 
 @dataclass

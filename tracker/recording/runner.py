@@ -28,7 +28,8 @@ from tracker.events import default_pulsetime
 from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.recording.localstore import LocalStore
 from tracker.recording.recorder import Classified, Recorder, Step
-from tracker.recording.runstate import StatusSnapshot, acquire_run_lock, write_status
+from tracker.recording.runlock import acquire_run_lock
+from tracker.recording.runstate import StatusSnapshot, write_status
 from tracker.recording.sources import Source
 from tracker.recording.sources.choose import open_source
 from tracker.recording.vitals import VitalsRecorder, read_vitals, vitals_document
@@ -47,7 +48,7 @@ NOT_CONFIGURED = (
 )
 
 # A sample's classification, with what privacy rules leave of the sample.
-Classify = Callable[[Sample], tuple[Sample, Classified]]
+ClassifyAndKeep = Callable[[Sample], tuple[Sample, Classified]]
 
 
 class Clock(Protocol):
@@ -140,7 +141,7 @@ class View(Protocol):
 @dataclass
 class Parts:
     source: Source
-    classify: Classify
+    classify: ClassifyAndKeep
     recorder: Recorder
     store: LocalStore
     sender: SenderPart | None  # None when InfluxDB is not configured

@@ -1,115 +1,30 @@
-"""The tracker's own vitals: one runner per data directory (a lock), and what it last said (status.json).
+"""What a running `tracker run` last said of itself (status.json), and how its process looks from outside.
 
-`tracker run` holds an exclusive flock on data_dir()/run.lock for as long as it runs, so whether it runs is
-known for certain, even after a crash (the kernel drops the lock with the process). Every few seconds it
-writes a StatusSnapshot to data_dir()/status.json, which `tracker status` shows with CPU and memory read
-from the operating system, like gops does for Go programs.
+Every few seconds the runner writes a StatusSnapshot to data_dir()/status.json, which `tracker status` shows
+with CPU and memory read from the operating system, like gops does for Go programs. Whether it runs at all is
+tracker.recording.runlock's.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from tracker.paths import data_dir, private_dir, write_private
-from tracker.sending.sendlock import lock_exclusively
+from tracker.paths import data_dir, write_private
+from tracker.recording.runlock import is_running
+from tracker.redact import base_url
 
 EXIT_NOT_RUNNING = 3
-# A status probe holds the lock for microseconds: a runner starting at that moment waits this long for it.
-LOCK_PATIENCE = 0.25
-
-
-def lock_file() -> Path:
-    return data_dir() / "run.lock"
-
-
-def status_file() -> Path:
-    return data_dir() / "status.json"
-
-
-class AlreadyRunning(Exception):
-    def __init__(self, pid: int, directory: Path) -> None:
-        super().__init__(f"tracker run is already running for {directory} (pid {pid})")
-        self.pid = pid
-        self.directory = directory
-
-
-class RunLock:
-    """The exclusive lock of a running `tracker run`; released on `release()` or when the process ends."""
-
-    def __init__(self, path: Path, descriptor: int) -> None:
-        self.path = path
-        self._descriptor: int | None = descriptor
-
-    def release(self) -> None:
-        if self._descriptor is None:
-            return
-        # The file stays: deleting it could let two runners lock two different files of the same name.
-        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-        os.close(self._descriptor)
-        self._descriptor = None
-
-    def __enter__(self) -> RunLock:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def acquire_run_lock() -> RunLock:
-    """Lock this data directory for this process; AlreadyRunning when another process has it."""
-    path = private_dir(data_dir()) / lock_file().name
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    if not lock_exclusively(descriptor, LOCK_PATIENCE):
-        pid = _read_pid(descriptor)
-        os.close(descriptor)
-        raise AlreadyRunning(pid, path.parent)
-    try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-    except OSError as error:  # a full disk: say which file, as the open would have
-        os.close(descriptor)
-        raise OSError(error.errno, error.strerror, str(path)) from None
-    return RunLock(path, descriptor)
-
-
-def is_running() -> int | None:
-    """The pid of the `tracker run` holding this data directory's lock; None when none does.
-    0 when one does but has not written its pid yet."""
-    try:
-        descriptor = os.open(lock_file(), os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_pid(descriptor)
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(descriptor)
-
-
-def _read_pid(descriptor: int) -> int:
-    # The runner writes its pid just after taking the lock: give it a moment.
-    deadline = time.monotonic() + 0.5
-    while True:
-        text = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
-        if text.isdigit():
-            return int(text)
-        if time.monotonic() >= deadline:
-            return 0
-        time.sleep(0.02)
 
 
 # --- status.json --------------------------------------------------------------------------------------
+
+def status_file() -> Path:
+    return data_dir() / "status.json"
 
 
 @dataclass(frozen=True)
@@ -147,7 +62,7 @@ def write_status(snapshot: StatusSnapshot) -> None:
     """Write status.json atomically, stamped with now and this process's CPU time so far."""
     cpu = os.times()
     stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
-                      influx_url=_without_credentials(snapshot.influx_url))
+                      influx_url=base_url(snapshot.influx_url) or None)
     # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
     write_private(status_file(), json.dumps(snapshot_document(stamped), indent=2) + "\n", durable=False)
 
@@ -172,49 +87,38 @@ def read_status() -> StatusSnapshot | None:
         return None
 
 
-def _without_credentials(url: str | None) -> str | None:
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 # --- the operating system's view of the process --------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Vitals:
+class ProcessVitals:
     cpu_percent: float | None  # of one core
     memory_bytes: int | None  # resident set size
     uptime_seconds: float | None
 
 
-def process_vitals(pid: int, snapshot: StatusSnapshot | None = None) -> Vitals:
+def process_vitals(pid: int, snapshot: StatusSnapshot | None = None) -> ProcessVitals:
     """CPU, memory and uptime of `pid`: /proc on Linux, ps elsewhere; None for what cannot be read."""
     if Path(f"/proc/{pid}/stat").exists():
         return _proc_vitals(pid, snapshot)
     return _ps_vitals(pid, snapshot)
 
 
-def _proc_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
+def _proc_vitals(pid: int, snapshot: StatusSnapshot | None) -> ProcessVitals:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
         boot_time = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                          if line.startswith("btime "))
     except (OSError, StopIteration):
-        return Vitals(None, None, None)
+        return ProcessVitals(None, None, None)
     # Fields after the command name, which is in parentheses and may itself contain spaces.
     after_name = stat[stat.rindex(")") + 2:].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu_seconds = (int(after_name[11]) + int(after_name[12])) / ticks  # utime + stime
     uptime = time.time() - (boot_time + int(after_name[19]) / ticks)  # starttime
     memory = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), None)
-    return Vitals(_recent_cpu_percent(pid, cpu_seconds, snapshot, uptime), memory, max(uptime, 0.0))
+    return ProcessVitals(_recent_cpu_percent(pid, cpu_seconds, snapshot, uptime), memory, max(uptime, 0.0))
 
 
 def _recent_cpu_percent(pid: int, cpu_seconds: float, snapshot: StatusSnapshot | None, uptime: float) -> float:
@@ -229,7 +133,7 @@ def _recent_cpu_percent(pid: int, cpu_seconds: float, snapshot: StatusSnapshot |
     return 100.0 * cpu_seconds / uptime if uptime > 0 else 0.0
 
 
-def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
+def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> ProcessVitals:
     import subprocess  # here: a run never needs it, and its modules cost memory all day
 
     try:
@@ -237,11 +141,11 @@ def _ps_vitals(pid: int, snapshot: StatusSnapshot | None) -> Vitals:
                                 timeout=5, check=True).stdout.split()
         cpu, rss_kib = float(output[0]), int(output[1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return Vitals(None, None, None)
+        return ProcessVitals(None, None, None)
     uptime = None
     if snapshot is not None and snapshot.pid == pid:
         uptime = (datetime.now(timezone.utc) - snapshot.started_at).total_seconds()
-    return Vitals(cpu, rss_kib * 1024, uptime)
+    return ProcessVitals(cpu, rss_kib * 1024, uptime)
 
 
 # --- `tracker status` -----------------------------------------------------------------------------------
@@ -254,7 +158,7 @@ class RunnerState:
     directory: Path
     pid: int | None  # None when not running; 0 when running but its pid is not written yet
     snapshot: StatusSnapshot | None  # the last status written, by this runner or an earlier one
-    vitals: Vitals | None  # None when not running or its pid is unknown
+    vitals: ProcessVitals | None  # None when not running or its pid is unknown
 
     @property
     def running(self) -> bool:

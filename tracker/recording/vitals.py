@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from tracker.recording.recorder import Step
     from tracker.sending.sender import RequestCounts
 
-MEASUREMENT = "tracker"
+VITALS_MEASUREMENT = "tracker"
 # Points kept in memory while the outbox cannot be written (disk full): an hour at the default 10 s.
-UNSAVED_LIMIT = 360
+UNSAVED_POINTS_LIMIT = 360
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -123,7 +123,7 @@ def to_point(vitals: Vitals, time_ms: int, tags: dict[str, str]) -> str:
                     + [f"{name}={format_float(value)}" for name, value in floats.items() if value is not None])
     tag_text = "".join(f",{key}={escape_tag(clean_tag(value))}" for key, value in sorted(tags.items())
                        if clean_tag(value))
-    return f"{MEASUREMENT}{tag_text} {','.join(fields)} {time_ms}"
+    return f"{VITALS_MEASUREMENT}{tag_text} {','.join(fields)} {time_ms}"
 
 
 def _request_fields(vitals: Vitals) -> dict[str, int | None]:
@@ -155,7 +155,7 @@ class VitalsRecorder:
         self.source_name = source_name
         self.latest: Vitals | None = None
         self._last_at: float | None = None
-        self._unsaved: deque[Point] = deque(maxlen=UNSAVED_LIMIT)  # while the outbox cannot be written
+        self._unsaved: deque[Point] = deque(maxlen=UNSAVED_POINTS_LIMIT)  # while the outbox cannot be written
 
     def observe(self, step: Step) -> None:
         pass
@@ -168,7 +168,7 @@ class VitalsRecorder:
         vitals = read_vitals(samples_taken, self.store, self.sender.requests, time_ms)
         self.latest = vitals
         tags = {"host": self.host, "version": __version__, "source": self.source_name, "api": self.api}
-        self._unsaved.append(Point(MEASUREMENT, time_ms, self.host, to_point(vitals, time_ms, tags)))
+        self._unsaved.append(Point(VITALS_MEASUREMENT, time_ms, self.host, to_point(vitals, time_ms, tags)))
         try:
             self.store.outbox.append_points(self._unsaved)
         except StoreUnavailable:

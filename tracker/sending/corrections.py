@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tracker.callbacks import Progress
 from tracker.categories.files import parse_categories
 from tracker.categories.reclassify import Moves, Reclassifier
 from tracker.categories.rules import Categories, CategoriesError
@@ -57,7 +58,6 @@ BATCH_POINTS = 2000
 SLOW_REQUEST_TIMEOUT = 60.0
 # Bytes of one answer to a query of points (the sinks' own answers are capped far lower: sinks.answers).
 READ_ANSWER_CAP = 32 * 1024 * 1024
-Progress = Callable[[int, int], None]
 # Sends everything waiting in the outbox, as `tracker sync` does (see outbox_sender).
 Send = Callable[[], "SyncResult"]
 

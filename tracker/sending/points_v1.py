@@ -9,7 +9,7 @@ from tracker.config import InfluxSettings
 from tracker.lineprotocol import MEASUREMENT
 from tracker.model import Record
 from tracker.sending.sinks import (
-    ConfigurationError,
+    InfluxSettingsError,
     influx_v1,  # execute() looked up on each call: tests put a spy there
 )
 
@@ -31,7 +31,7 @@ class V1Points:
         self.answer_cap = answer_cap
         self.database, _, retention_policy = settings.bucket.partition("/")
         if not self.database:
-            raise ConfigurationError("influx.bucket is empty: name the database tracker writes to.")
+            raise InfluxSettingsError("influx.bucket is empty: name the database tracker writes to.")
         # Points are written to the bucket's retention policy, when it names one: read them there.
         self._source = f'"{retention_policy}"."{MEASUREMENT}"' if retention_policy else f'"{MEASUREMENT}"'
 

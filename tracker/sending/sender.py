@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tracker.callbacks import Progress
 from tracker.config import InfluxSettings
 from tracker.redact import display_url, outward
 from tracker.sending.sendlock import SYNC_LOCK_WAIT, sending_held
@@ -41,7 +42,6 @@ PROBES = 2
 
 Row = tuple[int, str]  # an outbox row's id and its line
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from tracker.callbacks import Progress
 from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record
 from tracker.recording.sources.demo import LEISURE_MIX, WORK_MIX, ActivityStream, DemoActivity, Page
 from tracker.redact import display_url
-from tracker.sending.sinks import ConfigurationError, require_configured
+from tracker.sending.sinks import InfluxSettingsError, require_configured
 from tracker.sending.sinks.connect import open_sink
 
 if TYPE_CHECKING:
@@ -162,7 +163,6 @@ class DemoRefused(Exception):
 
 # -- tracker demo: the week written to InfluxDB, and removed again -----------------------------------
 
-Progress = Callable[[int, int], None]
 
 
 def estimated_points(days: int, step: float) -> int:
@@ -242,7 +242,7 @@ def _v1_database(settings: InfluxSettings) -> str | None:
         return None
     database = settings.bucket.partition("/")[0]
     if not database:
-        raise ConfigurationError("influx.bucket is empty: name the database the demo was written to.")
+        raise InfluxSettingsError("influx.bucket is empty: name the database the demo was written to.")
     return database
 
 

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from tracker.recording.sources import Source
     from tracker.sending.sinks import Sink
 
-Outcome = Literal["ok", "warning", "problem"]
-OK: Outcome = "ok"
-WARNING: Outcome = "warning"
-PROBLEM: Outcome = "problem"
+Verdict = Literal["ok", "warning", "problem"]
+OK: Verdict = "ok"
+WARNING: Verdict = "warning"
+PROBLEM: Verdict = "problem"
 # Where the test point goes: the dashboard reads `activity` and `tracker` only.
 TEST_MEASUREMENT = "tracker_doctor"
 # Samples waiting longer than this have not reached InfluxDB for a reason worth a warning.
@@ -31,7 +31,7 @@ WAITING_TOO_LONG = 15 * 60
 @dataclass(frozen=True)
 class Check:
     name: str
-    outcome: Outcome
+    outcome: Verdict
     detail: str
     fix: str = ""
 
@@ -183,7 +183,7 @@ def check_categories() -> Check:
 def check_influx(settings: Settings) -> list[Check]:
     """Reachable, which API, credentials, database, and a test point; what cannot be reached is not asked."""
     from tracker.redact import display_url
-    from tracker.sending.sinks import ConfigurationError, RetryLater
+    from tracker.sending.sinks import InfluxSettingsError, RetryLater
     from tracker.sending.sinks.influx_v1 import major_version, server_version
 
     influx = settings.influx
@@ -197,7 +197,7 @@ def check_influx(settings: Settings) -> list[Check]:
     except RetryLater as error:
         return [Check("InfluxDB reachable", PROBLEM, str(error),
                       "Start InfluxDB, or fix influx.url in config.yaml; samples wait in the outbox meanwhile.")]
-    except ConfigurationError as error:
+    except InfluxSettingsError as error:
         return [Check("InfluxDB reachable", PROBLEM, str(error), "Fix it in config.yaml.")]
     said = f"InfluxDB {version}" if version else "a server that does not say its version"
     checks = [Check("InfluxDB reachable", OK, f"{url} answers: {said}")]
@@ -209,7 +209,7 @@ def check_influx(settings: Settings) -> list[Check]:
 
 def _write_test_point(settings: Settings, api: str) -> list[Check]:
     from tracker.lineprotocol import escape_tag
-    from tracker.sending.sinks import AuthFailed, ConfigurationError, SendError
+    from tracker.sending.sinks import AuthFailed, InfluxSettingsError, SendError
 
     influx = settings.influx
     where = f"database {influx.bucket}" if api == "v1" else f"bucket {influx.bucket}"
@@ -221,7 +221,7 @@ def _write_test_point(settings: Settings, api: str) -> list[Check]:
         return [Check("InfluxDB credentials", PROBLEM, str(error),
                       f"Set influx.token in config.yaml to a token (2.x, 3.x) or username:password (1.x) that "
                       f"may write to {where}.")]
-    except ConfigurationError as error:
+    except InfluxSettingsError as error:
         create = ("`influx -execute 'CREATE DATABASE \"" + influx.bucket.partition("/")[0] + "\"'`" if api == "v1"
                   else "`influx bucket create --name " + influx.bucket + "`")
         return [_credentials_accepted(influx),
@@ -290,7 +290,7 @@ def check_outbox(now: Callable[[], float] = time.time) -> Check:
 
 def check_running() -> Check:
     from tracker.paths import data_dir
-    from tracker.recording.runstate import is_running
+    from tracker.recording.runlock import is_running
 
     pid = is_running()
     if pid is None:

@@ -14,9 +14,10 @@ def _band(score: float) -> int:
     return max(-2, min(2, int(math.copysign(whole, score))))
 
 
-def score_style(score: float) -> str:
-    """A rich style: very distracting in bold red, through neutral yellow, to very productive bold green."""
-    return _STYLES[_band(score)]
+def score_style(score: float | None) -> str:
+    """A rich style: very distracting in bold red, through neutral yellow, to very productive bold green; dim
+    when there is no score."""
+    return "dim" if score is None else _STYLES[_band(score)]
 
 
 def score_label(score: float) -> str:

@@ -34,11 +34,6 @@ BAR_WIDTH = 24
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
-def score_style(score: float | None) -> str:
-    """The rich style of a score (tracker.ui.colours), dim when there is none."""
-    return "dim" if score is None else colours.score_style(score)
-
-
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
     """A horizontal bar `fraction` (0..1) of `width` cells, in eighths of a cell."""
     eighths = round(max(0.0, min(fraction, 1.0)) * width * 8)
@@ -163,7 +158,7 @@ def _category_line(view: RunView) -> RenderableType:
     from rich.text import Text
 
     record = view.record
-    style = "dim" if record.state == STATE_AWAY else score_style(record.score)
+    style = "dim" if record.state == STATE_AWAY else colours.score_style(record.score)
     line = Text(record.category, style=f"bold {style}", no_wrap=True, overflow="ellipsis")
     line.append(f"  {record.score:+g}", style=style)
     line.append(f"  for {lasted((record.time - view.since).total_seconds() + record.duration)}")
@@ -199,7 +194,7 @@ def _pulse_text(pulse: float | None) -> RenderableType:
 
     if pulse is None:
         return Text("no active time yet", style="dim")
-    text = Text(f"{pulse:.0f}", style=f"bold {score_style(score_of_pulse(pulse))}")
+    text = Text(f"{pulse:.0f}", style=f"bold {colours.score_style(score_of_pulse(pulse))}")
     text.append(" / 100", style="dim")
     return text
 

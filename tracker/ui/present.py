@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from tracker.interchange.importing import ImportResult
-    from tracker.recording.runstate import RunnerState, StatusSnapshot, Vitals
+    from tracker.recording.runstate import ProcessVitals, RunnerState, StatusSnapshot
     from tracker.storage.history import Total
     from tracker.storage.outbox import OutboxStats
     from tracker.storage.queries import Report
@@ -167,7 +167,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
     return text
 
 
-def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: Vitals | None) -> str:
+def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: ProcessVitals | None) -> str:
     from tracker.redact import printable
     from tracker.storage.outbox import lost_text
 
@@ -291,7 +291,7 @@ def render_report(report: Report, console: Console, now: datetime | None = None)
     from rich.text import Text
 
     from tracker.events import score_of_pulse
-    from tracker.ui.live import score_style
+    from tracker.ui.colours import score_style
 
     console.print(Text(describe_period(report.since, report.until, now or local_now()), style="bold"))
     if not report.rows:
@@ -325,7 +325,8 @@ def _totals_table(report: Report, rows: list[Total], by: str, title: str | None 
     from rich.text import Text
 
     from tracker.events import pulse_of
-    from tracker.ui.live import bar, score_style
+    from tracker.ui.colours import score_style
+    from tracker.ui.live import bar
 
     table = Table(title=title, title_justify="left", title_style="bold", show_footer=footer,
                   box=None, padding=(0, 1), pad_edge=False)

@@ -3,7 +3,6 @@ tracker.recording.sources.choose.open_source)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
@@ -11,8 +10,6 @@ if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and
 
 SOURCE_NAMES = ("auto", "macos", "x11", "demo")
 
-# A source reports things the user should act on (a missing permission) through this, once each.
-Notify = Callable[[str], None]
 
 
 class SourceUnavailable(Exception):

@@ -1,6 +1,6 @@
 """Choosing the source: the one named, or for "auto" the desktop of this session, opened.
 
-Apart from tracker.recording.sources, which every source imports (Notify, SourceUnavailable): the sources are imported
+Apart from tracker.recording.sources, which every source imports (SourceUnavailable): the sources are imported
 here only when opened, and never import this.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tracker.recording.sources import SOURCE_NAMES, Notify, Source, SourceUnavailable
+from tracker.callbacks import Notify
+from tracker.recording.sources import SOURCE_NAMES, Source, SourceUnavailable
 
 
 def open_source(name: str, notify: Notify) -> Source:

@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from tracker.callbacks import Notify
 from tracker.model import Sample, utc_now
-from tracker.recording.sources import Notify, SourceUnavailable
+from tracker.recording.sources import SourceUnavailable
 
 log = logging.getLogger(__name__)
 

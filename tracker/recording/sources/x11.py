@@ -13,8 +13,9 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from tracker.callbacks import Notify
 from tracker.model import Sample, utc_now
-from tracker.recording.sources import Notify, SourceUnavailable
+from tracker.recording.sources import SourceUnavailable
 
 if TYPE_CHECKING:
     from Xlib.xobject.drawable import Window

@@ -55,14 +55,15 @@ class TooLarge(SendError):
     """413: the batch is too large; send it in smaller parts."""
 
 
-class ConfigurationError(SendError):
-    """The settings point at something that is not there (database, bucket, org, URL): keep the rows."""
+class InfluxSettingsError(SendError):
+    """The InfluxDB settings are wrong: they point at something that is not there (database, bucket, org, URL),
+    or cannot be sent as they are. Keep the rows. (config.ConfigError is the settings file that cannot be used.)"""
 
 
 # What a request to the server can come to, as vitals and metrics count them.
 REQUEST_RESULTS = ("ok", "auth", "rejected", "too_large", "retry", "config", "error")
 _RESULT_OF_ERROR: dict[type[Exception], str] = {
-    AuthFailed: "auth", Rejected: "rejected", TooLarge: "too_large", RetryLater: "retry", ConfigurationError: "config"}
+    AuthFailed: "auth", Rejected: "rejected", TooLarge: "too_large", RetryLater: "retry", InfluxSettingsError: "config"}
 
 
 def request_result(error: Exception | None) -> str:
@@ -79,22 +80,22 @@ class Sink(Protocol):
 
 
 def require_configured(settings: InfluxSettings) -> None:
-    """ConfigurationError, saying how to configure InfluxDB, when no URL is set."""
+    """InfluxSettingsError, saying how to configure InfluxDB, when no URL is set."""
     if not settings.configured:
-        raise ConfigurationError(
+        raise InfluxSettingsError(
             "InfluxDB is not configured: set TRACKER_INFLUX_URL, or influx.url in config.yaml"
             " (`tracker config init` writes one to edit).")
 
 
 def check_header_value(token: str) -> None:
-    """ConfigurationError, without the token, when it cannot travel in an HTTP header as it is."""
+    """InfluxSettingsError, without the token, when it cannot travel in an HTTP header as it is."""
     try:
         token.encode("latin-1")
     except UnicodeEncodeError:
-        raise ConfigurationError("influx.token has characters an HTTP header cannot carry (beyond Latin-1):"
+        raise InfluxSettingsError("influx.token has characters an HTTP header cannot carry (beyond Latin-1):"
                                  " check it, or give user:password for InfluxDB 1.x") from None
     if any(ord(char) < 32 or ord(char) == 127 for char in token):
-        raise ConfigurationError("influx.token has control characters (a line break?): check it")
+        raise InfluxSettingsError("influx.token has control characters (a line break?): check it")
 
 
 # -- what both sinks say when something goes wrong -----------------------------------------------
@@ -163,10 +164,10 @@ def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_a
         error = AuthFailed(f"InfluxDB refused the token/credentials for {target}: check TRACKER_INFLUX_TOKEN"
                            " or influx.token in config.yaml")
     elif "not found" in lowered and any(word in lowered for word in ("database", "bucket", "retention", "org")):
-        error = ConfigurationError(f"InfluxDB at {url} says: {reason}; create it, or fix influx.bucket"
+        error = InfluxSettingsError(f"InfluxDB at {url} says: {reason}; create it, or fix influx.bucket"
                                    " (and influx.org) in config.yaml; the samples are kept")
     elif status == 400 and ("orgid or org" in lowered or "organization" in lowered):
-        error = ConfigurationError(f"InfluxDB at {url} needs an organization ({reason}): set influx.org"
+        error = InfluxSettingsError(f"InfluxDB at {url} needs an organization ({reason}): set influx.org"
                                    " in config.yaml or TRACKER_INFLUX_ORG; the samples are kept")
     elif status == 413:
         error = TooLarge(f"InfluxDB at {url} found the batch too large ({reason})")
@@ -176,12 +177,12 @@ def error_for_status(settings: InfluxSettings, status: int, reason: str, retry_a
         words = "is busy" if status == 429 else "failed"
         error = RetryLater(f"InfluxDB at {url} {words} ({status}: {reason})", retry_after_seconds(retry_after))
     elif 300 <= status < 400:
-        error = ConfigurationError(_redirect_sentence(settings.url or "", location))
+        error = InfluxSettingsError(_redirect_sentence(settings.url or "", location))
     elif status == 404:
-        error = ConfigurationError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
+        error = InfluxSettingsError(f"InfluxDB at {url} has no write endpoint here (404: {reason}): check"
                                    " influx.url and influx.api")
     else:
-        error = ConfigurationError(f"InfluxDB at {url} answered {status} ({reason}); the samples are kept")
+        error = InfluxSettingsError(f"InfluxDB at {url} answered {status} ({reason}); the samples are kept")
     error.args = (outward(str(error), settings),)
     return error
 
@@ -206,9 +207,9 @@ def _redirect_sentence(url: str, location: str | None) -> str:
             " or check influx.url")
 
 
-def not_influxdb(settings: InfluxSettings, answer: Answer) -> ConfigurationError:
+def not_influxdb(settings: InfluxSettings, answer: Answer) -> InfluxSettingsError:
     """The error for an answer that is not InfluxDB's: what answered, in one sentence; the rows stay."""
-    return ConfigurationError(outward(
+    return InfluxSettingsError(outward(
         f"Something other than InfluxDB answered at {display_url(settings.url)} ({describe(answer, settings)}):"
         " the samples are kept until InfluxDB itself answers; log in to the network if it asks you to, or check"
         " influx.url", settings))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tracker.redact import display_url, url_problem
-from tracker.sending.sinks import ConfigurationError, Sink, require_configured
+from tracker.sending.sinks import InfluxSettingsError, Sink, require_configured
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -22,9 +22,9 @@ def open_sink(settings: InfluxSettings) -> Sink:
     require_configured(settings)
     problem = url_problem(settings.url or "")
     if problem:  # the URL is not repeated: it may hold a password
-        raise ConfigurationError(f"influx.url {problem}.")
+        raise InfluxSettingsError(f"influx.url {problem}.")
     if urlsplit(settings.url or "").scheme not in ("http", "https"):
-        raise ConfigurationError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
+        raise InfluxSettingsError(f"influx.url {display_url(settings.url)} must start with http:// or https://.")
     if settings.api == "v1":
         from tracker.sending.sinks.influx_v1 import InfluxV1Sink
 
@@ -35,7 +35,7 @@ def open_sink(settings: InfluxSettings) -> Sink:
         return InfluxV2Sink(settings)
     if settings.api == "auto":
         return AutoSink(settings)
-    raise ConfigurationError(f"influx.api is {settings.api!r}; it must be auto, v1 or v2.")
+    raise InfluxSettingsError(f"influx.api is {settings.api!r}; it must be auto, v1 or v2.")
 
 
 class AutoSink:

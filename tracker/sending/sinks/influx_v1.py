@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from tracker.config import InfluxSettings
 from tracker.redact import base_url, credentials, display_url
 from tracker.sending.sinks import (
-    ConfigurationError,
+    InfluxSettingsError,
     TooLarge,
     check_header_value,
     check_write,
@@ -40,13 +40,13 @@ def connection(settings: InfluxSettings) -> Connection:
 def request(settings: InfluxSettings, to: Connection, method: str, path: str, body: bytes | None = None,
             headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
     """The server's answer, read with bounds (`cap` bytes of body); RetryLater when it cannot be reached,
-    ConfigurationError for a CA file that cannot be used."""
+    InfluxSettingsError for a CA file that cannot be used."""
     try:
         return to.request(method, path, body, {**(headers or {}), **authorization(settings)}, cap)
     except Unreachable as error:
         raise unreachable(settings, str(error)) from None
     except BadCAFile as error:
-        raise ConfigurationError(f"influx.ca_file {settings.ca_file} cannot be used ({error}): point it at the"
+        raise InfluxSettingsError(f"influx.ca_file {settings.ca_file} cannot be used ({error}): point it at the"
                                  " PEM file of the certificate authority that signed the server's certificate"
                                  ) from None
 
