@@ -261,3 +261,34 @@ def test_a_server_refusing_everything_gets_no_sample_quarantined_and_the_run_say
     taken = json.loads(command("status", "--json").stdout)["status"]["samples_taken"]
     assert (outbox["waiting_samples"], outbox["quarantined_count"], outbox["quarantined_vitals"]) == (taken, 0, 0)
     assert server.accepted == []
+
+
+def test_another_command_holding_the_database_costs_the_run_no_second(influxdb1: InfluxDB1, influx_database: str):
+    """An import or a recategorisation holds the file's write lock for seconds: the loop keeps sampling into
+    memory, writes what waited once the lock is free, and every second reaches the history and InfluxDB."""
+    env = os.environ | {"TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database}
+    tracker = RunningTracker("--source", "demo", "--interval", "1", "--log-format", "json", env=env)
+    held_for = 5.0
+    try:
+        wait_until(lambda: tracker.said("Sending to InfluxDB"), 30, "the first send")
+        other_command = sqlite3.connect(paths.database_file(), isolation_level=None)
+        other_command.execute("BEGIN IMMEDIATE")  # the write lock, as a long transaction of another command holds it
+        locked_at = time.time()
+        time.sleep(held_for)  # the lock held for a while: what is being tested
+        other_command.execute("COMMIT")
+        released_at = time.time()
+        other_command.close()
+        wait_until(lambda: latest_point(influxdb1, influx_database) > released_at * 1000 + 2000, 30,
+                   "the seconds after the lock to be sent")
+    finally:
+        code, err = tracker.stop(signal.SIGTERM)
+    assert code == 0, err
+    points = influxdb1.rows('SELECT "duration" FROM "activity"', influx_database)
+    # The recorder bounds a sample at twice the interval: a loop that had waited for the lock would have
+    # recorded at most 2 s for the 5 s it stood still.
+    window = [point["duration"] for point in points if locked_at * 1000 <= point["time"] <= released_at * 1000]
+    assert sum(window) >= held_for - 1.5, window
+    times = sorted(point["time"] for point in points)
+    assert max(b - a for a, b in itertools.pairwise(times)) < 2500, "a gap in the recorded seconds"
+    assert not [line for line in tracker.lines if '"notice"' in line and "database" in line], tracker.lines
+    assert_server_holds_exactly_the_history(influxdb1, influx_database, samples_taken())

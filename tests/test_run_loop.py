@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from tracker.commands.cli import cli
 from tracker.config import InfluxSettings
 from tracker.events import default_pulsetime
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
+from tracker.recording import localstore
 from tracker.recording.localstore import UNSAVED_LIMIT, LocalStore, settle_leftovers
 from tracker.recording.recorder import Classified, Recorder
 from tracker.recording.runlock import acquire_run_lock
@@ -573,3 +575,29 @@ def test_a_full_disk_longer_than_memory_holds_loses_the_oldest_counted_said_once
     assert ("Lost:          5 samples (5s) while the local database could not be written (the disk was full or "
             "read-only)") in shown.output
     assert json.loads(CliRunner().invoke(cli, ["outbox", "--json"]).output)["lost"] == 5
+
+
+def test_a_lock_held_for_long_by_another_command_is_said_once_and_every_sample_is_written_after(
+        harness, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(localstore, "TELL_LOCKED_AFTER", 0.0)  # said at once here, after 30 s in a real run
+    run = harness(lambda t: ("code", None), stop_after=1000)
+    run.run.parts.store.recover()  # as the runner does: from here on the loop's writes wait a moment only
+    other_command = sqlite3.connect(paths.database_file(), isolation_level=None)
+
+    def another_command(clock: FakeClock) -> None:
+        waits = len(clock.waits)
+        if waits == 2:
+            other_command.execute("BEGIN IMMEDIATE")
+        elif waits == 6:
+            other_command.execute("COMMIT")
+        elif waits == 9:
+            clock.stop_after = waits
+
+    run.clock.on_wait = another_command
+    run.run.run()
+    other_command.close()
+    assert run.view.notices == [
+        "Another tracker command has held the local database for 0s: the samples wait in memory and are written "
+        "when it is done.",
+        "The local database is free again: the samples that waited are written, nothing was lost."]
+    assert seconds_of(run.sendable()) == list(range(9))

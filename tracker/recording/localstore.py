@@ -10,6 +10,7 @@ read-only), records wait here in memory, in order, and go in once it can.
 from __future__ import annotations
 
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -26,6 +27,11 @@ from tracker.timespec import human_duration
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
 UNSAVED_LIMIT = 86_400
+# Seconds a write of the loop waits for a lock another tracker command holds (an import, a recategorisation):
+# a moment, then the records wait in memory and go in at the next sample's write; the loop never stalls.
+LOOP_LOCK_WAIT = 0.1
+# Seconds the records may wait for such a lock before the user is told why they are not written.
+TELL_LOCKED_AFTER = 30.0
 # A time after every record: at a clean stop everything is final as it stands.
 _END_OF_TIME_MS = sys.maxsize
 
@@ -72,10 +78,16 @@ class LocalStore:
         self._history_restamps: list[Restamp] = []
         self._host = ""  # whose points sent with the clock ahead move back in InfluxDB too
         self.failing: str | None = None  # why the local database cannot be written now
+        self._locked_since: float | None = None  # monotonic: another command has held the lock since then
+        self._told_locked = False
 
     def recover(self) -> int:
-        """Rows a run that died left provisional are final as they stand (a clean stop does the same)."""
-        return self.outbox.make_final()
+        """Rows a run that died left provisional are final as they stand (a clean stop does the same). Waits
+        for another command's lock like any command; from then on, the loop's writes wait a moment only."""
+        made_final = self.outbox.make_final()
+        self.outbox.set_lock_wait(LOOP_LOCK_WAIT)
+        self.history.set_lock_wait(LOOP_LOCK_WAIT)
+        return made_final
 
     def commit(self, step: Step) -> None:
         """Keep one step: its record, away time declared by it, and what it made final."""
@@ -182,10 +194,14 @@ class LocalStore:
                 self.history.add(self._unfiled[0])
                 self._unfiled.popleft()
         except StoreUnavailable as error:
+            if error.busy:
+                self._wait_for_lock(str(error))
+                return
             if self.failing is None:
                 self._notify(f"{error} Recording is paused until it can be written; nothing is lost yet.")
             self.failing = str(error)
         else:
+            self._lock_released()
             if self.failing is not None:
                 self.failing = None
                 if not self._lost_while_failing:
@@ -194,6 +210,25 @@ class LocalStore:
                     self._notify(f"The local database can be written again; recording goes on; "
                                  f"{self._lost_while_failing} were lost while it could not be written.")
                     self._lost_while_failing = Loss()
+
+
+    def _wait_for_lock(self, error: str) -> None:
+        """Another tracker command holds the file: the records wait in memory, said only if it lasts."""
+        now = time.monotonic()
+        if self._locked_since is None:
+            self._locked_since = now
+        if not self._told_locked and now - self._locked_since >= TELL_LOCKED_AFTER:
+            self._told_locked = True
+            held = human_duration(now - self._locked_since)
+            self._notify(f"Another tracker command has held the local database for {held}: the samples wait in"
+                         " memory and are written when it is done.")
+
+    def _lock_released(self) -> None:
+        if self._told_locked:
+            lost = f"; {self._lost_while_failing} were lost" if self._lost_while_failing else ", nothing was lost"
+            self._notify(f"The local database is free again: the samples that waited are written{lost}.")
+            self._lost_while_failing = Loss()
+        self._locked_since, self._told_locked = None, False
 
 
 def settle_leftovers(database: Path) -> None:

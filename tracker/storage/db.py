@@ -15,7 +15,10 @@ from tracker.paths import private_dir
 
 
 class StoreUnavailable(Exception):
-    """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly."""
+    """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly.
+    `busy`: only because another process holds its write lock (another tracker command), which passes."""
+
+    busy = False
 
 
 class NotOurDatabase(sqlite3.DatabaseError):
@@ -37,10 +40,13 @@ def unavailable_as(what: str, error_class: type[StoreUnavailable] = StoreUnavail
         reason = plain_reason(error)
         if reason == _IO_ERROR and path is not None and _no_space_left(path):
             reason = _DISK_FULL  # SQLite reports a full disk as an I/O error when its shared-memory file cannot grow
-        raise error_class(f"Cannot {what}: {reason}{advice(reason, path)}.") from None
+        unavailable = error_class(f"Cannot {what}: {reason}{advice(reason, path)}.")
+        unavailable.busy = reason == _BUSY
+        raise unavailable from None
 
 
 _IO_ERROR = "the disk reported an I/O error"
+_BUSY = "another process kept it locked for too long"
 _DISK_FULL = "the disk is full"
 
 
@@ -73,17 +79,20 @@ def connect_private(path: Path, **options: Any) -> sqlite3.Connection:
 
 # Page cache per connection, in KiB.
 PAGE_CACHE_KIB = 512
+# Seconds a command waits for another process's write lock before it fails (`tracker run`'s loop waits a
+# moment only: see recording.localstore).
+LOCK_WAIT = 10.0
 
 
 def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite3.Connection:
     """The shared file, opened the one way the outbox and the history both use it: in WAL mode (readers and
-    one writer at once, across processes), waiting up to 10 s for a lock rather than failing, and in
-    autocommit mode, so that every transaction is an explicit `transaction()`.
+    one writer at once, across processes), waiting up to LOCK_WAIT for a lock rather than failing (see
+    `set_lock_wait`), and in autocommit mode, so that every transaction is an explicit `transaction()`.
 
     `synchronous` is FULL where a commit must survive a power cut, NORMAL where a second may be lost;
     `threads` lets the connection be shared between threads (its owner serialises the calls).
     """
-    connection = connect_private(path, timeout=10.0, isolation_level=None, check_same_thread=not threads)
+    connection = connect_private(path, timeout=LOCK_WAIT, isolation_level=None, check_same_thread=not threads)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
@@ -94,6 +103,11 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
         connection.close()
         raise
     return connection
+
+
+def set_lock_wait(connection: sqlite3.Connection, seconds: float) -> None:
+    """How long the connection's statements wait for another process's lock from now on, before they fail."""
+    connection.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
 
 
 def _check_ours(connection: sqlite3.Connection) -> None:
@@ -145,7 +159,7 @@ def plain_reason(error: Exception) -> str:
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return "the file cannot be opened (is its directory missing or read-only?)"
     if name.startswith("SQLITE_BUSY") or "locked" in text:
-        return "another process kept it locked for too long"
+        return _BUSY
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a data" in text:
         return "the file is damaged or is not a tracker database"
     if name.startswith("SQLITE_IOERR") or "i/o" in text:

@@ -21,7 +21,7 @@ from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Restamp, moved_span
-from tracker.storage.db import open_database, transaction, unavailable_as
+from tracker.storage.db import open_database, set_lock_wait, transaction, unavailable_as
 from tracker.timespec import local_day_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
@@ -475,6 +475,11 @@ class HistoryWriter:
                 self._rebuild_rollups()
         self._reload()
         return moved
+
+    def set_lock_wait(self, seconds: float) -> None:
+        """How long a write waits for another process's lock from now on (see db.set_lock_wait)."""
+        with self._writing():
+            set_lock_wait(self._db, seconds)
 
     def last_end_ms(self) -> int | None:
         """Where the last event ends: a new run's records start after it."""

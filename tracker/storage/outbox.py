@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record, Restamp
-from tracker.storage.db import StoreUnavailable, open_database, transaction, unavailable_as
+from tracker.storage.db import StoreUnavailable, open_database, set_lock_wait, transaction, unavailable_as
 from tracker.timespec import human_duration
 
 # Shown in `tracker outbox`; the rest are counted only.
@@ -467,6 +467,11 @@ class Outbox:
             self._connection.execute(
                 "UPDATE outbox_sends SET attempt_ms = ?, result = ?,"
                 " success_ms = CASE WHEN ? THEN ? ELSE success_ms END", (now, result, success, now))
+
+    def set_lock_wait(self, seconds: float) -> None:
+        """How long a write waits for another process's lock from now on (see db.set_lock_wait)."""
+        with self._unavailable_as("write to"), self._lock:
+            set_lock_wait(self._connection, seconds)
 
     def waiting(self) -> int:
         with self._unavailable_as("read"), self._lock:
