@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -10,6 +11,7 @@ import click
 from tracker import EXPORT_FORMATS, LOG_FORMATS, __version__
 from tracker.config import DEFAULTS, SETTINGS, Setting
 from tracker.recording.sources import SOURCE_NAMES
+from tracker.ui.streams import replace_unencodable
 
 if TYPE_CHECKING:  # pathlib only where it is used: importing it slows every start, `tracker --help` too
     from datetime import datetime
@@ -39,6 +41,8 @@ class _Commands(click.Group):
     met them. Any other exception is a bug, and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            replace_unencodable(stream)
         try:
             return super().invoke(ctx)
         except Exception as error:

@@ -360,7 +360,7 @@ def write_status_quietly(snapshot: StatusSnapshot) -> None:
 
 
 def record_until_stopped(settings: Settings, source_name: str, run_for: float | None, view: View) -> None:
-    """`tracker run`: lock the data directory, open the parts, run until Ctrl-C, SIGTERM or `run_for`.
+    """`tracker run`: lock the data directory, open the parts, run until Ctrl-C, SIGTERM, SIGHUP or `run_for`.
 
     AlreadyRunning when another `tracker run` has this data directory; SourceUnavailable when no desktop
     can be read.
@@ -370,9 +370,11 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    # Ctrl-C and SIGTERM stop cleanly: the loop ends and everything recorded is sent before exit.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # Ctrl-C, SIGTERM and SIGHUP (its terminal closed) stop cleanly: the loop ends, the last event is settled
+    # and everything recorded is sent before exit. Windows has no SIGHUP.
+    for stopping in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if stopping is not None:
+            signal.signal(stopping, request_stop)
     lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
     try:
         parts = open_parts(settings, source_name, view)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
 
@@ -17,6 +19,7 @@ from tracker.events import score_of_pulse
 from tracker.model import STATE_AWAY, Record
 from tracker.timespec import human_ago, human_duration
 from tracker.ui import colours
+from tracker.ui.streams import reader_gone, replace_unencodable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -77,17 +80,20 @@ class LiveView:
     def start(self) -> None:
         from rich.live import Live
 
+        replace_unencodable(self.console.file)
         # No auto refresh: the screen changes only when there is something new, so it never flickers.
         self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False,
                           screen=False)
-        self._live.start(refresh=True)
+        with self._unless_gone():
+            self._live.start(refresh=True)
 
     def stop(self) -> None:
         with self._lock:
             if self._live is None:
                 return
-            self._live.update(self._render())  # drawn by stop(): the last state stays on screen
-            self._live.stop()
+            with self._unless_gone():
+                self._live.update(self._render())  # drawn by stop(): the last state stays on screen
+                self._live.stop()
             self._live = None
 
     def __enter__(self) -> LiveView:
@@ -116,7 +122,18 @@ class LiveView:
     def _draw(self) -> None:
         if self._live is None:
             return
-        self._live.update(self._render(), refresh=True)
+        with self._unless_gone():
+            self._live.update(self._render(), refresh=True)
+
+    @contextmanager
+    def _unless_gone(self) -> Iterator[None]:
+        """A terminal that went away (closed, its ssh session dropped) ends the view, never the recording."""
+        try:
+            yield
+        except OSError as error:
+            if not reader_gone(error, self.console.file):
+                raise
+            self._live = None
 
     def _render(self) -> RenderableType:
         from rich.console import Group
@@ -207,12 +224,14 @@ class ActivityLog:
             raise ValueError(f"log format must be text or json, not {fmt!r}")
         self.stream = stream
         self.fmt = fmt
+        self._reader_gone = False
+        replace_unencodable(stream)
 
     def __enter__(self) -> ActivityLog:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stream.flush()
+        self._write("")
 
     def show(self, view: RunView) -> None:
         """A line when this sample starts a new activity; today's totals and the sender are not shown."""
@@ -236,9 +255,18 @@ class ActivityLog:
             self._write_text(now, f"! {text}")
 
     def _write_text(self, moment: datetime, text: str) -> None:
-        self.stream.write(f"{moment.astimezone():%Y-%m-%d %H:%M:%S}  {text}\n")
-        self.stream.flush()  # lines must reach a pipe or a log file as they happen
+        self._write(f"{moment.astimezone():%Y-%m-%d %H:%M:%S}  {text}\n")
 
     def _write_json(self, fields: dict[str, object]) -> None:
-        self.stream.write(json.dumps(fields, ensure_ascii=False) + "\n")
-        self.stream.flush()
+        self._write(json.dumps(fields, ensure_ascii=False) + "\n")
+
+    def _write(self, line: str) -> None:
+        """Write and flush (lines must reach a pipe or a log file as they happen); a line that cannot be
+        written is dropped and recording goes on, and once the reader is gone nothing more is tried."""
+        if self._reader_gone:
+            return
+        try:
+            self.stream.write(line)
+            self.stream.flush()
+        except OSError as error:
+            self._reader_gone = reader_gone(error, self.stream)
