@@ -1,7 +1,7 @@
 """Settings: command-line options, then environment, then config.yaml, then defaults.
 
 Each setting is declared once, as a field of the dataclasses below with a `Setting` in its metadata. The
-config file's keys, the environment variables, the command-line options (tracker.commands.cli), `tracker config
+config file's keys, the environment variables, the command-line options (tracker.commands.options), `tracker config
 show` and the template `tracker config init` writes all come from those declarations. Every value
 remembers where it came from, so `tracker config show` can say so.
 """
