@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from tracker import PlainError
+
 if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports this module
     from pathlib import Path
 
@@ -185,8 +187,10 @@ DEFAULTS: dict[str, Any] = {setting.name: default for setting, default in _SCHEM
 _SECTIONS = frozenset(name.partition(".")[0] for name in SETTINGS if "." in name)
 
 
-class ConfigError(Exception):
+class ConfigError(PlainError):
     """The settings cannot be used: one plain sentence naming the file or variable and what is wrong."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

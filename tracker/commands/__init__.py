@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from tracker import __version__
+from tracker import PlainError, __version__
 
 
 class Failure(click.ClickException):
@@ -91,9 +91,10 @@ COMMANDS: dict[str, CommandInfo] = {
 
 
 class _Commands(LazyGroup):
-    """The top command group: failures the machine causes rather than tracker (a damaged, foreign or read-only
-    database, a full disk, a file that cannot be used) end as one plain sentence and exit 1, whichever command
-    met them. Any other exception is a bug, and keeps its traceback."""
+    """The top command group: a PlainError ends as its sentence and its exit code, and failures the machine
+    causes rather than tracker (a damaged, foreign or read-only database, a full disk, a file that cannot be
+    used) as one plain sentence and exit 1, whichever command met them. Any other exception is a bug, and keeps
+    its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -106,14 +107,14 @@ class _Commands(LazyGroup):
 
 
 def _known_failure(error: Exception) -> Failure | None:
-    """The plain Failure for an exception the machine caused; None for any other (a bug)."""
+    """The plain Failure for a PlainError or an exception the machine caused; None for any other (a bug)."""
+    if isinstance(error, PlainError):
+        return Failure(str(error), error.exit_code)
     # Imported only when something failed: pathlib and sqlite3 would slow every start, `tracker --help` too.
     from pathlib import Path
 
-    from tracker.storage.db import StoreUnavailable, advice, plain_reason
+    from tracker.storage.db import advice, plain_reason
 
-    if isinstance(error, StoreUnavailable):
-        return Failure(str(error), 1)
     if isinstance(error, OSError) and error.filename is not None:
         reason = plain_reason(error)
         what_to_do = advice(reason, Path(error.filename)) or "; fix that, or set TRACKER_HOME to another directory"

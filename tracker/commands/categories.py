@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from tracker.categories.files import active_categories_path, bundled_categories_path
+from tracker.categories.files import active_categories_path, bundled_categories_path, load_categories
 from tracker.commands import CommandInfo, LazyGroup
-from tracker.commands.options import categories_or_exit, period_options, plain_console
+from tracker.commands.options import period_options, plain_console
 from tracker.model import Sample, utc_now
 from tracker.paths import display_path
 from tracker.ui.colours import score_label, score_style
@@ -53,7 +53,7 @@ def shortened(items: list[str], limit: int = 4) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def categories_list(as_json: bool) -> None:
     """Show each category, its score and its rules."""
-    rules = categories_or_exit(remember=True)
+    rules = load_categories(remember=True)
     if as_json:
         click.echo(json.dumps(rules.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -93,7 +93,7 @@ def categories_list(as_json: bool) -> None:
 @click.option("--url", metavar="URL", help="The page's URL, for a browser.")
 def categories_test(app: str, title: str | None, url: str | None) -> None:
     """Show which category APP (with this title and URL) falls in, and which rule decides."""
-    rules = categories_or_exit(remember=True)
+    rules = load_categories(remember=True)
     match = rules.classify(Sample(time=utc_now(), app=app, title=title, url=url))
     if match.rule is None:
         click.echo(f"No rule matched: {match.category}, score 0.")
@@ -121,5 +121,5 @@ def categories_path() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 def categories_validate(file: str | None) -> None:
     """Check FILE (default: the file in force); exit 1 if it has an error."""
-    rules = categories_or_exit(None if file is None else Path(file))
+    rules = load_categories(None if file is None else Path(file))
     click.echo(f"OK: {len(rules.categories)} categories, {rules.rule_count} rules ({display_path(rules.file)})")

@@ -6,8 +6,8 @@ import click
 
 from tracker import paths
 from tracker.commands import Failure
-from tracker.commands.options import influx_options, load_or_exit, setting_overrides
-from tracker.config import config_template, masked
+from tracker.commands.options import influx_options, setting_overrides
+from tracker.config import config_template, load_settings, masked
 
 
 @click.group()
@@ -19,7 +19,7 @@ def config() -> None:
 @influx_options
 def config_show(**setting_values: object) -> None:
     """Print the effective settings and where each came from (the token is masked)."""
-    loaded = load_or_exit(setting_overrides(setting_values))
+    loaded = load_settings(setting_overrides(setting_values))
     click.echo(f"config file: {paths.config_file()}" + ("" if paths.config_file().exists() else " (none)"))
     click.echo(f"data directory: {paths.data_dir()}")
     width = max(map(len, loaded.values))

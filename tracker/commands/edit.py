@@ -38,14 +38,11 @@ def categories_edit() -> None:
     user_file = paths.user_categories_file()
     active = active_categories_path()
     previous = "the bundled defaults" if active == bundled_categories_path() else display_path(user_file)
-    try:
-        # The user's file as bytes: one saved in another encoding opens as it is, to be fixed in the editor.
-        original = (read_categories_text(active).encode("utf-8") if active == bundled_categories_path()
-                    else read_categories_bytes(active))
-        if len(original) > MAX_CATEGORIES_BYTES:
-            decode_categories(original, active)  # refused: too large to open
-    except CategoriesError as error:
-        raise Failure(str(error), 1) from None
+    # The user's file as bytes: one saved in another encoding opens as it is, to be fixed in the editor.
+    original = (read_categories_text(active).encode("utf-8") if active == bundled_categories_path()
+                else read_categories_bytes(active))
+    if len(original) > MAX_CATEGORIES_BYTES:
+        decode_categories(original, active)  # refused: too large to open
     try:
         # The copy sits next to the real file: private, and named .yaml for the editor's highlighting.
         descriptor, name = tempfile.mkstemp(prefix=".categories-edit-", suffix=".yaml",

@@ -10,18 +10,12 @@ from datetime import datetime, timezone
 
 import click
 
+from tracker.categories.files import load_categories
 from tracker.categories.privacy import Privacy
 from tracker.commands import Failure
-from tracker.commands.options import (
-    Progress,
-    categories_or_exit,
-    load_or_exit,
-    period_options,
-    progress_bar,
-    until_option,
-)
+from tracker.commands.options import Progress, period_options, progress_bar, until_option
+from tracker.config import load_settings
 from tracker.interchange import export
-from tracker.interchange.activitywatch import ExportError
 from tracker.interchange.importing import StagedExport, file_export, import_staged, server_export
 from tracker.paths import database_file
 from tracker.recording.runstate import is_running
@@ -45,8 +39,8 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     with the browser's URLs, classified with your current categories; AFK time becomes Away."""
     if (file is None) == (server is None):
         raise click.UsageError("give an export FILE or --server URL (one of them)")
-    settings = load_or_exit().settings
-    categories = categories_or_exit(remember=True)
+    settings = load_settings().settings
+    categories = load_categories(remember=True)
     try:
         privacy = Privacy(settings.privacy)
     except ValueError as error:
@@ -63,8 +57,6 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
                 with progress_bar("Importing from ActivityWatch") as progress:
                     result = import_staged(database_file(), staged, categories, privacy, settings.host,
                                            settings.outbox_max_rows, progress, recording=is_running() is not None)
-    except ExportError as error:
-        raise Failure(str(error), 1) from None
     except OutboxFull as error:
         raise Failure(f"The import makes {error.adding:,} points for InfluxDB but the outbox has room for "
                       f"{error.room:,} (outbox_max_rows): send what waits with `tracker sync`, or raise "
@@ -108,7 +100,7 @@ def export_command(file_format: str, since: str | None, until: str | None, outpu
     clipped = export.clipped(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     titles = not no_titles
     if file_format == "activitywatch":
-        document = export.activitywatch(clipped, load_or_exit().settings.host, datetime.now(timezone.utc), titles)
+        document = export.activitywatch(clipped, load_settings().settings.host, datetime.now(timezone.utc), titles)
         chunks: Iterable[str] = json.JSONEncoder(ensure_ascii=False).iterencode(document)
     else:
         chunks = export.jsonl(clipped, titles) if file_format == "jsonl" else export.csv_lines(clipped, titles)

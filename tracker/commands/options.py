@@ -1,9 +1,8 @@
 """What several commands share: the options of the settings (declared in tracker.config), --since and --until,
-the settings and categories or a plain exit, the progress bar and the console of the report tables.
+durations, the progress bar and the console of the report tables.
 
-Most commands import this module, `tracker categories list` too: what only some of them need (rich, the
-category rules, tracker.timespec, which compiles its patterns on import) is imported inside the function that
-needs it.
+Most commands import this module, `tracker categories list` too: what only some of them need (rich, and
+tracker.timespec, which compiles its patterns on import) is imported inside the function that needs it.
 """
 
 from __future__ import annotations
@@ -16,15 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tracker.commands import Failure
-from tracker.config import DEFAULTS, SETTINGS, ConfigError, LoadedSettings, Setting, load_settings
+from tracker.config import DEFAULTS, SETTINGS, Setting
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from rich.console import Console
 
-    from tracker.categories.rules import Categories
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])  # a command function, before click makes it a Command
 
@@ -82,27 +77,6 @@ def setting_overrides(kwargs: dict[str, object]) -> dict[str, object]:
 # The settings of the commands that talk to InfluxDB.
 influx_options = setting_options("influx.url", "influx.token", "influx.org", "influx.bucket", "influx.api",
                                  "influx.ca_file", "influx.verify_tls")
-
-
-def load_or_exit(overrides: dict[str, object] | None = None) -> LoadedSettings:
-    """The effective settings, or exit 2 with one sentence on what is wrong."""
-    try:
-        return load_settings(overrides)
-    except ConfigError as error:
-        raise Failure(str(error), 2) from None
-
-
-def categories_or_exit(path: Path | None = None, remember: bool = False) -> Categories:
-    """The categories in force (or those in `path`), or exit 1 with the file, line and problem; `remember`:
-    see load_categories."""
-    # Here, not at the top: the rules take long to import, and most commands do not classify.
-    from tracker.categories.files import load_categories
-    from tracker.categories.rules import CategoriesError
-
-    try:
-        return load_categories(path, remember=remember)
-    except CategoriesError as error:
-        raise Failure(str(error), 1) from None
 
 
 # -- durations and periods: a bad one is a usage error naming its option --------------------------------------

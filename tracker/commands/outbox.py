@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from tracker.commands import Failure
-from tracker.commands.options import influx_options, load_or_exit, progress_bar, setting_overrides
+from tracker.commands.options import influx_options, progress_bar, setting_overrides
+from tracker.config import load_settings
 from tracker.paths import database_file
 from tracker.recording.localstore import settle_leftovers
 from tracker.sending.corrections import correcting_sender
-from tracker.sending.sinks import ConfigurationError, require_configured
+from tracker.sending.sinks import require_configured
 from tracker.storage.outbox import read_stats, retry_quarantined_rows, samples
 from tracker.ui import present
 
@@ -34,11 +35,8 @@ def outbox(as_json: bool, retry_quarantined: bool) -> None:
 @influx_options
 def sync(**setting_values: object) -> None:
     """Send every waiting sample to InfluxDB now."""
-    settings = load_or_exit(setting_overrides(setting_values)).settings.influx
-    try:
-        require_configured(settings)
-    except ConfigurationError as error:
-        raise Failure(str(error), 2) from None
+    settings = load_settings(setting_overrides(setting_values)).settings.influx
+    require_configured(settings)
     settle_leftovers(database_file())
     with progress_bar("Sending to InfluxDB") as progress:
         sender = correcting_sender(database_file(), settings, lambda line: click.echo(line, err=True))

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import click
 
+from tracker.categories.files import load_categories
 from tracker.categories.rules import Categories, CategoriesError
 from tracker.commands import Failure
-from tracker.commands.options import (
-    categories_or_exit,
-    influx_options,
-    load_or_exit,
-    progress_bar,
-    setting_overrides,
-    since_option,
-)
+from tracker.commands.options import influx_options, progress_bar, setting_overrides, since_option
+from tracker.config import load_settings
 from tracker.events import default_pulsetime
 from tracker.lineprotocol import clean_tag
 from tracker.paths import database_file
@@ -40,8 +35,8 @@ def recategorize(since: str, everything: bool, dry_run: bool, **setting_values: 
         raise click.UsageError("choose one of --since and --all")
     now = local_now()
     since_ms = None if everything else int(since_option(since, now).timestamp() * 1000)
-    loaded = load_or_exit(setting_overrides(setting_values)).settings
-    categories = categories_or_exit()
+    loaded = load_settings(setting_overrides(setting_values)).settings
+    categories = load_categories()
     database = database_file()
     history, outbox_rows = ({}, 0) if not database.exists() else recategorizing.recategorize_local(
         database, categories, since_ms, default_pulsetime(loaded.interval), apply=not dry_run)

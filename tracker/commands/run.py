@@ -9,12 +9,10 @@ from typing import TextIO, cast
 import click
 from rich.console import Console
 
-from tracker.commands import Failure
-from tracker.commands.options import duration_option, influx_options, load_or_exit, setting_options, setting_overrides
-from tracker.recording.metrics import MetricsUnavailable
+from tracker.commands.options import duration_option, influx_options, setting_options, setting_overrides
+from tracker.config import load_settings
 from tracker.recording.runner import View, record_until_stopped
-from tracker.recording.runstate import AlreadyRunning
-from tracker.recording.sources import SOURCE_NAMES, SourceUnavailable
+from tracker.recording.sources import SOURCE_NAMES
 from tracker.ui.live import LOG_FORMATS, ActivityLog, LiveView
 from tracker.ui.logfile import CappedLog
 
@@ -40,18 +38,11 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file
     if log_file is not None:  # first: a settings error must reach the file too
         # A text stream like a file's, written through at once: what ActivityLog needs of a TextIO.
         log_stream = cast("TextIO", CappedLog(Path(log_file), log_max_bytes, take_over_output=True))
-    loaded = load_or_exit(setting_overrides(setting_values))
+    loaded = load_settings(setting_overrides(setting_values))
     seconds = duration_option(run_for, "--for")
     view = _run_view(quiet, log_format, log_stream)
-    try:
-        with view:
-            record_until_stopped(loaded.settings, source, seconds, view)
-    except SourceUnavailable as error:
-        raise Failure(str(error), 2) from None
-    except AlreadyRunning as error:
-        raise Failure(str(error), 1) from None
-    except MetricsUnavailable as error:
-        raise Failure(str(error), 2) from None
+    with view:
+        record_until_stopped(loaded.settings, source, seconds, view)
 
 
 def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) -> View:

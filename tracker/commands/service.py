@@ -6,7 +6,7 @@ import click
 
 from tracker import paths
 from tracker.commands import Failure
-from tracker.commands.options import load_or_exit
+from tracker.config import load_settings
 from tracker.recording.runstate import EXIT_NOT_RUNNING
 from tracker.tasks import service as services
 from tracker.ui import present
@@ -23,25 +23,22 @@ def service() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the file it would write and the commands it would run.")
 def service_install(dry_run: bool) -> None:
     """Start `tracker run` at every login, from this installation, and now when a desktop is there."""
-    loaded = load_or_exit()  # settings that do not load would fail at every login
+    loaded = load_settings()  # settings that do not load would fail at every login
     manager = services.current_manager()
-    try:
-        spec = services.current_spec()
-        shell_only = services.settings_only_in_shell(manager)
-        if shell_only:
-            names = ", ".join(shell_only)
-            raise Failure(f"{names} {'is' if len(shell_only) == 1 else 'are'} set only in this shell, which a "
-                          "service started at login does not see: put the InfluxDB settings in config.yaml "
-                          "(`tracker config init`), unset the variables, and install again.", 2)
-        plan = services.plan_install(spec, manager)
-        if not loaded.settings.influx.configured:
-            restart = services.describe_command(services.restart_command(manager))
-            plan.notes.append("InfluxDB is not configured in config.yaml, so the service records locally only "
-                              f"until it is; then restart it (`{restart}`).")
-        if not dry_run:
-            services.carry_out(plan)
-    except services.ServiceError as error:
-        raise Failure(str(error), 1) from None
+    spec = services.current_spec()
+    shell_only = services.settings_only_in_shell(manager)
+    if shell_only:
+        names = ", ".join(shell_only)
+        raise Failure(f"{names} {'is' if len(shell_only) == 1 else 'are'} set only in this shell, which a "
+                      "service started at login does not see: put the InfluxDB settings in config.yaml "
+                      "(`tracker config init`), unset the variables, and install again.", 2)
+    plan = services.plan_install(spec, manager)
+    if not loaded.settings.influx.configured:
+        restart = services.describe_command(services.restart_command(manager))
+        plan.notes.append("InfluxDB is not configured in config.yaml, so the service records locally only "
+                          f"until it is; then restart it (`{restart}`).")
+    if not dry_run:
+        services.carry_out(plan)
     click.echo(present.service_plan_text(plan, done=not dry_run))
 
 
@@ -53,10 +50,7 @@ def service_uninstall() -> None:
     if not plan.file.exists():
         click.echo(f"No tracker service is installed (no {plan.file}); nothing to do.")
         return
-    try:
-        services.carry_out(plan)
-    except services.ServiceError as error:
-        raise Failure(str(error), 1) from None
+    services.carry_out(plan)
     click.echo(present.service_plan_text(plan, done=True))
     click.echo(f"Your recorded data in {paths.data_dir()} and your settings are untouched.")
 
@@ -65,10 +59,7 @@ def service_uninstall() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def service_status(as_json: bool) -> None:
     """Whether the service is installed and running (exit 3: installed, not running; 4: not installed)."""
-    try:
-        state = services.read_state(services.current_manager())
-    except services.ServiceError as error:
-        raise Failure(str(error), 1) from None
+    state = services.read_state(services.current_manager())
     click.echo(present.service_status_json(state) if as_json else present.service_status_text(state))
     if not state.installed:
         raise click.exceptions.Exit(EXIT_SERVICE_NOT_INSTALLED)

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tracker import PlainError
 from tracker.paths import data_dir, private_dir, write_private
 from tracker.sending.sendlock import lock_exclusively
 
@@ -33,7 +34,7 @@ def status_file() -> Path:
     return data_dir() / "status.json"
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(PlainError):
     def __init__(self, pid: int, directory: Path) -> None:
         super().__init__(f"tracker run is already running for {directory} (pid {pid})")
         self.pid = pid

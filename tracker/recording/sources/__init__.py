@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from tracker import PlainError
+
 if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
     from tracker.model import Sample
 
@@ -15,8 +17,10 @@ SOURCE_NAMES = ("auto", "macos", "x11", "demo")
 Notify = Callable[[str], None]
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailable(PlainError):
     """No desktop can be read: the message is one plain sentence for the user."""
+
+    exit_code = 2
 
 
 class Source(Protocol):
