@@ -33,6 +33,9 @@ def build(dist: Path) -> Path:
             "--distpath", str(dist), "--workpath", work, "--specpath", work,
             # The default rules, where tracker.categories.files looks for them inside the package.
             "--add-data", f"{ROOT / 'categories.yaml'}:tracker",
+            # The commands are imported by name when they are run (tracker.commands.COMMANDS), which PyInstaller
+            # cannot follow.
+            "--collect-submodules", "tracker.commands",
             *(option for name in EXCLUDED for option in ("--exclude-module", name)),
             str(ROOT / "packaging" / "tracker_main.py"),
         ])

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.events import default_pulsetime
 from tracker.interchange.activitywatch import AwEvent, Bucket, combine, flood, read_export
 from tracker.model import Record

@@ -19,7 +19,7 @@ from helpers.servers import ActivityWatch, InfluxDB1
 
 from tracker import paths
 from tracker.categories.files import load_categories
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.model import Sample
 
 AW_HOST = "aw-desk"

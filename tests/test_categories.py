@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from tracker import paths
 from tracker.categories.files import bundled_categories_path
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.ui.colours import score_label, score_style
 
 BUNDLED = bundled_categories_path().read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import SETTINGS, ConfigError, Setting, config_template, load_settings
 
 CONFIG_TEMPLATE = config_template()
@@ -679,7 +679,7 @@ def test_no_titles_option_of_run_records_no_titles() -> None:
 # Which modules a command loaded; yaml is slow to import, and only a command that reads settings needs it.
 _LOADS_YAML = """
 import sys
-from tracker.commands.cli import cli
+from tracker.commands import cli
 cli.main(sys.argv[1:], prog_name="tracker", standalone_mode=False)
 print("yaml" in sys.modules)
 """

@@ -252,7 +252,7 @@ def test_demo_source_is_repeatable_with_a_seed() -> None:
 def demo_command(*args: str, **environment: str):
     from click.testing import CliRunner
 
-    from tracker.commands.cli import cli
+    from tracker.commands import cli
 
     return CliRunner().invoke(cli, ["demo", *args], env=environment)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tracker.commands.cli import cli
+from tracker.commands import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -16,7 +16,10 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def commands(group: click.Group = cli, prefix: str = "tracker") -> dict[str, click.Command]:
     """Every command by its full name, e.g. "tracker categories edit"."""
     found: dict[str, click.Command] = {}
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         full = f"{prefix} {name}"
         if isinstance(command, click.Group):
             found |= commands(command, full)

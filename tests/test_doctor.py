@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from helpers.fault_server import FaultServer
 from helpers.servers import Desktop, InfluxDB1, VictoriaMetrics, wait_until
 
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.paths import database_file
 from tracker.storage.outbox import Outbox
 
@@ -151,7 +151,7 @@ def test_no_desktop(no_desktop: None):
 WHAT_IT_LOADED = """
 import sys
 import click
-from tracker.commands.cli import cli
+from tracker.commands import cli
 try:
     cli.main(["doctor"], prog_name="tracker", standalone_mode=False)
 except click.exceptions.Exit:

@@ -25,7 +25,7 @@ from tracker import paths
 from tracker.categories.files import MAX_CATEGORIES_BYTES, decode_categories, load_categories, parse_categories
 from tracker.categories.privacy import Privacy
 from tracker.categories.rules import CategoriesError
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import PrivacySettings
 from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError
 from tracker.model import Record, Sample, utc_now

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.sending.sender import Sender

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from helpers.servers import InfluxDB1, Prometheus, free_port, http, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.model import STATE_AWAY, Record
 from tracker.recording.metrics import TrackerMetrics
 from tracker.recording.recorder import Step
@@ -159,7 +159,7 @@ def test_without_prometheus_client_it_says_what_to_install(monkeypatch: pytest.M
 
 _LOADS_PROMETHEUS_CLIENT = """
 import sys
-from tracker.commands.cli import cli
+from tracker.commands import cli
 try:
     cli.main(sys.argv[1:], prog_name="tracker", standalone_mode=False)
 finally:

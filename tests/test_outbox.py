@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.lineprotocol import to_line
 from tracker.model import Record, Restamp
 from tracker.recording.recorder import mark_away

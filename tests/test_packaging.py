@@ -38,7 +38,7 @@ def test_the_wheel_carries_the_bundled_categories_and_they_load_from_inside_it(t
     assert bundled == (ROOT / "categories.yaml").read_text(encoding="utf-8")
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:
-        assert "tracker = tracker.commands.cli:cli" in archive.read(entry_points).decode()
+        assert "tracker = tracker.commands:cli" in archive.read(entry_points).decode()
 
     env = {**os.environ, "TRACKER_HOME": str(tmp_path / "home")}
     loaded = subprocess.run([sys.executable, "-c", FROM_THE_WHEEL, str(wheel)], capture_output=True, text=True,
@@ -55,7 +55,7 @@ def test_the_wheel_carries_the_bundled_categories_and_they_load_from_inside_it(t
 WHAT_IT_LOADED = """
 import sys
 import click
-from tracker.commands.cli import cli
+from tracker.commands import cli
 try:
     cli.main(sys.argv[1:], prog_name="tracker", standalone_mode=False)
 except click.ClickException as error:

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from tracker import paths
 from tracker.categories.files import load_categories
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import SETTINGS, load_settings
 from tracker.events import default_pulsetime
 from tracker.model import Sample

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracker.categories.files import load_categories
-from tracker.commands.cli import _shortened
+from tracker.commands.categories import shortened
 from tracker.ui import plaintable
 
 COLUMNS = [plaintable.Column("Category", no_wrap=True), plaintable.Column("Score", justify="right"),
@@ -33,7 +33,7 @@ def drawn_by_rich(rows: list[tuple[str, str, str]], width: int) -> str:
 
 def bundled_rows() -> list[tuple[str, str, str]]:
     return [(category.name, f"{category.score:+g}",
-             "\n".join(f"{kind}s: {_shortened(category.written(kind))}" for kind in ("app", "domain", "title")
+             "\n".join(f"{kind}s: {shortened(category.written(kind))}" for kind in ("app", "domain", "title")
                        if category.written(kind)) or "(no rules)")
             for category in load_categories().categories]
 

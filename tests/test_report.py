@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.events import default_pulsetime
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
 from tracker.storage.history import HistoryWriter

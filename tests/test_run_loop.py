@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import InfluxSettings
 from tracker.events import default_pulsetime
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample

@@ -14,7 +14,7 @@ from helpers.fault_server import FaultServer, Step, make_records, stored_records
 from helpers.servers import wait_until
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import Record

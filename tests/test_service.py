@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.tasks import service
 
 FAKE = """#!{python}

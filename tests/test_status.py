@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.recording.runlock import AlreadyRunning, acquire_run_lock, is_running
 
 # Stands in for `tracker run`: takes the lock, writes a status, and stops cleanly when its stdin says so.

@@ -17,7 +17,7 @@ from helpers.running import TRACKER, RunningTracker, command
 from helpers.servers import InfluxDB1, wait_until
 
 from tracker import paths
-from tracker.commands.cli import cli
+from tracker.commands import cli
 from tracker.recording.localstore import LocalStore
 from tracker.recording.runstate import RunnerState, StatusSnapshot
 from tracker.recording.vitals import read_vitals, to_point, vitals_document

@@ -1,8 +1,12 @@
 """tracker: the foreground app, classified, written to your own InfluxDB."""
 
+from typing import ClassVar
+
 __version__ = "0.1.0"
 
-# The formats of `tracker run`'s log lines; here so the command line offers them without importing the display.
-LOG_FORMATS = ("text", "json")
-# The formats `tracker export` writes (tracker.export); here so the command line offers them without importing it.
-EXPORT_FORMATS = ("activitywatch", "jsonl", "csv")
+
+class PlainError(Exception):
+    """A failure whose `str()` is one plain sentence for the user: whichever command meets it prints
+    `Error: <sentence>` and exits with the class's exit_code (tracker.commands does it, for every command)."""
+
+    exit_code: ClassVar[int] = 1

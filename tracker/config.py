@@ -1,7 +1,7 @@
 """Settings: command-line options, then environment, then config.yaml, then defaults.
 
 Each setting is declared once, as a field of the dataclasses below with a `Setting` in its metadata. The
-config file's keys, the environment variables, the command-line options (tracker.commands.cli), `tracker config
+config file's keys, the environment variables, the command-line options (tracker.commands.options), `tracker config
 show` and the template `tracker config init` writes all come from those declarations. Every value
 remembers where it came from, so `tracker config show` can say so.
 """
@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from tracker import PlainError
 
 if TYPE_CHECKING:  # pathlib is slow to import, and `tracker --help` imports this module
     from pathlib import Path
@@ -185,8 +187,10 @@ DEFAULTS: dict[str, Any] = {setting.name: default for setting, default in _SCHEM
 _SECTIONS = frozenset(name.partition(".")[0] for name in SETTINGS if "." in name)
 
 
-class ConfigError(Exception):
+class ConfigError(PlainError):
     """The settings cannot be used: one plain sentence naming the file or variable and what is wrong."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracker import PlainError
 from tracker.matching import TitleRegex, host_suffixes
 from tracker.model import UNCATEGORIZED, Sample, url_host
 from tracker.paths import display_path
@@ -19,7 +20,7 @@ SCORE_MIN = -2.0
 SCORE_MAX = 2.0
 
 
-class CategoriesError(ValueError):
+class CategoriesError(PlainError, ValueError):
     """A categories file that cannot be used; the message names the file, the line and the problem."""
 
     def __init__(self, file: Path, line: int | None, problem: str) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from tracker import PlainError
+
 WINDOW = "currentwindow"
 AFK = "afkstatus"
 WEB = "web.tab.current"
@@ -45,7 +47,7 @@ _WEB_BUCKET = re.compile(r"aw-watcher-web-([a-z]+)", re.IGNORECASE)
 _ISO_PARTS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$")
 
 
-class ExportError(ValueError):
+class ExportError(PlainError, ValueError):
     """An export that cannot be read; `str()` is one plain sentence naming the bucket and event."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tracker.events import Event
 
+EXPORT_FORMATS = ("activitywatch", "jsonl", "csv")  # `tracker export --format`
 COLUMNS = ("time", "duration", "app", "activity", "category", "score", "state", "title", "url")
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 # AFK events closer than this merge into one: tracker's events meet end to start, give or take rounding.

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from tracker import __version__
+from tracker import PlainError, __version__
 from tracker.events import pulse_of
 from tracker.model import STATE_ACTIVE
 from tracker.sending.sinks import REQUEST_RESULTS
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 INSTALL_HINT = f"{shlex.quote(sys.executable)} -m pip install 'prometheus_client>=0.20'"
 
 
-class MetricsUnavailable(Exception):
+class MetricsUnavailable(PlainError):
     """Metrics cannot be served as asked: one plain sentence for the user."""
+
+    exit_code = 2
 
 
 def listen_address(text: str, allow_remote: bool) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from tracker import PlainError
 from tracker.paths import data_dir, private_dir
 from tracker.sending.sendlock import lock_exclusively
 
@@ -24,7 +25,7 @@ def status_file() -> Path:
     return data_dir() / "status.json"
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(PlainError):
     def __init__(self, pid: int, directory: Path) -> None:
         super().__init__(f"tracker run is already running for {directory} (pid {pid})")
         self.pid = pid

@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tracker import PlainError
 from tracker.paths import private_dir
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(PlainError):
     """The local database cannot be used (disk full, read-only, I/O error); `str()` says which, plainly.
     `busy`: only because another process holds its write lock (another tracker command), which passes."""
 

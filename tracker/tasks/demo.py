@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from tracker import PlainError
 from tracker.callbacks import Progress
 from tracker.lineprotocol import MEASUREMENT, to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record
@@ -157,7 +158,7 @@ def is_demo_series(key: str) -> bool:
     return all(f"{tag}={value}" in tags for tag, value in DEMO_TAGS.items())
 
 
-class DemoRefused(Exception):
+class DemoRefused(PlainError):
     """Writing or removing demo points would mix them with a real machine's: `str()` says why, in one sentence."""
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tracker import paths
+from tracker import PlainError, paths
 
 LABEL = "io.github.tracker"
 UNIT_NAME = "tracker.service"
@@ -41,7 +41,7 @@ SECRET_VARIABLES = ("TRACKER_INFLUX_URL", "TRACKER_INFLUX_TOKEN", "TRACKER_INFLU
                     "TRACKER_INFLUX_API")
 
 
-class ServiceError(Exception):
+class ServiceError(PlainError):
     """The service cannot be installed, removed or asked: one plain sentence saying what to do."""
 
 

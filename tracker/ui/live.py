@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
 
-from tracker import LOG_FORMATS
 from tracker.events import score_of_pulse
 from tracker.model import STATE_AWAY, Record
 from tracker.timespec import human_ago, human_duration
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
 # The 1 Hz runner's ticks jitter by a few ms: a limit of exactly 1 s would skip every other one.
 MIN_REDRAW_INTERVAL = 0.9
+LOG_FORMATS = ("text", "json")  # of ActivityLog's lines: `tracker run --log-format`
 TODAY_ROWS = 6  # categories shown in the live view; the rest are summed as "other"
 NOTICE_ROWS = 3
 BAR_WIDTH = 24

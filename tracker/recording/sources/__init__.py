@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from tracker import PlainError
+
 if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
     from tracker.model import Sample
 
@@ -12,8 +14,10 @@ SOURCE_NAMES = ("auto", "macos", "x11", "demo")
 
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailable(PlainError):
     """No desktop can be read: the message is one plain sentence for the user."""
+
+    exit_code = 2
 
 
 class Source(Protocol):

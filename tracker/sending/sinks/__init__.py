@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from tracker import PlainError
 from tracker.redact import display_url, outward
 from tracker.sending.sinks.answers import Answer, confirms_write, describe
 
@@ -55,9 +56,11 @@ class TooLarge(SendError):
     """413: the batch is too large; send it in smaller parts."""
 
 
-class InfluxSettingsError(SendError):
+class InfluxSettingsError(SendError, PlainError):
     """The InfluxDB settings are wrong: they point at something that is not there (database, bucket, org, URL),
     or cannot be sent as they are. Keep the rows. (config.ConfigError is the settings file that cannot be used.)"""
+
+    exit_code = 2
 
 
 # What a request to the server can come to, as vitals and metrics count them.
