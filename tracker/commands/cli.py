@@ -323,7 +323,7 @@ def sync(**setting_values: object) -> None:
     from tracker.recording.localstore import settle_leftovers
     from tracker.sending.corrections import correcting_sender
     from tracker.sending.sinks import ConfigurationError, require_configured
-    from tracker.storage.outbox import samples
+    from tracker.wording import samples
 
     settings = load_or_exit(setting_overrides(setting_values)).settings.influx
     try:

@@ -25,7 +25,8 @@ from tracker.sending.deliver import Accepted, Quarantined, RefusedEverything, de
 from tracker.sending.sendlock import SYNC_LOCK_WAIT, sending_held
 from tracker.sending.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, request_result
 from tracker.sending.sinks.connect import open_sink
-from tracker.storage.outbox import Outbox, OutboxUnavailable, samples
+from tracker.storage.outbox import Outbox, OutboxUnavailable
+from tracker.wording import samples
 
 # Longest wait honoured from a Retry-After header, in seconds.
 RETRY_AFTER_CAP = 3600.0
