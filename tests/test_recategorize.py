@@ -49,8 +49,9 @@ from tracker.events import default_pulsetime
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, UNCATEGORIZED, Record
 from tracker.sending.corrections import correcting_sender
-from tracker.storage.history import History, HistoryWriter
+from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import History
 
 ROOT = Path(__file__).resolve().parents[1]
 

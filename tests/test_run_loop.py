@@ -30,8 +30,9 @@ from tracker.recording.runner import Parts, Run, RunView
 from tracker.recording.runstate import RunnerState, StatusSnapshot, acquire_run_lock, write_status
 from tracker.sending.corrections import correcting_sender
 from tracker.sending.sender import SenderState
-from tracker.storage.history import History, HistoryWriter
+from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import History
 from tracker.ui.live import ActivityLog
 from tracker.ui.present import status_text
 

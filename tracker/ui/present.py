@@ -23,9 +23,8 @@ if TYPE_CHECKING:
 
     from tracker.interchange.importing import ImportResult
     from tracker.recording.runstate import RunnerState, StatusSnapshot, Vitals
-    from tracker.storage.history import Total
     from tracker.storage.outbox import OutboxStats
-    from tracker.storage.queries import Report
+    from tracker.storage.queries import Report, Total
     from tracker.tasks.doctor import Check
     from tracker.tasks.recategorize import Outcome as RecategorizeOutcome
     from tracker.tasks.service import Plan, ServiceState
