@@ -23,8 +23,8 @@ from rich.console import Console
 
 from tracker.events import default_pulsetime
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.storage.history import History, HistoryWriter
-from tracker.storage.queries import build_report, uncategorized_activities
+from tracker.storage.history import HistoryWriter
+from tracker.storage.queries import History, build_report, uncategorized_activities
 from tracker.timespec import local_now, parse_since
 from tracker.ui.present import render_report, report_csv, report_json
 

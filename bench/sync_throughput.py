@@ -30,7 +30,7 @@ from helpers.servers import InfluxDB1  # noqa: E402
 
 from tracker.config import InfluxSettings  # noqa: E402
 from tracker.lineprotocol import to_line  # noqa: E402
-from tracker.sending.sender import Sender  # noqa: E402
+from tracker.sending.corrections import correcting_sender  # noqa: E402
 from tracker.storage.outbox import Outbox  # noqa: E402
 
 BATCH = 5000
@@ -50,7 +50,8 @@ def plain_client(url: str, database: str, lines: list[str]) -> float:
 
 def tracker_sync(url: str, database: str, outbox_path: Path) -> float:
     """Seconds for tracker's sender (what `tracker sync` runs) to send every waiting row."""
-    sender = Sender(outbox_path, InfluxSettings(url=url, bucket=database, api="v1"), on_status=lambda line: None)
+    sender = correcting_sender(outbox_path, InfluxSettings(url=url, bucket=database, api="v1"), lambda line: None,
+                               deferred=False)
     started = time.perf_counter()
     result = sender.send_all()
     elapsed = time.perf_counter() - started

@@ -19,7 +19,7 @@ from helpers.fault_server import make_records, stored_records
 
 from tracker import paths
 from tracker.config import InfluxSettings
-from tracker.sending.sender import Sender
+from tracker.sending.corrections import correcting_sender
 from tracker.storage.outbox import Outbox
 
 TESTS = Path(__file__).parent
@@ -30,14 +30,15 @@ sys.path.insert(0, {tests!r})
 from helpers.fault_server import make_records
 from tracker.config import InfluxSettings
 from tracker.storage.outbox import Outbox
-from tracker.sending.sender import Sender
+from tracker.sending.corrections import correcting_sender
 
 database, url, bucket = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 first, burst = int(sys.argv[4]), int(sys.argv[5])
 outbox = Outbox(database)
 # The sender's notices go to stderr: printed from its thread to stdout, they could split a "committed" line.
-sender = Sender(database, InfluxSettings(url=url, bucket=bucket, api="v1"),
-                lambda notice: print(notice, file=sys.stderr), batch_size=300, min_interval=0.05)
+sender = correcting_sender(database, InfluxSettings(url=url, bucket=bucket, api="v1"),
+                           lambda notice: print(notice, file=sys.stderr), deferred=False, batch_size=300,
+                           min_interval=0.05)
 sender.start()
 number = first
 while True:
@@ -99,7 +100,8 @@ def test_kill_9_while_recording_and_sending_loses_and_doubles_nothing(influxdb1,
         with Outbox(paths.database_file()) as outbox:
             left_unsent.append(outbox.stats().waiting)
 
-    result = Sender(paths.database_file(), settings, print).send_all()  # the next start sends the rest
+    # The next start sends the rest.
+    result = correcting_sender(paths.database_file(), settings, print, deferred=False).send_all()
     assert result.ok and result.waiting == 0 and result.quarantined == 0, result
 
     stored = stored_records(influxdb1, influx_database)

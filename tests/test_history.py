@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from tracker.events import Event, default_pulsetime
 from tracker.model import AWAY, STATE_AWAY, UNCATEGORIZED, Record
-from tracker.storage.history import History, HistoryWriter
+from tracker.storage.history import HistoryWriter
+from tracker.storage.queries import History
 from tracker.timespec import parse_duration, parse_since, parse_until
 
 START = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)

@@ -29,7 +29,7 @@ from tracker import paths
 from tracker.commands import cli
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
-from tracker.sending.sender import Sender
+from tracker.sending.corrections import correcting_sender
 from tracker.sending.sinks import InfluxSettingsError, RetryLater, SendError
 from tracker.sending.sinks.answers import ANSWER_CAP
 from tracker.sending.sinks.connect import open_sink
@@ -360,8 +360,8 @@ def test_a_server_always_asking_to_retry_now_gets_requests_ever_more_slowly():
     server.start()
     try:
         recorded(3)
-        sender = Sender(paths.database_file(), InfluxSettings(url=server.url, api="v1"), lambda line: None,
-                        first_retry=0.2, max_retry=5.0, min_interval=0.0)
+        sender = correcting_sender(paths.database_file(), InfluxSettings(url=server.url, api="v1"), lambda line: None,
+                                   deferred=False, first_retry=0.2, max_retry=5.0, min_interval=0.0)
         started = time.monotonic()
         sender.start()
         wait_until(lambda: len(server.writes()) >= 5, timeout=60, what="five attempts")

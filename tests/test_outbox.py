@@ -360,15 +360,15 @@ def test_nothing_is_handed_out_for_sending_while_a_clock_fix_waits_and_tracker_o
     with Outbox(paths.database_file()) as outbox:
         outbox.append_many(make_records(3))
         outbox.restamp([Restamp(0, 10**13, -1000)], "laptop")
-        outbox.defer_recategorization("laptop", None, 10**13, "categories: {}", "categories.yaml")
+        outbox.corrections.defer_recategorization("laptop", None, 10**13, "categories: {}", "categories.yaml")
         assert outbox.pending_lines(10) == []
         shown = CliRunner().invoke(cli, ["outbox"]).output.splitlines()
         assert [line for line in shown if line.startswith(("Clock fix", "Recategorise"))] == [
             "Clock fix:     the samples sent while the clock was ahead move back in InfluxDB first; nothing more is"
             " sent until then",
             "Recategorise:  one recategorisation waits for InfluxDB (made once everything waiting is sent)"]
-        (fix,) = outbox.clock_fixes()
+        (fix,) = outbox.corrections.clock_fixes()
         assert (fix.host, fix.restamp) == ("laptop", Restamp(0, 10**13, -1000))
-        outbox.forget_clock_fix(fix.id)
+        outbox.corrections.forget_clock_fix(fix.id)
         assert len(outbox.pending_lines(10)) == 3
         assert "Clock fix" not in CliRunner().invoke(cli, ["outbox"]).output

@@ -38,7 +38,7 @@ from tracker.events import default_pulsetime
 from tracker.model import Sample
 from tracker.recording.localstore import LocalStore
 from tracker.recording.recorder import Classified, Recorder
-from tracker.sending.sender import Sender
+from tracker.sending.corrections import correcting_sender
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
 from tracker.timespec import parse_duration
@@ -525,8 +525,9 @@ def test_titles_with_lone_surrogates_go_through_outbox_influxdb_and_report(influ
     store.finish()
     store.close()
 
-    result = Sender(path, load_settings({"influx.url": influxdb1.url, "influx.bucket": database,
-                                         "influx.api": "v1"}).settings.influx, lambda _: None).send_all()
+    result = correcting_sender(path, load_settings({"influx.url": influxdb1.url, "influx.bucket": database,
+                                                    "influx.api": "v1"}).settings.influx, lambda _: None,
+                               deferred=False).send_all()
     assert result.ok and result.sent == len(recorded), result
     assert stored_records(influxdb1, database) == recorded
 

@@ -49,8 +49,9 @@ from tracker.events import default_pulsetime
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, UNCATEGORIZED, Record
 from tracker.sending.corrections import correcting_sender
-from tracker.storage.history import History, HistoryWriter
+from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import History
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -520,7 +521,8 @@ def test_a_sender_at_the_worst_moment_waits_and_nothing_is_lost(influxdb1: Influ
 
     def send_first_then_execute(*args: Any, **kwargs: Any) -> Any:
         if args[2].startswith("DELETE"):
-            attempts.append(sender_module.Sender(paths.database_file(), settings, lambda _: None).send_all())
+            attempts.append(correcting_sender(paths.database_file(), settings, lambda _: None,
+                                              deferred=False).send_all())
         return execute(*args, **kwargs)
 
     monkeypatch.setattr(influx_v1, "execute", send_first_then_execute)

@@ -25,7 +25,8 @@ from helpers.running import TRACKER, RunningTracker, command
 from helpers.servers import InfluxDB1, wait_until
 
 from tracker import paths
-from tracker.storage.history import WRITE_EVERY, History
+from tracker.storage.history import WRITE_EVERY
+from tracker.storage.queries import History
 
 
 def latest_point(server: InfluxDB1, database: str) -> int:

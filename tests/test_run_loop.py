@@ -33,8 +33,9 @@ from tracker.recording.runner import Parts, Run, RunView
 from tracker.recording.runstate import RunnerState, StatusSnapshot, write_status
 from tracker.sending.corrections import correcting_sender
 from tracker.sending.sender import SenderState
-from tracker.storage.history import History, HistoryWriter
+from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import History
 from tracker.ui.live import ActivityLog
 from tracker.ui.present import status_text
 
@@ -384,7 +385,7 @@ def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb_too(harness
     assert [line for line in said if "clock" in line] == [
         f"The clock was set back: 2 samples sent while it was ahead moved back in InfluxDB at {influxdb1.url} too"]
     with Outbox(paths.database_file()) as outbox:
-        assert (outbox.waiting(), outbox.clock_fixes()) == (0, [])
+        assert (outbox.waiting(), outbox.corrections.clock_fixes()) == (0, [])
 
 
 def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb2_too(harness, influxdb2):
@@ -401,7 +402,7 @@ def test_points_sent_while_the_clock_was_ahead_move_back_in_influxdb2_too(harnes
         f"The clock was set back: 2 samples sent while it was ahead moved back in InfluxDB at {influxdb2.url} too"]
     assert len(influxdb2.deletes) >= 1
     with Outbox(paths.database_file()) as outbox:
-        assert (outbox.waiting(), outbox.clock_fixes()) == (0, [])
+        assert (outbox.waiting(), outbox.corrections.clock_fixes()) == (0, [])
 
 
 def test_a_server_that_cannot_delete_keeps_the_points_sent_ahead_and_the_user_is_told(harness, victoria):

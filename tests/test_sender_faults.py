@@ -19,7 +19,9 @@ from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import Record
 from tracker.recording.recorder import mark_away
-from tracker.sending.sender import Sender, refusal_budget
+from tracker.sending.corrections import correcting_sender
+from tracker.sending.deliver import refusal_budget
+from tracker.sending.sender import Sender
 from tracker.storage.outbox import Outbox
 
 RIGHT_TOKEN = "tracker:Right-Pa55"
@@ -43,7 +45,7 @@ def recorded(records: list[Record]) -> None:
 
 def fast_sender(settings: InfluxSettings, statuses: list[str], **options: float) -> Sender:
     timing = {"first_retry": 0.2, "max_retry": 2.0, "min_interval": 0.05} | options
-    return Sender(paths.database_file(), settings, statuses.append, **timing)
+    return correcting_sender(paths.database_file(), settings, statuses.append, deferred=False, **timing)
 
 
 @pytest.fixture
@@ -135,7 +137,7 @@ def test_a_refused_token_keeps_the_samples_until_the_settings_are_fixed(servers)
     outbox_text = CliRunner().invoke(cli, ["outbox", "--json"]).output
     assert '"waiting": 20' in outbox_text and "Wr0ng-Pa55-9z" not in outbox_text
 
-    result = Sender(paths.database_file(), settings_for(server), statuses.append).send_all()
+    result = correcting_sender(paths.database_file(), settings_for(server), statuses.append, deferred=False).send_all()
     assert (result.ok, result.sent, result.waiting) == (True, 20, 0)
     assert server.accepted == lines_of(records)
 
@@ -147,9 +149,10 @@ def test_sync_while_running_never_sends_a_row_twice(servers):
     statuses: list[str] = []
     running = fast_sender(settings_for(server, token=None), statuses, batch_size=40, min_interval=0.0)
     running.start()
-    syncing = threading.Thread(target=lambda: [Sender(paths.database_file(), settings_for(server, token=None),
-                                                      statuses.append, batch_size=40).send_all()
-                                               for _ in range(6)])
+    syncing = threading.Thread(target=lambda: [
+        correcting_sender(paths.database_file(), settings_for(server, token=None), statuses.append, deferred=False,
+                          batch_size=40).send_all()
+        for _ in range(6)])
     for number in range(0, 600, 50):
         recorded(records[number:number + 50])
         running.wake()

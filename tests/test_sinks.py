@@ -16,7 +16,7 @@ from tracker import paths
 from tracker.config import InfluxSettings
 from tracker.lineprotocol import to_line
 from tracker.model import STATE_AWAY, Record
-from tracker.sending.sender import Sender
+from tracker.sending.corrections import correcting_sender
 from tracker.sending.sinks import AuthFailed, InfluxSettingsError, Rejected, RetryLater, SendError, TooLarge
 from tracker.sending.sinks.connect import open_sink
 from tracker.storage.outbox import Outbox
@@ -112,11 +112,11 @@ def test_missing_database_keeps_the_samples_until_it_exists(influxdb1):
     with Outbox(database) as outbox:
         outbox.append_many(records)
     settings = InfluxSettings(url=influxdb1.url, bucket="not_created_yet", api="v1")
-    result = Sender(database, settings, print).send_all()
+    result = correcting_sender(database, settings, print, deferred=False).send_all()
     assert not result.ok and result.waiting == 20 and result.sent == 0
     assert 'database not found: "not_created_yet"' in result.error
     influxdb1.create_database("not_created_yet")
-    result = Sender(database, settings, print).send_all()
+    result = correcting_sender(database, settings, print, deferred=False).send_all()
     assert (result.ok, result.sent, result.waiting) == (True, 20, 0)
     assert stored_records(influxdb1, "not_created_yet") == records
 
@@ -130,8 +130,8 @@ def test_field_type_conflict_quarantines_only_the_conflicting_rows(influxdb1, in
     database = paths.database_file()
     with Outbox(database) as outbox:
         outbox.append_many(records)
-    result = Sender(database, InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1"), print,
-                    batch_size=64).send_all()
+    result = correcting_sender(database, InfluxSettings(url=influxdb1.url, bucket=influx_database, api="v1"), print,
+                               deferred=False, batch_size=64).send_all()
     without_title = [record for record in records if record.title is None]
     assert (result.sent, result.quarantined, result.waiting) == (len(without_title), 64 - len(without_title), 0)
     assert stored_records(influxdb1, influx_database, "host = 'test-host'") == without_title

@@ -11,8 +11,9 @@ from tracker.paths import database_file
 from tracker.recording.localstore import settle_leftovers
 from tracker.sending.corrections import correcting_sender
 from tracker.sending.sinks import require_configured
-from tracker.storage.outbox import read_stats, retry_quarantined_rows, samples
+from tracker.storage.outbox import read_stats, retry_quarantined_rows
 from tracker.ui import present
+from tracker.wording import samples
 
 
 @click.command()

@@ -33,8 +33,9 @@ from tracker.lineprotocol import clean_tag, clean_text
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.paths import private_dir
 from tracker.storage.db import open_database, unavailable_as
-from tracker.storage.history import History, covered_periods, insert_events
+from tracker.storage.history import covered_periods, insert_events
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import History
 
 # Imported events are cut into points at each UTC minute: a dashboard's hour gets the time that fell in it.
 POINT_MS = 60_000

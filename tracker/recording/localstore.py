@@ -22,8 +22,9 @@ from tracker.recording.recorder import Step, mark_away, settle
 from tracker.recording.runlock import is_running
 from tracker.storage.db import StoreUnavailable
 from tracker.storage.history import HistoryWriter
-from tracker.storage.outbox import Outbox, OutboxUnavailable, lost_text, samples
+from tracker.storage.outbox import Outbox, OutboxUnavailable
 from tracker.timespec import human_duration
+from tracker.wording import lost_text, samples
 
 # Records kept in memory while the outbox cannot be written (disk full, read-only): one day at 1 Hz.
 UNSAVED_LIMIT = 86_400

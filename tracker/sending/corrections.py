@@ -46,7 +46,9 @@ from tracker.config import InfluxSettings
 from tracker.model import Record
 from tracker.redact import display_url
 from tracker.sending.sendlock import SYNC_LOCK_WAIT, sending_held
-from tracker.storage.outbox import ClockFix, DeferredRecategorization, Outbox, OutboxUnavailable, samples
+from tracker.storage.outbox import Outbox, OutboxUnavailable
+from tracker.storage.pending_corrections import ClockFix, DeferredRecategorization
+from tracker.wording import samples
 
 if TYPE_CHECKING:
     from tracker.sending.points_v1 import Series
@@ -188,8 +190,9 @@ def move_sent_points(settings: InfluxSettings, database_file: Path, fix: ClockFi
 
 def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Sequence[DeferredRecategorization],
                      send: Send) -> Iterator[tuple[DeferredRecategorization, InfluxPart | str]]:
-    """Make the `waiting` deferred corrections (Outbox.deferred_recategorizations), oldest first, each forgotten
-    once made, sending the outbox with `send`: what each came to, or why it was dropped (one sentence).
+    """Make the `waiting` deferred corrections (PendingCorrections.deferred_recategorizations), oldest first,
+    each forgotten once made, sending the outbox with `send`: what each came to, or why it was dropped (one
+    sentence).
     SendError when the server fails: the rest wait for the next try."""
     for deferred in waiting:
         outcome: InfluxPart | str
@@ -202,7 +205,7 @@ def correct_deferred(settings: InfluxSettings, database_file: Path, waiting: Seq
         except CategoriesError as error:  # written by another version of tracker, whose rules this one refuses
             outcome = f"its categories no longer load ({error}); run `tracker recategorize` again"
         with Outbox(database_file) as outbox:
-            outbox.forget_recategorizations([deferred.id])
+            outbox.corrections.forget_recategorizations([deferred.id])
         yield deferred, outcome
 
 
@@ -240,7 +243,7 @@ class SentPointsMover:
         self.database_file = database_file
 
     def __call__(self, outbox: Outbox, say: Callable[[str], None]) -> None:
-        fixes = outbox.clock_fixes()
+        fixes = outbox.corrections.clock_fixes()
         if not fixes:
             return
         moved = 0
@@ -251,7 +254,7 @@ class SentPointsMover:
                     moved += move_sent_points(self.settings, self.database_file, fix)
                 except NotSupported as error:
                     unsupported = error
-            outbox.forget_clock_fix(fix.id)
+            outbox.corrections.forget_clock_fix(fix.id)
         if unsupported is not None:
             say(f"The clock was set back: {unsupported}.")
         if moved:
@@ -277,7 +280,7 @@ class DeferredCorrections:
         if time.monotonic() < self._next_look:
             return
         self._next_look = time.monotonic() + self.every
-        waiting = outbox.deferred_recategorizations()
+        waiting = outbox.corrections.deferred_recategorizations()
         if not waiting:
             return
         try:

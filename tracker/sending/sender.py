@@ -1,15 +1,14 @@
 """The sender: moves rows from the outbox to InfluxDB, oldest first, and forgets them only once confirmed.
 
-Failures keep the rows and are retried with exponential backoff; a row the server refuses for good is
-found by bisecting its batch and quarantined with the server's reason, but only once the server accepted
-another row of the same batch: a server or proxy that refuses everything is a failure like any other (the
-rows wait), not a reason to set every row aside. Only one sender sends at a time per data directory (an flock
-on send.lock), so `tracker sync` during `tracker run` never doubles a row.
+Failures keep the rows and are retried with exponential backoff; a batch the server refuses goes to
+tracker.sending.deliver, which finds the rows it refuses for good (quarantined with the server's reason) and
+those it takes. Only one sender sends at a time per data directory (an flock on send.lock), so `tracker sync`
+during `tracker run` never doubles a row. This module is the scheduling: the thread, backoff, locks and the
+maintenance jobs between batches.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,15 +16,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from tracker.callbacks import Progress
 from tracker.config import InfluxSettings
 from tracker.redact import display_url, outward
+from tracker.sending.deliver import Accepted, Quarantined, RefusedEverything, deliver
 from tracker.sending.sendlock import SYNC_LOCK_WAIT, sending_held
 from tracker.sending.sinks import Rejected, RetryLater, SendError, Sink, TooLarge, request_result
 from tracker.sending.sinks.connect import open_sink
-from tracker.storage.outbox import Outbox, OutboxUnavailable, samples
+from tracker.storage.outbox import Outbox, OutboxUnavailable
+from tracker.wording import samples
 
 # Longest wait honoured from a Retry-After header, in seconds.
 RETRY_AFTER_CAP = 3600.0
@@ -34,11 +36,6 @@ RETRY_AFTER_CAP = 3600.0
 SEND_EVERY = 10.0
 # Until the first send, rounds come this often (seconds).
 FIRST_LOOK_EVERY = 1.0
-# While the server has accepted no row of a refused batch, the bisection may spend this many refused requests
-# beyond those it takes to reach a single row (enough to step past a short run of bad rows at the start), then
-# tries this many single rows from elsewhere in the batch before deciding that the server refuses everything.
-EXTRA_REFUSALS = 4
-PROBES = 2
 
 Row = tuple[int, str]  # an outbox row's id and its line
 
@@ -98,22 +95,11 @@ class _Busy(Exception):
     """Another sender holds send.lock."""
 
 
-class RefusedEverything(SendError):
-    """The server refused every row of a batch it was sent, down to single rows, or a single row as too large:
-    the fault lies with the server, a proxy or the settings, not with the rows, so they keep waiting."""
-
-
-def refusal_budget(batch_rows: int) -> int:
-    """The most requests a batch of `batch_rows` costs before the server is found to refuse everything: the
-    batch, the halves down to one row, EXTRA_REFUSALS more and PROBES single rows."""
-    return 1 + math.ceil(math.log2(max(batch_rows, 1))) + EXTRA_REFUSALS + PROBES
-
-
 class Sender:
     def __init__(self, database: Path, settings: InfluxSettings, on_status: Callable[[str], None],
-                 batch_size: int = 5000, *, first_retry: float = 1.0, max_retry: float = 60.0,
-                 min_interval: float = SEND_EVERY, poll_interval: float = 5.0, before_batches: Job | None = None,
-                 when_drained: Job | None = None) -> None:
+                 batch_size: int = 5000, *, before_batches: Job, when_drained: Job | None = None,
+                 first_retry: float = 1.0, max_retry: float = 60.0, min_interval: float = SEND_EVERY,
+                 poll_interval: float = 5.0) -> None:
         self.database = database
         self.settings = settings
         self.url = display_url(settings.url)
@@ -138,7 +124,8 @@ class Sender:
         self._last_error: str | None = None
         self._waiting = 0
         self._retry_delay = first_retry
-        # The maintenance between batches, given by whoever makes the sender (see Job).
+        # The maintenance between batches, given by whoever makes the sender (see Job). `before_batches` is
+        # required: without the clock-fix moves, Outbox.pending_lines hands out nothing while a fix waits.
         self._before_batches = before_batches
         self._when_drained = when_drained
         self.requests = RequestCounts()
@@ -276,8 +263,7 @@ class Sender:
         """
         outbox = self._open_outbox()
         with sending_held(self.database, lock_wait, _Busy):
-            if self._before_batches is not None:
-                self._before_batches(outbox, self._on_status)
+            self._before_batches(outbox, self._on_status)
             # Read inside the lock: rows another sender just confirmed are gone by now.
             rows = outbox.pending_lines(self.batch_size)
             sending = self._send_async(rows) if rows and self._may_go_on(deadline) else None
@@ -342,69 +328,22 @@ class Sender:
 
     def _deliver(self, outbox: Outbox, rows: Sequence[Row], refusal: SendError, tally: _Tally,
                  progress: Progress | None) -> None:
-        """The server refused this batch (`refusal`): send it again in halves, one request at a time, until the
-        rows it refuses are alone, and quarantine those, but only once it has accepted another row of the batch.
-
-        Until then a row refused alone is only suspect. When nothing is accepted within refusal_budget()
-        requests, or a single row is too large, the server refuses everything: RefusedEverything, and every row
-        not accepted keeps waiting.
-        """
+        """The server refused this batch (`refusal`): deliver.deliver finds what it takes, one request at a time;
+        confirmed rows are forgotten and refused ones quarantined as it goes. RefusedEverything: the rest wait."""
         configured_batch = self.batch_size
-        parts: list[Sequence[Row]] = []  # still to send; the last goes next
-        suspects: list[tuple[int, str]] = []  # ids refused alone before anything was accepted, and the reasons
-        accepted = probed = False
-        refusals, allowed = 0, refusal_budget(len(rows)) - PROBES
-
-        def refused(part: Sequence[Row], error: SendError) -> None:
-            nonlocal refusals
-            refusals += 1
-            if len(part) > 1:
-                if isinstance(error, TooLarge):
-                    self.batch_size = max(1, len(part) // 2)  # later batches start small enough
-                middle = len(part) // 2
-                parts.extend((part[middle:], part[:middle]))
-                return
-            if isinstance(error, TooLarge):  # one line is far below any real server's limit
-                self.batch_size = configured_batch
-                raise RefusedEverything(f"InfluxDB at {self.url} refused even a single sample as too large (413):"
-                                        " raise the request size limit of the server, or of a proxy in front of it")
-            reason = outward(_reason(error), self.settings)
-            if accepted:
-                outbox.quarantine([part[0][0]], reason)
-                tally.quarantined += 1
-            else:
-                suspects.append((part[0][0], reason))
-
-        refused(rows, refusal)
-        while parts:
-            if not accepted and refusals >= allowed:
-                if probed:
-                    break
-                # Before blaming the server, try single rows from elsewhere in the batch: a run of bad rows at
-                # its start must not hold back the good ones behind it for ever.
-                probed = True
-                remaining = [row for part in reversed(parts) for row in part]
-                probes = _spread(remaining, PROBES)
-                rest = [row for row in remaining if row not in probes]
-                parts[:] = ([rest] if rest else []) + [[row] for row in probes]
-                allowed = refusals + len(probes)
-            part = parts.pop()
-            try:
-                self._write(self._open_sink(), [line for _, line in part])
-            except (TooLarge, Rejected) as error:
-                refusal = error
-                refused(part, error)
-                continue
-            self._confirmed(outbox, [row_id for row_id, _ in part], tally, progress)
-            if not accepted:
-                accepted = True  # the server takes rows: those it refused alone were refused for what they hold
-                for row_id, reason in suspects:
-                    outbox.quarantine([row_id], reason)
-                tally.quarantined += len(suspects)
-        if not accepted:
+        try:
+            for outcome in deliver([line for _, line in rows], partial(self._write, self._open_sink()), self.url,
+                                   refusal):
+                if isinstance(outcome, Accepted):
+                    self._confirmed(outbox, [rows[position][0] for position in outcome.positions], tally, progress)
+                elif isinstance(outcome, Quarantined):
+                    outbox.quarantine([rows[outcome.position][0]], outward(outcome.reason, self.settings))
+                    tally.quarantined += 1
+                else:
+                    self.batch_size = outcome.size  # later batches start small enough
+        except RefusedEverything:
             self.batch_size = configured_batch
-            raise RefusedEverything(f"InfluxDB at {self.url} refused every sample it was sent, even one at a time"
-                                    f" ({_reason(refusal)}): check the server and any proxy in front of it")
+            raise
 
     # -- resources ---------------------------------------------------------------------------------
 
@@ -447,13 +386,3 @@ class Sender:
                 self._outbox.close()
                 self._outbox = None
 
-
-def _reason(refusal: SendError) -> str:
-    """What the server said when it refused rows."""
-    return refusal.reason if isinstance(refusal, Rejected) else str(refusal)
-
-
-def _spread(rows: Sequence[Row], count: int) -> list[Row]:
-    """Up to `count` of `rows`, in order, as far apart as they go, the last row among them."""
-    last = len(rows) - 1
-    return [rows[index] for index in sorted({last - len(rows) * step // count for step in range(count)})]

@@ -26,7 +26,13 @@ from pathlib import Path
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record, Restamp
 from tracker.storage.db import StoreUnavailable, open_database, set_lock_wait, transaction, unavailable_as
-from tracker.timespec import human_duration
+from tracker.storage.pending_corrections import (
+    NO_CLOCK_FIX_WAITS,
+    PendingCorrections,
+    note_clock_fixes,
+    waiting_counts,
+)
+from tracker.storage.pending_corrections import SCHEMA as CORRECTIONS_SCHEMA
 
 # Shown in `tracker outbox`; the rest are counted only.
 QUARANTINE_SHOWN = 100
@@ -92,26 +98,6 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_not_samples ON outbox (id) WHERE measurement != 'activity'",
     # The few quarantined rows, oldest first: counted against the size bound, and dropped first.
     "CREATE INDEX IF NOT EXISTS outbox_quarantined ON outbox (id) WHERE quarantined IS NOT NULL",
-    # The clock was set back: the host's points sent with times in [first_ms, last_ms] are to move by shift_ms
-    # in InfluxDB too. Until that is done nothing more is sent (see `pending_lines`).
-    """CREATE TABLE IF NOT EXISTS outbox_clock_fixes (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        host TEXT NOT NULL,
-        first_ms INTEGER NOT NULL,
-        last_ms INTEGER NOT NULL,
-        shift_ms INTEGER NOT NULL
-    )""",
-    # `tracker recategorize` could not reach InfluxDB: the host's points from since_ms (NULL: all) to until_ms
-    # are to be given the categories of `categories` (the file's text then), once a sender reaches it.
-    """CREATE TABLE IF NOT EXISTS outbox_recategorizations (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        host TEXT NOT NULL,
-        since_ms INTEGER,
-        until_ms INTEGER NOT NULL,
-        categories TEXT NOT NULL,
-        file TEXT NOT NULL,
-        asked_ms INTEGER NOT NULL
-    )""",
 )
 # Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
 _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
@@ -155,28 +141,6 @@ class Point:
     time_ms: int
     host: str
     line: str
-
-
-@dataclass(frozen=True)
-class ClockFix:
-    """Points of `host` that were sent while the clock was ahead, to move back in InfluxDB as they did here."""
-
-    id: int
-    host: str
-    restamp: Restamp
-
-
-@dataclass(frozen=True)
-class DeferredRecategorization:
-    """A `tracker recategorize` whose correction of InfluxDB waits for the server."""
-
-    id: int
-    host: str
-    since_ms: int | None
-    until_ms: int
-    categories: str  # the categories file's text when it was asked for
-    file: str  # and its name, for messages
-    asked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -224,7 +188,7 @@ class Outbox:
                     for column, definition in _ADDED_COLUMNS.items():
                         if column not in columns:
                             self._connection.execute(f"ALTER TABLE outbox ADD COLUMN {definition}")
-                    for statement in _SCHEMA[1:]:
+                    for statement in (*_SCHEMA[1:], *CORRECTIONS_SCHEMA):
                         self._connection.execute(statement)
                     # Only this process adds rows; others (the sender, `tracker sync`, `tracker outbox`) only take
                     # them away or move them between waiting and quarantined, so this count plus what was appended
@@ -233,6 +197,8 @@ class Outbox:
             except BaseException:
                 self._connection.close()
                 raise
+        # The corrections of InfluxDB that wait for it: their own tables, on this connection (see restamp).
+        self.corrections = PendingCorrections(self._connection, self._lock, self._unavailable_as)
 
     # -- the recording side ---------------------------------------------------------------------
 
@@ -339,20 +305,7 @@ class Outbox:
                 self._connection.execute(
                     f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
                     " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
-                self._connection.execute(
-                    "INSERT INTO outbox_clock_fixes (host, first_ms, last_ms, shift_ms) VALUES (?, ?, ?, ?)",
-                    (host, restamp.first_ms, restamp.last_ms, restamp.shift_ms))
-
-    def clock_fixes(self) -> list[ClockFix]:
-        """The moves of points already sent that wait to be made in InfluxDB, oldest first."""
-        with self._unavailable_as("read"), self._lock:
-            rows = self._connection.execute(
-                "SELECT id, host, first_ms, last_ms, shift_ms FROM outbox_clock_fixes ORDER BY id").fetchall()
-        return [ClockFix(row[0], row[1], Restamp(row[2], row[3], row[4])) for row in rows]
-
-    def forget_clock_fix(self, fix_id: int) -> None:
-        with self._unavailable_as("write to"), self._lock, self._transaction():
-            self._connection.execute("DELETE FROM outbox_clock_fixes WHERE id = ?", (fix_id,))
+            note_clock_fixes(self._connection, host, restamps)
 
     def recategorize(self, since_ms: int | None, reclassify: Callable[[Record], Record | None]) -> int:
         """Give the samples waiting (or quarantined) from `since_ms` on (None: all) the category and score
@@ -369,27 +322,6 @@ class Outbox:
                     changed.append((new.category, new.score, to_line(new), row[0]))
             self._connection.executemany("UPDATE outbox SET category = ?, score = ?, line = ? WHERE id = ?", changed)
         return len(changed)
-
-    def defer_recategorization(self, host: str, since_ms: int | None, until_ms: int, categories: str,
-                               file: str) -> None:
-        with self._unavailable_as("write to"), self._lock, self._transaction():
-            self._connection.execute(
-                "INSERT INTO outbox_recategorizations (host, since_ms, until_ms, categories, file, asked_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (host, since_ms, until_ms, categories, file, _now_ms()))
-
-    def deferred_recategorizations(self) -> list[DeferredRecategorization]:
-        """Oldest first."""
-        with self._unavailable_as("read"), self._lock:
-            rows = self._connection.execute(
-                "SELECT id, host, since_ms, until_ms, categories, file, asked_ms FROM outbox_recategorizations"
-                " ORDER BY id").fetchall()
-        return [DeferredRecategorization(row[0], row[1], row[2], row[3], row[4], row[5], _moment(row[6]))
-                for row in rows]
-
-    def forget_recategorizations(self, ids: Sequence[int]) -> None:
-        with self._unavailable_as("write to"), self._lock, self._transaction():
-            self._connection.executemany("DELETE FROM outbox_recategorizations WHERE id = ?",
-                                         [(row_id,) for row_id in ids])
 
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.
@@ -417,7 +349,7 @@ class Outbox:
         with self._unavailable_as("read"), self._lock, self._transaction(immediate=False):
             rows: list[tuple[int, str | None]] = self._connection.execute(
                 "SELECT id, line FROM outbox WHERE final = 1 AND quarantined IS NULL AND id > ?"
-                " AND NOT EXISTS (SELECT 1 FROM outbox_clock_fixes) ORDER BY id LIMIT ?",
+                f" AND {NO_CLOCK_FIX_WAITS} ORDER BY id LIMIT ?",
                 (after_id, limit)).fetchall()
             unencoded = [row_id for row_id, line in rows if line is None]  # rewritten as away, or from before lines
             encoded: dict[int, str] = {}
@@ -511,9 +443,7 @@ class Outbox:
             waiting_other, quarantined_other = self._connection.execute(
                 "SELECT COUNT(*) FILTER (WHERE quarantined IS NULL), COUNT(*) FILTER (WHERE quarantined IS NOT NULL)"
                 " FROM outbox WHERE measurement != 'activity'").fetchone()
-            clock_fixes, recategorizations = self._connection.execute(
-                "SELECT (SELECT COUNT(*) FROM outbox_clock_fixes), (SELECT COUNT(*) FROM outbox_recategorizations)"
-            ).fetchone()
+            clock_fixes, recategorizations = waiting_counts(self._connection)
         return OutboxStats(
             waiting=waiting,
             oldest_waiting=_time(oldest[0]) if oldest else None,
@@ -565,16 +495,6 @@ def retry_quarantined_rows(path: Path) -> tuple[int, int]:
         return 0, 0
     with Outbox(path) as outbox:
         return outbox.retry_quarantined()
-
-
-def samples(count: int) -> str:
-    """"1 sample", "2 samples": for every message that counts them."""
-    return f"{count} sample" + ("" if count == 1 else "s")
-
-
-def lost_text(count: int, seconds: float) -> str:
-    """"12 samples (12s)": what was lost, counted and as time."""
-    return f"{samples(count)} ({human_duration(seconds)})"
 
 
 def _row(record: Record, final: bool) -> tuple[object, ...]:

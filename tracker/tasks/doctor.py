@@ -269,7 +269,8 @@ def _remove_test_point(influx: InfluxSettings, api: str) -> str:
 
 def check_outbox(now: Callable[[], float] = time.time) -> Check:
     from tracker.paths import database_file
-    from tracker.storage.outbox import OutboxUnavailable, read_stats, samples
+    from tracker.storage.outbox import OutboxUnavailable, read_stats
+    from tracker.wording import samples
 
     try:
         stats = read_stats(database_file())

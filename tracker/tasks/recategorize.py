@@ -60,13 +60,13 @@ def defer_influx(database_file: Path, host: str, categories: Categories, since_m
     the outbox already goes out with the outbox."""
     text = read_categories_text(categories.file)
     with Outbox(database_file) as outbox:
-        outbox.defer_recategorization(host, since_ms, until_ms, text, str(categories.file))
+        outbox.corrections.defer_recategorization(host, since_ms, until_ms, text, str(categories.file))
 
 
 def forget_covered(database_file: Path, host: str, since_ms: int | None) -> None:
     """A correction of InfluxDB from `since_ms` on just succeeded: those deferred earlier that it covered are
     done (it used today's categories, theirs are older)."""
     with Outbox(database_file) as outbox:
-        outbox.forget_recategorizations([
-            deferred.id for deferred in outbox.deferred_recategorizations() if deferred.host == host and (
+        outbox.corrections.forget_recategorizations([
+            deferred.id for deferred in outbox.corrections.deferred_recategorizations() if deferred.host == host and (
                 since_ms is None or (deferred.since_ms is not None and deferred.since_ms >= since_ms))])

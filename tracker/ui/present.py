@@ -23,9 +23,8 @@ if TYPE_CHECKING:
 
     from tracker.interchange.importing import ImportResult
     from tracker.recording.runstate import ProcessVitals, RunnerState, StatusSnapshot
-    from tracker.storage.history import Total
     from tracker.storage.outbox import OutboxStats
-    from tracker.storage.queries import Report
+    from tracker.storage.queries import Report, Total
     from tracker.tasks.doctor import Check
     from tracker.tasks.recategorize import Outcome as RecategorizeOutcome
     from tracker.tasks.service import Plan, ServiceState
@@ -41,7 +40,7 @@ RETRY_HINT = "`tracker outbox --retry-quarantined` puts them back in the queue, 
 def outbox_text(stats: OutboxStats, path: Path) -> str:
     """`tracker outbox` as plain text."""
     from tracker.redact import printable  # what a server said, stored by an older tracker perhaps
-    from tracker.storage.outbox import lost_text, samples
+    from tracker.wording import lost_text, samples
 
     lines = [f"Outbox:        {path}"]
     if stats.waiting:
@@ -85,7 +84,7 @@ def outbox_text(stats: OutboxStats, path: Path) -> str:
 
 def retried_text(released_samples: int, released_other: int) -> str:
     """What `tracker outbox --retry-quarantined` did."""
-    from tracker.storage.outbox import samples
+    from tracker.wording import samples
 
     if not released_samples and not released_other:
         return "Nothing is quarantined."
@@ -160,7 +159,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
     when = f" {human_ago(_seconds_since(last))}" if last else ""
     text = f"{line} It {how}{when} (pid {snapshot.pid}, {snapshot.samples_taken:,} samples)."
     if snapshot.lost:
-        from tracker.storage.outbox import lost_text
+        from tracker.wording import lost_text
 
         lost = lost_text(snapshot.lost, snapshot.lost_seconds)
         text += f" It lost {lost} while the local database could not be written."
@@ -169,7 +168,7 @@ def _not_running_line(directory: Path, snapshot: StatusSnapshot | None) -> str:
 
 def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vitals: ProcessVitals | None) -> str:
     from tracker.redact import printable
-    from tracker.storage.outbox import lost_text
+    from tracker.wording import lost_text
 
     lines = [f"tracker run is running for {directory} (pid {pid})"]
     rows: list[tuple[str, str]] = []
@@ -506,7 +505,7 @@ def import_text(result: ImportResult, source: str) -> str:
 
 def recategorize_text(outcome: RecategorizeOutcome, dry_run: bool, where: str) -> str:
     """What moved (or would move) from which category to which, in hours, locally and in InfluxDB."""
-    from tracker.storage.outbox import samples
+    from tracker.wording import samples
 
     lines = [f"Local history: {_moves_text(outcome.history, dry_run)}"]
     if outcome.outbox_rows:
