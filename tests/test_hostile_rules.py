@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from helpers.desktop_run import TrackerOnDesktop, points, points_after_input
 from helpers.servers import Desktop, InfluxDB1, wait_until
 from helpers.terminal import StartTracker, ended
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -628,6 +628,7 @@ _YAML_PIECES = st.sampled_from(["categories:", "\n", "  ", "    ", "Dev:", "scor
 
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None)
+@example(pieces=["{", "1", "\n", "\n", "1", "}"], raw=b"")  # a key over two lines, quoted in the sentence
 @given(pieces=st.lists(_YAML_PIECES, max_size=40), raw=st.binary(max_size=64))
 def test_any_categories_file_gives_rules_or_one_sentence(pieces: list[str], raw: bytes) -> None:
     for data in ("".join(pieces).encode("utf-8", "surrogatepass"), raw):

@@ -20,6 +20,7 @@ from tracker.categories.rules import SCORE_MAX, SCORE_MIN, CategoriesError, Cate
 from tracker.lineprotocol import has_control
 from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError, normalise_domain
 from tracker.model import AWAY, UNCATEGORIZED
+from tracker.redact import printable
 
 RULE_KINDS = ("apps", "domains", "titles")
 CATEGORY_KEYS = ("score", *RULE_KINDS)
@@ -65,7 +66,8 @@ class _CategoriesParser:
         self.title_cost = 0  # of the title regexes so far: see TITLE_REGEX_BUDGET
 
     def fail(self, node: Node, problem: str) -> NoReturn:
-        raise CategoriesError(self.file, node.start_mark.line + 1, problem)
+        # On one line, whatever the file quoted in it holds (a key written over two lines, a control character).
+        raise CategoriesError(self.file, node.start_mark.line + 1, printable(problem))
 
     def read_once(self, node: Node) -> Node:
         """The node, refused if it was read before: only a YAML alias (*name) puts one node in two places, and
