@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -372,3 +373,23 @@ def test_nothing_is_handed_out_for_sending_while_a_clock_fix_waits_and_tracker_o
         outbox.corrections.forget_clock_fix(fix.id)
         assert len(outbox.pending_lines(10)) == 3
         assert "Clock fix" not in CliRunner().invoke(cli, ["outbox"]).output
+
+
+def test_a_new_outbox_opened_by_several_at_once_opens_for_each(tmp_path: Path):
+    # `tracker run`'s sender thread and its loop, or `tracker sync` beside them, on a file not created yet.
+    failures: list[Exception] = []
+
+    def open_it(path: Path) -> None:
+        try:
+            Outbox(path).close()
+        except Exception as error:
+            failures.append(error)
+
+    for attempt in range(60):
+        path = tmp_path / f"{attempt}" / "tracker.db"
+        openers = [threading.Thread(target=open_it, args=(path,)) for _ in range(3)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+    assert failures == []

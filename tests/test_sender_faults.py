@@ -228,11 +228,16 @@ def test_tracker_sync_reports_what_it_did(servers, monkeypatch):
     assert shown.exit_code == 1
     assert shown.output == (f"Error: InfluxDB at {server.url} is unreachable (connection refused)."
                             " 30 samples still waiting.\n")
+    last_send = json.loads(runner.invoke(cli, ["outbox", "--json"]).output)
+    assert last_send["last_result"] == f"InfluxDB at {server.url} is unreachable (connection refused)."
+    assert last_send["last_attempt"] and last_send["last_success"] is None
 
     server.start()
     shown = runner.invoke(cli, ["sync"])
     assert (shown.exit_code, shown.output) == (0, f"sent 30 samples to {server.url}\n")
     assert server.accepted == lines_of(records)
+    outbox = runner.invoke(cli, ["outbox"]).output
+    assert "Last send:     never" not in outbox and f": sent 30 samples to {server.url}" in outbox, outbox
 
 
 def test_rows_not_final_yet_wait_and_go_out_as_away(servers):

@@ -168,10 +168,14 @@ class Sender:
             tally.total = outbox.waiting()
             self._drain(tally, progress, lock_wait=SYNC_LOCK_WAIT)
             self._after_drain()
+            if tally.sent or tally.quarantined:  # `tracker outbox` tells of the last send, whoever made it
+                self._note(f"sent {samples(tally.sent)} to {self.url}", success=True)
         except _Busy:
             error = "Another tracker kept sending for too long; try again in a moment."
         except (SendError, OutboxUnavailable) as failure:
             error = outward(f"{failure}.", self.settings)
+            if isinstance(failure, SendError):
+                self._note(error, success=False)
         finally:
             waiting = self._safe_waiting()
             if self._thread is None:  # a running thread still needs the outbox and the sink

@@ -6,6 +6,7 @@ import errno
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,6 +94,19 @@ def open_database(path: Path, synchronous: str, threads: bool = False) -> sqlite
     `synchronous` is FULL where a commit must survive a power cut, NORMAL where a second may be lost;
     `threads` lets the connection be shared between threads (its owner serialises the calls).
     """
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return _open_in_wal_mode(path, synchronous, threads)
+        except sqlite3.OperationalError as error:
+            # Two connections opening a new file at once: the one that does not turn it to WAL mode is
+            # refused at once, without SQLite's wait for the lock. Try again until the other is done.
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _open_in_wal_mode(path: Path, synchronous: str, threads: bool) -> sqlite3.Connection:
     connection = connect_private(path, timeout=LOCK_WAIT, isolation_level=None, check_same_thread=not threads)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
