@@ -39,8 +39,13 @@ class _Commands(click.Group):
     met them. Any other exception is a bug, and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import sys
+
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a full disk under `> file` fails here, not at exit past this handler
         except Exception as error:
             failure = _known_failure(error)
             if failure is None:
@@ -53,7 +58,11 @@ def _known_failure(error: Exception) -> Failure | None:
     from pathlib import Path
 
     from tracker.storage.db import StoreUnavailable, advice, plain_reason  # sqlite3: only when something failed
+    from tracker.ui.output import refused_output
 
+    refused = refused_output(error)
+    if refused is not None:
+        return Failure(refused, 1)
     if isinstance(error, StoreUnavailable):
         return Failure(str(error), 1)
     if isinstance(error, OSError) and error.filename is not None:
@@ -448,15 +457,13 @@ def _write_out(chunks: Iterable[str], output: str | None) -> None:
         except BrokenPipeError:  # `| head` read what it wanted; what is left to flush at exit goes nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    partial = f"{output}.partial"
+    from pathlib import Path
+
+    from tracker.paths import write_whole
+
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        os.replace(partial, output)
+        write_whole(Path(output), chunks)
     except OSError as error:
-        if os.path.exists(partial):
-            os.remove(partial)
         raise Failure(f"Cannot write {output}: {(error.strerror or str(error)).lower()}.", 1) from None
 
 
