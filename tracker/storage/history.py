@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import astuple, dataclass, field, replace
 from datetime import date, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import AWAY, STATE_ACTIVE, UNCATEGORIZED, Record, Restamp, moved_span
 from tracker.storage.db import open_database, set_lock_wait, transaction, unavailable_as
-from tracker.timespec import local_day_starts, local_midnight
+from tracker.timespec import local_day_starts, local_hour_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
 _PRUNE_EVERY = 24 * 3600.0  # seconds between retention runs while the runner is up
@@ -705,9 +704,7 @@ def _local_hour_starts(day_starts: list[datetime]) -> list[tuple[int, str]]:
             # year's 8,760 hours took longer than the rest of the report).
             hour_starts.update((start_ms + hour * 3_600_000, f"{hour:02d}") for hour in range(24))
         else:
-            for hour in range(24):
-                moment = datetime.combine(start.date(), clock_time(hour)).astimezone()
-                hour_starts[_ms(moment)] = f"{moment.hour:02d}"  # a time the change skips lands on another hour
+            hour_starts.update((_ms(moment), f"{hour:02d}") for moment, hour in local_hour_starts(start))
     return sorted(hour_starts.items())
 
 
