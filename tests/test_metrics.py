@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from tracker.commands.cli import cli
 from tracker.model import STATE_AWAY, Record
-from tracker.recording.metrics import MAX_CONNECTIONS, TrackerMetrics, start_metrics
+from tracker.recording.metrics import CONNECTION_TIMEOUT, MAX_CONNECTIONS, TrackerMetrics, start_metrics
 from tracker.recording.recorder import Step
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
@@ -178,10 +179,30 @@ def _closed_by_the_server(connection: socket.socket) -> bool:
             return True
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed_and_the_endpoint_answers_again(serving: str) -> None:
     crowd = _idle_connections(serving, 3 * MAX_CONNECTIONS)
     assert all(_closed_by_the_server(connection) for connection in crowd)
     assert http("GET", serving + "/metrics")[0] == 200
+
+
+@pytest.mark.slow
+def test_a_request_sent_a_byte_a_second_is_cut_off_at_the_deadline(serving: str) -> None:
+    host, _, port = serving.removeprefix("http://").rpartition(":")
+    request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {'x' * 100}\r\n\r\n".encode()
+    cut_off_by = time.monotonic() + CONNECTION_TIMEOUT + 3
+    with socket.create_connection((host, int(port))) as connection:
+        connection.settimeout(1)  # the pace: a byte each time the server has said nothing for a second
+        for byte in request:
+            assert time.monotonic() < cut_off_by, "still open, a byte a second, past the deadline"
+            try:
+                answer = connection.recv(1)
+            except TimeoutError:
+                connection.send(bytes([byte]))
+                continue
+            assert answer == b"", "answered a request it never had whole"
+            return
+    raise AssertionError("the whole request went in, a byte a second")
 
 
 @pytest.mark.slow

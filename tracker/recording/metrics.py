@@ -15,12 +15,14 @@ number of categories, and the endpoint shows no more than the dashboard's catego
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import select
 import shlex
 import socket
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from tracker import __version__
@@ -44,7 +46,7 @@ METRICS_PATH = "/metrics"
 # A scraper opens one connection at a time and sends its request at once: a few connections and a few seconds
 # are plenty, and bound what a crowd of idle ones can hold (macOS gives a process 256 descriptors).
 MAX_CONNECTIONS = 16
-CONNECTION_TIMEOUT = 5.0  # seconds a connection may wait for the next bytes of its request
+CONNECTION_TIMEOUT = 5.0  # seconds a connection has for its whole request, however slowly its bytes come
 
 
 class MetricsUnavailable(Exception):
@@ -224,7 +226,7 @@ def _refuse(start_response: Callable[..., Any], status: str, text: str) -> list[
 
 def _make_server(host: str, port: int, app: _WSGIApp) -> WSGIServer:
     """A threading HTTP server for `app` bound to (host, port), logging nothing, its connections capped at
-    MAX_CONNECTIONS and each closed after CONNECTION_TIMEOUT seconds without a byte."""
+    MAX_CONNECTIONS and each closed when its request is not in within CONNECTION_TIMEOUT seconds."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from prometheus_client.exposition import ThreadingWSGIServer
@@ -249,12 +251,34 @@ def _make_server(host: str, port: int, app: _WSGIApp) -> WSGIServer:
             """A client that timed out or went away is no news for the run's log."""
 
     class QuietHandler(WSGIRequestHandler):
-        timeout = CONNECTION_TIMEOUT
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # read through the deadline instead: see _ReadBefore
+            self.rfile = io.BufferedReader(_ReadBefore(self.connection, time.monotonic() + CONNECTION_TIMEOUT))
 
         def log_message(self, format: str, *args: object) -> None:
             """A scrape a second must not fill the run's log."""
 
     return make_server(host, port, app, Server, handler_class=QuietHandler)
+
+
+class _ReadBefore(io.RawIOBase):
+    """A connection's bytes until a deadline: a timeout on each read alone would let a client that sends a byte
+    every few seconds hold its connection for ever. The answer's writes are bounded by what is left, too."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than its deadline")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
 
 
 def _serve(server: WSGIServer, wake: socket.socket) -> None:
