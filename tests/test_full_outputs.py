@@ -64,10 +64,21 @@ def full_disk(small_disk: SmallDisk) -> Path:
     return small_disk.path
 
 
-@pytest.mark.parametrize("command", [["export", "--format", "csv"], ["report", *ALL, "--json"]], ids=" ".join)
-def test_printing_into_a_file_on_a_full_disk_is_one_sentence_and_exit_1(full_disk: Path, command: list[str]) -> None:
-    with open(full_disk / "out", "w") as redirected:
-        assert_one_sentence(tracker(*command, stdout=redirected), SENTENCE)
+@pytest.mark.parametrize("command", [["export", "--format", "jsonl"], ["report", *ALL, "--by", "activity", "--json"]],
+                         ids=" ".join)
+@pytest.mark.parametrize("mode", ["w", "a"], ids=["> file", ">> file"])
+def test_printing_into_a_file_on_a_full_disk_leaves_the_file_as_it_was(full_disk: Path, command: list[str],
+                                                                       mode: str) -> None:
+    """The disk fills part way through: what was written of it is taken back, and what was there stays."""
+    redirected = full_disk / "out"
+    before = "" if mode == "w" else "lines from before\n"
+    (full_disk / "filler").unlink()
+    redirected.write_text(before, encoding="utf-8")
+    with open(fill(full_disk), "r+b") as filler:
+        filler.truncate(max(0, filler.seek(0, os.SEEK_END) - 4096))  # room for the first 4 kB
+    with redirected.open(mode) as stdout:
+        assert_one_sentence(tracker(*command, stdout=stdout), SENTENCE)
+    assert redirected.read_text(encoding="utf-8") == before
 
 
 @pytest.mark.parametrize("existing", [None, "the export of last week\n"])

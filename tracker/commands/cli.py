@@ -41,26 +41,31 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import sys
 
+        from tracker.ui.output import output_start
+
+        start = output_start()
         try:
             try:
                 return super().invoke(ctx)
             finally:
                 sys.stdout.flush()  # a full disk under `> file` fails here, not at exit past this handler
         except Exception as error:
-            failure = _known_failure(error)
+            # A run's log lines are whole each: those written before the disk filled stay.
+            failure = _known_failure(error, None if ctx.invoked_subcommand == "run" else start)
             if failure is None:
                 raise
             raise failure from None
 
 
-def _known_failure(error: Exception) -> Failure | None:
-    """The plain Failure for an exception the machine caused; None for any other (a bug)."""
+def _known_failure(error: Exception, output_start: int | None = None) -> Failure | None:
+    """The plain Failure for an exception the machine caused; None for any other (a bug). `output_start`: see
+    tracker.ui.output."""
     from pathlib import Path
 
     from tracker.storage.db import StoreUnavailable, advice, plain_reason  # sqlite3: only when something failed
     from tracker.ui.output import refused_output
 
-    refused = refused_output(error)
+    refused = refused_output(error, output_start)
     if refused is not None:
         return Failure(refused, 1)
     if isinstance(error, StoreUnavailable):
