@@ -64,6 +64,14 @@ def full_disk(small_disk: SmallDisk) -> Path:
     return small_disk.path
 
 
+def fill_but(disk: Path, room: int, keep: Path, text: str) -> None:
+    """The full disk again, with `keep` holding `text` and `room` bytes free: the first part of an output fits."""
+    (disk / "filler").unlink()
+    keep.write_text(text, encoding="utf-8")
+    with open(fill(disk), "r+b") as filler:
+        filler.truncate(max(0, filler.seek(0, os.SEEK_END) - room))
+
+
 @pytest.mark.parametrize("command", [["export", "--format", "jsonl"], ["report", *ALL, "--by", "activity", "--json"]],
                          ids=" ".join)
 @pytest.mark.parametrize("mode", ["w", "a"], ids=["> file", ">> file"])
@@ -72,22 +80,20 @@ def test_printing_into_a_file_on_a_full_disk_leaves_the_file_as_it_was(full_disk
     """The disk fills part way through: what was written of it is taken back, and what was there stays."""
     redirected = full_disk / "out"
     before = "" if mode == "w" else "lines from before\n"
-    (full_disk / "filler").unlink()
-    redirected.write_text(before, encoding="utf-8")
-    with open(fill(full_disk), "r+b") as filler:
-        filler.truncate(max(0, filler.seek(0, os.SEEK_END) - 4096))  # room for the first 4 kB
+    fill_but(full_disk, 4096, redirected, before)
     with redirected.open(mode) as stdout:
         assert_one_sentence(tracker(*command, stdout=stdout), SENTENCE)
     assert redirected.read_text(encoding="utf-8") == before
 
 
 @pytest.mark.parametrize("existing", [None, "the export of last week\n"])
-def test_export_output_on_a_full_disk_leaves_the_old_file_or_none(full_disk: Path, existing: str | None) -> None:
+@pytest.mark.parametrize("room", [0, 4096], ids=["full", "4 kB free"])
+def test_export_output_on_a_full_disk_leaves_the_old_file_or_none(full_disk: Path, existing: str | None,
+                                                                   room: int) -> None:
     target = full_disk / "week.csv"
-    if existing is not None:
-        (full_disk / "filler").unlink()
-        target.write_text(existing, encoding="utf-8")
-        fill(full_disk)
+    fill_but(full_disk, room, target, existing or "")
+    if existing is None:
+        target.unlink()
     before = {path.name for path in full_disk.iterdir()}
     done = tracker("export", "--format", "csv", "--output", str(target))
     assert_one_sentence(done, f"Error: Cannot write {target}: no space left on device")
