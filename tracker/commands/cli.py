@@ -41,9 +41,9 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import sys
 
-        from tracker.ui.output import output_start
+        from tracker.ui.output import guard_output
 
-        start = output_start()
+        start = guard_output()
         try:
             try:
                 return super().invoke(ctx)
@@ -59,7 +59,7 @@ class _Commands(click.Group):
 
 def _known_failure(error: Exception, output_start: int | None = None) -> Failure | None:
     """The plain Failure for an exception the machine caused; None for any other (a bug). `output_start`: see
-    tracker.ui.output."""
+    tracker.ui.output.guard_output."""
     from pathlib import Path
 
     from tracker.storage.db import StoreUnavailable, advice, plain_reason  # sqlite3: only when something failed

@@ -13,11 +13,10 @@ from typing import Any
 _DISK_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def output_start() -> int | None:
-    """Where a command's output will begin when standard output is a regular file (`> file`, `>> file`): what
-    the file is cut back to if the disk refuses part of it. None for a terminal, a pipe or a device.
-
-    Standard output then writes whole or fails (see _WholeWrites)."""
+def guard_output() -> int | None:
+    """When standard output is a regular file (`> file`, `>> file`): make it write whole or fail (see
+    _WholeWrites), and return where the command's output begins, what the file is cut back to if the disk
+    refuses part of it. None, and standard output as it was, for a terminal, a pipe or a device."""
     import fcntl
 
     try:
@@ -64,7 +63,7 @@ class _WholeWrites(io.RawIOBase):
 
 def refused_output(error: BaseException, start: int | None = None) -> str | None:
     """One sentence when `error` is the disk refusing what a command printed; None for any other error (which
-    keeps its traceback). A regular file is cut back to `start` (see output_start): no half output is left in it
+    keeps its traceback). A regular file is cut back to `start` (see guard_output): no half output is left in it
     to pass for the whole. Standard output then goes to the null device, so what waits in its buffer cannot fail
     again, as an "Exception ignored" and exit status 120, when the interpreter flushes it at exit.
 
