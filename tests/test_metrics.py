@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from tracker.commands import cli
 from tracker.model import STATE_AWAY, Record
-from tracker.recording.metrics import TrackerMetrics
+from tracker.recording.metrics import CONNECTION_TIMEOUT, MAX_CONNECTIONS, TrackerMetrics, start_metrics
 from tracker.recording.recorder import Step
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
@@ -117,6 +120,122 @@ def test_allow_remote_serves_on_every_interface() -> None:
         run.send_signal(signal.SIGTERM)
         _, stderr = run.communicate(timeout=60)
     assert run.returncode == 0, stderr
+
+
+# -- who is answered -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def serving(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The metrics endpoint served in this process on a free loopback port (allow_remote: the test's param,
+    default False); its base URL."""
+    port = free_port()
+    metrics = start_metrics(f"127.0.0.1:{port}", getattr(request, "param", False))
+    yield f"http://127.0.0.1:{port}"
+    metrics.close()
+
+
+@pytest.mark.parametrize(("path", "host", "status"), [
+    ("/metrics", None, 200),
+    ("/metrics", "localhost:{port}", 200),
+    ("/metrics", "127.0.0.1:{port}", 200),
+    ("/metrics", "[::1]:{port}", 200),
+    ("/metrics", "LOCALHOST", 200),
+    # DNS rebinding: a web page's own name, made to resolve to 127.0.0.1, arrives as the Host header.
+    ("/metrics", "attacker.example:{port}", 403),
+    ("/metrics", "attacker.example", 403),
+    ("/metrics", "127.0.0.1.attacker.example:{port}", 403),
+    ("/metrics", "localhost.attacker.example", 403),
+    ("/metrics", "10.0.0.1:{port}", 403),
+    ("/", None, 404),
+    ("/metricsx", None, 404),
+    ("/metrics/", None, 404),
+    ("/favicon.ico", None, 404),
+])
+def test_only_metrics_is_answered_and_only_to_a_loopback_host_name(serving: str, path: str, host: str | None,
+                                                                   status: int) -> None:
+    headers = {} if host is None else {"Host": host.format(port=serving.rpartition(":")[2])}
+    answer, body = http("GET", serving + path, headers=headers)
+    assert answer == status
+    assert (b"tracker_samples_total" in body) == (status == 200)
+
+
+@pytest.mark.parametrize("serving", [True], indirect=True)
+def test_with_allow_remote_any_host_name_is_answered_but_only_at_metrics(serving: str) -> None:
+    assert http("GET", serving + "/metrics", headers={"Host": "tracker.lan:9184"})[0] == 200
+    assert http("GET", serving + "/", headers={"Host": "tracker.lan:9184"})[0] == 404
+
+
+def _idle_connections(url: str, count: int) -> list[socket.socket]:
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    return [socket.create_connection((host, int(port)), timeout=30) for _ in range(count)]
+
+
+def _closed_by_the_server(connection: socket.socket) -> bool:
+    """True once the server closed it (EOF, or a reset when it closed with our bytes unread)."""
+    with connection:
+        try:
+            return connection.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+@pytest.mark.slow
+def test_idle_connections_are_closed_and_the_endpoint_answers_again(serving: str) -> None:
+    crowd = _idle_connections(serving, 3 * MAX_CONNECTIONS)
+    assert all(_closed_by_the_server(connection) for connection in crowd)
+    assert http("GET", serving + "/metrics")[0] == 200
+
+
+@pytest.mark.slow
+def test_a_request_sent_a_byte_a_second_is_cut_off_at_the_deadline(serving: str) -> None:
+    host, _, port = serving.removeprefix("http://").rpartition(":")
+    request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {'x' * 100}\r\n\r\n".encode()
+    cut_off_by = time.monotonic() + CONNECTION_TIMEOUT + 3
+    with socket.create_connection((host, int(port))) as connection:
+        connection.settimeout(1)  # the pace: a byte each time the server has said nothing for a second
+        for byte in request:
+            assert time.monotonic() < cut_off_by, "still open, a byte a second, past the deadline"
+            try:
+                answer = connection.recv(1)
+            except TimeoutError:
+                connection.send(bytes([byte]))
+                continue
+            assert answer == b"", "answered a request it never had whole"
+            return
+    raise AssertionError("the whole request went in, a byte a second")
+
+
+@pytest.mark.slow
+def test_a_crowd_of_idle_connections_under_a_256_descriptor_limit_does_not_stop_sending(
+        influxdb1: InfluxDB1, influx_database: str) -> None:
+    """247 idle connections used to take every descriptor of macOS's default 256, and sending stopped."""
+    port = free_port()
+    env = dict(os.environ, TRACKER_INFLUX_URL=influxdb1.url, TRACKER_INFLUX_BUCKET=influx_database)
+    run = subprocess.Popen(
+        [TRACKER, "run", "--source", "demo", "--interval", "0.2", "--for", "120s", "--quiet",
+         "--metrics-listen", f"127.0.0.1:{port}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
+    url = f"http://127.0.0.1:{port}"
+
+    def points() -> int:
+        rows = influxdb1.rows('SELECT count("duration") FROM "activity"', influx_database)
+        return int(rows[0]["count"]) if rows else 0
+
+    try:
+        wait_until(lambda: http("GET", url + "/metrics", timeout=2)[0] == 200, 30, "the metrics page")
+        crowd = _idle_connections(url, 300)
+        sent_during = points()
+        wait_until(lambda: points() > sent_during, 30, "points reaching InfluxDB while the crowd waits")
+        assert all(_closed_by_the_server(connection) for connection in crowd)
+        assert http("GET", url + "/metrics", timeout=5)[0] == 200
+        sent_after = points()
+        wait_until(lambda: points() > sent_after, 30, "points reaching InfluxDB after the crowd")
+    finally:
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    assert "Traceback" not in stdout + stderr and "Too many open files" not in stdout + stderr
 
 
 # -- refused before anything starts ------------------------------------------------------------------------

@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -179,3 +183,35 @@ def test_csv_never_hands_a_spreadsheet_a_formula(hostile: str, tmp_path) -> None
     (event,) = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     assert (event["app"], event["activity"], event["score"]) == ("'" + hostile, "'" + hostile, "-1.0")
     assert json.loads(CliRunner().invoke(cli, ["export", "--format", "jsonl"]).output)["app"] == hostile  # as it was
+
+
+# Days whose clock changes, recorded from local midnight for 4 hours of real time: (zone, day, offset at
+# midnight, [(hour of the day, seconds)]).
+CLOCK_CHANGE_DAYS = [
+    # Lord Howe Island, spring: 02:00 becomes 02:30, so hour 02 is the half hour from 02:30 to 03:00.
+    ("Australia/Lord_Howe", "2024-10-06", "+10:30", [("00", 3600), ("01", 3600), ("02", 1800), ("03", 3600),
+                                                     ("04", 1800)]),
+    # Lord Howe Island, autumn: 02:00 becomes 01:30, so hour 01 lasts an hour and a half.
+    ("Australia/Lord_Howe", "2024-04-07", "+11:00", [("00", 3600), ("01", 5400), ("02", 3600), ("03", 1800)]),
+    # Berlin, spring: 02:00 becomes 03:00, and there is no hour 02.
+    ("Europe/Berlin", "2024-03-31", "+01:00", [("00", 3600), ("01", 3600), ("03", 3600), ("04", 3600)]),
+    # Berlin, autumn: 03:00 becomes 02:00, so hour 02 lasts two hours.
+    ("Europe/Berlin", "2024-10-27", "+02:00", [("00", 3600), ("01", 3600), ("02", 7200)]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("zone", "day", "offset", "hours"), CLOCK_CHANGE_DAYS, ids=lambda value: str(value)[:19])
+def test_report_by_hour_on_a_day_the_clock_changes_puts_each_moment_in_its_own_hour(
+        zone: str, day: str, offset: str, hours: list[tuple[str, int]]) -> None:
+    record_samples(datetime.fromisoformat(f"{day}T00:00:00{offset}"), [(4 * 3600, "editor", "code", "Code", 2.0)])
+    tracker_command = [str(Path(sys.executable).with_name("tracker")), "report", "--since", day, "--until", day,
+                       "--by", "hour"]
+    environment = dict(os.environ, TZ=zone)
+    shown = subprocess.run([*tracker_command, "--json"], env=environment, capture_output=True, text=True,
+                           timeout=60, check=True).stdout
+    assert [(row["name"], row["seconds"]) for row in json.loads(shown)["rows"]] == hours
+    table = subprocess.run(tracker_command, env=environment, capture_output=True, text=True, timeout=60,
+                           check=True).stdout
+    assert [line.split()[0] for line in table.splitlines() if line[:2].isdigit()] == [
+        f"{hour}:00" for hour, _ in hours]

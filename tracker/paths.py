@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 APP_NAME = "tracker"
 
@@ -57,18 +61,34 @@ def write_private(path: Path, text: str | bytes, durable: bool = True) -> None:
     `durable=False` skips the fsync, for files rewritten every few seconds whose loss costs nothing.
     """
     private_dir(path.parent)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write_whole(path, [text], durable)
+
+
+def write_whole(path: Path, chunks: Iterable[str | bytes], durable: bool = True) -> None:
+    """Write `chunks` (text as UTF-8) to `path` whole or not at all: into a temporary file beside it, renamed
+    over it at the end, so a full disk or a crash leaves the old file, or none, never half a new one that looks
+    complete. A new file is readable by the user only. A path that exists and is not a regular file (a device,
+    a named pipe, /dev/stdout) is written to directly: a rename would replace it. OSError names `path`."""
+    import stat
+
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-            if durable:
-                handle.flush()
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    temporary = path if special else path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        flags = os.O_WRONLY if special else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with os.fdopen(os.open(temporary, flags, 0o600), "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+            handle.flush()  # a full disk fails here at the latest, before the rename
+            if durable and not special:
                 os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        if not special:
+            os.replace(temporary, path)
     except OSError as error:
-        # A full disk fails the write, not the open: the old file stays, and no half-written copy beside it.
-        temporary.unlink(missing_ok=True)
+        if not special:  # the old file stays, and no half-written copy beside it
+            temporary.unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror, str(path)) from None
 
 

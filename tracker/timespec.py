@@ -142,6 +142,27 @@ def local_day_starts(since: datetime, until: datetime) -> list[datetime]:
         day += timedelta(days=1)
 
 
+# Every timezone's offset, and so every clock change, is a whole number of quarter hours.
+_QUARTER_HOUR = timedelta(minutes=15)
+
+
+def local_hour_starts(day_start: datetime) -> list[tuple[datetime, int]]:
+    """When each local hour of the day that starts at `day_start` (a local midnight) begins, with that hour.
+
+    The day's quarter hours are walked in real time and each is asked its local hour: an hour the clock enters
+    part way begins where it does (02:30 on Lord Howe Island's spring day, whose clock moves from 02:00 to
+    02:30), an hour it skips has none, and an hour it repeats begins once."""
+    end = local_midnight(day_start.date() + timedelta(days=1))
+    starts = [(day_start, day_start.hour)]
+    moment = day_start + _QUARTER_HOUR  # aware: the arithmetic is in real time, whatever the clock does
+    while moment < end:
+        hour = moment.astimezone().hour
+        if hour != starts[-1][1]:
+            starts.append((moment, hour))
+        moment += _QUARTER_HOUR
+    return starts
+
+
 def human_duration(seconds: float) -> str:
     """`1h 23m`, `45m`, `12s`: as precise as a glance needs."""
     whole = round(seconds)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import click
 
 from tracker import PlainError, __version__
-from tracker.ui.streams import replace_unencodable
+from tracker.ui.output import guard_output, refused_output, replace_unencodable
 
 
 class Failure(click.ClickException):
@@ -101,17 +101,26 @@ class _Commands(LazyGroup):
     def invoke(self, ctx: click.Context) -> Any:
         for stream in (sys.stdout, sys.stderr):
             replace_unencodable(stream)
+        start = guard_output()
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a full disk under `> file` fails here, not at exit past this handler
         except Exception as error:
-            failure = _known_failure(error)
+            # A run's log lines are whole each: those written before the disk filled stay.
+            failure = _known_failure(error, None if ctx.invoked_subcommand == "run" else start)
             if failure is None:
                 raise
             raise failure from None
 
 
-def _known_failure(error: Exception) -> Failure | None:
-    """The plain Failure for a PlainError or an exception the machine caused; None for any other (a bug)."""
+def _known_failure(error: Exception, output_start: int | None = None) -> Failure | None:
+    """The plain Failure for a PlainError or an exception the machine caused; None for any other (a bug).
+    `output_start`: see tracker.ui.output.guard_output."""
+    refused = refused_output(error, output_start)
+    if refused is not None:
+        return Failure(refused, 1)
     if isinstance(error, PlainError):
         return Failure(str(error), error.exit_code)
     # Imported only when something failed: pathlib and sqlite3 would slow every start, `tracker --help` too.

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 
@@ -17,7 +18,7 @@ from tracker.commands.options import Progress, period_options, progress_bar, unt
 from tracker.config import load_settings
 from tracker.interchange import export
 from tracker.interchange.importing import StagedExport, file_export, import_staged, server_export
-from tracker.paths import database_file
+from tracker.paths import database_file, write_whole
 from tracker.recording.runlock import is_running
 from tracker.storage.db import StoreUnavailable
 from tracker.storage.outbox import OutboxFull
@@ -117,13 +118,7 @@ def _write_out(chunks: Iterable[str], output: str | None) -> None:
         except BrokenPipeError:  # `| head` read what it wanted; what is left to flush at exit goes nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    partial = f"{output}.partial"
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        os.replace(partial, output)
+        write_whole(Path(output), chunks)
     except OSError as error:
-        if os.path.exists(partial):
-            os.remove(partial)
         raise Failure(f"Cannot write {output}: {(error.strerror or str(error)).lower()}.", 1) from None

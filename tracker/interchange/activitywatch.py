@@ -2,9 +2,10 @@
 
 An ActivityWatch export (aw-server's `/api/0/export`, or its web UI's "Export all buckets") is
 `{"buckets": {id: {"id", "type", "client", "hostname", "created", "events": [{"timestamp", "duration",
-"data"}]}}}`. The buckets are combined per host the way ActivityWatch's own summary query does:
-window, AFK and tab events are flooded (gaps of up to 5 s filled, as
-aw-transform's `flood`), window time inside not-AFK time is active and inside AFK time is away, and while a
+"data"}]}}}`. The buckets are combined per host the way ActivityWatch's own summary query does: window,
+AFK and tab events are flooded (gaps of up to 5 s filled, as aw-transform's `flood`; not those of tracker's own
+export, whose gaps are time nothing was recorded, so that a round trip through `tracker export` gives back
+exactly what was recorded), window time inside not-AFK time is active and inside AFK time is away, and while a
 browser is in front, the browser extension's tab events (`web.tab.current`) give the URL and title (and a tab
 playing sound counts as not AFK, as in ActivityWatch's summary).
 """
@@ -17,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -28,6 +29,8 @@ AFK = "afkstatus"
 WEB = "web.tab.current"
 # aw-transform's default: gaps up to this long between events are filled (the watchers poll every few s).
 FLOOD_PULSETIME_MS = 5_000
+# The `client` of the buckets `tracker export` writes.
+TRACKER_CLIENT = "tracker"
 # The app names a browser's window has on each platform, by the name its extension's bucket carries
 # (aw-watcher-web-<browser>), as in aw-webui's queries.
 BROWSER_APPS = {
@@ -64,6 +67,7 @@ class Bucket:
     type: str
     hostname: str
     events: list[AwEvent]
+    client: str = ""  # what wrote it: aw-watcher-window, aw-watcher-afk, ..., or TRACKER_CLIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ def read_export(text: str | bytes, source: str) -> list[Bucket]:
         if isinstance(item, AwEvent):
             events.append(item)
         else:
-            buckets.append(Bucket(item.id, item.type, item.hostname, events))
+            buckets.append(Bucket(item.id, item.type, item.hostname, events, item.client))
             events = []
     return buckets
 
@@ -195,9 +199,10 @@ class _ExportReader:
                     fields[field] = self._value()
             if "events" in fields:
                 raise ExportError(f'In {self.source}, bucket {key} has no list of "events"; nothing was imported.')
-            hostname = fields.get("hostname")
+            hostname, client = fields.get("hostname"), fields.get("client")
             yield Bucket(str(fields.get("id") or key), str(fields.get("type") or ""),
-                         hostname if isinstance(hostname, str) and hostname else "unknown", [])
+                         hostname if isinstance(hostname, str) and hostname else "unknown", [],
+                         client if isinstance(client, str) else "")
             self.bucket = None
 
     def _events(self, bucket: str) -> Iterator[AwEvent]:
@@ -462,8 +467,7 @@ def _in_reach(buckets: Sequence[Bucket], numbers: list[int], source: EventSource
     earliest = source.first_start(numbers, since, until)
     if earliest is not None and earliest < since:
         since = max(earliest, day - LOOK_BACK_MS) - MARGIN_MS
-    return [Bucket(buckets[number].id, buckets[number].type, buckets[number].hostname,
-                   source.between(number, since, until)) for number in numbers]
+    return [replace(buckets[number], events=source.between(number, since, until)) for number in numbers]
 
 
 def _same_but_time(first: Span, second: Span) -> bool:
@@ -472,10 +476,10 @@ def _same_but_time(first: Span, second: Span) -> bool:
 
 
 def _host_spans(host: str, kinds: dict[str, list[Bucket]]) -> list[Span]:
-    windows = flood([event for bucket in kinds[WINDOW] for event in bucket.events])
-    tabs = {_browser_of(bucket.id): flood(bucket.events) for bucket in kinds.get(WEB, [])}
+    windows = _flooded(kinds[WINDOW])
+    tabs = {_browser_of(bucket.id): _flooded([bucket]) for bucket in kinds.get(WEB, [])}
     if AFK in kinds:
-        afk = flood([event for bucket in kinds[AFK] for event in bucket.events])
+        afk = _flooded(kinds[AFK])
         # As ActivityWatch's summary: time a browser in front plays sound in its tab counts as not AFK.
         audible = _audible_in_front(windows, tabs)
         active = _union(_periods(event for event in afk if event.data.get("status") == "not-afk"), audible)
@@ -491,11 +495,18 @@ def _host_spans(host: str, kinds: dict[str, list[Bucket]]) -> list[Span]:
             spans.append(Span(host, start, end, app, title, _text(event.data.get("url")), False))
             continue
         spans.extend(_with_tabs(host, app, title, start, end, tabs[browser]))
-    for event, start, end in _intersect(windows, away):
+    for event, start, end in _intersect(windows, away):  # a URL only in tracker's own export: kept, as recorded
         spans.append(Span(host, start, end, str(event.data.get("app") or "unknown"),
-                          _text(event.data.get("title")), None, True))
+                          _text(event.data.get("title")), _text(event.data.get("url")), True))
     spans.sort(key=lambda span: span.start_ms)
     return spans
+
+
+def _flooded(buckets: list[Bucket]) -> list[AwEvent]:
+    """The buckets' events flooded: ActivityWatch's watchers poll every few seconds, so a gap that short is time
+    they missed; tracker's own export is its history as recorded, and a gap in it is time that was not."""
+    own = all(bucket.client == TRACKER_CLIENT for bucket in buckets)
+    return flood([event for bucket in buckets for event in bucket.events], 0 if own else FLOOD_PULSETIME_MS)
 
 
 def _text(value: object) -> str | None:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tracker.events import Event
+from tracker.interchange.activitywatch import TRACKER_CLIENT
 
 EXPORT_FORMATS = ("activitywatch", "jsonl", "csv")  # `tracker export --format`
 COLUMNS = ("time", "duration", "app", "activity", "category", "score", "state", "title", "url")
@@ -93,9 +94,9 @@ def activitywatch(events: Iterable[Event], host: str, created: datetime, titles:
     stamp = created.astimezone(timezone.utc).isoformat()
     window_id, afk_id = f"aw-watcher-window_{host}", f"aw-watcher-afk_{host}"
     return {"buckets": {
-        window_id: {"id": window_id, "created": stamp, "name": None, "type": "currentwindow", "client": "tracker",
+        window_id: {"id": window_id, "created": stamp, "name": None, "type": "currentwindow", "client": TRACKER_CLIENT,
                     "hostname": host, "events": window_events},
-        afk_id: {"id": afk_id, "created": stamp, "name": None, "type": "afkstatus", "client": "tracker",
+        afk_id: {"id": afk_id, "created": stamp, "name": None, "type": "afkstatus", "client": TRACKER_CLIENT,
                  "hostname": host,
                  "events": [{"timestamp": _iso(start), "duration": round((end - start) / 1000, 3),
                              "data": {"status": status}} for start, end, status in afk]},

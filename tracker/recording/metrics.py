@@ -1,5 +1,10 @@
 """`tracker run --metrics-listen HOST:PORT`: Prometheus metrics at /metrics, loopback only unless allowed.
 
+Loopback alone does not keep a web page out: a page whose name is made to resolve to 127.0.0.1 (DNS rebinding)
+can read it from the user's browser. Such a request still carries the page's name in its Host header, so only
+a loopback Host is answered, unless --metrics-allow-remote; and only /metrics. Connections are few and short
+(a cap and a timeout): each idle one would hold a descriptor, shared with the database and InfluxDB's sockets.
+
 prometheus_client is an optional extra (`tracker[prometheus]`; it takes 65–85 ms to import): it is imported in
 `start_metrics` only, so nothing else pays for it, and the address is checked before it is needed.
 
@@ -10,13 +15,15 @@ number of categories, and the endpoint shows no more than the dashboard's catego
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import select
 import shlex
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from tracker import PlainError, __version__
 from tracker.events import pulse_of
@@ -24,7 +31,7 @@ from tracker.model import STATE_ACTIVE
 from tracker.sending.sinks import REQUEST_RESULTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,6 +41,12 @@ if TYPE_CHECKING:
 # Into the environment tracker runs in, whatever installed it: `pip install 'tracker[prometheus]'` would fetch
 # whatever PyPI calls "tracker".
 INSTALL_HINT = f"{shlex.quote(sys.executable)} -m pip install 'prometheus_client>=0.20'"
+
+METRICS_PATH = "/metrics"
+# A scraper opens one connection at a time and sends its request at once: a few connections and a few seconds
+# are plenty, and bound what a crowd of idle ones can hold (macOS gives a process 256 descriptors).
+MAX_CONNECTIONS = 16
+CONNECTION_TIMEOUT = 5.0  # seconds a connection has for its whole request, however slowly its bytes come
 
 
 class MetricsUnavailable(PlainError):
@@ -61,6 +74,13 @@ def listen_address(text: str, allow_remote: bool) -> tuple[str, int]:
             "doing and have no authentication, so listen on 127.0.0.1 or add --metrics-allow-remote "
             "(metrics_allow_remote: true) if you mean it.")
     return host, int(port_text)
+
+
+def host_of(header: str) -> str:
+    """The host name of a Host header, without its port or IPv6 brackets: "[::1]:9184" -> "::1"."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
 def is_loopback(host: str) -> bool:
@@ -162,11 +182,13 @@ def start_metrics(listen: str, allow_remote: bool) -> TrackerMetrics:
     except ImportError:
         raise MetricsUnavailable(
             f"Serving metrics needs prometheus_client, which is not installed: {INSTALL_HINT}.") from None
+    from prometheus_client import make_wsgi_app
+
     prometheus_client.disable_created_metrics()  # no *_created series beside each counter: half the series
     # A registry of our own: only our metrics, and tests can make several in one process.
     metrics = TrackerMetrics(prometheus_client.CollectorRegistry(auto_describe=True))
     try:
-        server = _make_server(host, port, metrics.registry)
+        server = _make_server(host, port, _guarded(make_wsgi_app(metrics.registry), allow_remote))
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise MetricsUnavailable(
@@ -182,23 +204,83 @@ def start_metrics(listen: str, allow_remote: bool) -> TrackerMetrics:
     return metrics
 
 
-def _make_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
-    """prometheus_client's WSGI app in a threading HTTP server bound to (host, port), logging nothing."""
+_WSGIApp = Any  # a WSGI application: (environ, start_response) -> iterable of bytes
+
+
+def _guarded(app: _WSGIApp, allow_remote: bool) -> _WSGIApp:
+    """`app` at /metrics only, and, unless `allow_remote`, only for a loopback Host header (see the module)."""
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST")  # absent from an HTTP/1.0 request, which no browser sends
+        if not allow_remote and host is not None and not is_loopback(host_of(host)):
+            return _refuse(start_response, "403 Forbidden", "Metrics are served to a loopback host name only.")
+        if environ.get("PATH_INFO") != METRICS_PATH:
+            return _refuse(start_response, "404 Not Found", f"Metrics are at {METRICS_PATH}.")
+        return app(environ, start_response)
+
+    return guarded
+
+
+def _refuse(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
+    body = f"{text}\n".encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _make_server(host: str, port: int, app: _WSGIApp) -> WSGIServer:
+    """A threading HTTP server for `app` bound to (host, port), logging nothing, its connections capped at
+    MAX_CONNECTIONS and each closed when its request is not in within CONNECTION_TIMEOUT seconds."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from prometheus_client import make_wsgi_app
     from prometheus_client.exposition import ThreadingWSGIServer
 
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     class Server(ThreadingWSGIServer):
         address_family = family
 
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            # False closes the connection at once: beyond the cap it holds no descriptor and no thread.
+            return slots.acquire(blocking=False)
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                slots.release()
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A client that timed out or went away is no news for the run's log."""
+
     class QuietHandler(WSGIRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # read through the deadline instead: see _ReadBefore
+            self.rfile = io.BufferedReader(_ReadBefore(self.connection, time.monotonic() + CONNECTION_TIMEOUT))
+
         def log_message(self, format: str, *args: object) -> None:
             """A scrape a second must not fill the run's log."""
 
-    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=QuietHandler)
+    return make_server(host, port, app, Server, handler_class=QuietHandler)
+
+
+class _ReadBefore(io.RawIOBase):
+    """A connection's bytes until a deadline: a timeout on each read alone would let a client that sends a byte
+    every few seconds hold its connection for ever. The answer's writes are bounded by what is left, too."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than its deadline")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
 
 
 def _serve(server: WSGIServer, wake: socket.socket) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -27,7 +26,7 @@ from tracker.storage.history_tables import (
     round_up,
     to_ms,
 )
-from tracker.timespec import local_day_starts, local_midnight
+from tracker.timespec import local_day_starts, local_hour_starts, local_midnight
 
 GROUPINGS = ("category", "activity", "app", "hour", "day")
 
@@ -385,9 +384,7 @@ def _local_hour_starts(day_starts: list[datetime]) -> list[tuple[int, str]]:
             # year's 8,760 hours took longer than the rest of the report).
             hour_starts.update((start_ms + hour * 3_600_000, f"{hour:02d}") for hour in range(24))
         else:
-            for hour in range(24):
-                moment = datetime.combine(start.date(), clock_time(hour)).astimezone()
-                hour_starts[to_ms(moment)] = f"{moment.hour:02d}"  # a time the change skips lands on another hour
+            hour_starts.update((to_ms(moment), f"{hour:02d}") for moment, hour in local_hour_starts(start))
     return sorted(hour_starts.items())
 
 

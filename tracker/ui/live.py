@@ -18,7 +18,7 @@ from tracker.events import score_of_pulse
 from tracker.model import STATE_AWAY, Record
 from tracker.timespec import human_ago, human_duration
 from tracker.ui import colours
-from tracker.ui.streams import reader_gone, replace_unencodable
+from tracker.ui.output import reader_gone, replace_unencodable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
