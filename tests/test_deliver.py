@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tracker.sending.deliver import (
     Accepted,
-    Outcome,
+    DeliveryStep,
     Quarantined,
     RefusedEverything,
     SmallerBatches,
@@ -59,9 +59,9 @@ def servers(draw: st.DrawFn) -> FakeServer:
         fails_at=draw(st.none() | st.integers(0, 30)))
 
 
-def delivered(server: FakeServer) -> tuple[list[Outcome], SendError | None]:
+def delivered(server: FakeServer) -> tuple[list[DeliveryStep], SendError | None]:
     """What deliver() said, and how it ended (None when it finished)."""
-    outcomes: list[Outcome] = []
+    outcomes: list[DeliveryStep] = []
     try:
         for outcome in deliver(server.lines, server.write, "http://influx.test"):
             outcomes.append(outcome)

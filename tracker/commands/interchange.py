@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
+from tracker.callbacks import Progress
 from tracker.categories.files import load_categories
 from tracker.categories.privacy import Privacy
 from tracker.commands import Failure
-from tracker.commands.options import Progress, period_options, progress_bar, until_option
+from tracker.commands.options import period_options, progress_bar, until_option
 from tracker.config import load_settings
 from tracker.interchange import export
 from tracker.interchange.importing import StagedExport, file_export, import_staged, server_export

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from tracker.callbacks import Progress
 from tracker.config import DEFAULTS, SETTINGS, Setting
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 _Command = TypeVar("_Command", bound=Callable[..., Any])  # a command function, before click makes it a Command
 
 # progress(done, total): how far a long task is; total None while it is not known.
-Progress = Callable[[int, int | None], None]
 
 
 # -- settings given as options: they override the environment and config.yaml ---------------------------------

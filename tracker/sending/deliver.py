@@ -46,7 +46,7 @@ class SmallerBatches:
     size: int
 
 
-Outcome = Accepted | Quarantined | SmallerBatches
+DeliveryStep = Accepted | Quarantined | SmallerBatches
 
 
 class RefusedEverything(SendError):
@@ -60,7 +60,7 @@ def refusal_budget(batch_lines: int) -> int:
     return 1 + math.ceil(math.log2(max(batch_lines, 1))) + EXTRA_REFUSALS + PROBES
 
 
-def deliver(lines: Sequence[str], write: Write, url: str, refusal: SendError | None = None) -> Iterator[Outcome]:
+def deliver(lines: Sequence[str], write: Write, url: str, refusal: SendError | None = None) -> Iterator[DeliveryStep]:
     """Send the batch `lines` through `write`, and yield what became of them as it happens (so the caller forgets
     confirmed lines at once, not after the last request). `refusal`: the batch was already sent whole and
     refused so; without it the first request is the whole batch.
@@ -82,7 +82,7 @@ def deliver(lines: Sequence[str], write: Write, url: str, refusal: SendError | N
     accepted = probed = False
     refusals, allowed = 0, refusal_budget(len(lines)) - PROBES
 
-    def refused(part: Sequence[int], error: SendError) -> Iterator[Outcome]:
+    def refused(part: Sequence[int], error: SendError) -> Iterator[DeliveryStep]:
         nonlocal refusals
         refusals += 1
         if len(part) > 1:
