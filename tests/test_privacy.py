@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tracker.categories.privacy import Privacy
+from tracker.categories.privacy import PRIVATE_TITLE_MARKERS, Privacy, seen_private
 from tracker.config import PrivacySettings
 from tracker.model import Sample, utc_now
 
@@ -65,3 +67,34 @@ def test_an_invalid_regex_is_refused_by_name() -> None:
 def test_a_url_instead_of_a_domain_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"exclude_domains: domain 'https://x\.org/' should be a bare host"):
         Privacy(PrivacySettings(exclude_domains=("https://x.org/",)))
+
+
+@given(before=st.text(max_size=30), marker=st.sampled_from(PRIVATE_TITLE_MARKERS), after=st.text(max_size=30),
+       app=st.text(min_size=1, max_size=20), upper=st.booleans())
+def test_a_private_marker_anywhere_in_any_app_s_title_keeps_the_app_only(
+        before: str, marker: str, after: str, app: str, upper: bool) -> None:
+    title = before + (marker.upper() if upper else marker.title()) + after
+    sample = Sample(utc_now(), app, title, "https://example.com/secret")
+    seen = seen_private(sample)
+    assert (seen.app, seen.title, seen.url, seen.private) == (app, None, None, True)
+    kept = Privacy(PrivacySettings()).apply(sample)
+    assert (kept.title, kept.url) == (None, None)
+
+
+@pytest.mark.parametrize(("app", "title"), [
+    ("Firefox", "Secret search — Mozilla Firefox Private Browsing"),
+    ("Google-chrome", "Secret page - Google Chrome (Incognito)"),
+    ("Microsoft-edge", "[InPrivate] Secret page - Microsoft​ Edge"),
+    ("Brave-browser", "Secret page - Brave (Private)"),
+    ("Tor Browser", "Secret onion — Tor Browser"),
+    ("Mullvad Browser", "Secret page — Mullvad Browser"),
+    ("SomeNewBrowser", "Secret page (incognito)"),
+])
+def test_private_windows_of_known_and_unknown_browsers_keep_the_app_only(app: str, title: str) -> None:
+    seen = seen_private(Sample(utc_now(), app, title, None))
+    assert (seen.title, seen.private) == (None, True)
+
+
+def test_an_ordinary_window_stays_as_it_is() -> None:
+    sample = Sample(utc_now(), "Firefox", "Privacy policy — Mozilla Firefox", "https://example.com/privacy")
+    assert seen_private(sample) == sample

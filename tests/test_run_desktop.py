@@ -103,13 +103,7 @@ def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
     desktop.touch()
     tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
     try:
-        for app, window in windows.items():
-            seen = len(tracker.lines)  # before the focus moves: the one line for the change may come at once
-            desktop.activate(window)
-            wait_until(lambda app=app, seen=seen: tracker.logged_after(seen, app), 10, f"samples of {app}")
-            first = len(points_after_input(desktop, influxdb1, influx_database))
-            wait_until(lambda first=first: len(points_after_input(desktop, influxdb1, influx_database))
-                       >= first + 4, 20, f"points of {app}")
+        tracker.visit(desktop, windows, influxdb1, influx_database, points_each=4)
     finally:
         code, err = tracker.stop(signal.SIGTERM)
     assert code == 0, err
@@ -126,3 +120,33 @@ def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
         if file.is_file():
             content = file.read_bytes()
             assert b"Secret plans" not in content and b"Online Bank" not in content, file
+
+
+def test_private_windows_of_any_browser_keep_their_app_only_locally_and_in_influxdb(
+        desktop: Desktop, influxdb1: InfluxDB1, influx_database: str):
+    windows = {
+        "Firefox": desktop.open_window("Firefox", "Secret search — Mozilla Firefox Private Browsing"),
+        "Google-chrome": desktop.open_window("Google-chrome", "Secret page - Google Chrome (Incognito)"),
+        "Tor Browser": desktop.open_window("Tor Browser", "Secret onion — Tor Browser"),
+        "NewBrowser": desktop.open_window("NewBrowser", "Secret page - NewBrowser (Incognito)"),
+        "PlainApp": desktop.open_window("PlainApp", "an ordinary title"),
+    }
+    desktop.touch()
+    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
+    try:
+        tracker.visit(desktop, windows, influxdb1, influx_database, points_each=2)
+    finally:
+        code, err = tracker.stop(signal.SIGTERM)
+    assert code == 0, err
+    rows = points(influxdb1, influx_database)
+    by_app = {app: [row for row in rows if row["app"] == app] for app in windows}
+    assert all(len(found) >= 1 for found in by_app.values()), {app: len(found) for app, found in by_app.items()}
+    private = [row for app, found in by_app.items() if app != "PlainApp" for row in found]
+    assert all(row.get("title") is None and row.get("url") is None for row in private)
+    assert {row.get("title") for row in by_app["PlainApp"]} == {"an ordinary title"}
+    # Nowhere in InfluxDB, in what the run printed, nor in any byte of the local database files.
+    assert "Secret" not in str(influxdb1.query('SELECT * FROM "activity"', influx_database))
+    assert not [line for line in tracker.lines if "Secret" in line]
+    for file in paths.data_dir().iterdir():
+        if file.is_file():
+            assert b"Secret" not in file.read_bytes(), file

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from helpers.running import RunningTracker
-from helpers.servers import Desktop, InfluxDB1
+from helpers.servers import Desktop, InfluxDB1, wait_until
 
 
 class TrackerOnDesktop(RunningTracker):
@@ -20,6 +20,18 @@ class TrackerOnDesktop(RunningTracker):
     def logged_after(self, start: int, *texts: str) -> str | None:
         """The first log line from line `start` on that holds all `texts`."""
         return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
+
+    def visit(self, desktop: Desktop, windows: dict[str, str], server: InfluxDB1, database: str,
+              points_each: int) -> None:
+        """Focus each window in turn (app name -> window), until the run logged its app and sent
+        `points_each` more points."""
+        for app, window in windows.items():
+            seen = len(self.lines)  # before the focus moves: the one line for the change may come at once
+            desktop.activate(window)
+            wait_until(lambda app=app, seen=seen: self.logged_after(seen, app), 10, f"samples of {app}")
+            first = len(points_after_input(desktop, server, database))
+            wait_until(lambda first=first: len(points_after_input(desktop, server, database))
+                       >= first + points_each, 20, f"points of {app}")
 
 
 def points(server: InfluxDB1, database: str) -> list[dict[str, Any]]:

@@ -8,6 +8,29 @@ from tracker.config import PrivacySettings
 from tracker.matching import TitleRegexError, compile_title_regexes, host_suffixes, normalise_domain
 from tracker.model import Sample, url_host
 
+# What browsers put in a private window's title: Firefox and its kin "Private Browsing"; Chrome, Chromium,
+# Vivaldi and Brave "Incognito" or "(Private)"; Edge "InPrivate". Looked for, in any case, in every title of
+# every app and source, known browser or not: a page in a normal window titled "Private Browsing explained"
+# loses its title too, which is the safe side.
+PRIVATE_TITLE_MARKERS = ("private browsing", "incognito", "inprivate", "(private)")
+# Browsers whose every window is private (by their app name, as X11, macOS and Windows give it).
+ALWAYS_PRIVATE_APPS = frozenset({"tor browser", "mullvad browser", "torbrowser", "mullvadbrowser"})
+
+
+def has_private_marker(title: str | None) -> bool:
+    folded = (title or "").casefold()
+    return any(marker in folded for marker in PRIVATE_TITLE_MARKERS)
+
+
+def seen_private(sample: Sample) -> Sample:
+    """The sample as a private one (app only, classified by its app) when its title or app says it comes from a
+    private window, whichever source read it; otherwise as it is."""
+    if sample.private:
+        return sample
+    if has_private_marker(sample.title) or sample.app.casefold() in ALWAYS_PRIVATE_APPS:
+        return replace(sample.without_details(), private=True)
+    return sample
+
 
 class Privacy:
     """Applies the privacy settings to samples.
@@ -17,7 +40,8 @@ class Privacy:
       exclude_titles regex (case-insensitive search, in RE2 like title rules) keeps its app only: no title,
       no URL.
     - With titles off, every title is dropped; URLs are still kept unless the domain is excluded.
-    - Private (incognito) samples always come out with no title and no URL.
+    - Private (incognito) samples always come out with no title and no URL, those a source marked and those
+      whose title or app says so (`seen_private`).
 
     Invalid settings (a bad regex or domain) raise ValueError with a message naming the entry.
     """
@@ -35,7 +59,7 @@ class Privacy:
             raise ValueError(f"privacy exclude_titles: {error}") from error
 
     def apply(self, sample: Sample) -> Sample:
-        if sample.private or self.excludes(sample):
+        if seen_private(sample).private or self.excludes(sample):
             return sample.without_details()
         if not self._keep_titles and sample.title is not None:
             return replace(sample, title=None)

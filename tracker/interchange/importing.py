@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.callbacks import Progress
-from tracker.categories.privacy import Privacy
+from tracker.categories.privacy import Privacy, seen_private
 from tracker.categories.rules import Categories
 from tracker.events import Event, EventData
 from tracker.interchange.activitywatch import AwEvent, Bucket, ExportError, Span, combine_by_day, iter_export
@@ -202,7 +202,7 @@ class _Classifier:
         moment = datetime.fromtimestamp(span.start_ms / 1000, tz=timezone.utc)
         # As `tracker run` does: classify the window as it was, then drop what must not be kept, so an excluded
         # site or a title left out keeps the category its title or URL gives it.
-        read = Sample(moment, span.app, span.title, span.url, private=span.private)
+        read = seen_private(Sample(moment, span.app, span.title, span.url, private=span.private))
         match = self.categories.classify(read)
         sample = self.privacy.apply(read)
         app = clean_tag(sample.app) or "unknown"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tracker import paths
 from tracker.categories.files import CategoriesWatcher
-from tracker.categories.privacy import Privacy
+from tracker.categories.privacy import Privacy, seen_private
 from tracker.events import default_pulsetime
 from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.recording.localstore import LocalStore
@@ -305,6 +305,7 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     def classify(sample: Sample) -> tuple[Sample, Classified]:
         # Classify what was read, then drop what must not be kept: an excluded site keeps its category,
         # but its title, URL and domain never leave this function.
+        sample = seen_private(sample)  # a private window is classified by its app only, on every source
         match = categories.current.classify(sample)
         return privacy.apply(sample), Classified(match.category, match.score, match.rule)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from tracker.callbacks import Notify
+from tracker.categories.privacy import has_private_marker
 from tracker.model import Sample, utc_now
 from tracker.recording.sources import SourceUnavailable
 
@@ -44,15 +45,16 @@ BROWSERS_BY_BUNDLE_ID = {
     "com.apple.SafariTechnologyPreview": SAFARI,
     **dict.fromkeys(["org.mozilla.firefox", "org.mozilla.firefoxdeveloperedition", "org.mozilla.nightly",
                      "app.zen-browser.zen", "net.waterfox.waterfox", "io.gitlab.librewolf-community"], TITLE),
-    # Opera's and Orion's scripting has no private flag that was found, and their titles no marker.
-    **dict.fromkeys(["com.operasoftware.Opera", "com.operasoftware.OperaGX", "com.kagi.kagimacOS"], APP_ONLY),
+    # Opera's and Orion's scripting has no private flag that was found, and their titles no marker; DuckDuckGo's
+    # Fire Windows have none either. Tor Browser and Mullvad Browser: every window is private.
+    **dict.fromkeys(["com.operasoftware.Opera", "com.operasoftware.OperaGX", "com.kagi.kagimacOS",
+                     "com.duckduckgo.macos.browser", "org.torproject.torbrowser", "net.mullvad.mullvadbrowser"],
+                    APP_ONLY),
 }
 # When System Events gives no bundle identifier: the names of the browsers known before.
 BROWSERS_BY_NAME = {"Google Chrome": CHROMIUM, "Chromium": CHROMIUM, "Brave Browser": CHROMIUM,
                     "Microsoft Edge": CHROMIUM, "Vivaldi": CHROMIUM, "Arc": ARC, "Safari": SAFARI,
                     "Firefox": TITLE}
-# What browsers put in a private window's title (English builds).
-PRIVATE_TITLE_MARKERS = ("private browsing", "incognito", "inprivate")
 
 # An app that does not answer within this many seconds is skipped for this sample (appscript waits 60).
 APPLE_EVENT_TIMEOUT_SECONDS = 2
@@ -103,11 +105,6 @@ def browser_kind(name: str, bundle_id: str | None) -> str | None:
     if bundle_id:
         return BROWSERS_BY_BUNDLE_ID.get(bundle_id)
     return BROWSERS_BY_NAME.get(name)
-
-
-def has_private_marker(title: str | None) -> bool:
-    folded = (title or "").casefold()
-    return any(marker in folded for marker in PRIVATE_TITLE_MARKERS)
 
 
 # Whether tracker may control a browser (see MacOSSource.browser_permissions).
