@@ -495,3 +495,15 @@ def test_real_appscript_raises_what_the_fake_raises() -> None:
     if asking.is_alive():
         pytest.skip("macOS holds the request on a permission prompt that no one answers on this machine")
     assert answers == [False] or answers[0] in PERMISSION_REFUSED, answers
+
+
+def test_a_title_appscript_cannot_decode_costs_the_title_never_the_second(
+        mac: Mac, source: MacOSSource, notices: list[str]) -> None:
+    cut_inside_an_emoji = "Party 🎉".encode("utf-16-le", "surrogatepass")[:-2].decode("utf-16-le", "surrogatepass")
+    mac.add("Notes", "com.apple.Notes", windows=[Window(cut_inside_an_emoji)], front=True)
+    samples = [source.read() for _ in range(3)]
+    assert [(sample.app, sample.title) if sample else None for sample in samples] == [("Notes", None)] * 3
+    assert len(notices) == 1 and "Notes" in notices[0] and "app only" in notices[0]
+    assert source.unreadable_titles == 3
+    add_browser(mac, ("Firefox", "org.mozilla.firefox", STANDARD_TERMS), Window(cut_inside_an_emoji, SECRET))
+    assert foreground(source) == ("Firefox", None, None, False)

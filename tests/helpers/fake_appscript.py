@@ -305,6 +305,10 @@ def _plain(value: Any) -> Any:
         return [_plain(each) for each in value]
     if isinstance(value, Node):
         return value  # a reference; the source never asks for one
+    if isinstance(value, str):
+        # Text travels as UTF-16 (typeUnicodeText) and appscript decodes it strictly: a title cut in the middle
+        # of an emoji (a lone surrogate) raises UnicodeDecodeError in its unpack, as here.
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
     return value
 
 

@@ -196,6 +196,7 @@ class MacOSSource:
         self._browsers_by_pid: dict[int, Any] = {}
         self._answered: set[str] = set()  # targets that answered once: no permission prompt to wait for
         self._first_requests: dict[str, _FirstRequest] = {}
+        self.unreadable_titles = 0  # samples whose window could not be read, recorded with the app only
 
     def read(self) -> Sample | None:
         try:
@@ -214,16 +215,26 @@ class MacOSSource:
         if front is None:  # between two apps, or System Events refused
             return None
         name, bundle_id = front
-        kind = browser_kind(name, bundle_id)
-        if name == LOGIN_WINDOW:
-            foreground = APP_ONLY_FOREGROUND
-        elif kind is None:
-            foreground = _Foreground(title=self._front_window_title(name))
-        else:
-            foreground = self._browser_foreground(kind, name)
+        foreground = self._foreground(name, bundle_id)
         return Sample(time=time, app=name, title=foreground.title, url=foreground.url,
                       private=foreground.private, idle_seconds=hid_idle_seconds(),
                       locked=name == LOGIN_WINDOW or screen_locked())
+
+    def _foreground(self, name: str, bundle_id: str | None) -> _Foreground:
+        """What can be read of the front app's window; a failure to read it costs its title, never the second."""
+        kind = browser_kind(name, bundle_id)
+        try:
+            if name == LOGIN_WINDOW:
+                return APP_ONLY_FOREGROUND
+            if kind is None:
+                return _Foreground(title=self._front_window_title(name))
+            return self._browser_foreground(kind, name)
+        except Exception as error:  # e.g. a title cut inside an emoji, which appscript cannot decode
+            self.unreadable_titles += 1
+            self._notify_once("unreadable title", (
+                f"A window title of {name} could not be read ({type(error).__name__}): such seconds are recorded"
+                " with the app only."))
+            return APP_ONLY_FOREGROUND
 
     # -- System Events -------------------------------------------------------------------------------
 
