@@ -402,3 +402,16 @@ def test_without_tracker_home_the_directories_the_shell_names_are_passed_on(monk
     assert spec.environment == {"XDG_CONFIG_HOME": "/home/me/conf", "XDG_DATA_HOME": "/home/me/data"}
     spec = service.current_spec({"TRACKER_HOME": "/srv/t", "XDG_CONFIG_HOME": "/home/me/conf"})
     assert spec.environment == {"TRACKER_HOME": "/srv/t"}  # TRACKER_HOME holds both: nothing else is needed
+
+
+def test_a_file_where_the_unit_directory_must_be_is_named_with_what_to_do(home: Path, managers: Managers):
+    directory = unit_path(home).parent
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.write_text("")  # a file called `user` where systemd looks for the user's units
+    code, output = tracker("service", "install")
+    assert code == 1
+    assert output == (f"Error: Cannot write the service file {unit_path(home)}: file exists; {directory} is a file"
+                      " where a directory must be: move it away, then run `tracker service install` again.\n")
+    assert "TRACKER_HOME" not in output and ".tmp" not in output
+    assert managers.calls() == []
+    assert directory.read_text() == ""

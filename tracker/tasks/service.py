@@ -8,6 +8,7 @@ in config.yaml (or in the environment the service manager gives its services).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import plistlib
 import shlex
@@ -270,11 +271,23 @@ def carry_out(plan: Plan, run: Run = run_command) -> None:
 def _write_atomically(path: Path, text: str) -> None:
     """Write `path` whole or not at all; its directory (~/.config/systemd/user, ~/Library/LaunchAgents) is
     the user's and keeps its permissions. The file holds no secret, but nobody else need write it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.chmod(0o644)
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        temporary.chmod(0o644)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):  # nothing half-written stays behind
+            temporary.unlink(missing_ok=True)
+        # Named as the user knows it (not the temporary file), and fixed where it is: the service manager reads
+        # only this directory, so no setting of tracker's (TRACKER_HOME) can move it.
+        reason = (error.strerror or str(error)).lower()
+        in_the_way = next((folder for folder in (path.parent, *path.parent.parents) if folder.is_file()), None)
+        fix = (f"{in_the_way} is a file where a directory must be: move it away" if in_the_way is not None
+               else f"make {path.parent} writable")
+        raise ServiceError(f"Cannot write the service file {path}: {reason}; {fix}, then run"
+                           " `tracker service install` again.") from None
 
 
 def settings_only_in_shell(manager: Manager, environ: Mapping[str, str] | None = None,
