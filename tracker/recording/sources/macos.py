@@ -44,7 +44,8 @@ BROWSERS_BY_BUNDLE_ID = {
     "com.apple.Safari": SAFARI,
     "com.apple.SafariTechnologyPreview": SAFARI,
     **dict.fromkeys(["org.mozilla.firefox", "org.mozilla.firefoxdeveloperedition", "org.mozilla.nightly",
-                     "app.zen-browser.zen", "net.waterfox.waterfox", "io.gitlab.librewolf-community"], TITLE),
+                     "app.zen-browser.zen", "net.waterfox.waterfox", "io.gitlab.librewolf-community",
+                     "one.ablaze.floorp"], TITLE),
     # Opera's and Orion's scripting has no private flag that was found, and their titles no marker; DuckDuckGo's
     # Fire Windows have none either. Tor Browser and Mullvad Browser: every window is private.
     **dict.fromkeys(["com.operasoftware.Opera", "com.operasoftware.OperaGX", "com.kagi.kagimacOS",
