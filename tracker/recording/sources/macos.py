@@ -102,6 +102,11 @@ def permission_wait_notice(target: str) -> str:
             "until you click OK or Don't Allow.")
 
 
+def unreadable_title_notice(app: str) -> str:
+    return (f"A window title of {app} could not be read (appscript cannot decode some titles, such as one cut inside "
+            "an emoji): those seconds are recorded with the app only, and `tracker status` counts them.")
+
+
 def browser_kind(name: str, bundle_id: str | None) -> str | None:
     if bundle_id:
         return BROWSERS_BY_BUNDLE_ID.get(bundle_id)
@@ -230,11 +235,10 @@ class MacOSSource:
             if kind is None:
                 return _Foreground(title=self._front_window_title(name))
             return self._browser_foreground(kind, name)
-        except Exception as error:  # e.g. a title cut inside an emoji, which appscript cannot decode
+        except Exception:  # e.g. a title cut inside an emoji, which appscript cannot decode
             self.unreadable_titles += 1
-            self._notify_once("unreadable title", (
-                f"A window title of {name} could not be read ({type(error).__name__}): such seconds are recorded"
-                " with the app only."))
+            log.debug("reading the window of %s failed", name, exc_info=True)
+            self._notify_once("unreadable title", unreadable_title_notice(name))
             return APP_ONLY_FOREGROUND
 
     # -- System Events -------------------------------------------------------------------------------
