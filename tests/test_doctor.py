@@ -280,6 +280,21 @@ def test_macos_without_accessibility_or_a_browsers_automation_records_less(mac):
     assert not blocks_recording(checks)
 
 
+def test_macos_with_a_front_window_whose_title_cannot_be_read_says_so_as_such(mac):
+    from helpers.fake_appscript import Window
+
+    from tracker.tasks.doctor import blocks_recording, check_desktop
+
+    cut_inside_an_emoji = "Party 🎉".encode("utf-16-le", "surrogatepass")[:-2].decode("utf-16-le", "surrogatepass")
+    mac.add("Notes", "com.apple.Notes", windows=[Window(cut_inside_an_emoji)], front=True)
+    checks = check_desktop("macos")
+    assert outcomes(checks) == [("desktop", "ok"), *GRANTED, ("window title", "warning"), ("idle time", "ok")]
+    assert checks[0].detail == "macos: the foreground app is Notes"
+    assert checks[3].detail == "the title of Notes's front window cannot be read now, so it is recorded with the " \
+                               "app only"
+    assert not blocks_recording(checks)
+
+
 def test_macos_asks_for_accessibility_also_with_a_browser_in_front(mac):
     from helpers.fake_appscript import CHROME_TERMS, Window
 

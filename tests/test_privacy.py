@@ -89,10 +89,37 @@ def test_a_private_marker_anywhere_in_any_app_s_title_keeps_the_app_only(
     ("Tor Browser", "Secret onion — Tor Browser"),
     ("Mullvad Browser", "Secret page — Mullvad Browser"),
     ("SomeNewBrowser", "Secret page (incognito)"),
+    ("tor-browser", "Secret onion"),
+    ("Brave-browser", "Secret page - Brave (Private Window with Tor)"),
+    ("Firefox", "Secret – Mozilla Firefox (Navigation privée)"),
+    ("Firefox", "Secret – Mozilla Firefox Privater Modus"),
+    ("Firefox", "Secret — Mozilla Firefox Navegación privada"),
+    ("Google-chrome", "Secret - Google Chrome (Incógnito)"),
+    ("Google-chrome", "Secret - Google Chrome (Inkognito)"),
+    ("Opera", "Secret - Opera (Private)"),
+    ("DuckDuckGo", "Secret — Fire Window"),
 ])
 def test_private_windows_of_known_and_unknown_browsers_keep_the_app_only(app: str, title: str) -> None:
     seen = seen_private(Sample(utc_now(), app, title, None))
     assert (seen.title, seen.private) == (None, True)
+
+
+# What may come between a marker's letters without hiding it: accents, zero-width and direction characters.
+_HIDERS = st.sampled_from(["\u0301", "\u0308", "\u200b", "\u200d", "\u2060", "\u200e", "\ufeff", "\u00ad"])
+
+
+@given(marker=st.sampled_from(PRIVATE_TITLE_MARKERS), data=st.data())
+def test_a_marker_with_accents_or_invisible_characters_between_its_letters_is_still_seen(
+        marker: str, data: st.DataObject) -> None:
+    hidden = "".join(char + data.draw(st.lists(_HIDERS, max_size=2).map("".join)) for char in marker)
+    spaced = hidden.replace(" ", data.draw(st.sampled_from([" ", "\u00a0", "  ", "\t"])))
+    assert seen_private(Sample(utc_now(), "Browser", f"Secret — {spaced}", None)).private
+
+
+@pytest.mark.parametrize("title", ["Privacy policy — Mozilla Firefox", "Private equity funds - Google Search",
+                                   "Cognitive science - Wikipedia", "Windows 11 settings", "firewall rules"])
+def test_titles_near_a_marker_but_without_one_stay(title: str) -> None:
+    assert seen_private(Sample(utc_now(), "Firefox", title, None)).title == title
 
 
 def test_an_ordinary_window_stays_as_it_is() -> None:

@@ -124,9 +124,16 @@ def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
 
 def test_private_windows_of_any_browser_keep_their_app_only_locally_and_in_influxdb(
         desktop: Desktop, influxdb1: InfluxDB1, influx_database: str):
+    # A title rule that would match every window: a private one is classified by its app only.
+    rules = paths.user_categories_file()
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text("categories:\n  Titled:\n    score: 1\n    titles: ['secret', 'ordinary']\n"
+                     "  Browsing:\n    score: 0\n    apps: [Firefox]\n")
     windows = {
         "Firefox": desktop.open_window("Firefox", "Secret search — Mozilla Firefox Private Browsing"),
         "Google-chrome": desktop.open_window("Google-chrome", "Secret page - Google Chrome (Incognito)"),
+        "Microsoft-edge": desktop.open_window("Microsoft-edge", "Secret page - [InPrivate] - Microsoft\u200b Edge"),
+        "Firefox-esr": desktop.open_window("Firefox-esr", "Secret – Mozilla Firefox (Navigation privée)"),
         "Tor Browser": desktop.open_window("Tor Browser", "Secret onion — Tor Browser"),
         "NewBrowser": desktop.open_window("NewBrowser", "Secret page - NewBrowser (Incognito)"),
         "PlainApp": desktop.open_window("PlainApp", "an ordinary title"),
@@ -143,7 +150,9 @@ def test_private_windows_of_any_browser_keep_their_app_only_locally_and_in_influ
     assert all(len(found) >= 1 for found in by_app.values()), {app: len(found) for app, found in by_app.items()}
     private = [row for app, found in by_app.items() if app != "PlainApp" for row in found]
     assert all(row.get("title") is None and row.get("url") is None for row in private)
-    assert {row.get("title") for row in by_app["PlainApp"]} == {"an ordinary title"}
+    assert "Titled" not in {row["category"] for row in private}
+    assert {row["category"] for row in by_app["Firefox"]} == {"Browsing"}
+    assert {(row.get("title"), row["category"]) for row in by_app["PlainApp"]} == {("an ordinary title", "Titled")}
     # Nowhere in InfluxDB, in what the run printed, nor in any byte of the local database files.
     assert "Secret" not in str(influxdb1.query('SELECT * FROM "activity"', influx_database))
     assert not [line for line in tracker.lines if "Secret" in line]

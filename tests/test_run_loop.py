@@ -68,6 +68,7 @@ class ScriptedSource:
     """The foreground as a function of the fake clock's time since the start."""
 
     name = "scripted"
+    unreadable_titles = 0
 
     def __init__(self, clock: FakeClock, script: Callable[[float], tuple[str, float | None]]) -> None:
         self.clock = clock

@@ -28,6 +28,7 @@ from helpers.fake_appscript import (
     Window,
     install,
 )
+from helpers.servers import InfluxDB1
 
 from tracker.config import load_settings
 from tracker.recording.runner import Run, SystemClock, open_parts
@@ -497,9 +498,40 @@ def test_real_appscript_raises_what_the_fake_raises() -> None:
     assert answers == [False] or answers[0] in PERMISSION_REFUSED, answers
 
 
+# A title cut in the middle of an emoji: its last UTF-16 unit is a lone surrogate.
+CUT_INSIDE_AN_EMOJI = "Party 🎉".encode("utf-16-le", "surrogatepass")[:-2].decode("utf-16-le", "surrogatepass")
+
+
+@on_a_mac
+def test_real_appscript_cannot_decode_a_title_cut_inside_an_emoji_as_the_fake() -> None:
+    import aem  # appscript's own lower layer
+    from aem import kae
+    from helpers.fake_appscript import module as fake_appscript
+
+    # The text of an Apple Event reply, unpacked by appscript's own codecs as every `get` does.
+    reply = aem.ae.newdesc(kae.typeUnicodeText, CUT_INSIDE_AN_EMOJI.encode("utf-16-le", "surrogatepass"))
+    with pytest.raises(UnicodeDecodeError) as real:
+        aem.Codecs().unpack(reply)
+    fake_mac = Mac()
+    fake_mac.add("Notes", "com.apple.Notes", windows=[Window(CUT_INSIDE_AN_EMOJI)], front=True)
+    with pytest.raises(UnicodeDecodeError) as fake:
+        fake_appscript(fake_mac).app("System Events").processes["Notes"].windows.name.get()
+    assert (fake.value.encoding, fake.value.reason) == (real.value.encoding, real.value.reason)
+
+
+def test_the_fake_appscript_raises_what_appscript_s_unpack_raises_for_a_lone_surrogate(mac: Mac) -> None:
+    import appscript  # the fake, installed by `mac`
+
+    mac.add("Notes", "com.apple.Notes", windows=[Window(CUT_INSIDE_AN_EMOJI)], front=True)
+    with pytest.raises(UnicodeDecodeError) as raised:
+        appscript.app("System Events").processes["Notes"].windows.name.get()
+    # appscript's aemcodecs.unpackunicodetext: `data.decode('UTF-16LE')` on a little-endian Mac.
+    assert (raised.value.encoding, raised.value.reason) == ("utf-16-le", "unexpected end of data")
+
+
 def test_a_title_appscript_cannot_decode_costs_the_title_never_the_second(
         mac: Mac, source: MacOSSource, notices: list[str]) -> None:
-    cut_inside_an_emoji = "Party 🎉".encode("utf-16-le", "surrogatepass")[:-2].decode("utf-16-le", "surrogatepass")
+    cut_inside_an_emoji = CUT_INSIDE_AN_EMOJI
     mac.add("Notes", "com.apple.Notes", windows=[Window(cut_inside_an_emoji)], front=True)
     samples = [source.read() for _ in range(3)]
     assert [(sample.app, sample.title) if sample else None for sample in samples] == [("Notes", None)] * 3
@@ -507,3 +539,47 @@ def test_a_title_appscript_cannot_decode_costs_the_title_never_the_second(
     assert source.unreadable_titles == 3
     add_browser(mac, ("Firefox", "org.mozilla.firefox", STANDARD_TERMS), Window(cut_inside_an_emoji, SECRET))
     assert foreground(source) == ("Firefox", None, None, False)
+
+
+def test_a_run_records_every_second_of_a_window_whose_title_cannot_be_read_and_counts_them(
+        mac: Mac, influxdb1: InfluxDB1, influx_database: str) -> None:
+    from click.testing import CliRunner
+
+    from tracker.commands import cli
+    from tracker.recording.runlock import acquire_run_lock
+    from tracker.recording.runstate import write_status
+    from tracker.tasks.doctor import check_running
+
+    mac.add("Notes", "com.apple.Notes", windows=[Window(CUT_INSIDE_AN_EMOJI)], front=True)
+    settings = load_settings({"interval": "0.1", "vitals_every": "1s", "away_after": "1h",
+                              "influx.url": influxdb1.url, "influx.bucket": influx_database}).settings
+    log = io.StringIO()
+    stop = threading.Event()
+
+    def counted() -> list[int]:
+        return [row["unreadable_titles"] for row in influxdb1.rows('SELECT * FROM "tracker"', influx_database)]
+
+    with acquire_run_lock():  # as `tracker run` holds it: status and doctor see a running tracker
+        parts = open_parts(settings, "macos", ActivityLog(log, "json"))
+        run = Run(parts, SystemClock(stop), 0.1, write_status=write_status)
+        running = threading.Thread(target=run.run)
+        running.start()
+        try:
+            wait_until(lambda: max(counted(), default=0) >= 3)
+        finally:
+            stop.set()
+            running.join(WAIT_SECONDS)
+            parts.close()
+        doctor = check_running()
+        status = CliRunner().invoke(cli, ["status"]).output
+    taken = run.samples_taken
+    activity = influxdb1.rows('SELECT * FROM "activity"', influx_database)
+    # Every sample reached InfluxDB, with the app and without a title; each one counted.
+    assert len(activity) == taken and {(row["app"], row.get("title")) for row in activity} == {("Notes", None)}
+    assert counted() == sorted(counted()) and counted()[-1] >= 3
+    assert f"titles unread  {taken} samples recorded with the app only" in status, status
+    assert (doctor.outcome, doctor.detail.split("; ")[1]) == (
+        "warning", f"{taken} samples recorded with the app only: their window title could not be read")
+    notices = [line["message"] for line in map(json.loads, log.getvalue().splitlines()) if line["event"] == "notice"]
+    assert [notice for notice in notices if "could not be read" in notice] == [
+        macos.unreadable_title_notice("Notes")]

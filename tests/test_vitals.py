@@ -77,6 +77,7 @@ def test_a_point_is_line_protocol_with_integer_counts_and_without_unknown_figure
     assert line.startswith("tracker,api=auto,host=my\\ laptop,source=demo,version=0.1.0 ")
     assert line.endswith(" 1700000000000")
     assert "samples_taken=7i" in line and "requests_ok=0i" in line and "requests_failed=0i" in line
+    assert "unreadable_titles=0i" in line  # a count from the start, so a Grafana query of it finds a 0
     assert "last_send_seconds" not in line  # nothing was sent: left out rather than written as a zero
 
 
@@ -92,6 +93,7 @@ def test_tracker_status_shows_the_runner_s_own_figures() -> None:
     shown = status_text(RunnerState(paths.data_dir(), os.getpid(), snapshot, None))
     assert "CPU used" in shown and " MB resident" in shown and "collections" in shown
     assert "3 ok, 1 retry" in shown and "12 lines in 0.050 s" in shown
+    assert "titles unread" not in shown  # said only once a title could not be read
 
 
 # -- a real run ---------------------------------------------------------------------------------------

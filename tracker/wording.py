@@ -13,3 +13,8 @@ def samples(count: int) -> str:
 def lost_text(count: int, seconds: float) -> str:
     """"12 samples (12s)": what was lost, counted and as time."""
     return f"{samples(count)} ({human_duration(seconds)})"
+
+
+def unreadable_titles_text(count: int) -> str:
+    """What `tracker status` and `tracker doctor` say of a run's samples whose window title could not be read."""
+    return f"{samples(count)} recorded with the app only: their window title could not be read"

@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import replace
 
 from tracker.config import PrivacySettings
 from tracker.matching import TitleRegexError, compile_title_regexes, host_suffixes, normalise_domain
 from tracker.model import Sample, url_host
 
-# What browsers put in a private window's title: Firefox and its kin "Private Browsing"; Chrome, Chromium,
-# Vivaldi and Brave "Incognito" or "(Private)"; Edge "InPrivate". Looked for, in any case, in every title of
-# every app and source, known browser or not: a page in a normal window titled "Private Browsing explained"
-# loses its title too, which is the safe side.
-PRIVATE_TITLE_MARKERS = ("private browsing", "incognito", "inprivate", "(private)")
-# Browsers whose every window is private (by their app name, as X11, macOS and Windows give it).
-ALWAYS_PRIVATE_APPS = frozenset({"tor browser", "mullvad browser", "torbrowser", "mullvadbrowser"})
+# What browsers put in a private window's title, compared after folding (see `_folded`): Firefox and its kin
+# "Private Browsing" (German "Privater Modus", French "Navigation privée", Spanish "Navegación privada");
+# Chrome, Chromium and Vivaldi "Incognito" ("Incógnito", German "Inkognito"); Brave and Opera "(Private)" or
+# "Private Window" (Brave's "Private Window with Tor" too); Edge "InPrivate"; DuckDuckGo "Fire Window". Looked
+# for in every title of every app and source, known browser or not: a page in a normal window titled
+# "Private Browsing explained" loses its title too, which is the safe side.
+PRIVATE_TITLE_MARKERS = ("private browsing", "privater modus", "navigation privee", "navegacion privada",
+                         "incognito", "inkognito", "inprivate", "(private)", "private window", "fire window")
+# Browsers whose every window is private, by their app name as X11, macOS and Windows give it, folded and
+# without spaces, hyphens or dots ("Tor Browser", "tor-browser", "TorBrowser").
+ALWAYS_PRIVATE_APPS = frozenset({"torbrowser", "mullvadbrowser"})
+
+
+# Left out before comparing: combining accents (after NFKD, "ó" is "o" and one of them) and invisible format
+# characters (soft hyphen, zero-width spaces and joiners, direction marks, BOM; Edge writes a zero-width space
+# into its own name). A regex rather than a walk over unicodedata categories: 4 µs a title, not 17.
+_INVISIBLE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+                        "\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]+")
+
+
+def _folded(text: str) -> str:
+    """Text as markers are compared: case and accents folded ("Incógnito" -> "incognito"), invisible
+    characters dropped and every run of spaces one space."""
+    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKD", text)).casefold().split())
 
 
 def has_private_marker(title: str | None) -> bool:
-    folded = (title or "").casefold()
+    folded = _folded(title or "")
     return any(marker in folded for marker in PRIVATE_TITLE_MARKERS)
+
+
+def is_always_private_app(app: str) -> bool:
+    return "".join(char for char in _folded(app) if char.isalnum()) in ALWAYS_PRIVATE_APPS
 
 
 def seen_private(sample: Sample) -> Sample:
@@ -27,7 +50,7 @@ def seen_private(sample: Sample) -> Sample:
     private window, whichever source read it; otherwise as it is."""
     if sample.private:
         return sample
-    if has_private_marker(sample.title) or sample.app.casefold() in ALWAYS_PRIVATE_APPS:
+    if has_private_marker(sample.title) or is_always_private_app(sample.app):
         return replace(sample.without_details(), private=True)
     return sample
 

@@ -267,7 +267,8 @@ class Run:
         record = self._last_step.record if self._last_step is not None else None
         sender = self.parts.sender
         state = sender.state if sender is not None else None
-        vitals = read_vitals(self.samples_taken, self.parts.store, getattr(sender, "requests", None))
+        vitals = read_vitals(self.samples_taken, self.parts.store, getattr(sender, "requests", None),
+                             unreadable_titles=self.parts.source.unreadable_titles)
         self.write_status(StatusSnapshot(
             pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
             activity=record.activity if record else None, app=record.app if record else None,
@@ -326,7 +327,7 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     # Vitals points are for the server: none when recording locally only (status.json has the figures).
     if sender is not None and settings.vitals_every > 0:
         observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api,
-                                        store, sender, source.name))
+                                        store, sender, source))
     return Parts(source, classify, recorder, store, sender, view, observers)
 
 

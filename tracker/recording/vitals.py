@@ -27,6 +27,7 @@ from tracker.storage.outbox import Point
 if TYPE_CHECKING:
     from tracker.recording.localstore import LocalStore
     from tracker.recording.recorder import Step
+    from tracker.recording.sources import Source
     from tracker.sending.sender import RequestCounts
 
 VITALS_MEASUREMENT = "tracker"
@@ -57,6 +58,7 @@ class Vitals:
     last_send_seconds: float | None  # the last request to InfluxDB: its duration
     last_send_lines: int | None  # and its number of lines
     requests: dict[str, int] = field(default_factory=dict)  # requests since start by result: "ok", "retry", ...
+    unreadable_titles: int = 0  # samples recorded with the app only: the source could not read their title
 
     @property
     def requests_failed(self) -> int:
@@ -64,9 +66,9 @@ class Vitals:
 
 
 def read_vitals(samples_taken: int, store: LocalStore, requests: RequestCounts | None,
-                now_ms: int | None = None) -> Vitals:
+                now_ms: int | None = None, unreadable_titles: int = 0) -> Vitals:
     """The figures now. Reads /proc (or getrusage), the collector's counters, two file sizes and two indexed
-    rows of the outbox: well under a millisecond."""
+    rows of the outbox: well under a millisecond. `unreadable_titles` is the source's count."""
     now_ms = _now_ms() if now_ms is None else now_ms
     memory, peak = _memory()
     database = store.outbox.path
@@ -95,6 +97,7 @@ def read_vitals(samples_taken: int, store: LocalStore, requests: RequestCounts |
         last_send_seconds=requests.last_seconds if requests is not None else None,
         last_send_lines=requests.last_lines if requests is not None else None,
         requests=by_result,
+        unreadable_titles=unreadable_titles,
     )
 
 
@@ -115,7 +118,7 @@ def to_point(vitals: Vitals, time_ms: int, tags: dict[str, str]) -> str:
         "threads": vitals.threads, "open_fds": vitals.open_fds, "samples_taken": vitals.samples_taken,
         "outbox_waiting": vitals.outbox_waiting, "database_bytes": vitals.database_bytes,
         "database_wal_bytes": vitals.database_wal_bytes, "last_send_lines": vitals.last_send_lines,
-        **_request_fields(vitals)}
+        "unreadable_titles": vitals.unreadable_titles, **_request_fields(vitals)}
     floats: dict[str, float | None] = {
         "cpu_seconds": vitals.cpu_seconds, "seconds_behind": vitals.seconds_behind,
         "last_send_seconds": vitals.last_send_seconds}
@@ -146,13 +149,13 @@ class VitalsRecorder:
     """
 
     def __init__(self, every: float, host: str, api: str, store: LocalStore, sender: Sending,
-                 source_name: str) -> None:
+                 source: Source) -> None:
         self.every = every
         self.host = host
         self.api = api
         self.store = store
         self.sender = sender
-        self.source_name = source_name
+        self.source = source
         self.latest: Vitals | None = None
         self._last_at: float | None = None
         self._unsaved: deque[Point] = deque(maxlen=UNSAVED_POINTS_LIMIT)  # while the outbox cannot be written
@@ -165,9 +168,9 @@ class VitalsRecorder:
             return
         self._last_at = now
         time_ms = _now_ms()
-        vitals = read_vitals(samples_taken, self.store, self.sender.requests, time_ms)
+        vitals = read_vitals(samples_taken, self.store, self.sender.requests, time_ms, self.source.unreadable_titles)
         self.latest = vitals
-        tags = {"host": self.host, "version": __version__, "source": self.source_name, "api": self.api}
+        tags = {"host": self.host, "version": __version__, "source": self.source.name, "api": self.api}
         self._unsaved.append(Point(VITALS_MEASUREMENT, time_ms, self.host, to_point(vitals, time_ms, tags)))
         try:
             self.store.outbox.append_points(self._unsaved)

@@ -73,7 +73,7 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
                       "Fix the desktop first.")]
     try:
         sample = source.read()
-        granted, replaced = _macos_permissions(source, sample is not None)
+        granted, replaced = _macos_permissions(source, sample.app if sample is not None else None)
     finally:
         source.close()
     where = source.name + (f" on {display}" if (display := getattr(source, "display_name", None)) else "")
@@ -105,10 +105,11 @@ def _permission_check(notice: str, name: str = "permission") -> Check:
     return Check(name, PROBLEM if blocking else WARNING, head, fix[:1].upper() + fix[1:])
 
 
-def _macos_permissions(source: Source, read: bool) -> tuple[list[Check], set[str]]:
+def _macos_permissions(source: Source, front: str | None) -> tuple[list[Check], set[str]]:
     """On macOS, the permissions granted (System Events, Accessibility), then one line per running browser that
     tracker asks for its tab (Automation), whatever the one read above asked; and the source's notices that
-    those lines say instead. A permission refused otherwise comes as the source's own notice."""
+    those lines say instead. A permission refused otherwise comes as the source's own notice; a front window whose
+    title could not be read, as a line of its own."""
     from tracker.recording.sources.macos import (
         ALLOWED,
         REFUSED,
@@ -116,14 +117,15 @@ def _macos_permissions(source: Source, read: bool) -> tuple[list[Check], set[str
         MacOSSource,
         automation_notice,
         permission_wait_notice,
+        unreadable_title_notice,
     )
 
     if not isinstance(source, MacOSSource):
         return [], set()
-    checks = [Check("permission", OK, "may control System Events")] if read else []
+    checks = [Check("permission", OK, "may control System Events")] if front is not None else []
+    replaced: set[str] = set()
     if source.accessibility_allowed():
         checks.append(Check("permission", OK, "may read window titles (Accessibility)"))
-    replaced: set[str] = set()
     for browser, state in source.browser_permissions():
         replaced.update((automation_notice(browser), permission_wait_notice(browser)))
         if state == ALLOWED:
@@ -138,6 +140,11 @@ def _macos_permissions(source: Source, read: bool) -> tuple[list[Check], set[str
         else:
             checks.append(Check("browser", WARNING, f"{browser} did not answer, so whether tracker may control it "
                                 "is not known", "Run `tracker doctor` again once it responds."))
+    if source.unreadable_titles and front is not None:
+        replaced.add(unreadable_title_notice(front))
+        checks.append(Check("window title", WARNING, f"the title of {front}'s front window cannot be read now, so "
+                            "it is recorded with the app only", "Nothing else is lost; appscript cannot decode some "
+                            "titles (one cut inside an emoji, for one): a window with another title is read again."))
     return checks, replaced
 
 
@@ -292,12 +299,23 @@ def check_outbox(now: Callable[[], float] = time.time) -> Check:
 def check_running() -> Check:
     from tracker.paths import data_dir
     from tracker.recording.runlock import is_running
+    from tracker.recording.runstate import read_status
+    from tracker.wording import unreadable_titles_text
 
     pid = is_running()
     if pid is None:
         return Check("tracker run", WARNING, f"not running for {data_dir()}: nothing is being recorded",
                      "Start it with `tracker run`, or at every login with `tracker service install`.")
-    return Check("tracker run", OK, f"running for {data_dir()}" + (f" (pid {pid})" if pid else ""))
+    running = f"running for {data_dir()}" + (f" (pid {pid})" if pid else "")
+    # The run's own counters, as it last wrote them to status.json (every few seconds).
+    status = read_status() if pid else None
+    vitals = status.vitals if status is not None and status.pid == pid else None
+    unreadable = (vitals or {}).get("unreadable_titles")
+    if isinstance(unreadable, int) and unreadable > 0:
+        return Check("tracker run", WARNING, f"{running}; {unreadable_titles_text(unreadable)}",
+                     "Nothing but those titles is lost: the run said once which app's title it could not read "
+                     "(appscript cannot decode a title cut inside an emoji, for one).")
+    return Check("tracker run", OK, running)
 
 
 def check_service() -> Check:

@@ -206,6 +206,9 @@ def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:
     requests = {name.removeprefix("requests_"): count for name, count in vitals.items()
                 if name.startswith("requests_") and name != "requests_failed" and count}
     last_seconds, last_lines = vitals.get("last_send_seconds"), vitals.get("last_send_lines")
+    from tracker.wording import unreadable_titles_text
+
+    unreadable = vitals.get("unreadable_titles")
     return [
         ("CPU used", f"{vitals.get('cpu_seconds', 0):.1f} s since start"),
         ("memory (own)", memory),
@@ -217,7 +220,10 @@ def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:
         ("requests", ", ".join(f"{count} {result}" for result, count in requests.items()) or "none yet"),
         ("last request", f"{last_lines} lines in {last_seconds:.3f} s" if isinstance(last_seconds, float)
          else "none yet"),
+        *([("titles unread", unreadable_titles_text(unreadable))] if isinstance(unreadable, int) and unreadable
+          else []),
     ]
+
 
 
 def _current_activity(snapshot: StatusSnapshot) -> str:

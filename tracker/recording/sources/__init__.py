@@ -22,6 +22,9 @@ class SourceUnavailable(PlainError):
 
 class Source(Protocol):
     name: str
+    # Samples whose window title could not be read (recorded with the app only) since the source opened: the
+    # run's vitals, `tracker status` and `tracker doctor` show it.
+    unreadable_titles: int
 
     def read(self) -> Sample | None:
         """The foreground now, or None when nothing can be read at this moment (never raises)."""

@@ -186,6 +186,7 @@ class DemoSource:
     """Switches between believable apps and sites; during a break the input goes idle."""
 
     name = "demo"
+    unreadable_titles = 0
 
     def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = utc_now) -> None:

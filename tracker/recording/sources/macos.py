@@ -44,7 +44,8 @@ BROWSERS_BY_BUNDLE_ID = {
     "com.apple.Safari": SAFARI,
     "com.apple.SafariTechnologyPreview": SAFARI,
     **dict.fromkeys(["org.mozilla.firefox", "org.mozilla.firefoxdeveloperedition", "org.mozilla.nightly",
-                     "app.zen-browser.zen", "net.waterfox.waterfox", "io.gitlab.librewolf-community"], TITLE),
+                     "app.zen-browser.zen", "net.waterfox.waterfox", "io.gitlab.librewolf-community",
+                     "one.ablaze.floorp"], TITLE),
     # Opera's and Orion's scripting has no private flag that was found, and their titles no marker; DuckDuckGo's
     # Fire Windows have none either. Tor Browser and Mullvad Browser: every window is private.
     **dict.fromkeys(["com.operasoftware.Opera", "com.operasoftware.OperaGX", "com.kagi.kagimacOS",
@@ -99,6 +100,11 @@ def permission_wait_notice(target: str) -> str:
     what = "nothing is recorded" if target == SYSTEM_EVENTS else f"{target} is recorded by app only"
     return (f"Waiting for {target} to answer: if macOS asks whether tracker may control {target}, {what} "
             "until you click OK or Don't Allow.")
+
+
+def unreadable_title_notice(app: str) -> str:
+    return (f"A window title of {app} could not be read (appscript cannot decode some titles, such as one cut inside "
+            "an emoji): those seconds are recorded with the app only, and `tracker status` counts them.")
 
 
 def browser_kind(name: str, bundle_id: str | None) -> str | None:
@@ -229,11 +235,10 @@ class MacOSSource:
             if kind is None:
                 return _Foreground(title=self._front_window_title(name))
             return self._browser_foreground(kind, name)
-        except Exception as error:  # e.g. a title cut inside an emoji, which appscript cannot decode
+        except Exception:  # e.g. a title cut inside an emoji, which appscript cannot decode
             self.unreadable_titles += 1
-            self._notify_once("unreadable title", (
-                f"A window title of {name} could not be read ({type(error).__name__}): such seconds are recorded"
-                " with the app only."))
+            log.debug("reading the window of %s failed", name, exc_info=True)
+            self._notify_once("unreadable title", unreadable_title_notice(name))
             return APP_ONLY_FOREGROUND
 
     # -- System Events -------------------------------------------------------------------------------

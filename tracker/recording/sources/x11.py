@@ -120,6 +120,9 @@ class X11Source:
         self._connection_lost = False
         self._closed = False
 
+    # Titles are decoded with replacement characters (see _decode): a title is never unreadable here.
+    unreadable_titles = 0
+
     def read(self) -> Sample | None:
         if self._closed:
             return None
