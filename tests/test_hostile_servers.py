@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from click.testing import CliRunner
-from helpers.fault_server import FaultServer, Step, make_records, stored_records
+from helpers.fault_server import FaultServer, Step, catching_all, make_records, stored_records
 from helpers.plain import ESCAPES, assert_plain
 from helpers.servers import InfluxDB1, http, wait_until
 from hypothesis import HealthCheck, given, settings
@@ -57,11 +57,7 @@ def waiting() -> int:
 
 @pytest.fixture
 def portal():
-    server = FaultServer()
-    server.catch_all = PORTAL
-    server.start()
-    yield server
-    server.stop()
+    yield from catching_all(PORTAL)
 
 
 # -- something that is not InfluxDB answers ------------------------------------------------------------------

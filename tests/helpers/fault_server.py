@@ -8,7 +8,8 @@ Scripted steps (`then(...)`) answer the next writes in order, before the rules: 
 Retry-After, slow answers. `stop()` closes the port, so the client sees connection refused.
 `catch_all` answers every request, /ping too, with one step: a Wi-Fi login page, a proxy's error page.
 A step can echo what the client sent ({authorization}, {path} in its body), and stream a huge or endless
-body (`stream`, counted in `streamed` up to when the client hangs up), fast or a byte at a time (`trickle`).
+body (`stream`, counted in `streamed` up to when the client hangs up), fast or a byte at a time (`trickle`);
+`drip` sends the whole answer, headers first, a byte at a time (`hung_up` is set when the client gives up).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +43,8 @@ class Step:
     # Bytes sent after `body`, with no Content-Length, until the client hangs up; a byte every `trickle` seconds.
     stream: int = 0
     trickle: float = 0.0
+    # The whole answer, status line and headers first, a byte every `drip` seconds: a per-read timeout never trips.
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class FaultServer:
         self.catch_all: Step | None = None
         self.streamed = 0  # bytes of `stream` bodies the client took before it hung up
         self.hung_up = threading.Event()  # a client stopped reading a streamed body
+        self.stopped = threading.Event()
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -91,6 +96,7 @@ class FaultServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()  # ends any answer still dripping
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -166,6 +172,9 @@ class FaultServer:
             def _reply(self, step: Step) -> None:
                 echoed = step.body.replace("{authorization}", self.headers.get("Authorization", ""))
                 data = echoed.replace("{path}", self.path).encode() + step.raw
+                if step.drip:
+                    self._drip(step, data)
+                    return
                 self.send_response(step.status)
                 for name, value in step.headers.items():
                     self.send_header(name, value)
@@ -176,6 +185,21 @@ class FaultServer:
                 self.wfile.write(data)
                 if step.stream:
                     self._stream(step)
+
+            def _drip(self, step: Step, data: bytes) -> None:
+                self.close_connection = True
+                head = "".join(f"{name}: {value}\r\n" for name, value in
+                               {**step.headers, "Content-Type": step.content_type,
+                                "Content-Length": str(len(data))}.items())
+                answer = f"HTTP/1.1 {step.status} Dripping\r\n{head}\r\n".encode() + data
+                try:
+                    for at in range(len(answer)):
+                        self.wfile.write(answer[at:at + 1])
+                        self.wfile.flush()
+                        if server.stopped.wait(step.drip):
+                            return
+                except OSError:  # the client hung up
+                    server.hung_up.set()
 
             def _stream(self, step: Step) -> None:
                 self.close_connection = True
@@ -191,6 +215,15 @@ class FaultServer:
                     server.hung_up.set()
 
         return Handler
+
+
+def catching_all(step: Step) -> Iterator[FaultServer]:
+    """A started server answering every request with `step`, stopped afterwards: the body of a fixture."""
+    server = FaultServer()
+    server.catch_all = step
+    server.start()
+    yield server
+    server.stop()
 
 
 def _credentials(authorization: str) -> str:

@@ -50,8 +50,22 @@ _WEB_BUCKET = re.compile(r"aw-watcher-web-([a-z]+)", re.IGNORECASE)
 _ISO_PARTS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$")
 
 
+# The times an event may have: from 1970 to the end of 2199 (as `tracker report` takes them), lasting at most a
+# year. Others cannot be what a watcher recorded (a clock at year 1, a duration of 1e11 s, NaN): they are left out
+# and counted, and never walked through a day at a time.
+EARLIEST_MS = 0
+LATEST_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
+LONGEST_EVENT_MS = 366 * 86_400_000
+# An event's data is a flat object (app, title, url, status); nested deeper than this it is no watcher's.
+DATA_DEPTH = 32
+
+
 class ExportError(PlainError, ValueError):
     """An export that cannot be read; `str()` is one plain sentence naming the bucket and event."""
+
+
+class ImpossibleTime(Exception):
+    """An event's time is outside what a watcher can record (see LATEST_MS); `str()` says how, in a few words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,8 @@ class Bucket:
     hostname: str
     events: list[AwEvent]
     client: str = ""  # what wrote it: aw-watcher-window, aw-watcher-afk, ..., or TRACKER_CLIENT
+    left_out: int = 0  # events with impossible times (see ImpossibleTime), not among `events`
+    first_left_out: str = ""  # the first of them, for a message: "event 3: it starts in year 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +113,8 @@ def read_export(text: str | bytes, source: str) -> list[Bucket]:
         if isinstance(item, AwEvent):
             events.append(item)
         else:
-            buckets.append(Bucket(item.id, item.type, item.hostname, events, item.client))
+            buckets.append(Bucket(item.id, item.type, item.hostname, events, item.client, item.left_out,
+                                  item.first_left_out))
             events = []
     return buckets
 
@@ -136,6 +153,8 @@ class _ExportReader:
         self._line, self._column = 1, 1  # where `text` starts in the whole export
         self.bucket: str | None = None  # the bucket being read, and how many of its events are read
         self.events = 0
+        self.left_out = 0  # of its events, those with impossible times, and the first of them
+        self.first_left_out = ""
 
     def read(self) -> Iterator[AwEvent | Bucket]:
         try:
@@ -186,7 +205,7 @@ class _ExportReader:
 
     def _buckets(self) -> Iterator[AwEvent | Bucket]:
         for key in self._members():
-            self.bucket, self.events = key, 0
+            self.bucket, self.events, self.left_out, self.first_left_out = key, 0, 0, ""
             if self._next() != "{":
                 raise ExportError(f"In {self.source}, bucket {key} is not an object; nothing was imported.")
             self.at += 1
@@ -202,7 +221,7 @@ class _ExportReader:
             hostname, client = fields.get("hostname"), fields.get("client")
             yield Bucket(str(fields.get("id") or key), str(fields.get("type") or ""),
                          hostname if isinstance(hostname, str) and hostname else "unknown", [],
-                         client if isinstance(client, str) else "")
+                         client if isinstance(client, str) else "", self.left_out, self.first_left_out)
             self.bucket = None
 
     def _events(self, bucket: str) -> Iterator[AwEvent]:
@@ -213,12 +232,17 @@ class _ExportReader:
         while True:
             raw = self._value()
             self.events += 1
+            event: AwEvent | None = None
             try:
                 event = _event(raw)
+            except ImpossibleTime as error:
+                self.left_out += 1
+                self.first_left_out = self.first_left_out or f"event {self.events:,}: {error}"
             except (TypeError, ValueError, KeyError, OverflowError) as error:
                 raise ExportError(f"In {self.source}, event {self.events:,} of bucket {bucket} is malformed "
                                   f"({_plain(error)}); nothing was imported.") from None
-            yield event
+            if event is not None:
+                yield event
             if not self._another("]"):
                 return
 
@@ -262,6 +286,12 @@ class _ExportReader:
                 may_go_on = error.pos >= len(self.text) - _NEAR_END or error.msg.startswith("Unterminated string")
                 if self.ended or not may_go_on or len(self.text) - self.at > _LONGEST_VALUE:
                     raise
+            except RecursionError:  # the json module's scanner recurses once per level
+                raise ExportError(f"{self.source} nests lists or objects too deeply{self._where()} (about a thousand "
+                                  "levels or more; an ActivityWatch export has a few): nothing was imported.") from None
+            except ValueError:  # not JSON's error: an integer longer than Python converts (4,300 digits)
+                raise ExportError(f"{self.source} holds a number thousands of digits long{self._where()}, which no "
+                                  "ActivityWatch export does: nothing was imported.") from None
             else:
                 if end < len(self.text) or self.ended:  # a number at the very end may go on
                     self.at = end
@@ -318,17 +348,46 @@ class _ExportReader:
 
 
 def _event(event: Any) -> AwEvent:
+    """The event; ImpossibleTime when its time cannot be a watcher's, TypeError, ValueError or KeyError when it
+    is no event."""
     if not isinstance(event, dict):
         raise TypeError("not an object")
     start = _timestamp_ms(event["timestamp"])
     duration = event.get("duration", 0)
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration):
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
         raise ValueError(f"duration {duration!r} is not a number of seconds")
     data = event.get("data", {})
     if not isinstance(data, dict):
         raise TypeError("its data is not an object")
+    if _nests_deeper(data, DATA_DEPTH):  # comparing, storing or reading it again would recurse as deep
+        raise ValueError(f"its data nests more than {DATA_DEPTH} levels deep")
+    try:
+        seconds = float(duration)
+    except OverflowError:  # an integer of hundreds of digits
+        seconds = math.inf if duration > 0 else -math.inf
+    if not math.isfinite(seconds):  # also JSON's NaN and Infinity
+        raise ImpossibleTime(f"it lasts {seconds!r} seconds")
+    if seconds > LONGEST_EVENT_MS / 1000:
+        raise ImpossibleTime(f"it lasts {seconds:.3g} seconds, more than a year")
     # A negative duration stands for no time (aw-core trims such events too); it never subtracts.
-    return AwEvent(start, start + max(0, round(duration * 1000)), data)
+    length_ms = round(seconds * 1000) if seconds > 0 else 0
+    if start + length_ms > LATEST_MS:
+        raise ImpossibleTime(f"it ends after 2199 ({event['timestamp']!r} and {seconds:.3g} seconds)")
+    return AwEvent(start, start + length_ms, data)
+
+
+def _nests_deeper(value: object, levels: int) -> bool:
+    """Whether lists and objects nest more than `levels` deep in `value` (looked at without recursing)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        inner = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if inner is None:
+            continue
+        if depth > levels:
+            return True
+        stack.extend((child, depth + 1) for child in inner if isinstance(child, (dict, list)))
+    return False
 
 
 def _timestamp_ms(value: object) -> int:
@@ -340,7 +399,13 @@ def _timestamp_ms(value: object) -> int:
         moment = _older_fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # aw-server writes UTC
-    return round(moment.timestamp() * 1000)
+    try:
+        milliseconds = round(moment.timestamp() * 1000)
+    except (OverflowError, ValueError):  # beyond what a datetime holds, once its offset is applied
+        milliseconds = -1
+    if milliseconds < EARLIEST_MS:
+        raise ImpossibleTime(f"it starts before 1970 ({value!r})")
+    return milliseconds
 
 
 def _older_fromisoformat(value: str) -> datetime:

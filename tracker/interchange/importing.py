@@ -11,11 +11,15 @@ fills the gaps.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import math
 import os
 import sqlite3
+import ssl
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +36,8 @@ from tracker.interchange.activitywatch import AwEvent, Bucket, ExportError, Span
 from tracker.lineprotocol import clean_tag, clean_text
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.paths import private_dir
+from tracker.sending.sinks.deadline import Exchange
+from tracker.sending.sinks.plainhttp import WatchedHTTPConnection, WatchedHTTPSConnection
 from tracker.storage.db import open_database, unavailable_as
 from tracker.storage.history import covered_periods, insert_events
 from tracker.storage.outbox import Outbox
@@ -62,6 +68,8 @@ class ImportResult:
     seconds: float = 0.0  # added
     skipped_seconds: float = 0.0  # there already: imported before, or recorded by tracker itself
     hosts: set[str] = field(default_factory=set)
+    left_out: int = 0  # events of the export with impossible times (activitywatch.ImpossibleTime), not imported
+    first_left_out: str = ""  # the first of them: "bucket B, event N: why"
 
 
 def import_spans(database: Path, spans: Iterable[Span], categories: Categories, privacy: Privacy, own_host: str,
@@ -114,8 +122,10 @@ def import_spans(database: Path, spans: Iterable[Span], categories: Categories, 
 def import_staged(database: Path, staged: StagedExport, categories: Categories, privacy: Privacy, own_host: str,
                   max_rows: int, progress: Progress | None = None, recording: bool = False) -> ImportResult:
     """Import a staged export, combined a day at a time: `import_spans`, with `progress(days done, days)`."""
-    return import_spans(database, combine_by_day(staged.buckets, staged, progress), categories, privacy, own_host,
-                        max_rows, recording)
+    result = import_spans(database, combine_by_day(staged.buckets, staged, progress), categories, privacy, own_host,
+                          max_rows, recording)
+    result.left_out, result.first_left_out = staged.left_out, staged.first_left_out
+    return result
 
 
 def _current_event_start(db: sqlite3.Connection) -> int | None:
@@ -226,16 +236,36 @@ def _points(event: Event, host: str) -> Iterable[Record]:
 
 # -- reading an export, and keeping its events on disk while it is combined -----------------------------------
 
-READ_BYTES = 1 << 20  # read from a file or a server at a time
+READ_BYTES = 1 << 20  # read from a file at a time
+
+
+# aw-server has this long to start its answer (it builds the whole export first), then as long again for each
+# SERVER_PIECE of it: a server that trickles is given up, a slow network (8 kB/s and more) is not.
+SERVER_WAIT = 120.0
+SERVER_PIECE = 1 << 20
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    """urllib's, with sockets the current exchange's deadline watches (see tracker.sending.sinks.deadline)."""
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(WatchedHTTPConnection, req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self._tls = ssl.create_default_context()
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(WatchedHTTPSConnection, req, context=self._tls)
 
 
 @contextmanager
-def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[bytes], int | None]]:
+def server_export(url: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
     """Every bucket of the aw-server at `url` (its `/api/0/export`): the export's JSON text as it arrives, in
-    chunks, and its length when the server says it. ExportError saying what to check when it cannot be read."""
-    import http.client
-    import urllib.error
-    import urllib.request
+    chunks, and its length when the server says it. ExportError saying what to check when it cannot be read: not
+    reached, no answer within SERVER_WAIT, or less than SERVER_PIECE in SERVER_WAIT after that."""
     from urllib.parse import urlsplit
 
     from tracker.redact import display_url
@@ -248,9 +278,9 @@ def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[b
                           " them; nothing was imported.")
     address = url.rstrip("/") + "/api/0/export"
     url = display_url(url)  # what messages show: no query, nothing unprintable
+    wait = SERVER_WAIT
 
-    def unreachable(error: BaseException) -> ExportError:
-        reason = getattr(error, "reason", error)
+    def unreachable(reason: object) -> ExportError:
         return ExportError(f"Cannot reach the ActivityWatch server at {url} ({reason}): check that aw-server is "
                            "running and the URL is right; nothing was imported.")
 
@@ -258,25 +288,45 @@ def server_export(url: str, timeout: float = 120.0) -> Iterator[tuple[Iterator[b
         return ExportError(f"The ActivityWatch server at {url} stopped part-way through the export ({reason}): "
                            "import again; nothing was imported.")
 
-    def chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    def chunks(response: http.client.HTTPResponse, exchange: Exchange) -> Iterator[bytes]:
         try:
-            while chunk := response.read(READ_BYTES):
+            while True:
+                exchange.renew(wait)  # the time between reads is the reader's own
+                chunk = response.read(SERVER_PIECE)
+                exchange.renew(None)
+                if not chunk:
+                    break
                 yield chunk
         except (OSError, http.client.HTTPException) as error:
             raise stopped(getattr(error, "reason", None) or type(error).__name__) from None
         if response.length:  # the connection closed before the body it announced was whole
             raise stopped(f"{response.length:,} bytes short")
 
+    answered = False
     try:
-        response = urllib.request.urlopen(address, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        raise ExportError(f"The ActivityWatch server at {url} answered {address} with HTTP {error.code}: check "
-                          "that the URL is aw-server's (e.g. http://127.0.0.1:5600); nothing was imported.") from None
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-        raise unreachable(error) from None
-    with response:
-        length = response.headers.get("Content-Length")
-        yield chunks(response), int(length) if length and length.isdigit() else None
+        with Exchange(wait) as exchange:
+            try:
+                response = urllib.request.build_opener(_WatchedHTTPHandler, _WatchedHTTPSHandler).open(
+                    address, timeout=wait)
+            except urllib.error.HTTPError as error:
+                raise ExportError(f"The ActivityWatch server at {url} answered {address} with HTTP {error.code}: "
+                                  "check that the URL is aw-server's (e.g. http://127.0.0.1:5600); nothing was "
+                                  "imported.") from None
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+                raise unreachable(getattr(error, "reason", error)) from None
+            exchange.check()  # headers cut at the deadline are no answer
+            answered = True
+            with response:
+                length = response.headers.get("Content-Length")
+                yield chunks(response, exchange), int(length) if length and length.isdigit() else None
+    except TimeoutError:  # the deadline passed: whatever the cut connection raised meanwhile
+        if not answered:
+            raise ExportError(f"The ActivityWatch server at {url} did not answer within {wait:g} s (aw-server builds "
+                              "a large export for a while; a stuck or overloaded one never answers): try again, or "
+                              "import a file exported from its web UI; nothing was imported.") from None
+        raise ExportError(f"The ActivityWatch server at {url} sent the export too slowly (less than "
+                          f"{SERVER_PIECE >> 20} MiB in {wait:g} s): check the server and the network, and import "
+                          "again; nothing was imported.") from None
 
 
 @contextmanager
@@ -344,6 +394,8 @@ class StagedExport:
                                    " end INTEGER NOT NULL, data TEXT NOT NULL)")
         self.buckets: list[Bucket] = []
         self.events = 0
+        self.left_out = 0  # events with impossible times, left out, and the first of them (see ImportResult)
+        self.first_left_out = ""
         self._longest: dict[int, int] = {}  # the longest event of each bucket, in ms
         self._extent: dict[int, tuple[int, int]] = {}
 
@@ -363,7 +415,13 @@ class StagedExport:
                 rows = []
                 self.buckets.append(item)
                 number += 1
+                self.left_out += item.left_out
+                if item.left_out and not self.first_left_out:
+                    self.first_left_out = f"bucket {item.id}, {item.first_left_out}"
         self._stage(rows)
+        if self.left_out and not self.events:
+            raise ExportError(f"Every event of {source} has an impossible time (before 1970, after 2199, longer than a "
+                              f"year, or not a number; the first, in {self.first_left_out}): nothing was imported.")
         with self._unavailable(), self._db:
             self._db.execute("CREATE INDEX staged_bucket_start ON staged (bucket, start)")
 

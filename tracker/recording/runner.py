@@ -33,6 +33,7 @@ from tracker.recording.runstate import StatusSnapshot, write_status
 from tracker.recording.sources import Source
 from tracker.recording.sources.choose import open_source
 from tracker.recording.vitals import VitalsRecorder, read_vitals, vitals_document
+from tracker.sending.sinks.deadline import all_ending_within
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from tracker.sending.sender import RequestCounts, SenderState
 
 STATUS_EVERY = 10.0  # seconds between writes of status.json for `tracker status`
+# Seconds a stopping run sends what was recorded: the requests on the wire then are cut (systemd waits 90 s).
+STOP_SENDING = 10.0
 NOT_CONFIGURED = (
     "InfluxDB is not configured: recording locally only. Set TRACKER_INFLUX_URL (or run "
     "`tracker config init` and edit the file), then `tracker sync` sends everything recorded."
@@ -253,7 +256,9 @@ class Run:
         parts = self.parts
         parts.store.finish()
         if parts.sender is not None:
-            parts.sender.stop(flush=True, timeout=10.0)
+            # A request still unanswered then is cut, whatever influx.timeout says: its rows stay in the outbox.
+            with all_ending_within(STOP_SENDING):
+                parts.sender.stop(flush=True, timeout=STOP_SENDING)
         self._write_status(stopped=True)
         if self._last_step is not None:  # the frame left on screen says how it ended: what was sent, what waits
             self._show(self._last_step)

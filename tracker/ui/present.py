@@ -504,6 +504,10 @@ def import_text(result: ImportResult, source: str) -> str:
     if result.skipped_seconds >= 1:
         text += (f" Skipped {human_duration(result.skipped_seconds)} that was there already (imported before, "
                  "or recorded by tracker itself, which wins).")
+    if result.left_out:
+        events = "1 event" if result.left_out == 1 else f"{result.left_out:,} events"
+        text += (f" Left out {events} with impossible times (before 1970, after 2199, longer than a"
+                 f" year, or not a number; the first, in {result.first_left_out}).")
     return text
 
 

@@ -1,14 +1,14 @@
 """A server's answer, read with bounds, and whether it is InfluxDB's.
 
 Whatever a server sends, at most ANSWER_CAP bytes of its body are read into memory (decompressed with the same
-bound), and for at most the request timeout: a 1 GB body, an endless stream or a trickle costs nothing more.
+bound), and until the exchange's deadline (tracker.sending.sinks.deadline): a 1 GB body, an endless stream or a
+trickle costs nothing more.
 """
 
 from __future__ import annotations
 
 import html
 import re
-import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from tracker.redact import outward, without_secret_tail
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
+    from tracker.sending.sinks.deadline import Exchange
 
 # Most bytes of a body read (and kept after decompressing): an error of InfluxDB 3 lists up to 100 lines.
 ANSWER_CAP = 64 * 1024
@@ -56,16 +57,20 @@ class Answer:
         return text if self.complete else without_secret_tail(text, settings)
 
 
-def read_body(read1: Callable[[int], bytes], seconds: float, cap: int = ANSWER_CAP) -> tuple[bytes, bool]:
-    """At most `cap` (and a chunk) bytes of a body, read for at most `seconds`; and whether that was all of it.
-    read1 returns what has arrived: a trickle cannot hold the read past the deadline."""
-    deadline = time.monotonic() + seconds
+def read_body(read1: Callable[[int], bytes], exchange: Exchange, cap: int = ANSWER_CAP) -> tuple[bytes, bool]:
+    """At most `cap` (and a chunk) bytes of a body, read until the exchange's deadline; and whether that was all
+    of it. A body cut at the deadline (its socket shut down: the end, or an error) is what arrived until then."""
     chunks: list[bytes] = []
     size = 0
-    while size <= cap and time.monotonic() < deadline:
-        chunk = read1(_CHUNK)
+    while size <= cap and exchange.left() > 0:
+        try:
+            chunk = read1(_CHUNK)
+        except Exception:
+            if exchange.fired:
+                break
+            raise
         if not chunk:
-            return b"".join(chunks), True
+            return b"".join(chunks), not exchange.fired
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks), False
@@ -79,12 +84,12 @@ def answer_of(status: int, reason: str | None, headers: Mapping[str, str], raw: 
     return Answer(status, reason or "", headers, body[:cap], complete and decoded_all and len(body) <= cap)
 
 
-def read_answer(response: Response, seconds: float) -> Answer:
-    """Status, headers and at most ANSWER_CAP bytes of the body of a urllib3 response, read for at most
-    `seconds`; the connection is closed when the body goes on (it cannot be reused), else returned to its pool."""
+def read_answer(response: Response, exchange: Exchange) -> Answer:
+    """Status, headers and at most ANSWER_CAP bytes of the body of a urllib3 response, read until the exchange's
+    deadline; the connection is closed when the body goes on (it cannot be reused), else returned to its pool."""
     complete = False
     try:
-        raw, complete = read_body(lambda size: response.read1(size, decode_content=False), seconds)
+        raw, complete = read_body(lambda size: response.read1(size, decode_content=False), exchange)
     finally:
         if not complete:
             response.close()

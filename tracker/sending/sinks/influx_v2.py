@@ -7,6 +7,7 @@ Synchronous writes only: the client's batching mode keeps points in memory and c
 from __future__ import annotations
 
 import io
+import socket
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,21 +21,64 @@ from tracker.config import InfluxSettings
 from tracker.redact import base_url, credentials, display_url
 from tracker.sending.sinks import check_header_value, check_write, error_for_exception, error_for_status, server_reason
 from tracker.sending.sinks.answers import Answer, read_answer
+from tracker.sending.sinks.deadline import Exchange, watch
+
+
+class _WatchedSocket:
+    """For urllib3's connections: the socket joins the current exchange (tracker.sending.sinks.deadline) when it
+    is opened, before any TLS handshake, and when a kept connection is used again."""
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        watch(sock)
+        return sock
+
+    def request(self, *args: Any, **options: Any) -> None:
+        kept: socket.socket | None = getattr(self, "sock", None)
+        if kept is not None:
+            watch(kept)
+        super().request(*args, **options)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedSocket, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedSocket, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 class BoundedPool:
-    """Stands in for the client's urllib3 pool: every answer is read with tracker's bounds (at most ANSWER_CAP
-    bytes, for at most the timeout) before the client sees it, and kept, so that write() can check the status
-    of an answer the client counts as success (it checks only for 2xx)."""
+    """Stands in for the client's urllib3 pool: every exchange (connect, TLS, headers, body) ends by the timeout,
+    however slowly the server sends, and every answer is read with tracker's bounds (at most ANSWER_CAP bytes)
+    before the client sees it, and kept, so that write() can check the status of an answer the client counts as
+    success (it checks only for 2xx)."""
 
     def __init__(self, pool: urllib3.PoolManager, seconds: float) -> None:
+        # Set before the first request: the manager makes its pools, with their connections, when first asked.
+        pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._pool = pool
         self._seconds = seconds
         self._answers = threading.local()
 
     def request(self, method: str, url: str, **options: Any) -> urllib3.HTTPResponse:
         options["preload_content"] = False
-        answer = read_answer(self._pool.request(method, url, **options), self._seconds)
+        with Exchange(self._seconds) as exchange:
+            response = self._pool.request(method, url, **options)
+            try:
+                exchange.check()  # headers cut at the deadline are no answer
+            except TimeoutError:
+                response.close()
+                raise
+            answer = read_answer(response, exchange)
         self._answers.last = answer
         headers = urllib3.HTTPHeaderDict(answer.headers)
         headers.discard("Content-Encoding")  # the body below is decompressed already

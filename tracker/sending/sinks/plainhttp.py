@@ -12,10 +12,11 @@ import select
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from tracker.sending.sinks.answers import ANSWER_CAP, Answer, answer_of, read_body
+from tracker.sending.sinks.deadline import Exchange, time_left, watch
 
 
 class Unreachable(Exception):
@@ -42,18 +43,23 @@ class Connection:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, cap: int = ANSWER_CAP) -> Answer:
-        """The server's answer to one request, at most `cap` bytes of its body; Unreachable when there is none."""
+        """The server's answer to one request, at most `cap` bytes of its body; Unreachable when there is none.
+        The whole exchange (connect, TLS, request, headers, body) takes at most the timeout."""
         connection = self._connection
         if connection is None or not _still_open(connection):
             connection = self._open()
         phase = "connect" if connection.sock is None else "answer"
         try:
-            if connection.sock is None:
-                connection.connect()
-                phase = "answer"
-            connection.request(method, self.base_path + path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            raw, complete = read_body(response.read1, self.timeout, cap)
+            with Exchange(self.timeout) as exchange:
+                if connection.sock is None:
+                    connection.connect()
+                    phase = "answer"
+                else:
+                    exchange.watch(connection.sock)
+                connection.request(method, self.base_path + path, body=body, headers=headers or {})
+                response = connection.getresponse()
+                exchange.check()  # headers cut at the deadline are no answer
+                raw, complete = read_body(response.read1, exchange, cap)
             if complete:
                 response.read()  # nothing is left: this marks the response done, so the connection takes the next
             else:  # a longer or slower body than anyone needs: drop the connection, not read on
@@ -92,10 +98,10 @@ class Connection:
     def _open(self) -> http.client.HTTPConnection:
         self.close()
         if self.https:
-            self._connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                           context=self._tls_context())
+            self._connection = WatchedHTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                      context=self._tls_context())
         else:
-            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._connection = WatchedHTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._connection
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -109,6 +115,34 @@ class Connection:
         except (OSError, ssl.SSLError) as error:
             why = error.strerror if isinstance(error, OSError) and error.strerror else "it holds no certificate"
             raise BadCAFile(f"{why.rstrip('.').lower()}") from None
+
+
+class WatchedHTTPConnection(http.client.HTTPConnection):
+    """http.client's connection, its socket watched by the deadline of the exchange that opens it."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        # http.client opens its socket through this attribute (3.10 to 3.13); TLS wraps that socket afterwards.
+        self._create_connection = _watched_socket
+
+
+class WatchedHTTPSConnection(http.client.HTTPSConnection):
+    """The same over TLS: the watched socket is the one the handshake runs on, so a slow handshake is cut too."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self._create_connection = _watched_socket
+
+
+def _watched_socket(address: tuple[str, int], timeout: object = None,
+                    source_address: tuple[str, int] | None = None) -> socket.socket:
+    """A connected socket, within what is left of the current exchange, which then watches it. `timeout` may be
+    http.client's "the default" object, which socket.create_connection takes as it is."""
+    if isinstance(timeout, (int, float)):
+        timeout = time_left(timeout)
+    sock = socket.create_connection(address, timeout, source_address)  # type: ignore[arg-type]
+    watch(sock)
+    return sock
 
 
 def _still_open(connection: http.client.HTTPConnection) -> bool:
