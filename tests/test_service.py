@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import systemd_units
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracker.commands import cli
 from tracker.tasks import service
@@ -123,6 +127,104 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path):
     broken = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
     assert "sometimes" in broken.stderr
+
+
+# Characters a path may hold that mean something to systemd or to the line a setting is on.
+PATH_CHARACTERS = (" \t\n\r\"'\\$%;#={}*?~&|<>()[]`!@:+-\x01\x1b\x7f"
+                   "abcXYZ019éß日本😀\u2028\udcff")
+PATH_NAMES = st.text(PATH_CHARACTERS, min_size=1, max_size=8).filter(lambda name: name not in (".", ".."))
+
+
+def _spec_at(root: Path, program_dir: str, home: str, tracker_home: str) -> service.ServiceSpec:
+    """A spec whose program exists (verify checks that it is executable), in directories with these names."""
+    program = root / program_dir / "tracker"
+    try:
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    except (OSError, UnicodeEncodeError):
+        pass  # a name this file system refuses: the unit is then refused or checked without the program
+    home_path, tracker_home_path = root / "homes" / home, root / "data" / tracker_home
+    return service.ServiceSpec((str(program),), {"TRACKER_HOME": str(tracker_home_path)},
+                               tracker_home_path / "data" / "tracker.log", home_path)
+
+
+def _assert_systemd_reads_back(specs: dict[str, service.ServiceSpec], tmp_path: Path) -> None:
+    """Each spec's unit, loaded by systemd itself: the command, the variables and the working directory it
+    will use are the spec's, and `systemd-analyze verify` has nothing to say."""
+    units = {name: service.systemd_unit(spec) for name, spec in specs.items()}
+    loaded, said = systemd_units.load_units(units)
+    assert said == "", said
+    plain = a_spec(tmp_path)
+    for name, spec in specs.items():
+        assert loaded[name].command == spec.arguments, units[name]
+        for variable, value in spec.environment.items():
+            assert loaded[name].has_environment(variable, value), units[name]
+        assert loaded[name].has_working_directory(str(spec.working_directory)), units[name]
+        # Nothing in a path adds a line to the unit (systemd ends lines at \n and \r, not at U+2028).
+        assert len(re.split("[\n\r]", units[name])) == len(re.split("[\n\r]", service.systemd_unit(plain)))
+    checked = systemd_units.verify(units, tmp_path)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+
+
+@pytest.mark.slow
+def test_paths_with_blanks_quotes_dollars_percents_and_line_breaks_reach_the_service_as_they_are(tmp_path: Path):
+    specs = {
+        "john.service": _spec_at(tmp_path, "John Smith/venv/bin", "John Smith", "John Smith/tracker"),
+        "dollar.service": _spec_at(tmp_path, "$HOME ${USER} $$", "costs $5", "$HOME/tracker %h %%"),
+        "quotes.service": _spec_at(tmp_path, "a;b #c =d {e}", "a\\b 'c' \"d\"", "it's \"quoted\" \\ ;"),
+        "lines.service": _spec_at(tmp_path, "plain", "tab\there", "two\nlines\ttab \x01"),
+    }
+    _assert_systemd_reads_back(specs, tmp_path)
+    unit = service.systemd_unit(specs["john.service"])
+    assert f"WorkingDirectory={tmp_path}/homes/John Smith\n" in unit  # as it stands: systemd does not unquote it
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(*[PATH_NAMES] * 3), min_size=1, max_size=6))
+def test_any_path_reaches_the_service_as_it_is_or_is_refused_in_one_sentence(
+        tmp_path_factory: pytest.TempPathFactory, names: list[tuple[str, str, str]]):
+    root = tmp_path_factory.mktemp("paths")
+    specs: dict[str, service.ServiceSpec] = {}
+    for number, (program_dir, home, tracker_home) in enumerate(names):
+        spec = _spec_at(root, program_dir, home, tracker_home)
+        try:
+            service.systemd_unit(spec)
+        except service.ServiceError as refused:
+            sentence = str(refused)
+            assert "\n" not in sentence and sentence.startswith("The service cannot be written for systemd: ")
+            continue
+        specs[f"t{number}.service"] = spec
+    if specs:
+        _assert_systemd_reads_back(specs, root)
+
+
+def test_install_from_a_home_with_a_space_writes_a_working_directory_systemd_reads(
+        tmp_path: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "John Smith"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TRACKER_HOME", str(home / "costs $5 & 100%"))
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    unit = unit_path(home).read_text()
+    assert f"WorkingDirectory={home}\n" in unit  # no quotes: systemd reads this setting as it stands
+    assert f'Environment="TRACKER_HOME={home}/costs $5 & 100%%"\n' in unit  # `$` as it is, `%` doubled
+
+
+def test_a_home_no_unit_file_can_hold_is_refused_in_one_sentence(tmp_path: Path, managers: Managers,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "two\nlines"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    code, output = tracker("service", "install", "--dry-run")
+    assert code == 1
+    assert output == ("Error: The service cannot be written for systemd: the home directory (the service's working"
+                      f" directory), {str(home)!r}, holds a line break, or blanks or a backslash at its end, which a"
+                      " unit file cannot express; set HOME to another directory and run `tracker service install`"
+                      " again.\n")
+    assert not unit_path(home).exists() and managers.calls() == []
 
 
 def test_the_unit_runs_tracker_quietly_with_the_same_home_and_restarts_on_failure_only(tmp_path: Path):

@@ -120,8 +120,10 @@ def service_file(manager: Manager) -> Path:
 
 
 def systemd_unit(spec: ServiceSpec) -> str:
-    """A systemd user unit that starts with the graphical session and again after a crash."""
-    environment = "".join(f"Environment={_systemd_quote(f'{name}={value}')}\n"
+    """A systemd user unit that starts with the graphical session and again after a crash; ServiceError when
+    a path cannot be written in a unit file."""
+    _refuse_what_systemd_cannot_read(spec)
+    environment = "".join(f"Environment={_systemd_word(f'{name}={value}', expands_variables=False)}\n"
                           for name, value in sorted(spec.environment.items()))
     return f"""[Unit]
 Description=tracker: records the foreground app and sends it to InfluxDB
@@ -134,8 +136,8 @@ StartLimitBurst={START_LIMIT_BURST}
 
 [Service]
 Type=simple
-ExecStart={" ".join(_systemd_quote(argument) for argument in spec.arguments)}
-WorkingDirectory={_systemd_quote(str(spec.working_directory))}
+ExecStart={_exec_start(spec.arguments)}
+WorkingDirectory={_without_specifiers(str(spec.working_directory))}
 {environment}Restart=on-failure
 RestartSec={RESTART_AFTER}
 # Everything it prints goes to its own log file, which it keeps small.
@@ -147,12 +149,88 @@ WantedBy=graphical-session.target
 """
 
 
-def _systemd_quote(word: str) -> str:
-    """One word of a unit's command line or setting: quoted when it holds spaces, quotes, $, % or \\."""
-    escaped = word.replace("%", "%%").replace("$", "$$")
-    if escaped and not any(character in escaped for character in ' \t"\'\\;'):
+# How systemd reads a unit (systemd.syntax(7), systemd.service(5) "Command lines", systemd.exec(5)), as the
+# tests check against systemd itself: ExecStart= and Environment= are split into words, unquoted and C-unescaped
+# ("\\n", "\\x01"), then `%` specifiers are expanded; ExecStart= also expands `$NAME` when it runs (`$$` is one
+# `$`), Environment= never does. WorkingDirectory= is taken as it stands, quotes and backslashes included: only
+# specifiers are expanded, and the line's leading and trailing blanks dropped.
+_QUOTE_WHEN = frozenset(' \t"\'\\;')  # and control characters: a bare `;` separates commands in ExecStart=
+
+
+def _systemd_word(word: str, *, expands_variables: bool) -> str:
+    """One word of ExecStart= (`expands_variables`) or of Environment=, read back by systemd as `word`."""
+    escaped = _without_specifiers(word)
+    if expands_variables:
+        escaped = escaped.replace("$", "$$")
+    if escaped and not any(character in _QUOTE_WHEN or _is_control(character) for character in escaped):
         return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(_c_escaped(character) for character in escaped) + '"'
+
+
+def _exec_start(arguments: Sequence[str]) -> str:
+    words = [_systemd_word(argument, expands_variables=True) for argument in arguments]
+    if "$" in arguments[0]:
+        # systemd runs the program's path as written, `$` and all, but expands `$` in argv[0]: `@PATH ARGV0`
+        # gives each its own word.
+        words.insert(0, _systemd_word(f"@{arguments[0]}", expands_variables=False))
+    return " ".join(words)
+
+
+def _without_specifiers(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _is_control(character: str) -> bool:
+    return character < " " or character == "\x7f"
+
+
+def _c_escaped(character: str) -> str:
+    """A character inside a double-quoted word: a line break must not end the line, nor a quote the word."""
+    if character in '"\\':
+        return "\\" + character
+    return f"\\x{ord(character):02x}" if _is_control(character) else character
+
+
+def _refuse_what_systemd_cannot_read(spec: ServiceSpec) -> None:
+    """ServiceError, in one sentence, for what no unit file can hold: every value must be UTF-8, the program's
+    path must hold no quote, backslash or control character (systemd refuses them there), and WorkingDirectory=
+    (read as it stands) no line break, nor blanks or a backslash at its end (dropped with the line's end); and
+    systemd refuses `.` and `..` steps in either path."""
+    home, program = str(spec.working_directory), spec.program[0]
+    program_fix, home_fix = "install tracker in another directory", "set HOME to another directory"
+    values = [(f"the variable {name}", value, "set it to another directory")
+              for name, value in spec.environment.items()]
+    values += [("the tracker program", program, program_fix),
+               ("the home directory (the service's working directory)", home, home_fix),
+               ("the log file", str(spec.log_file), "set TRACKER_HOME to another directory")]
+    for label, value, fix in values:
+        if not _is_utf8(value):
+            raise _unexpressible(label, value, "bytes that are not UTF-8", fix)
+        if value in (program, home) and not _is_normalized(value):
+            raise _unexpressible(label, value, "a `.` or `..` step", fix)
+    if any(character in "\"'\\" or _is_control(character) for character in program):
+        raise _unexpressible("the tracker program", program, "a quote, a backslash or a control character",
+                             program_fix)
+    if "\n" in home or "\r" in home or home != home.rstrip(" \t\\"):
+        raise _unexpressible("the home directory (the service's working directory)", home,
+                             "a line break, or blanks or a backslash at its end", home_fix)
+
+
+def _unexpressible(label: str, value: str, problem: str, fix: str) -> ServiceError:
+    return ServiceError(f"The service cannot be written for systemd: {label}, {value!r}, holds {problem}, which "
+                        f"a unit file cannot express; {fix} and run `tracker service install` again.")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a name that is not UTF-8, kept by Python as lone surrogates
+        return False
+    return True
+
+
+def _is_normalized(path: str) -> bool:
+    return path.startswith("/") and "//" not in path and not {".", ".."} & set(path.split("/"))
 
 
 def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
