@@ -13,7 +13,7 @@ NO_PYTHON := tracker needs Python 3.10 or newer, and $(if $(PYTHON),$(PYTHON) is
   Ubuntu: apt install python3 python3-venv), or name it with make run PYTHON=/path/to/python3.12
 ARGS ?=
 # The real peers the tests start for themselves.
-DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus
+DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd
 
 .PHONY: run test install debs lint binary
 

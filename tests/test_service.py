@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import systemd_units
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracker.commands import cli
 from tracker.tasks import service
@@ -29,6 +34,38 @@ for pattern, (code, out) in answers.items():
     if pattern in words:
         sys.stdout.write(out)
         sys.exit(code)
+# launchd as reported: a booted-out job lingers a moment (`print` still finds it) and `bootstrap` fails with 5
+# meanwhile, and sometimes for a while after it; `loads: false` is a bootstrap that says nothing and loads nothing.
+model = os.environ.get("FAKE_LAUNCHD", "")
+if name != "launchctl" or not os.path.exists(model):
+    sys.exit(0)
+state = json.loads(open(model).read())
+verb, code, out, err = sys.argv[1], 0, "", ""
+if verb == "bootout":
+    if state["loaded"]:
+        state["loaded"], state["lingering"] = False, state["linger"]
+    else:
+        code, err = 3, "Boot-out failed: 3: No such process"
+elif verb == "print":
+    if state["loaded"] or state["lingering"]:
+        job = "running" if state["loaded"] else "exiting"
+        out = sys.argv[2].rsplit("/", 1)[1] + " = {{" + chr(10) + chr(9) + "state = " + job + chr(10) + chr(9) + \\
+            "pid = 977" + chr(10) + "}}" + chr(10)
+        state["lingering"] = max(0, state["lingering"] - (not state["loaded"]))
+    else:
+        code, err = 113, "Could not find service in domain for port"
+elif verb == "bootstrap":
+    if state["loaded"]:
+        code, err = 37, "Bootstrap failed: 37: Operation already in progress"
+    elif state["lingering"] or state["busy"]:
+        state["busy"] = max(0, state["busy"] - (not state["lingering"]))
+        code, err = 5, "Bootstrap failed: 5: Input/output error"
+    else:
+        state["loaded"] = state["loads"]
+open(model, "w").write(json.dumps(state))
+sys.stdout.write(out)
+sys.stderr.write(err)
+sys.exit(code)
 """
 
 
@@ -40,6 +77,7 @@ class Managers:
         self.bin.mkdir()
         self.calls_file = directory / "calls.jsonl"
         self.answers_file = directory / "answers.json"
+        self.launchd_file = directory / "launchd.json"
         self.answers: dict[str, tuple[int, str]] = {}
         for name in ("systemctl", "launchctl"):
             fake = self.bin / name
@@ -57,6 +95,15 @@ class Managers:
     def answer(self, words: str, code: int = 0, out: str = "") -> None:
         self.answers[words] = (code, out)
         self.answers_file.write_text(json.dumps(self.answers))
+
+    def model_launchd(self, loaded: bool = False, linger: int = 0, busy: int = 0, loads: bool = True) -> None:
+        """launchctl as launchd answers: after a bootout the old job is still found by `linger` prints, and
+        bootstrap fails with 5 while it is and `busy` more times; `loads=False`: bootstrap loads nothing."""
+        self.launchd_file.write_text(json.dumps({"loaded": loaded, "linger": linger, "lingering": 0,
+                                                 "busy": busy, "loads": loads}))
+
+    def launchd(self) -> dict[str, Any]:
+        return dict(json.loads(self.launchd_file.read_text()))
 
 
 @pytest.fixture
@@ -78,6 +125,7 @@ def managers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: Path) -> Man
     monkeypatch.setenv("PATH", f"{fakes.bin}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_CALLS", str(fakes.calls_file))
     monkeypatch.setenv("FAKE_ANSWERS", str(fakes.answers_file))
+    monkeypatch.setenv("FAKE_LAUNCHD", str(fakes.launchd_file))
     return fakes
 
 
@@ -123,6 +171,104 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path):
     broken = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
     assert "sometimes" in broken.stderr
+
+
+# Characters a path may hold that mean something to systemd or to the line a setting is on.
+PATH_CHARACTERS = (" \t\n\r\"'\\$%;#={}*?~&|<>()[]`!@:+-\x01\x1b\x7f"
+                   "abcXYZ019éß日本😀\u2028\udcff")
+PATH_NAMES = st.text(PATH_CHARACTERS, min_size=1, max_size=8).filter(lambda name: name not in (".", ".."))
+
+
+def _spec_at(root: Path, program_dir: str, home: str, tracker_home: str) -> service.ServiceSpec:
+    """A spec whose program exists (verify checks that it is executable), in directories with these names."""
+    program = root / program_dir / "tracker"
+    try:
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    except (OSError, UnicodeEncodeError):
+        pass  # a name this file system refuses: the unit is then refused or checked without the program
+    home_path, tracker_home_path = root / "homes" / home, root / "data" / tracker_home
+    return service.ServiceSpec((str(program),), {"TRACKER_HOME": str(tracker_home_path)},
+                               tracker_home_path / "data" / "tracker.log", home_path)
+
+
+def _assert_systemd_reads_back(specs: dict[str, service.ServiceSpec], tmp_path: Path) -> None:
+    """Each spec's unit, loaded by systemd itself: the command, the variables and the working directory it
+    will use are the spec's, and `systemd-analyze verify` has nothing to say."""
+    units = {name: service.systemd_unit(spec) for name, spec in specs.items()}
+    loaded, said = systemd_units.load_units(units)
+    assert said == "", said
+    plain = a_spec(tmp_path)
+    for name, spec in specs.items():
+        assert loaded[name].command == spec.arguments, units[name]
+        for variable, value in spec.environment.items():
+            assert loaded[name].has_environment(variable, value), units[name]
+        assert loaded[name].has_working_directory(str(spec.working_directory)), units[name]
+        # Nothing in a path adds a line to the unit (systemd ends lines at \n and \r, not at U+2028).
+        assert len(re.split("[\n\r]", units[name])) == len(re.split("[\n\r]", service.systemd_unit(plain)))
+    checked = systemd_units.verify(units, tmp_path)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+
+
+@pytest.mark.slow
+def test_paths_with_blanks_quotes_dollars_percents_and_line_breaks_reach_the_service_as_they_are(tmp_path: Path):
+    specs = {
+        "john.service": _spec_at(tmp_path, "John Smith/venv/bin", "John Smith", "John Smith/tracker"),
+        "dollar.service": _spec_at(tmp_path, "$HOME ${USER} $$", "costs $5", "$HOME/tracker %h %%"),
+        "quotes.service": _spec_at(tmp_path, "a;b #c =d {e}", "a\\b 'c' \"d\"", "it's \"quoted\" \\ ;"),
+        "lines.service": _spec_at(tmp_path, "plain", "tab\there", "two\nlines\ttab \x01"),
+    }
+    _assert_systemd_reads_back(specs, tmp_path)
+    unit = service.systemd_unit(specs["john.service"])
+    assert f"WorkingDirectory={tmp_path}/homes/John Smith\n" in unit  # as it stands: systemd does not unquote it
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(*[PATH_NAMES] * 3), min_size=1, max_size=6))
+def test_any_path_reaches_the_service_as_it_is_or_is_refused_in_one_sentence(
+        tmp_path_factory: pytest.TempPathFactory, names: list[tuple[str, str, str]]):
+    root = tmp_path_factory.mktemp("paths")
+    specs: dict[str, service.ServiceSpec] = {}
+    for number, (program_dir, home, tracker_home) in enumerate(names):
+        spec = _spec_at(root, program_dir, home, tracker_home)
+        try:
+            service.systemd_unit(spec)
+        except service.ServiceError as refused:
+            sentence = str(refused)
+            assert "\n" not in sentence and sentence.startswith("The service cannot be written for systemd: ")
+            continue
+        specs[f"t{number}.service"] = spec
+    if specs:
+        _assert_systemd_reads_back(specs, root)
+
+
+def test_install_from_a_home_with_a_space_writes_a_working_directory_systemd_reads(
+        tmp_path: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "John Smith"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TRACKER_HOME", str(home / "costs $5 & 100%"))
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    unit = unit_path(home).read_text()
+    assert f"WorkingDirectory={home}\n" in unit  # no quotes: systemd reads this setting as it stands
+    assert f'Environment="TRACKER_HOME={home}/costs $5 & 100%%"\n' in unit  # `$` as it is, `%` doubled
+
+
+def test_a_home_no_unit_file_can_hold_is_refused_in_one_sentence(tmp_path: Path, managers: Managers,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "two\nlines"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    code, output = tracker("service", "install", "--dry-run")
+    assert code == 1
+    assert output == ("Error: The service cannot be written for systemd: the home directory (the service's working"
+                      f" directory), {str(home)!r}, holds a line break, or blanks or a backslash at its end, which a"
+                      " unit file cannot express; set HOME to another directory and run `tracker service install`"
+                      " again.\n")
+    assert not unit_path(home).exists() and managers.calls() == []
 
 
 def test_the_unit_runs_tracker_quietly_with_the_same_home_and_restarts_on_failure_only(tmp_path: Path):
@@ -310,16 +456,16 @@ def test_status_installed_but_not_running(home: Path, managers: Managers, tracke
 def test_launchd_install_bootstraps_the_agent_and_uninstall_boots_it_out(home: Path, managers: Managers,
                                                                          tmp_path: Path):
     spec = a_spec(tmp_path, str(tmp_path / "th"))
-    managers.answer("bootout", 3, "")  # not loaded yet: that is fine
+    managers.model_launchd(loaded=False)  # not loaded yet: bootout fails, which is fine
     service.carry_out(service.plan_install(spec, service.LAUNCHD))
     agent = home / "Library" / "LaunchAgents" / "io.github.tracker.plist"
     assert plistlib.loads(agent.read_bytes())["ProgramArguments"][0] == spec.program[0]
     target = f"gui/{os.getuid()}/io.github.tracker"
-    assert managers.calls() == [["launchctl", "bootout", target], ["launchctl", "enable", target],
-                                ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(agent)]]
+    assert managers.calls() == [["launchctl", "bootout", target], ["launchctl", "print", target],
+                                ["launchctl", "enable", target],
+                                ["launchctl", "bootstrap", f"gui/{os.getuid()}", str(agent)],
+                                ["launchctl", "print", target]]  # loaded, as checked
 
-    managers.answer("print", 0, "io.github.tracker = {\n\tstate = running\n\tpid = 977\n"
-                                "\tendpoints = {\n\t\tstate = active\n\t}\n}\n")
     state = service.read_state(service.LAUNCHD)
     assert (state.installed, state.running, state.pid) == (True, True, 977)
     managers.answer("print", 113, "Could not find service")
@@ -331,6 +477,87 @@ def test_launchd_install_bootstraps_the_agent_and_uninstall_boots_it_out(home: P
     assert not agent.exists()
     assert managers.calls() == [["launchctl", "bootout", target]]
     assert not service.read_state(service.LAUNCHD).installed
+
+
+@pytest.fixture
+def on_a_mac(home: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`tracker service` as on macOS (launchd and its fake); the agent's plist."""
+    monkeypatch.setattr(service, "current_manager", lambda: service.LAUNCHD)
+    return home / "Library" / "LaunchAgents" / "io.github.tracker.plist"
+
+
+def test_a_reinstall_waits_until_launchd_let_go_of_the_old_agent_and_checks_the_new_one_is_loaded(
+        on_a_mac: Path, managers: Managers):
+    managers.model_launchd()
+    assert tracker("service", "install")[0] == 0
+    assert managers.launchd()["loaded"] is True
+    managers.model_launchd(loaded=True, linger=3, busy=2)  # as reported: "Bootstrap failed: 5" for a while
+    managers.forget_calls()
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    verbs = [call[1] for call in managers.calls()]
+    # Asked until the old job is gone (3 prints still find it), bootstrapped again while launchd says 5.
+    assert verbs == ["bootout", "print", "print", "print", "print", "enable", "bootstrap", "bootstrap",
+                     "bootstrap", "print"]
+    assert managers.launchd()["loaded"] is True
+    assert tracker("service", "status")[0] == 0
+
+
+def test_an_agent_launchd_never_lets_go_of_ends_in_one_sentence_within_the_bound(
+        on_a_mac: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(service, "SETTLE_SECONDS", 1.0)
+    managers.model_launchd(loaded=True, linger=10**6)
+    code, output = tracker("service", "install")
+    assert code == 1
+    assert output == (f"Error: `launchctl bootstrap gui/{os.getuid()} {on_a_mac}` still failed after 1 s (Bootstrap"
+                      " failed: 5: Input/output error): launchd has not let go of the old agent yet; run `tracker"
+                      " service install` again in a minute.\n")
+
+
+def test_a_bootstrap_that_loads_nothing_is_not_taken_for_success(on_a_mac: Path, managers: Managers):
+    managers.model_launchd(loaded=False, loads=False)
+    code, output = tracker("service", "install")
+    assert code == 1
+    assert output == (f"Error: The agent is not loaded although `launchctl bootstrap gui/{os.getuid()} {on_a_mac}`"
+                      f" succeeded (`launchctl print gui/{os.getuid()}/io.github.tracker`: Could not find service in"
+                      f" domain for port); check the file with `plutil -lint {on_a_mac}` and run `tracker service"
+                      " install` again.\n")
+
+
+@pytest.mark.slow
+def test_what_fails_before_the_log_opens_is_in_the_log_status_shows(on_a_mac: Path, managers: Managers,
+                                                                     tracker_home: Path, tmp_path: Path):
+    managers.model_launchd()
+    assert tracker("service", "install")[0] == 0
+    agent = plistlib.loads(on_a_mac.read_bytes())
+    log = tracker_home / "data" / "tracker.log"
+    assert agent["StandardErrorPath"] == str(log) and log.parent.is_dir()  # launchd makes no directory
+    # Started as launchd starts it (stderr appended to StandardErrorPath), from an installation that is broken
+    # before tracker can open its log.
+    broken = tmp_path / "broken"
+    (broken / "tracker").mkdir(parents=True)
+    (broken / "tracker" / "__init__.py").write_text("raise ImportError('tracker is half installed')\n")
+    with log.open("ab") as stderr:
+        subprocess.run(agent["ProgramArguments"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=stderr, cwd=agent["WorkingDirectory"], timeout=60, check=False,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(broken), **agent["EnvironmentVariables"]})
+    managers.model_launchd(loaded=False)  # it exited, and launchd waits before starting it again
+    code, output = tracker("service", "status")
+    assert code == 3
+    assert "  last line of the log: ImportError: tracker is half installed" in output
+
+
+@settings(max_examples=60, deadline=None)
+@given(PATH_NAMES, PATH_NAMES)
+def test_any_path_reaches_the_plist_as_it_is_or_is_refused_in_one_sentence(home: str, tracker_home: str):
+    spec = service.ServiceSpec(("/Applications/tracker/tracker",), {"TRACKER_HOME": f"/Users/{tracker_home}"},
+                               Path(f"/Users/{tracker_home}/data/tracker.log"), Path(f"/Users/{home}"))
+    try:
+        text = service.plist_text(spec)
+    except service.ServiceError as refused:
+        assert "\n" not in str(refused) and str(refused).startswith("The service cannot be written for launchd: ")
+        return
+    assert plistlib.loads(text.encode("utf-8")) == service.launchd_plist(spec)
 
 
 def test_launchd_refuses_settings_launchd_does_not_have(managers: Managers):

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,12 @@ START_LIMIT_SECONDS = 600
 DESKTOP_VARIABLES = ("DISPLAY", "XAUTHORITY")
 # Where the files live when TRACKER_HOME is not set: passed on when the installing shell sets them.
 DIRECTORY_VARIABLES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME")
+# launchd lets go of a booted-out job only after a few seconds, and `bootstrap` fails meanwhile with 5 (EIO,
+# "Bootstrap failed: 5: Input/output error") or 37 (EALREADY): install waits, within this bound, for the old job
+# to go and for bootstrap to succeed, asking every POLL_SECONDS.
+SETTLE_SECONDS = 20.0
+POLL_SECONDS = 0.25
+BOOTSTRAP_BUSY = frozenset({5, 37})
 SECRET_VARIABLES = ("TRACKER_INFLUX_URL", "TRACKER_INFLUX_TOKEN", "TRACKER_INFLUX_ORG", "TRACKER_INFLUX_BUCKET",
                     "TRACKER_INFLUX_API")
 
@@ -71,6 +78,20 @@ class Plan:
     # Commands whose failure does not matter (unloading what may not be loaded), by index in `commands`.
     may_fail: frozenset[int] = frozenset()
     notes: list[str] = field(default_factory=list)
+    settle: Settle | None = None
+    directories: tuple[Path, ...] = ()  # made before the commands run (where launchd opens the log)
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Waiting for a service manager that acts late (launchd): after command `after`, `gone` is asked until it
+    fails (the old job is gone); a command in `retry` runs again while it fails with those codes; `loaded`
+    must succeed at the end. All within SETTLE_SECONDS of `after`."""
+
+    after: int
+    gone: list[str]
+    retry: Mapping[int, frozenset[int]]
+    loaded: list[str]
 
 
 def current_manager() -> Manager:
@@ -120,8 +141,10 @@ def service_file(manager: Manager) -> Path:
 
 
 def systemd_unit(spec: ServiceSpec) -> str:
-    """A systemd user unit that starts with the graphical session and again after a crash."""
-    environment = "".join(f"Environment={_systemd_quote(f'{name}={value}')}\n"
+    """A systemd user unit that starts with the graphical session and again after a crash; ServiceError when
+    a path cannot be written in a unit file."""
+    _refuse_what_systemd_cannot_read(spec)
+    environment = "".join(f"Environment={_systemd_word(f'{name}={value}', expands_variables=False)}\n"
                           for name, value in sorted(spec.environment.items()))
     return f"""[Unit]
 Description=tracker: records the foreground app and sends it to InfluxDB
@@ -134,8 +157,8 @@ StartLimitBurst={START_LIMIT_BURST}
 
 [Service]
 Type=simple
-ExecStart={" ".join(_systemd_quote(argument) for argument in spec.arguments)}
-WorkingDirectory={_systemd_quote(str(spec.working_directory))}
+ExecStart={_exec_start(spec.arguments)}
+WorkingDirectory={_without_specifiers(str(spec.working_directory))}
 {environment}Restart=on-failure
 RestartSec={RESTART_AFTER}
 # Everything it prints goes to its own log file, which it keeps small.
@@ -147,16 +170,98 @@ WantedBy=graphical-session.target
 """
 
 
-def _systemd_quote(word: str) -> str:
-    """One word of a unit's command line or setting: quoted when it holds spaces, quotes, $, % or \\."""
-    escaped = word.replace("%", "%%").replace("$", "$$")
-    if escaped and not any(character in escaped for character in ' \t"\'\\;'):
+# How systemd reads a unit (systemd.syntax(7), systemd.service(5) "Command lines", systemd.exec(5)), as the
+# tests check against systemd itself: ExecStart= and Environment= are split into words, unquoted and C-unescaped
+# ("\\n", "\\x01"), then `%` specifiers are expanded; ExecStart= also expands `$NAME` when it runs (`$$` is one
+# `$`), Environment= never does. WorkingDirectory= is taken as it stands, quotes and backslashes included: only
+# specifiers are expanded, and the line's leading and trailing blanks dropped.
+_QUOTE_WHEN = frozenset(' \t"\'\\;')  # and control characters: a bare `;` separates commands in ExecStart=
+
+
+def _systemd_word(word: str, *, expands_variables: bool) -> str:
+    """One word of ExecStart= (`expands_variables`) or of Environment=, read back by systemd as `word`."""
+    escaped = _without_specifiers(word)
+    if expands_variables:
+        escaped = escaped.replace("$", "$$")
+    if escaped and not any(character in _QUOTE_WHEN or _is_control(character) for character in escaped):
         return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(_c_escaped(character) for character in escaped) + '"'
+
+
+def _exec_start(arguments: Sequence[str]) -> str:
+    words = [_systemd_word(argument, expands_variables=True) for argument in arguments]
+    if "$" in arguments[0]:
+        # systemd runs the program's path as written, `$` and all, but expands `$` in argv[0]: `@PATH ARGV0`
+        # gives each its own word.
+        words.insert(0, _systemd_word(f"@{arguments[0]}", expands_variables=False))
+    return " ".join(words)
+
+
+def _without_specifiers(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _is_control(character: str) -> bool:
+    return character < " " or character == "\x7f"
+
+
+def _c_escaped(character: str) -> str:
+    """A character inside a double-quoted word: a line break must not end the line, nor a quote the word."""
+    if character in '"\\':
+        return "\\" + character
+    return f"\\x{ord(character):02x}" if _is_control(character) else character
+
+
+def _refuse_what_systemd_cannot_read(spec: ServiceSpec) -> None:
+    """ServiceError, in one sentence, for what no unit file can hold: every value must be UTF-8, the program's
+    path must hold no quote, backslash or control character (systemd refuses them there), and WorkingDirectory=
+    (read as it stands) no line break, nor blanks or a backslash at its end (dropped with the line's end); and
+    systemd refuses `.` and `..` steps in either path."""
+    home, program = str(spec.working_directory), spec.program[0]
+    for value, (label, fix) in _values_written(spec).items():
+        if not _is_utf8(value):
+            raise _unexpressible(SYSTEMD, label, value, "bytes that are not UTF-8", fix)
+        if value in (program, home) and not _is_normalized(value):
+            raise _unexpressible(SYSTEMD, label, value, "a `.` or `..` step", fix)
+        if value == program and any(character in "\"'\\" or _is_control(character) for character in value):
+            raise _unexpressible(SYSTEMD, label, value, "a quote, a backslash or a control character", fix)
+        if value == home and ("\n" in value or "\r" in value or value != value.rstrip(" \t\\")):
+            raise _unexpressible(SYSTEMD, label, value, "a line break, or blanks or a backslash at its end", fix)
+
+
+def _values_written(spec: ServiceSpec) -> dict[str, tuple[str, str]]:
+    """Every path the service's file holds: what it is, and what the user can do when it cannot be written."""
+    values = {value: (f"the variable {name}", "set it to another directory")
+              for name, value in spec.environment.items()}
+    values[str(spec.log_file)] = ("the log file", "set TRACKER_HOME to another directory")
+    values[str(spec.working_directory)] = ("the home directory (the service's working directory)",
+                                           "set HOME to another directory")
+    values[spec.program[0]] = ("the tracker program", "install tracker in another directory")
+    return values
+
+
+def _unexpressible(manager: Manager, label: str, value: str, problem: str, fix: str) -> ServiceError:
+    kind = "a unit file" if manager == SYSTEMD else "a plist"
+    return ServiceError(f"The service cannot be written for {manager}: {label}, {value!r}, holds {problem}, which "
+                        f"{kind} cannot express; {fix} and run `tracker service install` again.")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a name that is not UTF-8, kept by Python as lone surrogates
+        return False
+    return True
+
+
+def _is_normalized(path: str) -> bool:
+    return path.startswith("/") and "//" not in path and not {".", ".."} & set(path.split("/"))
 
 
 def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
-    """A LaunchAgent that starts at login and again when tracker exits with a failure (not when stopped)."""
+    """A LaunchAgent that starts at login and again when tracker exits with a failure (not when stopped);
+    ServiceError when a path cannot be written in a plist."""
+    _refuse_what_launchd_cannot_read(spec)
     plist: dict[str, Any] = {
         "Label": LABEL,
         "ProgramArguments": spec.arguments,
@@ -166,10 +271,23 @@ def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
         "LimitLoadToSessionType": "Aqua",  # the logged-in desktop only, where the foreground can be read
         "ProcessType": "Interactive",
         "WorkingDirectory": str(spec.working_directory),
+        # What goes wrong before tracker opens its log (Python missing, an import failing) lands in the same log,
+        # where `tracker service status` shows its last line. launchd opens it at every start.
+        "StandardErrorPath": str(spec.log_file),
     }
     if spec.environment:
         plist["EnvironmentVariables"] = dict(spec.environment)
     return plist
+
+
+def _refuse_what_launchd_cannot_read(spec: ServiceSpec) -> None:
+    """A plist is XML: it holds no control character but tab and line feed (a carriage return comes back as a
+    line feed), and only UTF-8."""
+    for value, (label, fix) in _values_written(spec).items():
+        if not _is_utf8(value):
+            raise _unexpressible(LAUNCHD, label, value, "bytes that are not UTF-8", fix)
+        if any(_is_control(character) and character not in "\t\n" for character in value):
+            raise _unexpressible(LAUNCHD, label, value, "a control character", fix)
 
 
 def plist_text(spec: ServiceSpec) -> str:
@@ -191,12 +309,17 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
     file = service_file(manager)
     if manager == LAUNCHD:
         target = f"{_gui_domain()}/{LABEL}"
-        # bootout first: a loaded agent keeps its old definition, and bootstrap refuses to load it twice.
+        # bootout first: a loaded agent keeps its old definition, and bootstrap refuses to load it twice. launchd
+        # needs a moment to let go of the old job (bootstrap fails meanwhile), and a bootstrap that says nothing
+        # may still leave the agent unloaded: wait for the one, retry, and check the other.
+        print_job = ["launchctl", "print", target]
         return Plan(manager, file, plist_text(spec),
                     [["launchctl", "bootout", target], ["launchctl", "enable", target],
                      ["launchctl", "bootstrap", _gui_domain(), str(file)]],
                     may_fail=frozenset({0}),
-                    notes=[f"It starts at every login; its log is {spec.log_file}."])
+                    notes=[f"It starts at every login; its log is {spec.log_file}."],
+                    settle=Settle(after=0, gone=print_job, retry={2: BOOTSTRAP_BUSY}, loaded=print_job),
+                    directories=(spec.log_file.parent,))
     unit = systemd_unit(spec)
     # reset-failed: a unit that gave up (too many failed starts) starts again once the cause is fixed.
     commands = [_systemctl("daemon-reload"), _systemctl("reset-failed", UNIT_NAME)]
@@ -258,14 +381,44 @@ def carry_out(plan: Plan, run: Run = run_command) -> None:
     """Write (or remove) the plan's file and run its commands; ServiceError at the first that fails."""
     if plan.content is not None:
         _write_atomically(plan.file, plan.content)
+    for directory in plan.directories:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ServiceError(f"Cannot make {directory}, where the service writes its log: "
+                               f"{(error.strerror or str(error)).lower()}.") from None
+    settle = plan.settle
+    deadline = time.monotonic() + SETTLE_SECONDS
     for index, command in enumerate(plan.commands):
         done = run(command)
+        retry_on = settle.retry.get(index, frozenset()) if settle else frozenset()
+        while done.returncode in retry_on and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            done = run(command)
         if done.returncode != 0 and index not in plan.may_fail:
-            said = " ".join((done.stderr or done.stdout or "").split())[:300] or f"exit status {done.returncode}"
+            said = _said(done)
+            if done.returncode in retry_on:
+                raise ServiceError(f"`{describe_command(command)}` still failed after {SETTLE_SECONDS:g} s ({said}): "
+                                   "launchd has not let go of the old agent yet; run `tracker service install` "
+                                   "again in a minute.")
             raise ServiceError(f"`{describe_command(command)}` failed ({said}); the service file is "
                                f"{plan.file}: fix the cause and run the command again.")
+        if settle and index == settle.after:
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while run(settle.gone).returncode == 0 and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)  # the old job is still there; launchd offers nothing to wait on
+    if settle:
+        done = run(settle.loaded)
+        if done.returncode != 0:
+            raise ServiceError(f"The agent is not loaded although `{describe_command(plan.commands[-1])}` "
+                               f"succeeded (`{describe_command(settle.loaded)}`: {_said(done)}); check the file "
+                               f"with `plutil -lint {plan.file}` and run `tracker service install` again.")
     if plan.content is None:
         plan.file.unlink(missing_ok=True)
+
+
+def _said(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join((done.stderr or done.stdout or "").split())[:300] or f"exit status {done.returncode}"
 
 
 def _write_atomically(path: Path, text: str) -> None:
