@@ -18,7 +18,13 @@ from tracker.commands import Failure
 from tracker.commands.options import period_options, progress_bar, until_option
 from tracker.config import load_settings
 from tracker.interchange import export
-from tracker.interchange.importing import StagedExport, file_export, import_staged, server_export
+from tracker.interchange.importing import (
+    StagedExport,
+    file_export,
+    import_staged,
+    one_import_at_a_time,
+    server_export,
+)
 from tracker.paths import database_file, write_whole
 from tracker.recording.runlock import is_running
 from tracker.storage.db import StoreUnavailable
@@ -50,7 +56,7 @@ def import_activitywatch(file: str | None, server: str | None) -> None:
     source = str(file if file is not None else server)
     try:
         # The export's events wait on disk beside the database, and are combined a day at a time.
-        with StagedExport(database_file().parent) as staged:
+        with one_import_at_a_time(database_file()), StagedExport(database_file().parent) as staged:
             with progress_bar(f"Reading {source}") as progress, \
                     (file_export(file) if file is not None else server_export(source)) as (chunks, size):
                 staged.read(_counted(chunks, size, progress), source)

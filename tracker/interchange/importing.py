@@ -1,4 +1,4 @@
-"""Importing time recorded elsewhere (ActivityWatch) into the local history and the outbox, in one transaction.
+"""Importing time recorded elsewhere (ActivityWatch) into the local history and the outbox, a slice at a time.
 
 Each span is classified with the current categories (after the privacy rules), becomes one history event,
 and goes to InfluxDB through the outbox as points of the usual shape, cut at every UTC minute so that a
@@ -22,12 +22,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from tracker import PlainError
 from tracker.callbacks import Progress
 from tracker.categories.privacy import Privacy, seen_private
 from tracker.categories.rules import Categories
@@ -36,12 +37,12 @@ from tracker.interchange.activitywatch import AwEvent, Bucket, ExportError, Span
 from tracker.lineprotocol import clean_tag, clean_text
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.paths import private_dir
+from tracker.sending.sendlock import lock_exclusively
 from tracker.sending.sinks.deadline import Exchange
 from tracker.sending.sinks.plainhttp import WatchedHTTPConnection, WatchedHTTPSConnection
-from tracker.storage.db import open_database, unavailable_as
-from tracker.storage.history import covered_periods, insert_events
-from tracker.storage.outbox import Outbox
-from tracker.storage.queries import History
+from tracker.storage.db import StoreUnavailable, in_slices, open_database, unavailable_as
+from tracker.storage.history import HistoryWriter, covered_periods, insert_events
+from tracker.storage.outbox import Outbox, OutboxFull
 
 # Imported events are cut into points at each UTC minute: a dashboard's hour gets the time that fell in it.
 POINT_MS = 60_000
@@ -74,49 +75,155 @@ class ImportResult:
 
 def import_spans(database: Path, spans: Iterable[Span], categories: Categories, privacy: Privacy, own_host: str,
                  max_rows: int, recording: bool = False) -> ImportResult:
-    """Add the spans' time not there yet to the history and the outbox, all or nothing. The spans come in time
-    order within each host, never overlapping within a host, and are taken as they come (a large import is
-    never all in memory). `recording`: a `tracker run` records into this file now, so nothing of its own host
-    is imported from its current event on (the event grows in its memory before it is written).
+    """Add the spans' time not there yet to the history and the outbox. The spans come in time order within each
+    host, never overlapping within a host, and are taken as they come (a large import is never all in memory).
+    `recording`: a `tracker run` records into this file now, so nothing of its own host is imported from its
+    current event on (the event grows in its memory before it is written). The caller holds
+    `one_import_at_a_time`.
 
-    OutboxFull when their points do not fit in the outbox's bound; StoreUnavailable when the file cannot be
-    written. Either way nothing is kept."""
-    History(database).close()  # the history's tables, if this file has none yet
+    First what is new is worked out, reading the file only, into a scratch file beside it; then it is written in
+    slices of a moment each, so a running `tracker run` never waits for the file more than that (a single
+    transaction took 17 s of 28 for 100,000 events). OutboxFull, before anything is kept, when the points do not
+    fit in the outbox's bound; StoreUnavailable (nothing kept)
+    or ImportStopped (part kept, the rest added by importing again) when the file cannot be written."""
+    # The history's tables, if this file has none yet, and its rollups in step: then each slice keeps them so
+    # (rebuilding them afterwards would hold the file as long as the import once did).
+    HistoryWriter(database, pulsetime=1.0).close()
     with closing(open_database(database, "NORMAL")) as db:
         db.executescript(_SCHEMA)
-    result = ImportResult()
-    own = clean_tag(own_host) or "unknown"
-    remaining = iter(spans)
+    with _NewTime(database.parent) as new:
+        with closing(open_database(database, "NORMAL")) as db:
+            result = new.find(db, spans, _Classifier(categories, privacy), clean_tag(own_host) or "unknown",
+                              _current_event_start(db) if recording else None)
+        with Outbox(database, max_rows=max_rows) as outbox:
+            room = outbox.room()
+            if new.points > room:
+                raise OutboxFull(new.points, room)
+            for written in new.write_in_slices(outbox):
+                result.points += written
+    return result
 
-    def write(db: sqlite3.Connection) -> Iterator[Record]:
-        classify = _Classifier(categories, privacy)
-        # Computed before this import adds any event: those it adds are no current event of tracker's.
-        current = _current_event_start(db) if recording else None
+
+class AnotherImport(PlainError):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(f"Another `tracker import` is writing to the history in {directory} now: import again "
+                         "when it has finished; nothing was imported.")
+
+
+class ImportStopped(PlainError):
+    """Part of an import was written, then the file could not take more: what is kept stays (it is whole, each
+    slice with its points), and the same import run again adds the rest, nothing twice."""
+
+    def __init__(self, kept: int, total: int, reason: str) -> None:
+        super().__init__(f"The import stopped part-way: {reason}. {kept:,} of its {total:,} events are in the local "
+                         "history and their points in the outbox; import the same export again to add the rest "
+                         "(nothing is added twice).")
+
+
+@contextmanager
+def one_import_at_a_time(database: Path) -> Iterator[None]:
+    """Two imports at once could each find the same time new: the second is refused at once, before it reads its
+    export (AnotherImport; import.lock, released by the system if this process dies)."""
+    with unavailable_as(f"lock the history in {database.parent}", path=database):
+        descriptor = os.open(private_dir(database.parent) / "import.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not lock_exclusively(descriptor, 0.0):
+            raise AnotherImport(database.parent)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+_NEW_COLUMNS = "host, start, end, app, activity, category, score, title, url, state"
+
+
+class _NewTime:
+    """The events an import adds, worked out from the file as it is before any is written, kept in a scratch
+    file beside it (removed on close; see StagedExport), then written to the file a slice at a time."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path, self._db = _scratch_database(directory)
+        self._db.execute(f"CREATE TABLE new ({_NEW_COLUMNS})")
+        self.events = 0
+        self.points = 0  # the outbox rows they make
+
+    def find(self, db: sqlite3.Connection, spans: Iterable[Span], classify: _Classifier, own: str,
+             current: int | None) -> ImportResult:
+        """Keep the spans' parts the file does not hold yet (see `_covered`) as classified events."""
+        result = ImportResult()
         # The longest span imported: a chunk looks back that far for what it overlaps, not to the beginning.
         longest = db.execute("SELECT COALESCE(MAX(end - start), 0) FROM imported").fetchone()[0]
+        remaining = iter(spans)
         for chunk in iter(lambda: list(islice(remaining, _CHUNK)), []):
             result.spans += len(chunk)
             for host, host_spans in _by_host(chunk).items():
-                covered = _covered(db, host, own, host_spans, current, longest)
-                new = list(_uncovered(host_spans, covered))
+                new = list(_uncovered(host_spans, _covered(db, host, own, host_spans, current, longest)))
                 total_before = sum(span.end_ms - span.start_ms for span in host_spans)
                 added = sum(span.end_ms - span.start_ms for span in new)
                 result.skipped_seconds += (total_before - added) / 1000
                 result.seconds += added / 1000
-                events = [Event(span.start_ms, (span.end_ms - span.start_ms) / 1000, classify(span)) for span in new]
-                insert_events(db, events)
-                db.executemany("INSERT INTO imported VALUES (?, ?, ?)", [(host, span.start_ms, span.end_ms)
-                                                                         for span in new])
+                with self._db:
+                    self._db.executemany(f"INSERT INTO new ({_NEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                         [(host, span.start_ms, span.end_ms, *astuple(classify(span)))
+                                          for span in new])
+                self.points += sum(_point_count(span.start_ms, span.end_ms) for span in new)
                 result.events += len(new)
                 if new:
                     result.hosts.add(host)
-                    longest = max(longest, max(span.end_ms - span.start_ms for span in new))
-                for event in events:
+        self.events = result.events
+        return result
+
+    def write_in_slices(self, outbox: Outbox) -> Iterator[int]:
+        """Write the events, their `imported` rows and their points, a slice per transaction; yields the points
+        each slice added. ImportStopped when a slice cannot be written after others were."""
+        kept = 0
+
+        after = 0
+
+        def take(limit: int) -> list[Any]:
+            nonlocal after
+            batch = self._db.execute(f"SELECT rowid, {_NEW_COLUMNS} FROM new WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                     (after, limit)).fetchall()
+            after = batch[-1][0] if batch else after
+            return batch
+
+        def write(batch: Sequence[Any]) -> int:
+            nonlocal kept
+            hosts_events = [(host, Event(start, (end - start) / 1000, EventData(*data)))
+                            for _, host, start, end, *data in batch]
+
+            def in_transaction(db: sqlite3.Connection) -> Iterator[Record]:
+                insert_events(db, [event for _, event in hosts_events])
+                db.executemany("INSERT INTO imported VALUES (?, ?, ?)",
+                               [(host, event.timestamp_ms, round(event.end_ms)) for host, event in hosts_events])
+                for host, event in hosts_events:
                     yield from _points(event, host)
 
-    with Outbox(database, max_rows=max_rows) as outbox:
-        result.points = outbox.commit_with(write)
-    return result
+            try:
+                points = outbox.commit_with(in_transaction)
+            except (OutboxFull, StoreUnavailable) as error:
+                if not kept:
+                    raise
+                reason = (f"the outbox filled up meanwhile (outbox_max_rows {outbox.max_rows:,})"
+                          if isinstance(error, OutboxFull) else str(error).rstrip("."))
+                raise ImportStopped(kept, self.events, reason) from None
+            kept += len(batch)
+            return points
+
+        return in_slices(take, write)
+
+    def __enter__(self) -> _NewTime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._db.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def _point_count(start_ms: int, end_ms: int) -> int:
+    """How many points `_points` cuts [start_ms, end_ms) into: one per UTC minute it touches."""
+    return (end_ms - 1) // POINT_MS - start_ms // POINT_MS + 1 if end_ms > start_ms else 0
 
 
 def import_staged(database: Path, staged: StagedExport, categories: Categories, privacy: Privacy, own_host: str,
@@ -366,6 +473,17 @@ def _remove_abandoned_scratch(directory: Path) -> None:
                 path.unlink()
 
 
+def _scratch_database(directory: Path) -> tuple[Path, sqlite3.Connection]:
+    """A new scratch SQLite file beside the database, named for this process (see _remove_abandoned_scratch)."""
+    _remove_abandoned_scratch(private_dir(directory))
+    handle, name = tempfile.mkstemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", suffix=".db", dir=directory)
+    os.close(handle)
+    connection = sqlite3.connect(name)
+    # Only a scratch copy: a crash loses nothing, so no journal and no syncing.
+    connection.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16000;")
+    return Path(name), connection
+
+
 def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -383,15 +501,9 @@ class StagedExport:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         with self._unavailable():
-            _remove_abandoned_scratch(private_dir(directory))
-            handle, name = tempfile.mkstemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", suffix=".db", dir=directory)
-            os.close(handle)
-            self.path = Path(name)
-            self._db = sqlite3.connect(self.path)
-            # Only a scratch copy: a crash loses nothing, so no journal and no syncing.
-            self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16000;"
-                                   "CREATE TABLE staged (bucket INTEGER NOT NULL, start INTEGER NOT NULL,"
-                                   " end INTEGER NOT NULL, data TEXT NOT NULL)")
+            self.path, self._db = _scratch_database(directory)
+            self._db.execute("CREATE TABLE staged (bucket INTEGER NOT NULL, start INTEGER NOT NULL,"
+                             " end INTEGER NOT NULL, data TEXT NOT NULL)")
         self.buckets: list[Bucket] = []
         self.events = 0
         self.left_out = 0  # events with impossible times, left out, and the first of them (see ImportResult)

@@ -7,13 +7,15 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tracker import PlainError
 from tracker.paths import private_dir
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(PlainError):
@@ -195,3 +197,36 @@ def advice(reason: str, path: Path | None) -> str:
     if path is not None and ("read-only" in reason or reason.startswith("permission denied")):
         return f"; make {path.parent} and its files writable, or set TRACKER_HOME to another directory"
     return ""
+
+
+# A long command (import, recategorize) writes a slice in about this many seconds: the longest a running `tracker
+# run` waits for the file (its loop keeps samples in memory meanwhile). Then a pause gives it its turn: SQLite's
+# lock is not fair, and a waiter looks again only every few milliseconds.
+SLICE_SECONDS = 0.05
+SLICE_PAUSE = 0.03
+_FIRST_SLICE = 500  # rows; later slices are sized by the time the last one took
+_LARGEST_SLICE = 10_000  # rows: a slice's ids fit in one statement's parameters
+
+
+def in_slices(take: Callable[[int], Sequence[T]], write: Callable[[Sequence[T]], int]) -> Iterator[int]:
+    """Give `write` what `take(limit)` gives (the next rows, at most `limit`; none at the end), a slice at a time,
+    each about SLICE_SECONDS of writing and then a pause; yields what each write returns."""
+    size = _FIRST_SLICE
+    while batch := take(size):
+        started = time.perf_counter()
+        yield write(batch)
+        took = time.perf_counter() - started
+        size = max(50, min(_LARGEST_SLICE, int(size * SLICE_SECONDS / max(took, 1e-4))))
+        time.sleep(SLICE_PAUSE)
+
+
+def list_in_slices(items: Sequence[T], write: Callable[[Sequence[T]], int]) -> int:
+    """`in_slices` over a list in memory; returns the sum of what `write` returned."""
+    taken = 0
+
+    def take(limit: int) -> Sequence[T]:
+        nonlocal taken
+        taken += limit
+        return items[taken - limit:taken]
+
+    return sum(in_slices(take, write))

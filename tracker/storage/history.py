@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from tracker.events import Event, EventData, heartbeat_merge, pulse_of
 from tracker.model import Record, Restamp, moved_span
-from tracker.storage.db import set_lock_wait, transaction, unavailable_as
+from tracker.storage.db import list_in_slices, set_lock_wait, transaction, unavailable_as
 from tracker.storage.history_tables import (
     COLUMNS,
     DAY_MS,
@@ -169,42 +169,61 @@ class HistoryWriter:
 
     def recategorize(self, since_ms: int | None, reclassify: Reclassify, apply: bool = True) -> list[Moved]:
         """Give the events starting at or after `since_ms` (None: all) the category and score `reclassify` says,
-        in one transaction, the rollups kept in step; returns what changed (with `apply` False, what would).
+        the rollups kept in step; returns what changed (with `apply` False, what would).
+
+        What moves is found from the file as it is, without its write lock; then it is written a slice per
+        transaction (see db.in_slices), so a running `tracker run` never waits for the file more than a moment.
+        A slice changes only the events still as they were read (another writer may have changed one meanwhile),
+        and a recategorisation stopped part-way is finished by running it again.
 
         When the last event changes, the rollups are left out of step: a running `tracker run` holds that
         event in memory with its old category and would add its growth to the old category's rollups, so its
         next write rebuilds them instead (reports read the events until then)."""
         self.flush()
-        with self._writing(), transaction(self._db):
+        with unavailable_as(f"read the history in {self.path}", path=self.path):
             rows = self._db.execute(
                 f"SELECT id, {COLUMNS} FROM events WHERE timestamp >= ? ORDER BY timestamp, id",
                 (since_ms if since_ms is not None else -(2**62),)).fetchall()
-            moved: list[Moved] = []
-            for event in map(event_of_row, rows):
-                new = reclassify(event.data)
-                if new is not None and (new.category, new.score) != (event.data.category, event.data.score):
-                    moved.append(Moved(event, new))
-            if not apply or not moved:
-                return moved
+        moved: list[Moved] = []
+        for event in map(event_of_row, rows):
+            new = reclassify(event.data)
+            if new is not None and (new.category, new.score) != (event.data.category, event.data.score):
+                moved.append(Moved(event, new))
+        del rows
+        if apply and moved:
+            list_in_slices(moved, self._move)
+            self._reload()
+        return moved
+
+    def _move(self, moved: Sequence[Moved]) -> int:
+        """One slice of `recategorize`, in one transaction: the events still as they were read get their new
+        category and score; returns how many did."""
+        with self._writing(), transaction(self._db):
             in_step = self.reports._rollups_in_step()
-            self._db.executemany("UPDATE events SET category = ?, score = ? WHERE id = ?",
-                                 [(m.now.category, m.now.score, m.event.id) for m in moved])
+            ids = [m.event.id for m in moved]
+            now = {row[0]: event_of_row(row) for row in self._db.execute(
+                f"SELECT id, {COLUMNS} FROM events WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+            changes = RollupChanges()
+            updates: list[tuple[str, float, int]] = []
+            for m in moved:
+                event = now.get(m.event.id)  # None: pruned meanwhile
+                if event is None or event.data != m.event.data or m.event.id is None:
+                    continue
+                updates.append((m.now.category, m.now.score, m.event.id))
+                changes.add(event.data, event.timestamp_ms, event.end_ms, sign=-1.0)
+                changes.add(m.now, event.timestamp_ms, event.end_ms)
+            self._db.executemany("UPDATE events SET category = ?, score = ? WHERE id = ?", updates)
             last = self._load_last()
-            last_kept = last is None or last.id not in {m.event.id for m in moved}  # the running event unchanged
+            last_kept = last is None or last.id not in {event_id for _, _, event_id in updates}
             if in_step:
-                changes = RollupChanges()
-                for m in moved:
-                    changes.add(m.event.data, m.event.timestamp_ms, m.event.end_ms, sign=-1.0)
-                    changes.add(m.now, m.event.timestamp_ms, m.event.end_ms)
                 changes.write(self._db)
                 # What a category lost entirely is left as rounding dust: such rows are no category's time.
                 self._db.execute("DELETE FROM day_totals WHERE abs(seconds) < 1e-6")
                 if last_kept:
-                    self._db.execute("INSERT INTO rollups_in_step VALUES (1)")
+                    self._db.execute("INSERT OR IGNORE INTO rollups_in_step VALUES (1)")
             elif last_kept:
                 self._rebuild_rollups()
-        self._reload()
-        return moved
+        return len(updates)
 
     def set_lock_wait(self, seconds: float) -> None:
         """How long a write waits for another process's lock from now on (see db.set_lock_wait)."""

@@ -25,7 +25,14 @@ from pathlib import Path
 
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_AWAY, Record, Restamp
-from tracker.storage.db import StoreUnavailable, open_database, set_lock_wait, transaction, unavailable_as
+from tracker.storage.db import (
+    StoreUnavailable,
+    list_in_slices,
+    open_database,
+    set_lock_wait,
+    transaction,
+    unavailable_as,
+)
 from tracker.storage.pending_corrections import (
     NO_CLOCK_FIX_WAITS,
     PendingCorrections,
@@ -252,6 +259,11 @@ class Outbox:
             self._added(added)
         return added
 
+    def room(self) -> int:
+        """Rows that may be added before the size bound pushes out the oldest."""
+        with self._unavailable_as("read"), self._lock:
+            return max(0, self.max_rows - self._kept())
+
     def append_points(self, points: Iterable[Point]) -> int:
         """Keep points of another measurement, final, in one transaction, in the queue with the samples: the
         sender sends them in the same order. Returns how many old rows the size bound dropped."""
@@ -309,19 +321,29 @@ class Outbox:
 
     def recategorize(self, since_ms: int | None, reclassify: Callable[[Record], Record | None]) -> int:
         """Give the samples waiting (or quarantined) from `since_ms` on (None: all) the category and score
-        `reclassify` says, their line encoded again, in one transaction; returns how many rows changed."""
-        with self._unavailable_as("write to"), self._lock, self._transaction():
+        `reclassify` says, their line encoded again; returns how many rows changed. Found without the file's
+        write lock, then written a slice per transaction (see db.in_slices); a row sent or changed meanwhile is
+        left as it is (what was sent, `tracker recategorize` corrects in InfluxDB next)."""
+        with self._unavailable_as("read"), self._lock:
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE {_SAMPLES_ONLY} AND time_ms >= ?",
+                f"SELECT {_COLUMNS}, line FROM outbox WHERE {_SAMPLES_ONLY} AND time_ms >= ?",
                 (since_ms if since_ms is not None else -(2**62),)).fetchall()
-            changed = []
-            for row in rows:
-                record = _record(row)
-                new = reclassify(record)
-                if new is not None and (new.category, new.score) != (record.category, record.score):
-                    changed.append((new.category, new.score, to_line(new), row[0]))
-            self._connection.executemany("UPDATE outbox SET category = ?, score = ?, line = ? WHERE id = ?", changed)
-        return len(changed)
+        changed = []
+        for row in rows:
+            record = _record(row)
+            new = reclassify(record)
+            if new is not None and (new.category, new.score) != (record.category, record.score):
+                changed.append((row[0], new.category, new.score, to_line(new), row[-1]))
+        del rows
+
+        def write(batch: Sequence[tuple[int, str, float, str, str | None]]) -> int:
+            with self._unavailable_as("write to"), self._lock, self._transaction():
+                return self._connection.executemany(
+                    "UPDATE outbox SET category = ?, score = ?, line = ? WHERE id = ? AND line IS ?",
+                    [(category, score, line, row_id, old_line) for row_id, category, score, line, old_line in batch]
+                ).rowcount
+
+        return list_in_slices(changed, write)
 
     def make_final(self) -> int:
         """Every row is final as it stands: at a clean stop, or for what a run that died left behind.
