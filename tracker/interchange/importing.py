@@ -205,7 +205,7 @@ class _NewTime:
                 if not kept:
                     raise
                 reason = (f"the outbox filled up meanwhile (outbox_max_rows {outbox.max_rows:,})"
-                          if isinstance(error, OutboxFull) else str(error).rstrip("."))
+                          if isinstance(error, OutboxFull) else _mid_sentence(str(error)))
                 raise ImportStopped(kept, self.events, reason) from None
             kept += len(batch)
             return points
@@ -219,6 +219,11 @@ class _NewTime:
         self._db.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+def _mid_sentence(sentence: str) -> str:
+    """A sentence to go inside another: no capital first, no full stop."""
+    return sentence[:1].lower() + sentence[1:].rstrip(".")
 
 
 def _point_count(start_ms: int, end_ms: int) -> int:
