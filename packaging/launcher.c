@@ -76,9 +76,9 @@ static void explain(const struct place *place, const char *problem)
 {
     unsigned long needed_mb = (unsigned long)((double)place->needed_bytes / MEBIBYTE + 0.999);
     if (place->from_tmpdir) {
-        fprintf(stderr, "tracker cannot unpack itself into TMPDIR=%s: %s; ", place->directory, problem);
+        fprintf(stderr, "Error: Cannot unpack tracker into TMPDIR=%s: %s; ", place->directory, problem);
     } else {
-        fprintf(stderr, "tracker cannot unpack itself into %s (TMPDIR is not set): %s; ", place->directory, problem);
+        fprintf(stderr, "Error: Cannot unpack tracker into %s (TMPDIR is not set): %s; ", place->directory, problem);
     }
     fprintf(stderr, "set TMPDIR to a directory on a file system that allows running programs and has %lu MB free, "
             "e.g. TMPDIR=~/.cache\n", needed_mb);
@@ -96,7 +96,7 @@ static const char *problem_of_errno(int error)
 #ifdef EDQUOT
     case EDQUOT:
 #endif
-        return "it ran out of room while tracker unpacked itself";
+        return "it ran out of room while tracker was unpacked";
     default: return strerror(error);
     }
 }
@@ -290,13 +290,13 @@ int main(int argc, char **argv)
     (void)argc;
     char executable[PATH_MAX];
     if (own_path(argv[0], executable, sizeof(executable)) != 0) {
-        fprintf(stderr, "tracker cannot find its own file (%s): run it by its path\n", strerror(errno));
+        fprintf(stderr, "Error: Cannot find tracker's own file (%s): run it by its path\n", strerror(errno));
         return 1;
     }
     int descriptor = open(executable, O_RDONLY);
     struct stat status;
     if (descriptor < 0 || fstat(descriptor, &status) != 0 || status.st_size < TRAILER_SIZE) {
-        fprintf(stderr, "tracker cannot read its own file %s: %s\n", executable, strerror(errno));
+        fprintf(stderr, "Error: Cannot read tracker's own file %s: %s\n", executable, strerror(errno));
         return 1;
     }
     /* Mapped, not read: only the pages unpacked are touched, and the page cache serves them on later starts. */
@@ -304,7 +304,7 @@ int main(int argc, char **argv)
     close(descriptor);
     const unsigned char *trailer = file + status.st_size - TRAILER_SIZE;
     if (file == MAP_FAILED || memcmp(trailer, TRAILER_MAGIC, 8) != 0) {
-        fprintf(stderr, "tracker's file %s is damaged (no payload at its end): build it again with make binary\n",
+        fprintf(stderr, "Error: %s is damaged (nothing packed at its end): build it again with make binary\n",
                 executable);
         return 1;
     }
@@ -359,7 +359,7 @@ int main(int argc, char **argv)
     int exec_report[2];
     if (pipe(exec_report) != 0) {
         remove_tree(directory);
-        fprintf(stderr, "tracker cannot start: %s\n", strerror(errno));
+        fprintf(stderr, "Error: Cannot start tracker: %s\n", strerror(errno));
         return 1;
     }
     fcntl(exec_report[1], F_SETFD, FD_CLOEXEC);
@@ -383,7 +383,7 @@ int main(int argc, char **argv)
         int error = errno;
         close(exec_report[0]);
         remove_tree(directory);
-        fprintf(stderr, "tracker cannot start a process: %s\n", strerror(error));
+        fprintf(stderr, "Error: Cannot start tracker: %s\n", strerror(error));
         return 1;
     }
     child_pid = pid;

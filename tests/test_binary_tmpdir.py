@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers.binary import built_binary, clean_environment, run
 from helpers.disk import SmallDisk
-from helpers.servers import wait_until
+from helpers.servers import require_program, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], sentence: str, dire
 def test_a_noexec_tmpdir_is_named_with_what_to_set(binary: Path, small_disk: SmallDisk, tmp_path: Path) -> None:
     tmpdir = mounted(small_disk, 64 * 1024, "noexec")
     result = run(binary, "--version", home=tmp_path, env={"TMPDIR": str(tmpdir)})
-    assert_refused(result, f"tracker cannot unpack itself into TMPDIR={tmpdir}: it is on a file system mounted "
+    assert_refused(result, f"Error: Cannot unpack tracker into TMPDIR={tmpdir}: it is on a file system mounted "
                            f"noexec, which does not allow running programs; {advice(binary)}", tmpdir)
 
 
@@ -61,7 +63,7 @@ def test_a_tmpdir_with_too_little_room_says_how_much_it_has(binary: Path, small_
                                                              tmp_path: Path) -> None:
     tmpdir = mounted(small_disk, 2048)
     result = run(binary, "report", home=tmp_path, env={"TMPDIR": str(tmpdir)})
-    assert_refused(result, f"tracker cannot unpack itself into TMPDIR={tmpdir}: it has only 2.0 MB free; "
+    assert_refused(result, f"Error: Cannot unpack tracker into TMPDIR={tmpdir}: it has only 2.0 MB free; "
                            f"{advice(binary)}", tmpdir)
 
 
@@ -71,15 +73,36 @@ def test_a_tmpdir_that_fills_up_while_unpacking_is_left_empty(binary: Path, smal
     # the way a disk that another program fills at the same moment would.
     tmpdir = mounted(small_disk, 200 * 1024, "nr_inodes=40")
     result = run(binary, "--version", home=tmp_path, env={"TMPDIR": str(tmpdir)})
-    assert_refused(result, f"tracker cannot unpack itself into TMPDIR={tmpdir}: it ran out of room while tracker "
-                           f"unpacked itself; {advice(binary)}", tmpdir)
+    assert_refused(result, f"Error: Cannot unpack tracker into TMPDIR={tmpdir}: it ran out of room while tracker "
+                           f"was unpacked; {advice(binary)}", tmpdir)
 
 
 def test_a_read_only_tmpdir_is_named(binary: Path, small_disk: SmallDisk, tmp_path: Path) -> None:
     tmpdir = mounted(small_disk, 1024, "ro")
     result = run(binary, "--version", home=tmp_path, env={"TMPDIR": str(tmpdir)})
-    assert_refused(result, f"tracker cannot unpack itself into TMPDIR={tmpdir}: it is on a read-only file system; "
+    assert_refused(result, f"Error: Cannot unpack tracker into TMPDIR={tmpdir}: it is on a read-only file system; "
                            f"{advice(binary)}", tmpdir)
+
+
+def test_a_tmpdir_the_user_may_not_write_to_is_named(binary: Path) -> None:
+    # Root may write anywhere, so the binary runs as nobody, from a directory nobody can read (pytest's are not).
+    setpriv = require_program("setpriv", "util-linux")
+    if os.geteuid() != 0:
+        pytest.skip("running the binary as another user needs root")
+    shared = Path(tempfile.mkdtemp(prefix="tracker-nobody-"))
+    try:
+        shared.chmod(0o755)
+        copy = shared / "tracker"
+        shutil.copy(binary, copy)
+        tmpdir = shared / "not yours"
+        tmpdir.mkdir(mode=0o555)
+        result = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(copy), "--version"],
+                                capture_output=True, text=True, env=clean_environment(shared, {"TMPDIR": str(tmpdir)}),
+                                cwd=shared, timeout=60)
+        assert_refused(result, f"Error: Cannot unpack tracker into TMPDIR={tmpdir}: it is not writable; "
+                               f"{advice(binary)}", tmpdir)
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_a_missing_tmpdir_is_named_not_replaced_by_tmp(binary: Path, tmp_path: Path) -> None:
@@ -87,7 +110,7 @@ def test_a_missing_tmpdir_is_named_not_replaced_by_tmp(binary: Path, tmp_path: P
     missing = tmp_path / "no such directory"
     result = run(binary, "categories", "list", home=tmp_path, env={"TMPDIR": str(missing)})
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == (f"tracker cannot unpack itself into TMPDIR={missing}: it does not exist; "
+    assert result.stderr == (f"Error: Cannot unpack tracker into TMPDIR={missing}: it does not exist; "
                              f"{advice(binary)}\n")
     assert not missing.exists()
 
@@ -97,7 +120,7 @@ def test_a_tmpdir_that_is_a_file_is_named(binary: Path, tmp_path: Path) -> None:
     a_file.write_text("")
     result = run(binary, "--version", home=tmp_path, env={"TMPDIR": str(a_file)})
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == (f"tracker cannot unpack itself into TMPDIR={a_file}: it is not a directory; "
+    assert result.stderr == (f"Error: Cannot unpack tracker into TMPDIR={a_file}: it is not a directory; "
                              f"{advice(binary)}\n")
 
 
