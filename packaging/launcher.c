@@ -134,6 +134,13 @@ static const char *unfit(const struct place *place, char *buffer, size_t buffer_
     return NULL;
 }
 
+/* A copy cut short or changed: no directory would do, so TMPDIR is not blamed. */
+static int damaged(const char *executable)
+{
+    fprintf(stderr, "Error: %s is damaged: build it again with make binary, or copy it again\n", executable);
+    return 1;
+}
+
 static int remove_entry(const char *path, const struct stat *status, int type, struct FTW *walk)
 {
     (void)status; (void)type; (void)walk;
@@ -189,7 +196,7 @@ static int write_file(const char *path, mode_t mode, const unsigned char *stored
             stream.avail_out = sizeof(chunk);
             status = inflate(&stream, Z_NO_FLUSH);
             if (status != Z_OK && status != Z_STREAM_END) {
-                errno = EIO;  /* a damaged file: it cannot be unpacked anywhere */
+                errno = EBADMSG;  /* damaged: no directory would do, so main says so instead of blaming TMPDIR */
                 failed = -1;
                 break;
             }
@@ -205,8 +212,10 @@ static int write_file(const char *path, mode_t mode, const unsigned char *stored
     return failed;
 }
 
-/* Unpack every entry under `directory`; -1 with errno set on the first failure, or on a signal meant to end us. */
-static int unpack(const unsigned char *payload, uint64_t entry_count, const char *directory)
+/* Unpack every entry under `directory`; -1 with errno set on the first failure (EBADMSG: the payload is damaged),
+ * or on a signal meant to end us. */
+static int unpack(const unsigned char *payload, const unsigned char *end, uint64_t entry_count,
+                  const char *directory)
 {
     char path[PATH_MAX];
     const unsigned char *cursor = payload;
@@ -215,12 +224,20 @@ static int unpack(const unsigned char *payload, uint64_t entry_count, const char
             errno = EINTR;
             return -1;
         }
+        if (end - cursor < ENTRY_HEADER_SIZE) {
+            errno = EBADMSG;
+            return -1;
+        }
         char kind = (char)cursor[0];
         mode_t mode = (mode_t)read_le(cursor + 1, 4);
         size_t path_length = (size_t)read_le(cursor + 5, 4);
         uint64_t stored_length = read_le(cursor + 9, 8);
         uint64_t length = read_le(cursor + 17, 8);
         const unsigned char *name = cursor + ENTRY_HEADER_SIZE;
+        if ((uint64_t)(end - cursor) < ENTRY_HEADER_SIZE + path_length + stored_length) {
+            errno = EBADMSG;
+            return -1;
+        }
         const unsigned char *stored = name + path_length;
         cursor = stored + stored_length;
         if (snprintf(path, sizeof(path), "%s/%.*s", directory, (int)path_length, (const char *)name)
@@ -295,20 +312,25 @@ int main(int argc, char **argv)
     }
     int descriptor = open(executable, O_RDONLY);
     struct stat status;
-    if (descriptor < 0 || fstat(descriptor, &status) != 0 || status.st_size < TRAILER_SIZE) {
+    if (descriptor < 0 || fstat(descriptor, &status) != 0) {
         fprintf(stderr, "Error: Cannot read tracker's own file %s: %s\n", executable, strerror(errno));
         return 1;
+    }
+    if (status.st_size < TRAILER_SIZE) {
+        return damaged(executable);
     }
     /* Mapped, not read: only the pages unpacked are touched, and the page cache serves them on later starts. */
     const unsigned char *file = mmap(NULL, (size_t)status.st_size, PROT_READ, MAP_PRIVATE, descriptor, 0);
     close(descriptor);
-    const unsigned char *trailer = file + status.st_size - TRAILER_SIZE;
-    if (file == MAP_FAILED || memcmp(trailer, TRAILER_MAGIC, 8) != 0) {
-        fprintf(stderr, "Error: %s is damaged (nothing packed at its end): build it again with make binary\n",
-                executable);
+    if (file == MAP_FAILED) {
+        fprintf(stderr, "Error: Cannot read tracker's own file %s: %s\n", executable, strerror(errno));
         return 1;
     }
+    const unsigned char *trailer = file + status.st_size - TRAILER_SIZE;
     uint64_t payload_offset = read_le(trailer + 8, 8);
+    if (memcmp(trailer, TRAILER_MAGIC, 8) != 0 || payload_offset > (uint64_t)status.st_size - TRAILER_SIZE) {
+        return damaged(executable);
+    }
     uint64_t entry_count = read_le(trailer + 16, 8);
 
     const char *tmpdir = getenv("TMPDIR");
@@ -343,11 +365,14 @@ int main(int argc, char **argv)
         explain(&place, problem_of_errno(errno));
         return 1;
     }
-    if (unpack(file + payload_offset, entry_count, directory) != 0) {
+    if (unpack(file + payload_offset, trailer, entry_count, directory) != 0) {
         int error = errno;
         remove_tree(directory);
         if (pending_signal) {
             die_of(pending_signal);
+        }
+        if (error == EBADMSG) {
+            return damaged(executable);
         }
         explain(&place, problem_of_errno(error));
         return 1;

@@ -153,3 +153,15 @@ def test_a_stopped_run_leaves_its_tmpdir_empty_and_stops_cleanly(binary: Path, t
     assert recording.returncode == 0, err
     assert "Traceback" not in err
     assert list(tmpdir.iterdir()) == []
+
+
+def test_a_copy_cut_short_says_so_and_blames_no_directory(binary: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "tracker"
+    cut.write_bytes(binary.read_bytes()[:-1000])  # a download or copy that stopped early
+    cut.chmod(0o755)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    result = run(cut, "--version", home=tmp_path, env={"TMPDIR": str(tmpdir)})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"Error: {cut} is damaged: build it again with make binary, or copy it again\n"
+    assert list(tmpdir.iterdir()) == []
