@@ -37,6 +37,7 @@
 
 #if defined(__APPLE__)
 #include <mach-o/dyld.h>
+#include <sys/mount.h>
 #endif
 
 #define TRAILER_MAGIC "TRKPACK1"
@@ -47,6 +48,7 @@
 #define PROGRAM_NAME "tracker"
 /* How the unpacked program learns the path of this file (packaging/tracker_main.py), for `service install`. */
 #define LAUNCHER_PATH_VARIABLE "TRACKER_LAUNCHER_PATH"
+#define NOEXEC_PROBLEM "it is on a file system mounted noexec, which does not allow running programs"
 
 /* The signals that end a program by default: caught while unpacking, so that the directory is removed first. */
 static const int ENDING_SIGNALS[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE};
@@ -119,7 +121,7 @@ static const char *unfit(const struct place *place, char *buffer, size_t buffer_
         }
 #ifdef ST_NOEXEC
         if (file_system.f_flag & ST_NOEXEC) {
-            return "it is on a file system mounted noexec, which does not allow running programs";
+            return NOEXEC_PROBLEM;
         }
 #endif
         uint64_t free_bytes = (uint64_t)file_system.f_bavail * (uint64_t)file_system.f_frsize;
@@ -128,6 +130,12 @@ static const char *unfit(const struct place *place, char *buffer, size_t buffer_
             return buffer;
         }
     }
+#if defined(__APPLE__)
+    struct statfs mount_flags;  /* macOS's statvfs has no noexec flag */
+    if (statfs(place->directory, &mount_flags) == 0 && (mount_flags.f_flags & MNT_NOEXEC)) {
+        return NOEXEC_PROBLEM;
+    }
+#endif
     if (access(place->directory, W_OK | X_OK) != 0) {
         return problem_of_errno(errno);
     }
