@@ -58,8 +58,12 @@ def test_the_binary_sends_what_it_recorded_to_influxdb(binary: Path, tmp_path: P
 
 
 def test_the_binary_installs_a_service_that_runs_the_binary_itself(binary: Path, tmp_path: Path) -> None:
-    planned = run(binary, "service", "install", "--dry-run", home=tmp_path, env={"DISPLAY": ":0"})
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    planned = run(binary, "service", "install", "--dry-run", home=tmp_path,
+                  env={"DISPLAY": ":0", "TMPDIR": str(tmpdir)})
     assert planned.returncode == 0, planned.stderr
     assert f"ExecStart={binary} run --quiet --log-file" in planned.stdout
     assert f"Environment=TRACKER_HOME={tmp_path / 'tracker'}" in planned.stdout
+    assert f"Environment=TMPDIR={tmpdir}" in planned.stdout  # where the service's binary can unpack itself
     assert not (tmp_path / ".config" / "systemd").exists()  # a dry run writes nothing
