@@ -12,8 +12,8 @@ NO_PYTHON := tracker needs Python 3.10 or newer, and $(if $(PYTHON),$(PYTHON) is
   (tried python3.13 ... python3.10 and python3)): install one (on a Mac: brew install python@3.13, or the installer from python.org; on Debian or \
   Ubuntu: apt install python3 python3-venv), or name it with make run PYTHON=/path/to/python3.12
 ARGS ?=
-# The real peers the tests start for themselves.
-DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd
+# The real peers the tests start for themselves, and what the binary's launcher is compiled with (gcc, zlib1g-dev).
+DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd gcc zlib1g-dev
 
 .PHONY: run test install debs lint binary
 

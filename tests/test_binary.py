@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.binary import built_binary, run
 
 from tracker import __version__
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if os.environ.get("CI") != "true":
-        pytest.importorskip("PyInstaller", reason="make test installs PyInstaller; `make binary` builds it")
-    # One build serves the whole test run: xdist's workers share the run's temporary directory, and the first
-    # worker to get here builds while the others wait on the lock.
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    dist = shared / "binary-dist"
-    with (shared / "binary.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (dist / "tracker").exists():
-            build = subprocess.run([sys.executable, str(ROOT / "packaging" / "build_binary.py"), "--dist", str(dist)],
-                                   capture_output=True, text=True, timeout=600)
-            assert build.returncode == 0, build.stdout + build.stderr
-    yield dist / "tracker"
-
-
-def run(binary: Path, *args: str, home: Path, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The binary run with no Python of ours on PATH and no virtual environment: it must need neither."""
-    clean = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TRACKER_HOME": str(home / "tracker"), "LANG": "C.UTF-8",
-             **(env or {})}
-    return subprocess.run([str(binary), *args], capture_output=True, text=True, env=clean, timeout=timeout,
-                          cwd=home)
+    yield built_binary(tmp_path_factory)
 
 
 def test_the_binary_answers_its_version(binary: Path, tmp_path: Path) -> None:
@@ -85,8 +58,12 @@ def test_the_binary_sends_what_it_recorded_to_influxdb(binary: Path, tmp_path: P
 
 
 def test_the_binary_installs_a_service_that_runs_the_binary_itself(binary: Path, tmp_path: Path) -> None:
-    planned = run(binary, "service", "install", "--dry-run", home=tmp_path, env={"DISPLAY": ":0"})
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    planned = run(binary, "service", "install", "--dry-run", home=tmp_path,
+                  env={"DISPLAY": ":0", "TMPDIR": str(tmpdir)})
     assert planned.returncode == 0, planned.stderr
     assert f"ExecStart={binary} run --quiet --log-file" in planned.stdout
     assert f"Environment=TRACKER_HOME={tmp_path / 'tracker'}" in planned.stdout
+    assert f"Environment=TMPDIR={tmpdir}" in planned.stdout  # where the service's binary can unpack itself
     assert not (tmp_path / ".config" / "systemd").exists()  # a dry run writes nothing

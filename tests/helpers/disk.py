@@ -15,9 +15,11 @@ class SmallDisk:
         path.mkdir()
         self.mounted = False
 
-    def mount(self, size_kb: int) -> bool:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs",
-                               str(self.path)], capture_output=True)
+    def mount(self, size_kb: int, options: str = "") -> bool:
+        """Mounted with `options` besides the size (noexec, ro, nr_inodes=...); False when this may not mount."""
+        every_option = f"size={size_kb}k,mode=0700" + (f",{options}" if options else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", every_option, "tmpfs", str(self.path)],
+                              capture_output=True)
         self.mounted = done.returncode == 0
         return self.mounted
 

@@ -2,8 +2,9 @@
 
 The unit file and the plist are made by pure functions from a `ServiceSpec` (which program, which
 TRACKER_HOME, which log); `plan_install` and `plan_uninstall` say what would be written and run, and
-`carry_out` does it. No setting goes into the files but TRACKER_HOME and where the files live: the token stays
-in config.yaml (or in the environment the service manager gives its services).
+`carry_out` does it. No setting goes into the files but TRACKER_HOME and where the files live (and, for the
+one-file binary, the TMPDIR it unpacks into): the token stays in config.yaml (or in the environment the service
+manager gives its services).
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ def current_spec(environ: Mapping[str, str] | None = None) -> ServiceSpec:
     """The service as this installation, with this TRACKER_HOME, would run it."""
     environ = os.environ if environ is None else environ
     names = ("TRACKER_HOME",) if environ.get("TRACKER_HOME") else DIRECTORY_VARIABLES
+    if getattr(sys, "frozen", False):
+        # The binary unpacks itself into TMPDIR at every start: one set because /tmp cannot run programs must
+        # reach the service too, which systemd would start without it.
+        names = (*names, "TMPDIR")
     environment = {name: str(Path(environ[name]).absolute()) for name in names if environ.get(name)}
     return ServiceSpec(tracker_program(), environment, log_file(), Path.home())
 
