@@ -289,7 +289,8 @@ def test_the_plist_round_trips_through_plistlib_with_the_expected_keys(tmp_path:
                                           "/Users/me/tracker/data/tracker.log"]
     assert loaded["RunAtLoad"] is True
     assert loaded["KeepAlive"] == {"SuccessfulExit": False}  # again after a failure, not after a clean stop
-    assert loaded["EnvironmentVariables"] == {"TRACKER_HOME": "/Users/me/tracker"}
+    # TRACKER_STARTED_BY: the run knows that macOS's permissions are the service's own, not a terminal's.
+    assert loaded["EnvironmentVariables"] == {"TRACKER_HOME": "/Users/me/tracker", "TRACKER_STARTED_BY": "launchd"}
 
 
 def test_from_a_one_file_binary_the_service_runs_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
