@@ -197,13 +197,13 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
 
 
 def _permission_rows(snapshot: StatusSnapshot) -> list[tuple[str, str]]:
-    """One row per permission the run needed (macOS), after a row saying whom macOS gave them to."""
+    """One row per permission the run needed (macOS), after a row saying whom macOS granted them to."""
     if not snapshot.permissions:
         return []
-    whose = ("the service's own (`tracker service status` says where to change them)" if snapshot.started_by_service
-             else "those of the app that started it (your terminal app), not the service's")
+    whose = ("the service's own program (`tracker service status` says where to change them)"
+             if snapshot.started_by_service else "the app that started it (your terminal app), not the service")
     now = datetime.now(timezone.utc)
-    return [("permissions", whose), *(("permission", each.said_at(now)) for each in snapshot.permissions)]
+    return [("granted to", whose), *(("permission", each.said_at(now)) for each in snapshot.permissions)]
 
 
 def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:

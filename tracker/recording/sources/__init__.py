@@ -34,16 +34,13 @@ class Permission:
     def name(self) -> str:
         return f"{self.kind} for {self.target}" if self.target else self.kind
 
-    @property
-    def said(self) -> str:
-        """"Automation for System Events: denied (-1743)": what it is and what became of it."""
-        return f"{self.name}: {self.state}" + (f" ({self.error})" if self.state == DENIED and self.error else "")
-
     def said_at(self, now: datetime) -> str:
-        """`said`, and how long before `now` it was checked: "Accessibility: granted (checked 4s ago)"."""
-        if self.checked_at is None:
-            return self.said
-        return f"{self.said} (checked {human_ago(max(0.0, (now - self.checked_at).total_seconds()))})"
+        """What it is, what became of it, and how long before `now` that was checked:
+        "Accessibility: denied (error -1719, checked 4s ago)", "Automation for Safari: not asked yet"."""
+        details = [f"error {self.error}"] if self.state == DENIED and self.error else []
+        if self.checked_at is not None:
+            details.append(f"checked {human_ago(max(0.0, (now - self.checked_at).total_seconds()))}")
+        return f"{self.name}: {self.state}" + (f" ({', '.join(details)})" if details else "")
 
 
 class SourceUnavailable(PlainError):
