@@ -28,8 +28,8 @@ ADVICE_FOR_THE_SERVICE = (
     " (/Library/Frameworks/Python.framework/Versions/3.13/Resources/Python.app) in System Settings → Privacy &"
     " Security → Local Network, then restart tracker")
 ADVICE_IN_A_TERMINAL = (
-    "macOS's Local Network privacy may be blocking tracker: allow your terminal app (or whatever runs tracker) in"
-    " System Settings → Privacy & Security → Local Network, then restart tracker")
+    "macOS's Local Network privacy may be blocking tracker: allow your terminal (or whatever runs tracker) in System"
+    " Settings → Privacy & Security → Local Network, then restart tracker")
 
 
 @pytest.fixture

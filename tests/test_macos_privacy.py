@@ -78,5 +78,5 @@ def test_automation_is_turned_on_per_app_under_the_entry() -> None:
 def test_whom_to_allow_is_the_service_s_entry_only_in_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = SettingsEntry("Python", "/Applications/Python.app")
     monkeypatch.setattr(macos_privacy, "service_entry", lambda: entry)
-    assert grantee({}) == "your terminal app (or whatever runs tracker)"
+    assert grantee({}) == "your terminal (or whatever runs tracker)"
     assert grantee({"TRACKER_STARTED_BY": "launchd"}) == "“Python” (/Applications/Python.app)"

@@ -650,3 +650,24 @@ def test_an_open_prompt_is_recorded_as_waiting_for_an_answer(mac: Mac, source: M
         mac.answer_prompt("System Events", allow=True)
     wait_until(lambda: foreground(source) == ("TextEdit", "notes.txt", None, False))
     assert states(source)[0] == ("Automation for System Events", "granted", None)
+
+
+def test_in_the_service_a_refusal_names_the_entry_system_settings_lists_the_service_under(
+        mac: Mac, notices: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker import macos_privacy
+
+    monkeypatch.setenv("TRACKER_STARTED_BY", "launchd")  # as the LaunchAgent's plist sets it
+    monkeypatch.setattr(macos_privacy, "service_entry",
+                        lambda: macos_privacy.SettingsEntry("Python", "/Applications/Python 3.13/Python.app"))
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.accessibility = False
+    source = MacOSSource(notices.append)
+    source.read()
+    mac.automation["System Events"] = "refused"
+    source.read()
+    assert notices == [
+        "tracker is not allowed to read window titles, so only app names are recorded; allow “Python” (/Applications/"
+        "Python 3.13/Python.app) in System Settings → Privacy & Security → Accessibility, then restart tracker.",
+        "tracker is not allowed to control System Events, so no app can be recorded; allow “Python” (/Applications/"
+        "Python 3.13/Python.app) to control System Events in System Settings → Privacy & Security → Automation, then"
+        " restart tracker."]

@@ -23,7 +23,7 @@ LOCAL_NETWORK_PANE = f"{PRIVACY} → Local Network"
 # Set in the LaunchAgent's environment, so that a run knows its permissions are the service's own.
 STARTED_BY_VARIABLE = "TRACKER_STARTED_BY"
 STARTED_BY_LAUNCHD = "launchd"
-ANY_TERMINAL = "your terminal app (or whatever runs tracker)"
+ANY_TERMINAL = "your terminal (or whatever runs tracker)"
 
 
 def running_on_macos() -> bool:

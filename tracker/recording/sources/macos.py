@@ -20,7 +20,14 @@ from typing import Any, NamedTuple
 
 from tracker.callbacks import Notify
 from tracker.categories.privacy import has_private_marker
-from tracker.macos_privacy import ACCESSIBILITY, AUTOMATION
+from tracker.macos_privacy import (
+    ACCESSIBILITY,
+    ACCESSIBILITY_PANE,
+    ANY_TERMINAL,
+    AUTOMATION,
+    AUTOMATION_PANE,
+    grantee,
+)
 from tracker.model import Sample, utc_now
 from tracker.recording.sources import (
     AWAITING_ANSWER,
@@ -90,21 +97,24 @@ SAFARI_PRIVATE_MENU_ITEM = "Move Tab to New Private Window"
 SAFARI_NORMAL_MENU_ITEM = "Move Tab to New Window"
 
 RESTART = "then restart tracker"
-ACCESSIBILITY_NOTICE = (
-    "tracker is not allowed to read window titles, so only app names are recorded; allow your terminal "
-    f"(or whatever runs tracker) in System Settings → Privacy & Security → Accessibility, {RESTART}."
-)
+
+
+def accessibility_notice(grantee: str = ANY_TERMINAL) -> str:
+    """`grantee`: whom macOS holds responsible for tracker (tracker.macos_privacy.grantee)."""
+    return ("tracker is not allowed to read window titles, so only app names are recorded; allow "
+            f"{grantee} in {ACCESSIBILITY_PANE}, {RESTART}.")
+
+
+ACCESSIBILITY_NOTICE = accessibility_notice()
 SYSTEM_EVENTS_RELAUNCHED_NOTICE = (
     "System Events quit or crashed during the run; tracker started it again and goes on recording."
 )
 
 
-def automation_notice(target: str) -> str:
+def automation_notice(target: str, grantee: str = ANY_TERMINAL) -> str:
     consequence = "no app can be recorded" if target == SYSTEM_EVENTS else f"{target} is recorded by app only"
-    return (
-        f"tracker is not allowed to control {target}, so {consequence}; allow your terminal (or whatever "
-        f"runs tracker) to control {target} in System Settings → Privacy & Security → Automation, {RESTART}."
-    )
+    return (f"tracker is not allowed to control {target}, so {consequence}; allow {grantee} to control {target} "
+            f"in {AUTOMATION_PANE}, {RESTART}.")
 
 
 def permission_wait_notice(target: str) -> str:
@@ -208,6 +218,7 @@ class MacOSSource:
         )
         self._notify = notify
         self._notified: set[str] = set()
+        self._grantee = grantee()  # the service's program, or the terminal app that started tracker
         self._system_events: Any = None
         self._bundle_ids: dict[str, str] = {}  # by process name
         self._browsers_by_pid: dict[int, Any] = {}
@@ -487,9 +498,9 @@ class MacOSSource:
 
     def _explain(self, error: BaseException, target: str) -> None:
         if _error_number(error) in AUTOMATION_DENIED:
-            self._notify_once(f"automation of {target}", automation_notice(target))
+            self._notify_once(f"automation of {target}", automation_notice(target, self._grantee))
         elif target == SYSTEM_EVENTS and _accessibility_refused(error):
-            self._notify_once("accessibility", ACCESSIBILITY_NOTICE)
+            self._notify_once("accessibility", accessibility_notice(self._grantee))
         else:
             log.debug("%s did not answer: %s", target, error)
 
