@@ -419,3 +419,25 @@ def test_macos_doctor_says_what_the_service_s_own_process_may_do_as_its_run_wrot
     assert code == 1
     assert re.search(r"^problem  service permission +Automation for System Events: denied \(error -1743, checked 3m"
                      r" ago\)$", output, re.MULTILINE), output
+
+
+def test_macos_doctor_says_what_a_tracker_run_from_a_terminal_was_allowed(no_desktop: None):
+    from datetime import datetime, timezone
+
+    from tracker.recording.runlock import acquire_run_lock
+    from tracker.recording.runstate import StatusSnapshot, write_status
+    from tracker.recording.sources import Permission
+
+    now = datetime.now(timezone.utc)
+    with acquire_run_lock():  # as `tracker run` holds it
+        write_status(StatusSnapshot(pid=os.getpid(), started_at=now, samples_taken=5, permissions=(
+            Permission("Automation", "System Events", "granted", now),
+            Permission("Automation", "Google Chrome", "denied", now, -1743))))
+        checks = json.loads(doctor("--json")[1])["checks"]
+    assert [(check["outcome"], re.sub(r"checked (\d+s ago|just now)", "checked", check["detail"]), check["fix"])
+            for check in checks if check["name"] == "run permission"] == [
+        ("ok", "Automation for System Events: granted (checked)", ""),
+        ("warning", "Automation for Google Chrome: denied (error -1743, checked)",
+         "Allow your terminal (or whatever runs tracker) to control Google Chrome in System Settings → Privacy &"
+         " Security → Automation, then restart tracker.")]
+    assert not any(check["name"] == "service permission" for check in checks)  # no service installed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import os
 import socket
 from typing import Any
@@ -133,6 +134,43 @@ def test_doctor_says_it_in_its_influxdb_line(lan_without_route: None, as_the_ser
     monkeypatch.setattr(macos_privacy, "running_on_macos", lambda: True)
     monkeypatch.setenv("TRACKER_INFLUX_URL", f"http://{LAN_INFLUXDB}:8086")
     [reachable] = check_influx(load_settings().settings)
-    assert (reachable.name, reachable.outcome, reachable.detail) == (
+    assert (reachable.name, reachable.outcome, reachable.detail, reachable.fix) == (
         "InfluxDB reachable", "problem",
-        f"InfluxDB at http://{LAN_INFLUXDB}:8086 is unreachable (no route to host); {ADVICE_FOR_THE_SERVICE}")
+        f"InfluxDB at http://{LAN_INFLUXDB}:8086 is unreachable (no route to host); {ADVICE_FOR_THE_SERVICE}",
+        "Allow it in Local Network as the line says, or, if that is not it, check the network's route to the server;"
+        " samples wait in the outbox meanwhile.")
+
+
+def test_the_service_s_log_says_it_once_and_keeps_the_samples(lan_without_route: None, as_the_service: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import threading
+
+    from tracker.config import InfluxSettings
+    from tracker.sending.corrections import correcting_sender
+    from tracker.ui.live import ActivityLog
+
+    monkeypatch.setattr(macos_privacy, "running_on_macos", lambda: True)
+    with Outbox(paths.database_file()) as outbox:
+        outbox.append_many(make_records(3))
+    log = io.StringIO()
+    view = ActivityLog(log, "json")  # what `tracker run --quiet --log-file` writes, one JSON line each
+    said = threading.Event()
+
+    def notice(text: str) -> None:
+        view.notice(text)
+        said.set()
+
+    sender = correcting_sender(paths.database_file(), InfluxSettings(url=f"http://{LAN_INFLUXDB}:8086"), notice)
+    sender.start()
+    try:
+        sender.wake()
+        assert said.wait(30), "the sender said nothing"
+    finally:
+        sender.stop(flush=False, timeout=5)
+    [line] = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert (line["event"], line["message"]) == (
+        "notice", f"InfluxDB at http://{LAN_INFLUXDB}:8086 is unreachable (no route to host); {ADVICE_FOR_THE_SERVICE};"
+                  " retrying, 3 samples waiting")
+    with Outbox(paths.database_file()) as outbox:
+        assert outbox.waiting() == 3

@@ -204,8 +204,10 @@ def check_influx(settings: Settings) -> list[Check]:
     try:
         version = server_version(influx)
     except RetryLater as error:
-        return [Check("InfluxDB reachable", PROBLEM, str(error),
-                      "Start InfluxDB, or fix influx.url in config.yaml; samples wait in the outbox meanwhile.")]
+        # The advice (macOS's Local Network privacy) is in the message already: the fix points to it.
+        fix = ("Allow it in Local Network as the line says, or, if that is not it, check the network's route to the"
+               " server" if error.advice else "Start InfluxDB, or fix influx.url in config.yaml")
+        return [Check("InfluxDB reachable", PROBLEM, str(error), f"{fix}; samples wait in the outbox meanwhile.")]
     except InfluxSettingsError as error:
         return [Check("InfluxDB reachable", PROBLEM, str(error), "Fix it in config.yaml.")]
     said = f"InfluxDB {version}" if version else "a server that does not say its version"

@@ -36,9 +36,10 @@ class SendError(Exception):
 class RetryLater(SendError):
     """The server could not be reached or was not ready (connection, DNS, TLS, timeout, 5xx, 429)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, advice: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.advice = advice  # what to do, when the message says more than "try again" (it holds it already)
 
 
 class AuthFailed(SendError):
@@ -255,4 +256,4 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
 def unreachable(settings: InfluxSettings, why: str, advice: str | None = None) -> RetryLater:
     """RetryLater saying that the server could not be reached, and `why`; then `advice`, when there is some."""
     sentence = f"InfluxDB at {display_url(settings.url)} is unreachable ({why})"
-    return RetryLater(outward(f"{sentence}; {advice}" if advice else sentence, settings))
+    return RetryLater(outward(f"{sentence}; {advice}" if advice else sentence, settings), advice=advice)
