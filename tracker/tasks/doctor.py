@@ -373,8 +373,9 @@ def _recorded_permission_check(name: str, permission: Permission, fix: str) -> C
     """Granted or not asked yet: ok. Denied: a problem for System Events (nothing is recorded), else a warning."""
     from tracker.recording.sources import AWAITING_ANSWER, DENIED
     from tracker.recording.sources.macos import SYSTEM_EVENTS
+    from tracker.redact import outward
 
-    detail = permission.said_at(datetime.now(timezone.utc))
+    detail = outward(permission.said_at(datetime.now(timezone.utc)), None)  # app names, as another process wrote them
     if permission.state == DENIED:
         return Check(name, PROBLEM if permission.target == SYSTEM_EVENTS else WARNING, detail, fix)
     if permission.state == AWAITING_ANSWER:

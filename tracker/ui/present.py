@@ -202,8 +202,11 @@ def _permission_rows(snapshot: StatusSnapshot) -> list[tuple[str, str]]:
         return []
     whose = ("the service's own program (`tracker service status` says where to change them)"
              if snapshot.started_by_service else "the app that started it (your terminal app), not the service")
+    from tracker.redact import outward
+
     now = datetime.now(timezone.utc)
-    return [("granted to", whose), *(("permission", each.said_at(now)) for each in snapshot.permissions)]
+    # App names come from System Events, as the apps name their processes: shown through the one door.
+    return [("granted to", whose), *(("permission", outward(each.said_at(now), None)) for each in snapshot.permissions)]
 
 
 def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:
@@ -469,7 +472,11 @@ def service_status_text(state: ServiceState, permissions: ServicePermissions | N
     last = state.last_log_line
     text += f"\n  last line of the log: {last}" if last and not state.running else ""
     if state.manager == "launchd":
-        text += "\n" + "\n".join(_service_permission_lines(permissions))
+        from tracker.redact import outward
+
+        # App names and the program's path, as another process wrote them: shown through the one door.
+        text += "".join(f"\n{line[:len(line) - len(line.lstrip())]}{outward(line, None)}"
+                        for line in _service_permission_lines(permissions))
     return text
 
 
