@@ -12,6 +12,7 @@ also keeps its own in service-permissions.json beside it: a later run from a ter
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -27,6 +28,8 @@ from tracker.recording.sources import Permission
 from tracker.redact import base_url
 
 EXIT_NOT_RUNNING = 3
+# The entry System Settings lists this process under: it cannot change while the process runs.
+_this_process_entry = functools.cache(service_entry)
 
 
 # --- status.json --------------------------------------------------------------------------------------
@@ -82,8 +85,8 @@ def write_status(snapshot: StatusSnapshot) -> None:
     # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
     write_private(status_file(), json.dumps(snapshot_document(stamped), indent=2) + "\n", durable=False)
     if stamped.started_by_service and stamped.permissions:
-        record = ServicePermissions(stamped.pid, stamped.written_at or datetime.now(timezone.utc), service_entry(),
-                                    stamped.permissions)
+        record = ServicePermissions(stamped.pid, stamped.written_at or datetime.now(timezone.utc),
+                                    _this_process_entry(), stamped.permissions)
         write_private(service_permissions_file(), json.dumps(_service_document(record), indent=2) + "\n",
                       durable=False)
 
