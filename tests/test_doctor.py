@@ -4,6 +4,8 @@ API, a stopped InfluxDB, a server refusing the token, a database that does not e
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -377,3 +379,65 @@ def test_macos_browser_lines_in_json(mac, monkeypatch: pytest.MonkeyPatch):
     assert browsers == [("warning", "tracker is not allowed to control Safari, so Safari is recorded by app only"),
                         ("ok", "may control Google Chrome")]
     assert code == 0  # browsers recorded by app only block nothing
+
+
+def test_macos_doctor_says_what_the_service_s_own_process_may_do_as_its_run_wrote_it(
+        no_desktop: None, monkeypatch: pytest.MonkeyPatch):
+    from datetime import datetime, timedelta, timezone
+
+    from tracker.macos_privacy import service_entry
+    from tracker.recording.runstate import StatusSnapshot, write_status
+    from tracker.recording.sources import Permission
+    from tracker.tasks import service
+
+    monkeypatch.setattr(service, "current_manager", lambda: service.LAUNCHD)
+
+    def service_permission_checks() -> list[tuple[str, str, str]]:
+        checks = json.loads(doctor("--json")[1])["checks"]
+        return [(check["outcome"], check["detail"], check["fix"]) for check in checks
+                if check["name"] == "service permission"]
+
+    assert service_permission_checks() == []  # no service installed: nothing to say of its permissions
+    service.plist_file().parent.mkdir(parents=True)
+    service.plist_file().write_text("<plist/>")
+    assert service_permission_checks() == [
+        ("warning", "the service's own process has not recorded its permissions yet",
+         "Run `tracker service install` (it starts the service), then `tracker doctor` again a few seconds later.")]
+
+    checked = datetime.now(timezone.utc) - timedelta(minutes=3)
+    write_status(StatusSnapshot(
+        pid=4242, started_at=checked, samples_taken=0, started_by_service=True,
+        permissions=(Permission("Automation", "System Events", "denied", checked, -1743),
+                     Permission("Accessibility", None, "not asked yet"))))
+    entry = service_entry()
+    assert service_permission_checks() == [
+        ("problem", "Automation for System Events: denied (error -1743, checked 3m ago)",
+         f"In System Settings → Privacy & Security → Automation, turn on System Events under {entry}, then restart the"
+         f" service (`launchctl kickstart -k gui/{os.getuid()}/io.github.tracker`)."),
+        ("ok", "Accessibility: not asked yet", "")]
+    code, output = doctor()
+    assert code == 1
+    assert re.search(r"^problem  service permission +Automation for System Events: denied \(error -1743, checked 3m"
+                     r" ago\)$", output, re.MULTILINE), output
+
+
+def test_macos_doctor_says_what_a_tracker_run_from_a_terminal_was_allowed(no_desktop: None):
+    from datetime import datetime, timezone
+
+    from tracker.recording.runlock import acquire_run_lock
+    from tracker.recording.runstate import StatusSnapshot, write_status
+    from tracker.recording.sources import Permission
+
+    now = datetime.now(timezone.utc)
+    with acquire_run_lock():  # as `tracker run` holds it
+        write_status(StatusSnapshot(pid=os.getpid(), started_at=now, samples_taken=5, permissions=(
+            Permission("Automation", "System Events", "granted", now),
+            Permission("Automation", "Google Chrome", "denied", now, -1743))))
+        checks = json.loads(doctor("--json")[1])["checks"]
+    assert [(check["outcome"], re.sub(r"checked (\d+s ago|just now)", "checked", check["detail"]), check["fix"])
+            for check in checks if check["name"] == "run permission"] == [
+        ("ok", "Automation for System Events: granted (checked)", ""),
+        ("warning", "Automation for Google Chrome: denied (error -1743, checked)",
+         "Allow your terminal (or whatever runs tracker) to control Google Chrome in System Settings → Privacy &"
+         " Security → Automation, then restart tracker.")]
+    assert not any(check["name"] == "service permission" for check in checks)  # no service installed

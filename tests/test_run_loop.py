@@ -31,6 +31,7 @@ from tracker.recording.recorder import Classified, Recorder
 from tracker.recording.runlock import acquire_run_lock
 from tracker.recording.runner import Parts, Run, RunView
 from tracker.recording.runstate import RunnerState, StatusSnapshot, write_status
+from tracker.recording.sources import Permission
 from tracker.sending.corrections import correcting_sender
 from tracker.sending.sender import SenderState
 from tracker.storage.history import HistoryWriter
@@ -69,6 +70,9 @@ class ScriptedSource:
 
     name = "scripted"
     unreadable_titles = 0
+
+    def permissions(self) -> list[Permission]:
+        return []  # nothing to allow
 
     def __init__(self, clock: FakeClock, script: Callable[[float], tuple[str, float | None]]) -> None:
         self.clock = clock

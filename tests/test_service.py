@@ -289,7 +289,8 @@ def test_the_plist_round_trips_through_plistlib_with_the_expected_keys(tmp_path:
                                           "/Users/me/tracker/data/tracker.log"]
     assert loaded["RunAtLoad"] is True
     assert loaded["KeepAlive"] == {"SuccessfulExit": False}  # again after a failure, not after a clean stop
-    assert loaded["EnvironmentVariables"] == {"TRACKER_HOME": "/Users/me/tracker"}
+    # TRACKER_STARTED_BY: the run knows that macOS's permissions are the service's own, not a terminal's.
+    assert loaded["EnvironmentVariables"] == {"TRACKER_HOME": "/Users/me/tracker", "TRACKER_STARTED_BY": "launchd"}
 
 
 def test_from_a_one_file_binary_the_service_runs_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -642,3 +643,97 @@ def test_a_file_where_the_unit_directory_must_be_is_named_with_what_to_do(home: 
     assert "TRACKER_HOME" not in output and ".tmp" not in output
     assert managers.calls() == []
     assert directory.read_text() == ""
+
+
+# -- what macOS allowed the service's own process (through the fake appscript; not run on a Mac) -------------
+
+@pytest.fixture
+def mac(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from helpers.fake_appscript import scripted_mac
+
+    return scripted_mac(monkeypatch)
+
+
+class OneSample:
+    """A clock for Run: one sample, then stop, without waiting."""
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def wait(self, seconds: float) -> bool:
+        return True
+
+
+def run_once(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    """One sample of `tracker run` in this process, with `environment` added (launchd's from the plist, or none)."""
+    import io
+
+    from tracker.config import load_settings
+    from tracker.recording.runner import Run, open_parts
+    from tracker.recording.runstate import write_status
+    from tracker.ui.live import ActivityLog
+
+    monkeypatch.delenv("TRACKER_STARTED_BY", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    parts = open_parts(load_settings().settings, "macos", ActivityLog(io.StringIO(), "json"))
+    try:
+        Run(parts, OneSample(), 1.0, write_status=write_status).run()
+    finally:
+        parts.close()
+
+
+def just_now(text: str) -> str:
+    """The text with every "checked 2s ago" read as "just now": a busy machine may take a second or two."""
+    return re.sub(r"\b\d+s ago\b", "just now", text)
+
+
+def test_service_status_on_macos_says_what_macos_allowed_the_service_s_own_process(
+        on_a_mac: Path, managers: Managers, mac: Any, monkeypatch: pytest.MonkeyPatch, tracker_home: Path):
+    from helpers.fake_appscript import Window
+
+    from tracker.macos_privacy import service_entry
+
+    managers.model_launchd()
+    assert tracker("service", "install")[0] == 0
+    code, output = tracker("service", "status")
+    assert code == 0
+    assert output.splitlines()[-1] == (
+        "  permissions: the service's own process has not recorded any yet (its run records them within seconds of"
+        " starting; a service installed by an older tracker, after `tracker service install`).")
+
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.accessibility = False
+    run_once(monkeypatch, plistlib.loads(on_a_mac.read_bytes())["EnvironmentVariables"])
+    code, output = tracker("service", "status")
+    assert code == 0
+    entry = service_entry()  # this venv's Python, as the run saw it (the derivation: tests/test_macos_privacy.py)
+    assert just_now(output).splitlines()[3:] == [
+        f"  permissions of the service's own process, as its run (pid {os.getpid()}) wrote them just now; System"
+        f" Settings lists it as {entry}:",
+        "    Automation for System Events: granted (checked just now)",
+        "    Accessibility: denied (error -1719, checked just now)",
+        f"      fix: In System Settings → Privacy & Security → Accessibility, turn on {entry} (add it with + if it is"
+        f" not listed), then restart the service (`launchctl kickstart -k gui/{os.getuid()}/io.github.tracker`)."]
+    written = json.loads((tracker_home / "data" / "service-permissions.json").read_text())
+    assert (written["pid"], written["entry"]["name"]) == (os.getpid(), entry.name)
+    assert [(each["kind"], each["target"], each["state"], each["error"]) for each in written["permissions"]] == [
+        ("Automation", "System Events", "granted", None), ("Accessibility", None, "denied", -1719)]
+
+    # A run from a terminal afterwards has its own permissions (its terminal app's): the service's stay.
+    mac.accessibility = True
+    run_once(monkeypatch, {})
+    status = json.loads((tracker_home / "data" / "status.json").read_text())
+    assert status["started_by_service"] is False and status["permissions"][1]["state"] == "granted"
+    assert json.loads((tracker_home / "data" / "service-permissions.json").read_text()) == written
+    assert "    Accessibility: denied" in tracker("service", "status")[1]
+    document = json.loads(tracker("service", "status", "--json")[1])
+    assert document["permissions"]["permissions"][1]["state"] == "denied"
+
+
+def test_service_status_on_linux_says_nothing_of_macos_permissions(home: Path, managers: Managers):
+    assert tracker("service", "install")[0] == 0
+    managers.answer("show tracker.service", 0, "ActiveState=active\nSubState=running\nMainPID=42\n")
+    code, output = tracker("service", "status")
+    assert code == 0 and "permission" not in output
+    assert "permissions" not in json.loads(tracker("service", "status", "--json")[1])

@@ -583,3 +583,91 @@ def test_a_run_records_every_second_of_a_window_whose_title_cannot_be_read_and_c
     notices = [line["message"] for line in map(json.loads, log.getvalue().splitlines()) if line["event"] == "notice"]
     assert [notice for notice in notices if "could not be read" in notice] == [
         macos.unreadable_title_notice("Notes")]
+
+
+# -- the permissions a run records for status.json ---------------------------------------------------------
+
+
+def states(source: MacOSSource) -> list[tuple[str, str, int | None]]:
+    return [(permission.name, permission.state, permission.error) for permission in source.permissions()]
+
+
+def test_before_any_read_the_two_permissions_every_run_needs_are_not_asked_yet(source: MacOSSource) -> None:
+    assert states(source) == [("Automation for System Events", "not asked yet", None),
+                              ("Accessibility", "not asked yet", None)]
+    assert all(permission.checked_at is None for permission in source.permissions())
+
+
+def test_a_read_records_each_permission_it_used_as_granted_with_when(mac: Mac, source: MacOSSource) -> None:
+    add_browser(mac, CHROME, Window("Example", "https://example.org/"))
+    before = datetime.now(timezone.utc)
+    source.read()
+    # Reading a Chrome tab touches no UI element of System Events: Accessibility is still not asked.
+    assert states(source) == [("Automation for System Events", "granted", None),
+                              ("Accessibility", "not asked yet", None),
+                              ("Automation for Google Chrome", "granted", None)]
+    checked = [permission.checked_at for permission in source.permissions() if permission.checked_at]
+    assert len(checked) == 2 and all(before <= moment <= datetime.now(timezone.utc) for moment in checked)
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    source.read()
+    assert ("Accessibility", "granted", None) in states(source)
+
+
+@pytest.mark.parametrize(("denial", "number"), [("refused", -1743), ("needs consent", -1744),
+                                                ("privilege error", -10004)])
+def test_automation_denied_in_any_of_its_forms_is_recorded_with_its_error(
+        mac: Mac, source: MacOSSource, notices: list[str], denial: str, number: int) -> None:
+    add_browser(mac, CHROME, Window("Example", "https://example.org/"))
+    mac.automation["Google Chrome"] = denial
+    assert foreground(source) == ("Google Chrome", None, None, False)
+    assert ("Automation for Google Chrome", "denied", number) in states(source)
+    assert len(notices) == 1 and "System Settings → Privacy & Security → Automation" in notices[0]
+    mac.automation["System Events"] = denial
+    assert source.read() is None
+    assert states(source)[0] == ("Automation for System Events", "denied", number)
+
+
+def test_accessibility_denied_is_recorded_and_system_events_still_counts_as_allowed(
+        mac: Mac, source: MacOSSource) -> None:
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.accessibility = False
+    source.read()
+    assert states(source) == [("Automation for System Events", "granted", None),
+                              ("Accessibility", "denied", -1719)]
+    mac.accessibility = True  # allowed meanwhile: the next read says so
+    source.read()
+    assert states(source)[1] == ("Accessibility", "granted", None)
+
+
+@pytest.mark.slow
+def test_an_open_prompt_is_recorded_as_waiting_for_an_answer(mac: Mac, source: MacOSSource) -> None:
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.automation["System Events"] = "prompt"
+    try:
+        assert reads_in_a_thread(source, 1) == [None]
+        assert states(source)[0] == ("Automation for System Events", "waiting for an answer", None)
+    finally:
+        mac.answer_prompt("System Events", allow=True)
+    wait_until(lambda: foreground(source) == ("TextEdit", "notes.txt", None, False))
+    assert states(source)[0] == ("Automation for System Events", "granted", None)
+
+
+def test_in_the_service_a_refusal_names_the_entry_system_settings_lists_the_service_under(
+        mac: Mac, notices: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker import macos_privacy
+
+    monkeypatch.setenv("TRACKER_STARTED_BY", "launchd")  # as the LaunchAgent's plist sets it
+    monkeypatch.setattr(macos_privacy, "service_entry",
+                        lambda: macos_privacy.SettingsEntry("Python", "/Applications/Python 3.13/Python.app"))
+    mac.add("TextEdit", "com.apple.TextEdit", windows=[Window("notes.txt")], front=True)
+    mac.accessibility = False
+    source = MacOSSource(notices.append)
+    source.read()
+    mac.automation["System Events"] = "refused"
+    source.read()
+    assert notices == [
+        "tracker is not allowed to read window titles, so only app names are recorded; allow “Python” (/Applications/"
+        "Python 3.13/Python.app) in System Settings → Privacy & Security → Accessibility, then restart tracker.",
+        "tracker is not allowed to control System Events, so no app can be recorded; allow “Python” (/Applications/"
+        "Python 3.13/Python.app) to control System Events in System Settings → Privacy & Security → Automation, then"
+        " restart tracker."]

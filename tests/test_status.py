@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from tracker.recording.runstate import StatusSnapshot, write_status
 from tracker.recording.runlock import acquire_run_lock
+from tracker.recording.sources import Permission
 
 lock = acquire_run_lock()
 now = datetime.now(timezone.utc)
@@ -31,7 +32,10 @@ snapshot = StatusSnapshot(
     pid=os.getpid(), started_at=now - timedelta(minutes=5), samples_taken=1234, activity="github.com",
     app="firefox", category="Code", score=2.0, since=now - timedelta(minutes=3), waiting=7,
     last_send=now - timedelta(seconds=4), last_error="timed out after 10 s", source="demo",
-    influx_url="http://me:secret@127.0.0.1:8086")
+    influx_url="http://me:secret@127.0.0.1:8086",
+    permissions=(Permission("Automation", "System Events", "granted", now - timedelta(seconds=2)),
+                 Permission("Accessibility", None, "denied", now - timedelta(seconds=2), -25211),
+                 Permission("Automation", "Safari", "not asked yet")))
 write_status(snapshot)
 print("ready", flush=True)
 sys.stdin.readline()
@@ -116,3 +120,16 @@ def test_a_killed_tracker_is_not_running_either(runner):
 
 def test_never_started():
     assert status() == (3, f"tracker run is not running for {paths.data_dir()}. Start it with `tracker run`.\n")
+
+
+def test_a_running_tracker_on_macos_shows_each_permission_on_a_line_of_its_own(runner):
+    code, output = status()
+    assert code == 0
+    lines = re.sub(r"checked \d+s ago", "checked 2s ago", output).splitlines()  # however busy the machine
+    start = lines.index("  granted to  the app that started it (your terminal app), not the service")
+    assert lines[start + 1:start + 4] == ["  permission  Automation for System Events: granted (checked 2s ago)",
+                                          "  permission  Accessibility: denied (error -25211, checked 2s ago)",
+                                          "  permission  Automation for Safari: not asked yet"]
+    assert not paths.data_dir().joinpath("service-permissions.json").exists()  # not the service's: not its file
+    document = json.loads(status("--json")[1])
+    assert [each["state"] for each in document["status"]["permissions"]] == ["granted", "denied", "not asked yet"]

@@ -34,6 +34,11 @@ CONNECTION_INVALID = -609
 NO_SUCH_OBJECT = -1728
 INVALID_INDEX = -1719
 AUTOMATION_REFUSED = -1743
+# How Automation can be denied, by the fake's name for it: errAEEventNotPermitted (the user refused),
+# errAEEventWouldRequireUserConsent (macOS would have to ask), errAEPrivilegeError.
+AUTOMATION_DENIALS = {"refused": (AUTOMATION_REFUSED, "Not authorized to send Apple events to {name}."),
+                      "needs consent": (-1744, "Sending Apple events to {name} requires the user's consent."),
+                      "privilege error": (-10004, "A privilege violation occurred.")}
 LAUNCH_SERVICES_UNAVAILABLE = -10822
 
 
@@ -108,7 +113,8 @@ class Mac:
     frontmost: str | None = None  # a process name
     processes: dict[str, Process] = field(default_factory=dict)
     installed: dict[str, str] = field(default_factory=dict)  # app name -> the path Launch Services prefers
-    automation: dict[str, str] = field(default_factory=dict)  # process name -> "refused" | "prompt" (else allowed)
+    # process name -> "prompt" or a key of AUTOMATION_DENIALS ("refused", …); else allowed
+    automation: dict[str, str] = field(default_factory=dict)
     accessibility: bool = True
     safari_language: str = "en"
     launch_services_errors: dict[str, int] = field(default_factory=dict)  # app name -> findapp's MacOSError
@@ -192,8 +198,9 @@ class Mac:
             # macOS holds the event until the user answers the prompt (appscript's timeout does not apply).
             if not self._prompt_answered.wait_for(lambda: self.automation.get(name) != "prompt", timeout=60):
                 raise CommandError(-1712, "AppleEvent timed out.")
-            if self.automation.get(name) == "refused":
-                raise CommandError(AUTOMATION_REFUSED, f"Not authorized to send Apple events to {name}.")
+            denial = AUTOMATION_DENIALS.get(self.automation.get(name, ""))
+            if denial is not None:
+                raise CommandError(denial[0], denial[1].format(name=name))
 
     def _evaluate(self, process: Process, command: str, path: tuple[Any, ...]) -> Any:
         if process.name == "System Events" and not self.accessibility and any(
@@ -437,3 +444,14 @@ def install(monkeypatch: pytest.MonkeyPatch, mac: Mac) -> None:
     monkeypatch.setitem(__import__("sys").modules, "appscript", module(mac))
     monkeypatch.setitem(__import__("sys").modules, "aem", aem)
     monkeypatch.setitem(__import__("sys").modules, "aem.ae", ae)
+
+
+def scripted_mac(monkeypatch: pytest.MonkeyPatch, idle_seconds: float = 3.0) -> Mac:
+    """A new `Mac`, installed, and the macOS source's Quartz calls answering as a Mac in use would (unlocked)."""
+    from tracker.recording.sources import macos
+
+    mac = Mac()
+    install(monkeypatch, mac)
+    monkeypatch.setattr(macos, "hid_idle_seconds", lambda: idle_seconds)
+    monkeypatch.setattr(macos, "screen_locked", lambda: False)
+    return mac

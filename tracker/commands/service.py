@@ -7,7 +7,7 @@ import click
 from tracker import paths
 from tracker.commands import Failure
 from tracker.config import load_settings
-from tracker.recording.runstate import EXIT_NOT_RUNNING
+from tracker.recording.runstate import EXIT_NOT_RUNNING, read_service_permissions
 from tracker.tasks import service as services
 from tracker.ui import present
 
@@ -60,7 +60,10 @@ def service_uninstall() -> None:
 def service_status(as_json: bool) -> None:
     """Whether the service is installed and running (exit 3: installed, not running; 4: not installed)."""
     state = services.read_state(services.current_manager())
-    click.echo(present.service_status_json(state) if as_json else present.service_status_text(state))
+    # What macOS allowed the service's own process, as its run wrote it (macOS only).
+    permissions = read_service_permissions() if state.manager == services.LAUNCHD and state.installed else None
+    click.echo(present.service_status_json(state, permissions) if as_json
+               else present.service_status_text(state, permissions))
     if not state.installed:
         raise click.exceptions.Exit(EXIT_SERVICE_NOT_INSTALLED)
     if not state.running:

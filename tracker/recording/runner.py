@@ -25,6 +25,7 @@ from tracker import paths
 from tracker.categories.files import CategoriesWatcher
 from tracker.categories.privacy import Privacy, seen_private
 from tracker.events import default_pulsetime
+from tracker.macos_privacy import started_by_service
 from tracker.model import STATE_ACTIVE, Record, Sample, restamped
 from tracker.recording.localstore import LocalStore
 from tracker.recording.recorder import Classified, Recorder, Step
@@ -175,6 +176,8 @@ class Run:
         self.write_status = write_status
         self.samples_taken = 0
         self.started_at = datetime.now(timezone.utc)
+        # Whose permissions these are: macOS grants them to the service's own program, or to the terminal app.
+        self.started_by_service = started_by_service()
         self._last_step: Step | None = None
         self._current_key: tuple[object, ...] | None = None
         self._current_since = self.started_at
@@ -283,7 +286,8 @@ class Run:
             lost_seconds=self.parts.store.lost.seconds,
             last_send=state.last_send if state else None, last_error=state.last_error if state else None,
             source=self.parts.source.name, influx_url=sender.url if sender is not None else None,
-            stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals)))
+            stopped_at=datetime.now(timezone.utc) if stopped else None, vitals=vitals_document(vitals),
+            permissions=tuple(self.parts.source.permissions()), started_by_service=self.started_by_service))
 
 
 # -- the real parts ------------------------------------------------------------------------------------

@@ -3,28 +3,43 @@
 Every few seconds the runner writes a StatusSnapshot to data_dir()/status.json, which `tracker status` shows
 with CPU and memory read from the operating system, like gops does for Go programs. Whether it runs at all is
 tracker.recording.runlock's.
+
+On macOS the snapshot carries the permissions the run was granted. macOS grants them to whatever it holds
+responsible for the process (a terminal app, or for the service the program itself), so a run the service started
+also keeps its own in service-permissions.json beside it: a later run from a terminal does not overwrite them, and
+`tracker service status` can say what the service itself may do.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from tracker.macos_privacy import SettingsEntry, service_entry
 from tracker.paths import data_dir, write_private
 from tracker.recording.runlock import is_running
+from tracker.recording.sources import Permission
 from tracker.redact import base_url
 
 EXIT_NOT_RUNNING = 3
+# The entry System Settings lists this process under: it cannot change while the process runs.
+_this_process_entry = functools.cache(service_entry)
 
 
 # --- status.json --------------------------------------------------------------------------------------
 
 def status_file() -> Path:
     return data_dir() / "status.json"
+
+
+def service_permissions_file() -> Path:
+    return data_dir() / "service-permissions.json"
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,9 @@ class StatusSnapshot:
     stopped_at: datetime | None = None  # set by the last write of a clean stop
     # The runner's own figures, as in its `tracker` points (tracker.recording.vitals.vitals_document).
     vitals: dict[str, object] | None = None
+    # What macOS allowed this run (empty elsewhere), and whether the service started it (see the module's doc).
+    permissions: tuple[Permission, ...] = ()
+    started_by_service: bool = False
     # Filled in by write_status: with them `tracker status` measures CPU over the last few seconds.
     written_at: datetime | None = None
     cpu_seconds: float | None = None
@@ -59,18 +77,38 @@ _TIMES = ("started_at", "since", "last_send", "stopped_at", "written_at")
 
 
 def write_status(snapshot: StatusSnapshot) -> None:
-    """Write status.json atomically, stamped with now and this process's CPU time so far."""
+    """Write status.json atomically, stamped with now and this process's CPU time so far; for a run the service
+    started, with permissions, also service-permissions.json, naming the entry System Settings lists it under."""
     cpu = os.times()
     stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
                       influx_url=base_url(snapshot.influx_url) or None)
     # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
     write_private(status_file(), json.dumps(snapshot_document(stamped), indent=2) + "\n", durable=False)
+    if stamped.started_by_service and stamped.permissions:
+        record = ServicePermissions(stamped.pid, stamped.written_at or datetime.now(timezone.utc),
+                                    _this_process_entry(), stamped.permissions)
+        write_private(service_permissions_file(), json.dumps(_service_document(record), indent=2) + "\n",
+                      durable=False)
 
 
 def snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
     """The snapshot as JSON values (times in ISO 8601): the content of status.json."""
-    return {name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in asdict(snapshot).items()}
+    document = {name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in asdict(snapshot).items() if name != "permissions"}
+    document["permissions"] = [permission_document(permission) for permission in snapshot.permissions]
+    return document
+
+
+def permission_document(permission: Permission) -> dict[str, object]:
+    return {"kind": permission.kind, "target": permission.target, "state": permission.state,
+            "checked_at": permission.checked_at.isoformat() if permission.checked_at else None,
+            "error": permission.error}
+
+
+def _permission_of(document: dict[str, Any]) -> Permission:
+    checked = document.get("checked_at")
+    return Permission(str(document["kind"]), document.get("target"), str(document["state"]),
+                      datetime.fromisoformat(checked) if checked else None, document.get("error"))
 
 
 def read_status() -> StatusSnapshot | None:
@@ -82,8 +120,39 @@ def read_status() -> StatusSnapshot | None:
         for name in _TIMES:
             if values.get(name):
                 values[name] = datetime.fromisoformat(values[name])
+        values["permissions"] = tuple(_permission_of(each) for each in values.get("permissions") or ())
         return StatusSnapshot(**values)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+# --- service-permissions.json ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePermissions:
+    """What macOS allowed the last run the service started: the entry System Settings lists it under, and each
+    permission as that run last checked it."""
+
+    pid: int
+    written_at: datetime
+    entry: SettingsEntry
+    permissions: tuple[Permission, ...]
+
+
+def _service_document(record: ServicePermissions) -> dict[str, object]:
+    return {"pid": record.pid, "written_at": record.written_at.isoformat(), "entry": asdict(record.entry),
+            "permissions": [permission_document(permission) for permission in record.permissions]}
+
+
+def read_service_permissions() -> ServicePermissions | None:
+    """What the service's run last wrote of its permissions; None when no run of the service has (or unreadable)."""
+    try:
+        document = json.loads(service_permissions_file().read_text(encoding="utf-8"))
+        return ServicePermissions(int(document["pid"]), datetime.fromisoformat(document["written_at"]),
+                                  SettingsEntry(**document["entry"]),
+                                  tuple(_permission_of(each) for each in document["permissions"]))
+    except (OSError, ValueError, TypeError, KeyError):
         return None
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings, LoadedSettings, Settings
-    from tracker.recording.sources import Source
+    from tracker.recording.sources import Permission, Source
     from tracker.sending.sinks import Sink
 
 Verdict = Literal["ok", "warning", "problem"]
@@ -51,6 +52,7 @@ def run_checks(source_name: str = "auto") -> list[Check]:
     checks.append(check_outbox())
     checks.append(check_running())
     checks.append(check_service())
+    checks.extend(check_recorded_permissions())
     return checks
 
 
@@ -202,8 +204,10 @@ def check_influx(settings: Settings) -> list[Check]:
     try:
         version = server_version(influx)
     except RetryLater as error:
-        return [Check("InfluxDB reachable", PROBLEM, str(error),
-                      "Start InfluxDB, or fix influx.url in config.yaml; samples wait in the outbox meanwhile.")]
+        # The advice (macOS's Local Network privacy) is in the message already: the fix points to it.
+        fix = ("Allow it in Local Network as the line says, or, if that is not it, check the network's route to the"
+               " server" if error.advice else "Start InfluxDB, or fix influx.url in config.yaml")
+        return [Check("InfluxDB reachable", PROBLEM, str(error), f"{fix}; samples wait in the outbox meanwhile.")]
     except InfluxSettingsError as error:
         return [Check("InfluxDB reachable", PROBLEM, str(error), "Fix it in config.yaml.")]
     said = f"InfluxDB {version}" if version else "a server that does not say its version"
@@ -334,3 +338,54 @@ def check_service() -> Check:
         return Check("service", WARNING, f"installed ({state.file}) but not running: {state.detail}{said}",
                      f"Fix what its log ({state.log_file}) says, then `tracker service install` again.")
     return Check("service", OK, f"running ({state.detail})")
+
+
+# -- what macOS allowed the service and the running tracker, as they wrote it ------------------------------
+
+def check_recorded_permissions() -> list[Check]:
+    """One line per permission of the service's own process (macOS grants it to the service's program, not to
+    the terminal doctor runs in), as its run last wrote them; and of a `tracker run` started from a terminal."""
+    from tracker.macos_privacy import ANY_TERMINAL, allow_sentence
+    from tracker.recording.runlock import is_running
+    from tracker.recording.runstate import read_service_permissions, read_status
+    from tracker.tasks import service
+
+    checks: list[Check] = []
+    if service.current_manager() == service.LAUNCHD and service.plist_file().exists():
+        record = read_service_permissions()
+        if record is None:
+            checks.append(Check("service permission", WARNING, "the service's own process has not recorded its "
+                                "permissions yet", "Run `tracker service install` (it starts the service), then "
+                                "`tracker doctor` again a few seconds later."))
+        else:
+            restart = service.describe_command(service.restart_command(service.LAUNCHD))
+            checks += [_recorded_permission_check("service permission", permission, allow_sentence(
+                permission.kind, permission.target, record.entry, restart)) for permission in record.permissions]
+    pid = is_running()
+    status = read_status() if pid else None
+    if status is not None and status.pid == pid and not status.started_by_service:
+        checks += [_recorded_permission_check("run permission", permission, _allow_terminal(permission, ANY_TERMINAL))
+                   for permission in status.permissions]
+    return checks
+
+
+def _recorded_permission_check(name: str, permission: Permission, fix: str) -> Check:
+    """Granted or not asked yet: ok. Denied: a problem for System Events (nothing is recorded), else a warning."""
+    from tracker.recording.sources import AWAITING_ANSWER, DENIED
+    from tracker.recording.sources.macos import SYSTEM_EVENTS
+    from tracker.redact import outward
+
+    detail = outward(permission.said_at(datetime.now(timezone.utc)), None)  # app names, as another process wrote them
+    if permission.state == DENIED:
+        return Check(name, PROBLEM if permission.target == SYSTEM_EVENTS else WARNING, detail, fix)
+    if permission.state == AWAITING_ANSWER:
+        return Check(name, WARNING, detail, "Answer the prompt macOS shows (OK allows it).")
+    return Check(name, OK, detail)
+
+
+def _allow_terminal(permission: Permission, terminal: str) -> str:
+    from tracker.macos_privacy import ACCESSIBILITY_PANE, AUTOMATION, AUTOMATION_PANE
+
+    if permission.kind == AUTOMATION:
+        return f"Allow {terminal} to control {permission.target} in {AUTOMATION_PANE}, then restart tracker."
+    return f"Allow {terminal} in {ACCESSIBILITY_PANE}, then restart tracker."

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracker import PlainError, paths
+from tracker.macos_privacy import STARTED_BY_LAUNCHD, STARTED_BY_VARIABLE
 
 LABEL = "io.github.tracker"
 UNIT_NAME = "tracker.service"
@@ -280,8 +281,8 @@ def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
         # where `tracker service status` shows its last line. launchd opens it at every start.
         "StandardErrorPath": str(spec.log_file),
     }
-    if spec.environment:
-        plist["EnvironmentVariables"] = dict(spec.environment)
+    # The run learns from it that the permissions macOS gives it are the service's own (tracker.macos_privacy).
+    plist["EnvironmentVariables"] = {**spec.environment, STARTED_BY_VARIABLE: STARTED_BY_LAUNCHD}
     return plist
 
 

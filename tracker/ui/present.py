@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from tracker.interchange.importing import ImportResult
-    from tracker.recording.runstate import ProcessVitals, RunnerState, StatusSnapshot
+    from tracker.recording.runstate import ProcessVitals, RunnerState, ServicePermissions, StatusSnapshot
     from tracker.storage.outbox import OutboxStats
     from tracker.storage.queries import Report, Total
     from tracker.tasks.doctor import Check
@@ -187,12 +187,26 @@ def _running_text(directory: Path, pid: int, snapshot: StatusSnapshot | None, vi
                  *([("lost", f"{lost_text(snapshot.lost, snapshot.lost_seconds)} this run, while the local"
                               " database could not be written")] if snapshot.lost else []),
                  ("source", snapshot.source or "?"),
-                 ("InfluxDB", snapshot.influx_url or "not configured: recording locally only")]
+                 ("InfluxDB", snapshot.influx_url or "not configured: recording locally only"),
+                 *_permission_rows(snapshot)]
         if snapshot.vitals:
             rows += _vitals_rows(snapshot.vitals)
     width = max(len(label) for label, _ in rows)
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def _permission_rows(snapshot: StatusSnapshot) -> list[tuple[str, str]]:
+    """One row per permission the run needed (macOS), after a row saying whom macOS granted them to."""
+    if not snapshot.permissions:
+        return []
+    whose = ("the service's own program (`tracker service status` says where to change them)"
+             if snapshot.started_by_service else "the app that started it (your terminal app), not the service")
+    from tracker.redact import outward
+
+    now = datetime.now(timezone.utc)
+    # App names come from System Events, as the apps name their processes: shown through the one door.
+    return [("granted to", whose), *(("permission", outward(each.said_at(now), None)) for each in snapshot.permissions)]
 
 
 def _vitals_rows(vitals: dict[str, Any]) -> list[tuple[str, str]]:
@@ -445,7 +459,8 @@ def service_plan_text(plan: Plan, done: bool) -> str:
     return "\n".join(lines)
 
 
-def service_status_text(state: ServiceState) -> str:
+def service_status_text(state: ServiceState, permissions: ServicePermissions | None = None) -> str:
+    """Whether the service is installed and runs; under launchd, also what macOS allowed its own process."""
     if not state.installed:
         return f"No tracker service is installed (no {state.file}). `tracker service install` starts one at login."
     if state.running:
@@ -455,13 +470,52 @@ def service_status_text(state: ServiceState) -> str:
         head = f"The tracker service is installed but not running ({state.detail}); its log may say why."
     text = f"{head}\n  file: {state.file}\n  log:  {state.log_file}"
     last = state.last_log_line
-    return text + (f"\n  last line of the log: {last}" if last and not state.running else "")
+    text += f"\n  last line of the log: {last}" if last and not state.running else ""
+    if state.manager == "launchd":
+        from tracker.redact import outward
+
+        # App names and the program's path, as another process wrote them: shown through the one door.
+        text += "".join(f"\n{line[:len(line) - len(line.lstrip())]}{outward(line, None)}"
+                        for line in _service_permission_lines(permissions))
+    return text
 
 
-def service_status_json(state: ServiceState) -> str:
-    return json.dumps({"manager": state.manager, "file": str(state.file), "installed": state.installed,
-                       "running": state.running, "pid": state.pid, "detail": state.detail,
-                       "log_file": str(state.log_file), "last_log_line": state.last_log_line}, indent=2)
+def _service_permission_lines(record: ServicePermissions | None) -> list[str]:
+    """What macOS allowed the service's own process, as its run last wrote it, with the fix under each denied."""
+    from tracker.macos_privacy import allow_sentence, rebuild_note
+    from tracker.recording.sources import DENIED
+    from tracker.tasks.service import LAUNCHD, describe_command, restart_command
+
+    if record is None:
+        return ["  permissions: the service's own process has not recorded any yet (its run records them within"
+                " seconds of starting; a service installed by an older tracker, after `tracker service install`)."]
+    written = human_ago(_seconds_since(record.written_at))
+    lines = [f"  permissions of the service's own process, as its run (pid {record.pid}) wrote them {written};"
+             f" System Settings lists it as {record.entry}:"]
+    restart = describe_command(restart_command(LAUNCHD))
+    now = datetime.now(timezone.utc)
+    for permission in record.permissions:
+        lines.append(f"    {permission.said_at(now)}")
+        if permission.state == DENIED:
+            lines.append(f"      fix: {allow_sentence(permission.kind, permission.target, record.entry, restart)}")
+    if record.entry.rebuilt_voids_grant and not any(each.state == DENIED for each in record.permissions):
+        lines.append(f"    note: {rebuild_note(record.entry)}.")
+    return lines
+
+
+def service_status_json(state: ServiceState, permissions: ServicePermissions | None = None) -> str:
+    from tracker.recording.runstate import permission_document
+
+    document: dict[str, object] = {
+        "manager": state.manager, "file": str(state.file), "installed": state.installed, "running": state.running,
+        "pid": state.pid, "detail": state.detail, "log_file": str(state.log_file),
+        "last_log_line": state.last_log_line}
+    if state.manager == "launchd":
+        document["permissions"] = None if permissions is None else {
+            "pid": permissions.pid, "written_at": permissions.written_at.isoformat(),
+            "entry": asdict(permissions.entry),
+            "permissions": [permission_document(each) for each in permissions.permissions]}
+    return json.dumps(document, indent=2)
 
 
 # --- tracker doctor ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tracker.model import UNCATEGORIZED, Sample, url_host, utc_now
+from tracker.recording.sources import Permission
 
 # RescueTime's scale, +2 very productive ... -2 very distracting, as the bundled categories.yaml scores
 # the categories the demo uses (a test holds every catalogue entry to those rules). Away always scores 0.
@@ -187,6 +188,9 @@ class DemoSource:
 
     name = "demo"
     unreadable_titles = 0
+
+    def permissions(self) -> list[Permission]:
+        return []  # nothing to allow
 
     def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = utc_now) -> None:

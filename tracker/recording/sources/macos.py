@@ -20,8 +20,23 @@ from typing import Any, NamedTuple
 
 from tracker.callbacks import Notify
 from tracker.categories.privacy import has_private_marker
+from tracker.macos_privacy import (
+    ACCESSIBILITY,
+    ACCESSIBILITY_PANE,
+    ANY_TERMINAL,
+    AUTOMATION,
+    AUTOMATION_PANE,
+    grantee,
+)
 from tracker.model import Sample, utc_now
-from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources import (
+    AWAITING_ANSWER,
+    DENIED,
+    GRANTED,
+    NOT_ASKED,
+    Permission,
+    SourceUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +78,9 @@ APPLE_EVENT_TIMEOUT_SECONDS = 2
 PERMISSION_WAIT_NOTICE_SECONDS = 1.0
 # errAEEventNotPermitted: the user refused to let this process automate the target app.
 AUTOMATION_REFUSED = -1743
+# Automation not granted, as Apple Events say it: refused (-1743), errAEEventWouldRequireUserConsent (-1744: macOS
+# would have to ask, and could not), errAEPrivilegeError (-10004).
+AUTOMATION_DENIED = frozenset({AUTOMATION_REFUSED, -1744, -10004})
 # What System Events answers when UI scripting is not allowed: errAEIllegalIndex (-1719) with
 # "... is not allowed assistive access", or kAXErrorAPIDisabled (-25211) on newer systems.
 ACCESSIBILITY_REFUSED = frozenset({-1719, -25211})
@@ -79,21 +97,24 @@ SAFARI_PRIVATE_MENU_ITEM = "Move Tab to New Private Window"
 SAFARI_NORMAL_MENU_ITEM = "Move Tab to New Window"
 
 RESTART = "then restart tracker"
-ACCESSIBILITY_NOTICE = (
-    "tracker is not allowed to read window titles, so only app names are recorded; allow your terminal "
-    f"(or whatever runs tracker) in System Settings → Privacy & Security → Accessibility, {RESTART}."
-)
+
+
+def accessibility_notice(grantee: str = ANY_TERMINAL) -> str:
+    """`grantee`: whom macOS holds responsible for tracker (tracker.macos_privacy.grantee)."""
+    return ("tracker is not allowed to read window titles, so only app names are recorded; allow "
+            f"{grantee} in {ACCESSIBILITY_PANE}, {RESTART}.")
+
+
+ACCESSIBILITY_NOTICE = accessibility_notice()
 SYSTEM_EVENTS_RELAUNCHED_NOTICE = (
     "System Events quit or crashed during the run; tracker started it again and goes on recording."
 )
 
 
-def automation_notice(target: str) -> str:
+def automation_notice(target: str, grantee: str = ANY_TERMINAL) -> str:
     consequence = "no app can be recorded" if target == SYSTEM_EVENTS else f"{target} is recorded by app only"
-    return (
-        f"tracker is not allowed to control {target}, so {consequence}; allow your terminal (or whatever "
-        f"runs tracker) to control {target} in System Settings → Privacy & Security → Automation, {RESTART}."
-    )
+    return (f"tracker is not allowed to control {target}, so {consequence}; allow {grantee} to control {target} "
+            f"in {AUTOMATION_PANE}, {RESTART}.")
 
 
 def permission_wait_notice(target: str) -> str:
@@ -197,12 +218,20 @@ class MacOSSource:
         )
         self._notify = notify
         self._notified: set[str] = set()
+        self._grantee = grantee()  # the service's program, or the terminal app that started tracker
         self._system_events: Any = None
         self._bundle_ids: dict[str, str] = {}  # by process name
         self._browsers_by_pid: dict[int, Any] = {}
         self._answered: set[str] = set()  # targets that answered once: no permission prompt to wait for
         self._first_requests: dict[str, _FirstRequest] = {}
         self.unreadable_titles = 0  # samples whose window could not be read, recorded with the app only
+        # What each request said of its permission, for status.json: the two every run needs come first.
+        self._permissions: dict[tuple[str, str | None], Permission] = {
+            (AUTOMATION, SYSTEM_EVENTS): Permission(AUTOMATION, SYSTEM_EVENTS, NOT_ASKED),
+            (ACCESSIBILITY, None): Permission(ACCESSIBILITY, None, NOT_ASKED)}
+
+    def permissions(self) -> list[Permission]:
+        return list(self._permissions.values())
 
     def read(self) -> Sample | None:
         try:
@@ -268,23 +297,25 @@ class MacOSSource:
     def _front_window_title(self, app: str) -> str | None:
         # All window names rather than window 1's: an app without windows then answers [] instead of
         # errAEIllegalIndex, which System Events also uses to say that Accessibility is refused.
-        names = self._ask_system_events(lambda events: events.processes[app].windows.name)
+        names = self._ask_system_events(lambda events: events.processes[app].windows.name, needs_accessibility=True)
         return _text(names[0]) if isinstance(names, list) and names else None
 
     def _safari_private(self, process: str) -> bool | None:
         """True or False from one read of the Window menu's items; None when they do not tell."""
         items = self._ask_system_events(
-            lambda events: events.processes[process].menu_bars[1].menus[SAFARI_WINDOW_MENU].menu_items.name)
+            lambda events: events.processes[process].menu_bars[1].menus[SAFARI_WINDOW_MENU].menu_items.name,
+            needs_accessibility=True)
         names = set(items) if isinstance(items, list) else set()
         if SAFARI_PRIVATE_MENU_ITEM in names:
             return True
         return False if SAFARI_NORMAL_MENU_ITEM in names else None
 
-    def _ask_system_events(self, reference: Callable[[Any], Any]) -> Any:
+    def _ask_system_events(self, reference: Callable[[Any], Any], needs_accessibility: bool = False) -> Any:
         """System Events' answer, or None. When it quit or crashed, it is started again once and asked again:
-        appscript's references to the old process would answer -600/-609 for the rest of the run."""
+        appscript's references to the old process would answer -600/-609 for the rest of the run.
+        `needs_accessibility`: the request reads UI elements, so its outcome says whether Accessibility is granted."""
         try:
-            return self._send(SYSTEM_EVENTS, lambda: reference(self._system_events_app()))
+            return self._send(SYSTEM_EVENTS, lambda: reference(self._system_events_app()), needs_accessibility)
         except _Waiting:
             return None
         except self._request_errors as error:
@@ -293,7 +324,7 @@ class MacOSSource:
                 return None
         self._system_events = None  # a new app() connects anew, which launches System Events
         try:
-            answer = self._send(SYSTEM_EVENTS, lambda: reference(self._system_events_app()))
+            answer = self._send(SYSTEM_EVENTS, lambda: reference(self._system_events_app()), needs_accessibility)
         except self._request_errors as error:
             self._system_events = None
             self._notify_once("system events gone", (
@@ -396,7 +427,8 @@ class MacOSSource:
         """Whether System Events may read apps' windows (Accessibility), asked of its own, so whichever app is
         in front; None when it cannot be told (System Events refused, waiting, or not answering)."""
         try:
-            self._send(SYSTEM_EVENTS, lambda: self._system_events_app().processes[SYSTEM_EVENTS].windows.name)
+            self._send(SYSTEM_EVENTS, lambda: self._system_events_app().processes[SYSTEM_EVENTS].windows.name,
+                       needs_accessibility=True)
         except _Waiting:
             return None
         except self._request_errors as error:
@@ -411,12 +443,37 @@ class MacOSSource:
             return WAITING
         except self._request_errors as error:
             self._explain(error, name)
-            return REFUSED if _error_number(error) == AUTOMATION_REFUSED else NO_ANSWER
+            return REFUSED if _error_number(error) in AUTOMATION_DENIED else NO_ANSWER
         return ALLOWED
 
     # -- sending and explaining ------------------------------------------------------------------------
 
-    def _send(self, target: str, reference: Callable[[], Any]) -> Any:
+    def _send(self, target: str, reference: Callable[[], Any], needs_accessibility: bool = False) -> Any:
+        """`get` of `reference()` (see _deliver), and what its outcome says of the permissions it needed."""
+        try:
+            answer = self._deliver(target, reference)
+        except _Waiting:
+            self._seen(AUTOMATION, target, AWAITING_ANSWER)
+            raise
+        except self._request_errors as error:
+            number = _error_number(error)
+            if number in AUTOMATION_DENIED:
+                self._seen(AUTOMATION, target, DENIED, number)
+            elif needs_accessibility and _accessibility_refused(error):
+                self._seen(AUTOMATION, target, GRANTED)  # System Events answered: only UI scripting is refused
+                self._seen(ACCESSIBILITY, None, DENIED, number)
+            raise
+        self._seen(AUTOMATION, target, GRANTED)
+        if needs_accessibility:
+            self._seen(ACCESSIBILITY, None, GRANTED)
+        return answer
+
+    def _seen(self, kind: str, target: str | None, state: str, error: int | None = None) -> None:
+        if len(self._permissions) > 64:  # browsers by the dozen: keep the two every run needs
+            self._permissions = dict(list(self._permissions.items())[:2])
+        self._permissions[(kind, target)] = Permission(kind, target, state, utc_now(), error)
+
+    def _deliver(self, target: str, reference: Callable[[], Any]) -> Any:
         """`get` of `reference()`. The first request to a target may be held by macOS's permission prompt
         until the user answers, for minutes: it goes out on its own thread, and while it waits each read
         returns at once (_Waiting) after a notice says so, so the live view, --for and Ctrl-C go on."""
@@ -440,10 +497,10 @@ class MacOSSource:
         return answer
 
     def _explain(self, error: BaseException, target: str) -> None:
-        if _error_number(error) == AUTOMATION_REFUSED:
-            self._notify_once(f"automation of {target}", automation_notice(target))
+        if _error_number(error) in AUTOMATION_DENIED:
+            self._notify_once(f"automation of {target}", automation_notice(target, self._grantee))
         elif target == SYSTEM_EVENTS and _accessibility_refused(error):
-            self._notify_once("accessibility", ACCESSIBILITY_NOTICE)
+            self._notify_once("accessibility", accessibility_notice(self._grantee))
         else:
             log.debug("%s did not answer: %s", target, error)
 

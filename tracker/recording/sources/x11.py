@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracker.callbacks import Notify
 from tracker.model import Sample, utc_now
-from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources import Permission, SourceUnavailable
 
 if TYPE_CHECKING:
     from Xlib.xobject.drawable import Window
@@ -122,6 +122,9 @@ class X11Source:
 
     # Titles are decoded with replacement characters (see _decode): a title is never unreadable here.
     unreadable_titles = 0
+
+    def permissions(self) -> list[Permission]:
+        return []  # nothing to allow
 
     def read(self) -> Sample | None:
         if self._closed:

@@ -6,6 +6,7 @@ tracker.sending.sinks.connect.open_sink).
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Sequence
@@ -35,9 +36,10 @@ class SendError(Exception):
 class RetryLater(SendError):
     """The server could not be reached or was not ready (connection, DNS, TLS, timeout, 5xx, 429)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, advice: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.advice = advice  # what to do, when the message says more than "try again" (it holds it already)
 
 
 class AuthFailed(SendError):
@@ -225,8 +227,14 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
     if isinstance(error, exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason
     host = urlsplit(settings.url or "").hostname or "?"
+    advice = None
     if isinstance(error, exceptions.NameResolutionError):
         why = f"the name {host} does not resolve"
+    elif isinstance(error, exceptions.NewConnectionError) and isinstance(error.__cause__, OSError) \
+            and error.__cause__.errno == errno.EHOSTUNREACH:  # urllib3 raises it from the socket's error
+        from tracker.sending.sinks.noroute import why_unreachable
+
+        why, advice = why_unreachable(error.__cause__, host)
     elif isinstance(error, exceptions.NewConnectionError):
         why = "connection refused" if "refused" in str(error).lower() else "cannot connect"
     elif isinstance(error, exceptions.ConnectTimeoutError):
@@ -242,9 +250,10 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
         why = "the connection was dropped"
     else:
         why = type(error).__name__
-    return unreachable(settings, why)
+    return unreachable(settings, why, advice)
 
 
-def unreachable(settings: InfluxSettings, why: str) -> RetryLater:
-    """RetryLater saying that the server could not be reached, and `why`."""
-    return RetryLater(outward(f"InfluxDB at {display_url(settings.url)} is unreachable ({why})", settings))
+def unreachable(settings: InfluxSettings, why: str, advice: str | None = None) -> RetryLater:
+    """RetryLater saying that the server could not be reached, and `why`; then `advice`, when there is some."""
+    sentence = f"InfluxDB at {display_url(settings.url)} is unreachable ({why})"
+    return RetryLater(outward(f"{sentence}; {advice}" if advice else sentence, settings), advice=advice)

@@ -44,7 +44,7 @@ def request(settings: InfluxSettings, to: Connection, method: str, path: str, bo
     try:
         return to.request(method, path, body, {**(headers or {}), **authorization(settings)}, cap)
     except Unreachable as error:
-        raise unreachable(settings, str(error)) from None
+        raise unreachable(settings, str(error), error.advice) from None
     except BadCAFile as error:
         raise InfluxSettingsError(f"influx.ca_file {settings.ca_file} cannot be used ({error}): point it at the"
                                  " PEM file of the certificate authority that signed the server's certificate"

@@ -17,10 +17,16 @@ from urllib.parse import urlsplit
 
 from tracker.sending.sinks.answers import ANSWER_CAP, Answer, answer_of, read_body
 from tracker.sending.sinks.deadline import Exchange, time_left, watch
+from tracker.sending.sinks.noroute import why_unreachable
 
 
 class Unreachable(Exception):
-    """The request got no HTTP answer; `str(error)` says why, in a few plain words."""
+    """The request got no HTTP answer; `str(error)` says why, in a few plain words, and `advice` what to do when
+    that is not plain (see tracker.sending.sinks.noroute)."""
+
+    def __init__(self, words: str, advice: str | None = None) -> None:
+        super().__init__(words)
+        self.advice = advice
 
 
 class BadCAFile(Exception):
@@ -88,7 +94,8 @@ class Connection:
             raise Unreachable("the connection was dropped" if phase == "answer" else "cannot connect") from error
         except OSError as error:
             self.close()
-            raise Unreachable(error.strerror or "cannot connect") from None
+            why = why_unreachable(error, self.host)
+            raise Unreachable(why.words, why.advice) from None
 
     def close(self) -> None:
         if self._connection is not None:
