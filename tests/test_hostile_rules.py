@@ -32,7 +32,8 @@ from tracker.model import Record, Sample, utc_now
 from tracker.recording.runner import Details, RunView
 from tracker.ui.live import LiveView
 
-# Far above what any search takes (milliseconds), far below what a backtracking engine takes on these (hours).
+# Far above what any search takes (milliseconds), far below what a backtracking engine takes on these (hours);
+# counted in CPU seconds of this process, so that a busy machine does not stretch it.
 GENEROUS_SECONDS = 5.0
 EVIL_PATTERNS = ["(a+)+$", "(a|a)*b", "(.*)*x", "(a|aa)+$", r"^(\w+\s?)+$", "(x+x+)+y", ".*.*.*.*.*=x",
                  "^(([a-z])+.)+[A-Z]([a-z])+$"]
@@ -67,9 +68,9 @@ def title_rules(*patterns: str) -> str:
 def slowest_search(regex: TitleRegex, titles: list[str]) -> float:
     slowest = 0.0
     for title in titles:
-        started = time.monotonic()
+        started = time.process_time()
         regex.search(title)
-        slowest = max(slowest, time.monotonic() - started)
+        slowest = max(slowest, time.process_time() - started)
     return slowest
 
 
@@ -78,9 +79,9 @@ def slowest_search(regex: TitleRegex, titles: list[str]) -> float:
 @pytest.mark.parametrize("pattern", EVIL_PATTERNS)
 def test_a_backtracking_title_rule_classifies_an_adversarial_title_at_once(pattern: str) -> None:
     rules = parse_categories(title_rules(pattern, "never"), Path("categories.yaml"))
-    started = time.monotonic()
+    started = time.process_time()
     matches = [rules.classify(Sample(time=utc_now(), app="Browser", title=title)) for title in EVIL_TITLES]
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
     # Still a regex: it matches what it describes.
     assert [match.category for match in matches] == [
         "Evil" if TitleRegex(pattern).search(title) else "Uncategorized" for title in EVIL_TITLES]
@@ -88,10 +89,10 @@ def test_a_backtracking_title_rule_classifies_an_adversarial_title_at_once(patte
 
 def test_a_backtracking_exclude_pattern_decides_at_once_and_rightly() -> None:
     privacy = Privacy(PrivacySettings(exclude_titles=("(a+)+$", "(x+x+)+y")))
-    started = time.monotonic()
+    started = time.process_time()
     near_miss = privacy.apply(Sample(time=utc_now(), app="Browser", title="a" * 2047 + "!", url="https://a.example/"))
     hit = privacy.apply(Sample(time=utc_now(), app="Browser", title="a" * 2048, url="https://a.example/"))
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
     assert near_miss.title == "a" * 2047 + "!" and near_miss.url == "https://a.example/"
     assert hit.title is None and hit.url is None
 
@@ -126,10 +127,10 @@ def test_nested_quantifiers_either_match_fast_or_are_refused_with_one_sentence(p
     except CategoriesError as error:
         assert str(error).startswith("categories.yaml, line 5: title regex") and one_sentence(str(error))
         return
-    started = time.monotonic()
+    started = time.process_time()
     for title in titles:
         rules.classify(Sample(time=utc_now(), app="Browser", title=title))
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
 
 
 @pytest.mark.slow
@@ -252,9 +253,9 @@ ALIASED = {
 @pytest.mark.parametrize(("text", "line"), ALIASED.values(), ids=list(ALIASED))
 def test_a_file_built_to_expand_is_refused_at_once_with_one_sentence(text: str, line: int) -> None:
     file = users_file(text)
-    started = time.monotonic()
+    started = time.process_time()
     result = run("categories", "validate")
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
     assert result.exit_code == 1 and one_sentence(result.output), result.output
     assert f"{file}, line {line}: " in result.output
 
@@ -279,19 +280,19 @@ def test_generated_files_with_anchors_aliases_and_nesting_give_rules_or_one_sent
     for use in uses:
         lines.append(f"  Alias{use}:\n    score: 0\n    titles: *t{use}")
     file = users_file("\n".join(lines) + "\n")
-    started = time.monotonic()
+    started = time.process_time()
     try:
         load_categories(file)
     except CategoriesError as error:
         assert str(error).startswith(f"{file}") and one_sentence(str(error))
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
 
 
 def test_a_huge_file_is_refused_before_it_is_read_whole() -> None:
     file = users_file(MINE + "#" * (MAX_CATEGORIES_BYTES + 1))
-    started = time.monotonic()
+    started = time.process_time()
     result = run("categories", "list")
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
     assert result.exit_code == 1 and one_sentence(result.output)
     assert f"{file}: the file is larger than 1 MB, more than any set of rules needs; keep the rules you use" in (
         result.output)
@@ -557,9 +558,9 @@ def test_a_config_file_built_to_expand_is_refused_at_once_with_one_sentence() ->
     # Nine levels of nine aliases: 387 million titles, were they expanded (and printed in an error).
     config.write_text("exclude:\n  apps: [&l0 lol]\n  titles:\n" + "".join(
         f"    - &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]\n" for level in range(1, 10)))
-    started = time.monotonic()
+    started = time.process_time()
     result = run("config", "show")
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
     assert result.exit_code != 0 and one_sentence(result.output), result.output[:500]
     assert (f"{config}, line 4: YAML aliases (*name) are not taken in the config file; write the value out."
             in result.output)
@@ -588,10 +589,10 @@ def test_title_rules_filling_the_budget_still_classify_an_adversarial_title_at_o
     heavy = ".{0,1000}.{0,1000}x"
     count = TITLE_REGEX_BUDGET // TitleRegex(heavy).cost
     rules = parse_categories(title_rules(*[f"{heavy}{number}" for number in range(count)]), Path("c.yaml"))
-    started = time.monotonic()
+    started = time.process_time()
     for title in EVIL_TITLES:
         rules.classify(Sample(time=utc_now(), app="Browser", title=title))
-    assert time.monotonic() - started < GENEROUS_SECONDS
+    assert time.process_time() - started < GENEROUS_SECONDS
 
 
 def test_an_edit_that_makes_the_file_huge_is_refused_and_kept_aside(tmp_path: Path) -> None:
