@@ -199,13 +199,16 @@ class CategoriesWatcher:
         self._path = path
         self._on_error = on_error
         self._check_every = check_every
+        # Where the files are does not change while tracker runs: worked out once, a check is then two stats.
+        self._user_file = paths.user_categories_file()
+        self._bundled_file = bundled_categories_path()
         active = self._active_path()
         self._signature = _file_signature(active)
         try:
             self._current = load_categories(active)
         except CategoriesError as error:
             on_error(str(error))
-            self._current = load_categories(bundled_categories_path())
+            self._current = load_categories(self._bundled_file)
         self._next_check = time.monotonic() + check_every
 
     @property
@@ -217,7 +220,9 @@ class CategoriesWatcher:
         return self._current
 
     def _active_path(self) -> Path:
-        return self._path or active_categories_path()
+        if self._path is not None:
+            return self._path
+        return self._user_file if os.path.lexists(self._user_file) else self._bundled_file
 
     def _reload_if_changed(self) -> None:
         path = self._active_path()

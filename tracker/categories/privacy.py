@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import replace
@@ -36,11 +37,15 @@ def _folded(text: str) -> str:
     return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKD", text)).casefold().split())
 
 
+# A run reads the same few windows again and again: each title and app is folded once (an import, a year of
+# them, keeps only the latest in the cache).
+@functools.lru_cache(maxsize=256)
 def has_private_marker(title: str | None) -> bool:
     folded = _folded(title or "")
     return any(marker in folded for marker in PRIVATE_TITLE_MARKERS)
 
 
+@functools.lru_cache(maxsize=256)
 def is_always_private_app(app: str) -> bool:
     return "".join(char for char in _folded(app) if char.isalnum()) in ALWAYS_PRIVATE_APPS
 

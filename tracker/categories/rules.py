@@ -53,6 +53,9 @@ class Category:
         return [rule.written for rule in self.rules if rule.kind == kind]
 
 
+_RECENT_WINDOWS = 256  # classifications remembered by Categories.classify
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """Which category a sample falls in, and which rule decided (rule, file and line are None when none)."""
@@ -76,6 +79,9 @@ class Categories:
         self._title_rules: list[Rule] = []
         # Compiled on the first title to match: `tracker categories list` shows the rules and needs none.
         self._titles: list[tuple[TitleRegex, Rule]] | None = None
+        # The windows seen lately and how they were classified: a run reads the same few windows again and
+        # again, and every title rule searched costs more than the lookup.
+        self._recent: dict[tuple[str, str | None, str | None], Match] = {}
         for category in categories:
             for rule in category.rules:
                 if rule.kind == "app":
@@ -90,6 +96,15 @@ class Categories:
         return sum(len(category.rules) for category in self.categories)
 
     def classify(self, sample: Sample) -> Match:
+        key = (sample.app, sample.title, sample.url)
+        match = self._recent.get(key)
+        if match is None:
+            if len(self._recent) >= _RECENT_WINDOWS:
+                self._recent.clear()
+            match = self._recent[key] = self._match(sample)
+        return match
+
+    def _match(self, sample: Sample) -> Match:
         rule = self._deciding_rule(sample)
         if rule is None:
             return Match(UNCATEGORIZED, 0.0, sample.activity)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TextIO, cast
 
 import click
-from rich.console import Console
 
 from tracker.commands.options import duration_option, influx_options, setting_options, setting_overrides
 from tracker.config import load_settings
@@ -50,4 +49,6 @@ def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) ->
         return ActivityLog(log_stream, log_format)
     if quiet or not sys.stdout.isatty():
         return ActivityLog(sys.stdout, log_format)
+    from rich.console import Console  # only for the live view: 7 MB a quiet run or a service never needs
+
     return LiveView(Console())

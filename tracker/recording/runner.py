@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import threading
@@ -33,7 +32,7 @@ from tracker.recording.runlock import acquire_run_lock
 from tracker.recording.runstate import StatusSnapshot, write_status
 from tracker.recording.sources import Source
 from tracker.recording.sources.choose import open_source
-from tracker.recording.vitals import VitalsRecorder, read_vitals, vitals_document
+from tracker.recording.vitals import VitalsRecorder, freeze_startup_objects, read_vitals, vitals_document
 from tracker.sending.sinks.deadline import all_ending_within
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
@@ -390,9 +389,7 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
     try:
         parts = open_parts(settings, source_name, view)
         try:
-            # Everything made at start-up (modules, compiled rules) lives as long as the process: keep the
-            # collector from scanning it again and again once a second for as long as tracker runs.
-            gc.freeze()
+            freeze_startup_objects()
             Run(parts, SystemClock(stop), settings.interval, run_for, write_status_quietly).run()
         finally:
             parts.close()

@@ -45,8 +45,8 @@ class Vitals:
     memory_bytes: int | None  # resident set size now (Linux, /proc/self/statm)
     memory_peak_bytes: int | None  # peak resident set size: the fallback where the current one cannot be read
     gc_collections: int  # collections of every generation since start
-    # Objects the collector tracks: frozen at start-up (counted for free) plus those made since, which
-    # gc.get_objects() walks; after gc.freeze() that walk takes microseconds (1.1 ms without the freeze).
+    # Objects the collector tracks: frozen at start-up (counted once, see freeze_startup_objects) plus those
+    # made since, which gc.get_objects() walks; after gc.freeze() that walk takes microseconds (1.1 ms without).
     gc_tracked_objects: int
     threads: int
     open_fds: int | None
@@ -86,7 +86,7 @@ def read_vitals(samples_taken: int, store: LocalStore, requests: RequestCounts |
         memory_bytes=memory,
         memory_peak_bytes=peak,
         gc_collections=sum(generation["collections"] for generation in gc.get_stats()),
-        gc_tracked_objects=gc.get_freeze_count() + len(gc.get_objects()),
+        gc_tracked_objects=_frozen_objects() + len(gc.get_objects()),
         threads=threading.active_count(),
         open_fds=_open_fds(),
         samples_taken=samples_taken,
@@ -181,6 +181,22 @@ class VitalsRecorder:
 
     def close(self) -> None:
         pass
+
+
+_frozen_at_start: int | None = None  # objects frozen by freeze_startup_objects, counted then
+
+
+def freeze_startup_objects() -> None:
+    """gc.freeze() what start-up made (modules, compiled rules), which lives as long as the process: the
+    collector no longer scans it again and again. Counted once here: gc.get_freeze_count() walks every frozen
+    object (1.6 ms each time here), and the count only changes at a freeze."""
+    global _frozen_at_start
+    gc.freeze()
+    _frozen_at_start = gc.get_freeze_count()
+
+
+def _frozen_objects() -> int:
+    return _frozen_at_start if _frozen_at_start is not None else gc.get_freeze_count()
 
 
 def _memory() -> tuple[int | None, int | None]:
