@@ -43,7 +43,8 @@ def samples_taken() -> int:
     return json.loads(command("status", "--json").stdout)["status"]["samples_taken"]
 
 
-def assert_server_holds_exactly_the_history(server: InfluxDB1, database: str, taken: int) -> None:
+def assert_server_holds_exactly_the_history(server: InfluxDB1, database: str, taken: int,
+                                            interval: float) -> None:
     """Every sample taken is in InfluxDB once, in its event of the local history, with the same data."""
     points = server.rows('SELECT * FROM "activity"', database)
     assert len(points) == taken
@@ -62,13 +63,13 @@ def assert_server_holds_exactly_the_history(server: InfluxDB1, database: str, ta
     # Each event lasts as long as its points together. Timestamps come from the wall clock and durations from
     # the monotonic one, so an event's length may differ from its points' by how far the two clocks' readings
     # drifted between its first and last sample: milliseconds, more when a busy machine preempts the run
-    # between the two readings, but never a whole sample (0.2 s here).
+    # between the two readings (0.1 s was seen under load), but never a whole sample.
     seconds_in: dict[int, float] = {}
     for point in points:
         event = next(e for e in events if e.timestamp_ms <= point["time"] < e.end_ms)
         seconds_in[event.timestamp_ms] = seconds_in.get(event.timestamp_ms, 0.0) + point["duration"]
     for event in events:
-        assert seconds_in.get(event.timestamp_ms, 0.0) == pytest.approx(event.duration, abs=0.05), event
+        assert seconds_in.get(event.timestamp_ms, 0.0) == pytest.approx(event.duration, abs=0.75 * interval), event
 
 
 
@@ -97,13 +98,13 @@ def test_influxdb_stopped_and_started_again_gets_every_sample_once(own_influxdb1
     assert taken >= taken_before_stop
     # SIGTERM is a clean stop: what was recorded up to the end was sent before the process exited.
     assert waiting() == 0
-    assert_server_holds_exactly_the_history(own_influxdb1, "tracker", taken)
+    assert_server_holds_exactly_the_history(own_influxdb1, "tracker", taken, interval=0.2)
 
 
 def test_a_second_tracker_run_is_refused_and_ctrl_c_stops_the_first_cleanly(influxdb1: InfluxDB1,
                                                                            influx_database: str):
     env = os.environ | {"TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database}
-    first = RunningTracker("--source", "demo", "--interval", "0.1", "--quiet", env=env)
+    first = RunningTracker("--source", "demo", "--interval", "0.25", "--quiet", env=env)
     try:
         wait_until(lambda: command("status").returncode == 0, 20, "the first tracker to run")
         second = subprocess.run([TRACKER, "run", "--source", "demo", "--for", "2s", "--quiet"], env=env,
@@ -112,14 +113,14 @@ def test_a_second_tracker_run_is_refused_and_ctrl_c_stops_the_first_cleanly(infl
         assert second.stderr == (f"Error: tracker run is already running for {paths.data_dir()} "
                                  f"(pid {first.process.pid})\n")
         assert second.stdout == ""
-        wait_until(lambda: samples_taken() >= 20, 20, "samples from the first tracker")
+        wait_until(lambda: samples_taken() >= 20, 60, "samples from the first tracker")
     finally:
         code, err = first.stop(signal.SIGINT)
     assert code == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     taken = json.loads(command("status", "--json").stdout)["status"]["samples_taken"]
     assert waiting() == 0
-    assert_server_holds_exactly_the_history(influxdb1, influx_database, taken)
+    assert_server_holds_exactly_the_history(influxdb1, influx_database, taken, interval=0.25)
 
 
 KILLS = 8
@@ -292,4 +293,4 @@ def test_another_command_holding_the_database_costs_the_run_no_second(influxdb1:
     times = sorted(point["time"] for point in points)
     assert max(b - a for a, b in itertools.pairwise(times)) < 2500, "a gap in the recorded seconds"
     assert not [line for line in tracker.lines if '"notice"' in line and "database" in line], tracker.lines
-    assert_server_holds_exactly_the_history(influxdb1, influx_database, samples_taken())
+    assert_server_holds_exactly_the_history(influxdb1, influx_database, samples_taken(), interval=1.0)
