@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from helpers.fault_server import FaultServer, make_records
-from helpers.running import TRACKER, RunningTracker
-from helpers.servers import wait_until
+from helpers.running import TRACKER, RunningTracker, configure_influx, stopped_once
+from helpers.servers import timed, wait_until
 from helpers.slow_resolver import SlowResolver, child_environment
 
 from tracker import paths
@@ -47,14 +45,6 @@ def resolver() -> Iterator[SlowResolver]:
 
 def stuck_lookups() -> list[str]:
     return [thread.name for thread in threading.enumerate() if thread.name.startswith("tracker-resolve")]
-
-
-def timed(action):
-    started = time.monotonic()
-    try:
-        return action(), time.monotonic() - started
-    except Exception as error:
-        return error, time.monotonic() - started
 
 
 # -- in this process --------------------------------------------------------------------------------------
@@ -131,12 +121,6 @@ def test_a_name_that_does_not_resolve_says_so_as_before(resolver, api):
 
 # -- `tracker` in a child process whose resolver hangs on slow.name ---------------------------------------------
 
-def configure(tracker_home: Path, url: str, timeout: str = "1s", api: str = "auto") -> None:
-    config = tracker_home / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "config.yaml").write_text(f"influx:\n  url: {url}\n  api: {api}\n  timeout: {timeout}\n")
-
-
 @pytest.fixture
 def hanging(tmp_path, tracker_home) -> dict[str, str]:
     """The environment of a `tracker` whose resolver never answers for slow.name; the outbox holds 5 samples."""
@@ -162,7 +146,7 @@ def waiting_samples() -> int:
 @pytest.mark.parametrize("api", ["v1", "v2", "auto"])
 def test_sync_whose_influxdb_name_never_resolves_ends_by_the_timeout_and_keeps_the_samples(tracker_home, hanging,
                                                                                            api):
-    configure(tracker_home, "http://slow.name:8086", api=api)
+    configure_influx(tracker_home, "http://slow.name:8086", api=api)
     done, seconds = run_tracker(hanging, "sync")
     assert done.returncode == 1, done.stderr
     assert (done.stdout + done.stderr).strip().splitlines() == [
@@ -173,7 +157,7 @@ def test_sync_whose_influxdb_name_never_resolves_ends_by_the_timeout_and_keeps_t
 
 
 def test_doctor_whose_influxdb_name_never_resolves_ends_by_the_timeout(tracker_home, hanging):
-    configure(tracker_home, "http://slow.name:8086")
+    configure_influx(tracker_home, "http://slow.name:8086")
     environment = {name: value for name, value in hanging.items()
                    if name not in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
     done, seconds = run_tracker(environment, "doctor")
@@ -198,17 +182,10 @@ def test_import_from_an_aw_server_whose_name_never_resolves_ends_in_one_sentence
 
 def test_a_stopping_run_whose_influxdb_name_never_resolves_stops_within_its_bound(tracker_home, tmp_path, hanging):
     # influx.timeout of an hour: only the stop's own bound (10 s of sending) can end the lookup's wait.
-    configure(tracker_home, "http://slow.name:8086", timeout="1h", api="v1")
+    configure_influx(tracker_home, "http://slow.name:8086", timeout="1h", api="v1")
     run = RunningTracker("--source", "demo", "--quiet", env=hanging)
-    try:
-        wait_until(lambda: "slow.name" in (tmp_path / "lookups.log").read_text(), timeout=60,
-                   what="a lookup of slow.name")
-        stopping = time.monotonic()
-        code, errors = run.stop(signal.SIGTERM, timeout=60)
-        seconds = time.monotonic() - stopping
-    finally:
-        if run.process.poll() is None:
-            run.process.kill()
+    code, errors, seconds = stopped_once(run, lambda: "slow.name" in (tmp_path / "lookups.log").read_text(),
+                                         "a lookup of slow.name")
     assert code == 0, errors
     assert seconds < 10 + MARGIN, seconds  # STOP_SENDING, and the margin
     assert "Traceback" not in errors
