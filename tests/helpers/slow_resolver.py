@@ -34,7 +34,7 @@ class SlowResolver:
         self._real = socket.getaddrinfo
 
     def install(self) -> SlowResolver:
-        socket.getaddrinfo = self.getaddrinfo  # type: ignore[assignment]
+        socket.getaddrinfo = self.getaddrinfo
         return self
 
     def restore(self) -> None:
