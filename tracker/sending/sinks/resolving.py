@@ -161,8 +161,12 @@ def _resolve(query: _Query, within: float) -> Sequence[AddressInfo]:
                 del _lookups[old.query]
             if sum(1 for running in _lookups.values() if running.finished_at is None) >= MAX_LOOKUPS:
                 raise NotResolvedInTime(query[0])  # so many stuck already that one more would not end either
-            lookup = _lookups[query] = _Lookup(query)
-            threading.Thread(target=lookup.run, name=f"tracker-resolve {query[0]}", daemon=True).start()
+            lookup = _Lookup(query)
+            try:
+                threading.Thread(target=lookup.run, name=f"tracker-resolve {query[0]}", daemon=True).start()
+            except RuntimeError:  # no thread to be had (the process is at its limit): no lookup either
+                raise NotResolvedInTime(query[0]) from None
+            _lookups[query] = lookup
         lookup.waiting.add(woken)
     try:
         with woken_at_deadline(woken):
