@@ -26,6 +26,7 @@ from tracker.commands import cli
 from tracker.config import InfluxSettings
 from tracker.sending.sinks import RetryLater, resolving
 from tracker.sending.sinks.connect import open_sink
+from tracker.sending.sinks.deadline import all_ending_within
 from tracker.storage.outbox import Outbox
 
 MARGIN = 8.0  # a busy 2-core machine: the bound plus this (a child process starts in about a second)
@@ -96,6 +97,22 @@ def test_attempts_on_a_name_that_never_resolves_end_in_time_and_share_one_lookup
                                 f"(the name {name} could not be resolved within 0.5 s)")
         assert seconds < 0.5 + MARGIN
     assert resolver.started == [name] and stuck_lookups() == [f"tracker-resolve {name}"]
+
+
+def test_a_cap_on_every_exchange_ends_a_wait_for_a_lookup_at_once(resolver):
+    # As a stopping `tracker run` caps what is on the wire: the wait started with an hour to go.
+    resolver.slow["capped.name"] = NEVER
+    sink = open_sink(InfluxSettings(url="http://capped.name:8086", api="v1", timeout=3600))
+    outcomes: list[object] = []
+    writing = threading.Thread(target=lambda: outcomes.append(timed(lambda: sink.write(["m v=1 1"]))[0]))
+    writing.start()
+    wait_until(lambda: resolver.started, what="the lookup")
+    capped = time.monotonic()
+    with all_ending_within(0.5):
+        writing.join(0.5 + MARGIN)
+    assert not writing.is_alive() and time.monotonic() - capped < 0.5 + MARGIN
+    assert str(outcomes[0]).startswith("InfluxDB at http://capped.name:8086 is unreachable"
+                                       " (the name capped.name could not be resolved within ")
 
 
 def test_lookups_stuck_at_once_are_bounded(resolver):

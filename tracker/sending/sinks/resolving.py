@@ -186,4 +186,5 @@ def _forget_lookups() -> None:
     _lookups.clear()
 
 
-os.register_at_fork(after_in_child=_forget_lookups)
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_lookups)
