@@ -206,7 +206,7 @@ def test_writes_are_gzipped_in_milliseconds_with_the_credentials_in_a_header(ans
     ("slow", "is unreachable (no answer within 0.3 s)"),
 ])
 def test_failing_to_reach_the_server_means_retry_later(answering_server, monkeypatch, api, url, words):
-    # A name that does not resolve, whatever this machine's resolver (it may take longer than the timeout to say so).
+    # A name that does not resolve, said so without asking this machine's resolver (tests talk to loopback only).
     monkeypatch.setattr("socket.getaddrinfo", SlowResolver(failing={"tracker-test.invalid"}).getaddrinfo)
     if url == "closed":
         url = f"http://127.0.0.1:{FaultServer().port}"
