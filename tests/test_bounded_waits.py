@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from helpers.fault_server import FaultServer, Step, catching_all, make_records
-from helpers.running import RunningTracker
-from helpers.servers import free_port, wait_until
+from helpers.running import RunningTracker, configure_influx, stopped_once
+from helpers.servers import free_port, timed, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,20 +37,6 @@ DRIP = Step(204, drip=0.5)
 @pytest.fixture
 def dripping():
     yield from catching_all(DRIP)
-
-
-def configure(tracker_home: Path, url: str, timeout: str = "1s", api: str = "auto") -> None:
-    config = tracker_home / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "config.yaml").write_text(f"influx:\n  url: {url}\n  api: {api}\n  timeout: {timeout}\n")
-
-
-def timed(action):
-    started = time.monotonic()
-    try:
-        return action(), time.monotonic() - started
-    except Exception as error:
-        return error, time.monotonic() - started
 
 
 @pytest.mark.parametrize("api", ["v1", "v2", "auto"])
@@ -122,7 +106,7 @@ def test_reading_points_back_from_a_dripping_server_ends_by_the_timeout(dripping
 def test_doctor_against_a_dripping_server_ends_by_the_timeout(tracker_home, dripping, monkeypatch):
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):
         monkeypatch.delenv(name, raising=False)
-    configure(tracker_home, dripping.url)
+    configure_influx(tracker_home, dripping.url)
     result, seconds = timed(lambda: CliRunner().invoke(cli, ["doctor"], catch_exceptions=False))
     assert result.exit_code == 1
     line = next(line for line in result.output.splitlines() if "InfluxDB reachable" in line)
@@ -132,7 +116,7 @@ def test_doctor_against_a_dripping_server_ends_by_the_timeout(tracker_home, drip
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_sync_to_a_dripping_server_ends_by_the_timeout_and_keeps_the_samples(tracker_home, dripping, api):
-    configure(tracker_home, dripping.url, api=api)
+    configure_influx(tracker_home, dripping.url, api=api)
     with Outbox(paths.database_file()) as outbox:
         outbox.append_many(make_records(5))
     result, seconds = timed(lambda: CliRunner().invoke(cli, ["sync"]))
@@ -145,16 +129,9 @@ def test_sync_to_a_dripping_server_ends_by_the_timeout_and_keeps_the_samples(tra
 
 def test_sigterm_ends_a_run_within_its_bound_while_a_request_drips_for_an_hour(tracker_home, dripping):
     # influx.timeout of an hour: only the stop's own bound (10 s of sending) can end the request on the wire.
-    configure(tracker_home, dripping.url, timeout="1h", api="v1")
+    configure_influx(tracker_home, dripping.url, timeout="1h", api="v1")
     run = RunningTracker("--source", "demo", "--quiet", env={**os.environ, "TRACKER_HOME": str(tracker_home)})
-    try:
-        wait_until(dripping.writes, timeout=60, what="a write on the wire")
-        stopping = time.monotonic()
-        code, errors = run.stop(signal.SIGTERM, timeout=60)
-        seconds = time.monotonic() - stopping
-    finally:
-        if run.process.poll() is None:
-            run.process.kill()
+    code, errors, seconds = stopped_once(run, dripping.writes, "a write on the wire")
     assert code == 0, errors
     assert seconds < 10 + MARGIN, seconds  # STOP_SENDING, and the margin
     assert "Traceback" not in errors

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from helpers.fault_server import FaultServer, Step, make_records, self_signed_certificate, stored_records
 from helpers.servers import InfluxDB1, http
+from helpers.slow_resolver import SlowResolver
 
 from tracker import paths
 from tracker.config import InfluxSettings
@@ -204,7 +205,9 @@ def test_writes_are_gzipped_in_milliseconds_with_the_credentials_in_a_header(ans
     ("https", "is unreachable (TLS failed:"),
     ("slow", "is unreachable (no answer within 0.3 s)"),
 ])
-def test_failing_to_reach_the_server_means_retry_later(answering_server, api, url, words):
+def test_failing_to_reach_the_server_means_retry_later(answering_server, monkeypatch, api, url, words):
+    # A name that does not resolve, said so without asking this machine's resolver (tests talk to loopback only).
+    monkeypatch.setattr("socket.getaddrinfo", SlowResolver(failing={"tracker-test.invalid"}).getaddrinfo)
     if url == "closed":
         url = f"http://127.0.0.1:{FaultServer().port}"
     elif url == "https":

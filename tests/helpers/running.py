@@ -7,7 +7,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from helpers.servers import wait_until
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 
@@ -39,3 +43,23 @@ class RunningTracker:
 
 def command(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([TRACKER, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def configure_influx(tracker_home: Path, url: str, timeout: str = "1s", api: str = "auto") -> None:
+    """A config.yaml under `tracker_home` sending to InfluxDB at `url`."""
+    config = tracker_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.yaml").write_text(f"influx:\n  url: {url}\n  api: {api}\n  timeout: {timeout}\n")
+
+
+def stopped_once(run: RunningTracker, ready: Callable[[], object], what: str) -> tuple[int, str, float]:
+    """SIGTERM to the run once `ready()` holds (within a minute): its exit code, its standard error, and the seconds
+    it took to stop. A run that does not stop within a minute is killed."""
+    try:
+        wait_until(ready, timeout=60, what=what)
+        stopping = time.monotonic()
+        code, errors = run.stop(signal.SIGTERM, timeout=60)
+        return code, errors, time.monotonic() - stopping
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()

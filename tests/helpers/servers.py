@@ -51,6 +51,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    """What `action()` returns, or the exception it raises, and the seconds it took."""
+    started = time.monotonic()
+    try:
+        return action(), time.monotonic() - started
+    except Exception as error:
+        return error, time.monotonic() - started
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

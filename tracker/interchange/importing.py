@@ -40,6 +40,7 @@ from tracker.paths import private_dir
 from tracker.sending.sendlock import lock_exclusively
 from tracker.sending.sinks.deadline import Exchange
 from tracker.sending.sinks.plainhttp import WatchedHTTPConnection, WatchedHTTPSConnection
+from tracker.sending.sinks.resolving import NotResolvedInTime
 from tracker.storage.db import StoreUnavailable, in_slices, open_database, unavailable_as
 from tracker.storage.history import HistoryWriter, covered_periods, insert_events
 from tracker.storage.outbox import Outbox, OutboxFull
@@ -425,12 +426,17 @@ def server_export(url: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
                                   "check that the URL is aw-server's (e.g. http://127.0.0.1:5600); nothing was "
                                   "imported.") from None
             except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-                raise unreachable(getattr(error, "reason", error)) from None
+                reason = getattr(error, "reason", error)
+                if isinstance(reason, NotResolvedInTime):
+                    raise reason from None  # a TimeoutError, said below
+                raise unreachable(reason) from None
             exchange.check()  # headers cut at the deadline are no answer
             answered = True
             with response:
                 length = response.headers.get("Content-Length")
                 yield chunks(response, exchange), int(length) if length and length.isdigit() else None
+    except NotResolvedInTime as error:
+        raise unreachable(error.within(wait)) from None
     except TimeoutError:  # the deadline passed: whatever the cut connection raised meanwhile
         if not answered:
             raise ExportError(f"The ActivityWatch server at {url} did not answer within {wait:g} s (aw-server builds "

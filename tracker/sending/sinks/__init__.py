@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from tracker import PlainError
 from tracker.redact import display_url, outward
 from tracker.sending.sinks.answers import Answer, confirms_write, describe
+from tracker.sending.sinks.resolving import NotResolvedInTime
 
 if TYPE_CHECKING:
     from tracker.config import InfluxSettings
@@ -230,6 +231,8 @@ def error_for_exception(settings: InfluxSettings, error: BaseException) -> SendE
     advice = None
     if isinstance(error, exceptions.NameResolutionError):
         why = f"the name {host} does not resolve"
+    elif isinstance(error, NotResolvedInTime):
+        why = error.within(settings.timeout)
     elif isinstance(error, exceptions.NewConnectionError) and isinstance(error.__cause__, OSError) \
             and error.__cause__.errno == errno.EHOSTUNREACH:  # urllib3 raises it from the socket's error
         from tracker.sending.sinks.noroute import why_unreachable

@@ -8,6 +8,9 @@ urllib3 pool of tracker.sending.sinks.influx_v2).
 
 `all_ending_within` caps every exchange, running or to come, at one moment: a stopping `tracker run` cuts what is
 still on the wire there, whatever influx.timeout says.
+
+A wait on no socket (a name lookup, tracker.sending.sinks.resolving) is woken at the deadline through
+`woken_at_deadline`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Exchange:
         self.fired = False  # the deadline passed and the sockets were shut down
         self._sockets: list[socket.socket] = []  # duplicates: shutting one down ends the connection for all
         self._watched: set[int] = set()  # file descriptors already watched
+        self._wakers: set[threading.Event] = set()  # waits on something else than a socket: set at the deadline
         self._outer: Exchange | None = None  # the exchange this one is inside, if any
 
     def renew(self, seconds: float | None) -> None:
@@ -70,11 +74,25 @@ class Exchange:
                 _shut(duplicate)
             _watchdog.condition.notify()
 
+    def wake(self, event: threading.Event) -> None:
+        """Set `event` at the deadline (at once when it has passed), until `unwake`."""
+        with _watchdog.condition:
+            self._wakers.add(event)
+            if self.fired:
+                event.set()
+
+    def unwake(self, event: threading.Event) -> None:
+        with _watchdog.condition:
+            self._wakers.discard(event)
+
     def fire(self) -> None:
-        """The deadline passed: wake whatever waits on the sockets (called with the watchdog's lock held)."""
+        """The deadline passed: wake whatever waits on the sockets, or on a waker (called with the watchdog's lock
+        held)."""
         self.fired = True
         for sock in self._sockets:
             _shut(sock)
+        for event in self._wakers:
+            event.set()
 
     def __enter__(self) -> Exchange:
         self.check()
@@ -91,7 +109,8 @@ class Exchange:
             sock.close()
         self._sockets.clear()
         self._watched.clear()
-        if self.fired and isinstance(error, Exception):
+        # A TimeoutError already says what ran out (e.g. resolving.NotResolvedInTime): kept as it is.
+        if self.fired and isinstance(error, Exception) and not isinstance(error, TimeoutError):
             raise TimeoutError("the exchange's deadline passed") from None
 
 
@@ -112,6 +131,22 @@ def time_left(default: float) -> float:
     for one blocking call, e.g. a connect, which the watchdog cannot cut before it has a socket."""
     exchange: Exchange | None = getattr(_current, "exchange", None)
     return default if exchange is None else min(default, exchange.left())
+
+
+@contextlib.contextmanager
+def woken_at_deadline(event: threading.Event) -> Iterator[None]:
+    """Inside: the current thread's exchange, if any, sets `event` when its deadline passes; a wait on `event`
+    ends then, as a wait on a watched socket would (the watchdog has no socket to shut while a name is looked up).
+    """
+    exchange: Exchange | None = getattr(_current, "exchange", None)
+    if exchange is None:
+        yield
+        return
+    exchange.wake(event)
+    try:
+        yield
+    finally:
+        exchange.unwake(event)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,14 +23,42 @@ from tracker.redact import base_url, credentials, display_url
 from tracker.sending.sinks import check_header_value, check_write, error_for_exception, error_for_status, server_reason
 from tracker.sending.sinks.answers import Answer, read_answer
 from tracker.sending.sinks.deadline import Exchange, watch
+from tracker.sending.sinks.resolving import NotResolvedInTime, connect
+
+
+class _NameNotResolvedInTime(urllib3.exceptions.ConnectTimeoutError):
+    """NotResolvedInTime through urllib3, which passes it on as it is (an OSError would come out as a dropped
+    connection); BoundedPool raises the NotResolvedInTime again."""
+
+    def __init__(self, error: NotResolvedInTime) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _WatchedSocket:
-    """For urllib3's connections: the socket joins the current exchange (tracker.sending.sinks.deadline) when it
+    """For urllib3's connections: the name is resolved within the current exchange's time
+    (tracker.sending.sinks.resolving), and the socket joins the exchange (tracker.sending.sinks.deadline) when it
     is opened, before any TLS handshake, and when a kept connection is used again."""
 
     def _new_conn(self) -> socket.socket:
-        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        # urllib3 2's own, with its connect in place of urllib3.util.connection.create_connection, and its errors.
+        conn: urllib3.connection.HTTPConnection = self  # type: ignore[assignment]
+        given = conn.timeout
+        timeout = float(given) if isinstance(given, (int, float)) else socket.getdefaulttimeout()
+        try:
+            sock = connect((conn._dns_host, conn.port or 0), timeout, conn.source_address,
+                           urllib3.util.connection.allowed_gai_family(), conn.socket_options or ())
+        except NotResolvedInTime as error:
+            raise _NameNotResolvedInTime(error) from None
+        except socket.gaierror as error:
+            raise urllib3.exceptions.NameResolutionError(conn.host, conn, error) from error
+        except TimeoutError as error:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={given})") from error
+        except OSError as error:
+            raise urllib3.exceptions.NewConnectionError(
+                conn, f"Failed to establish a new connection: {error}") from error
+        sys.audit("http.client.connect", conn, conn.host, conn.port)
         watch(sock)
         return sock
 
@@ -72,7 +101,10 @@ class BoundedPool:
     def request(self, method: str, url: str, **options: Any) -> urllib3.HTTPResponse:
         options["preload_content"] = False
         with Exchange(self._seconds) as exchange:
-            response = self._pool.request(method, url, **options)
+            try:
+                response = self._pool.request(method, url, **options)
+            except _NameNotResolvedInTime as error:
+                raise error.error from None  # a TimeoutError: the exchange lets it out as it is
             try:
                 exchange.check()  # headers cut at the deadline are no answer
             except TimeoutError:

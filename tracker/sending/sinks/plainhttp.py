@@ -16,8 +16,9 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from tracker.sending.sinks.answers import ANSWER_CAP, Answer, answer_of, read_body
-from tracker.sending.sinks.deadline import Exchange, time_left, watch
+from tracker.sending.sinks.deadline import Exchange, watch
 from tracker.sending.sinks.noroute import why_unreachable
+from tracker.sending.sinks.resolving import NotResolvedInTime, connect
 
 
 class Unreachable(Exception):
@@ -82,6 +83,9 @@ class Connection:
         except socket.gaierror:
             self.close()
             raise Unreachable(f"the name {self.host} does not resolve") from None
+        except NotResolvedInTime as error:
+            self.close()
+            raise Unreachable(error.within(self.timeout)) from None
         except TimeoutError:
             self.close()
             raise Unreachable(f"no connection within {self.timeout:g} s" if phase == "connect"
@@ -143,11 +147,10 @@ class WatchedHTTPSConnection(http.client.HTTPSConnection):
 
 def _watched_socket(address: tuple[str, int], timeout: object = None,
                     source_address: tuple[str, int] | None = None) -> socket.socket:
-    """A connected socket, within what is left of the current exchange, which then watches it. `timeout` may be
-    http.client's "the default" object, which socket.create_connection takes as it is."""
-    if isinstance(timeout, (int, float)):
-        timeout = time_left(timeout)
-    sock = socket.create_connection(address, timeout, source_address)  # type: ignore[arg-type]
+    """A connected socket, its name resolved and connected within what is left of the current exchange, which then
+    watches it. `timeout` may be http.client's "the default" object: the socket module's default timeout."""
+    seconds = float(timeout) if isinstance(timeout, (int, float)) else socket.getdefaulttimeout()
+    sock = connect(address, seconds, source_address)
     watch(sock)
     return sock
 
