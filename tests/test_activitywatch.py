@@ -635,7 +635,7 @@ def test_an_export_cut_off_at_its_very_end_leaves_nothing_behind(tmp_path):
 def test_an_import_killed_part_way_leaves_no_scratch_file_once_run_again_and_the_same_totals(tmp_path):
     """SIGKILL gives an import no chance to remove its scratch file: the next import removes it (and only the
     files of imports that are gone), and ends with the time a whole import gives, none of it twice."""
-    events, length = 60_000, 10  # a week of 10 s window events: a few seconds of import
+    events, length = 20_000, 10  # two days of 10 s window events: seconds of import
     apps = ["Code", "Firefox", "Slack", "Terminal"]
     window = [event(n * length, length, app=apps[n % 4], title=f"t{n % 7}") for n in range(events)]
     file = write(tmp_path, {"buckets": {"aw-watcher-window_desk": bucket("aw-watcher-window_desk", "currentwindow",
