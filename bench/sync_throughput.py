@@ -14,6 +14,7 @@ import argparse
 import datetime
 import gzip
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -63,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--unencoded", action="store_true",
+                        help="rows without their line, as an outbox from before lines were kept leaves them")
     arguments = parser.parse_args()
     records = make_records(arguments.samples)
     lines = [to_line(record) for record in records]
@@ -76,6 +79,9 @@ def main() -> None:
                 outbox_path.parent.mkdir(mode=0o700)
                 with Outbox(outbox_path) as outbox:
                     outbox.append_many(records)  # as committed by `tracker run`, one transaction here
+                if arguments.unencoded:
+                    with sqlite3.connect(outbox_path) as db:
+                        db.execute("UPDATE outbox SET line = NULL")
                 for name in (f"tracker{round_number}", f"plain{round_number}"):
                     server.create_database(name)
                 plain.append(arguments.samples / plain_client(server.url, f"plain{round_number}", lines))

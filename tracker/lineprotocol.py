@@ -6,6 +6,7 @@ exactly what InfluxDB will return: the documented replacements happen once, befo
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -62,18 +63,22 @@ def format_float(value: float) -> str:
     return text if text not in ("nan", "inf", "-inf") else "0.0"
 
 
+@functools.lru_cache(maxsize=1024)
+def _tag_text(activity: str, app: str, category: str, host: str, state: str) -> str:
+    """A record's tag set, in key order: the same few recur in every point of an event, and in a backlog."""
+    items = (("activity", activity), ("app", app), ("category", category), ("host", host), ("state", state))
+    return "".join(f",{key}={escape_tag(value)}" for key, value in items if value)
+
+
 def to_line(record: Record, extra_tags: Mapping[str, str] | None = None) -> str:
     """One point: measurement, sorted non-empty tags (the record's, and `extra_tags`), fields, millisecond
     timestamp."""
-    tags = {
-        "activity": record.activity,
-        "app": record.app,
-        "category": record.category,
-        "host": record.host,
-        "state": record.state,
-    }
-    items = sorted({**tags, **extra_tags}.items()) if extra_tags else tags.items()
-    tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in items if value)
+    if extra_tags:
+        tags = {"activity": record.activity, "app": record.app, "category": record.category, "host": record.host,
+                "state": record.state, **extra_tags}
+        tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in sorted(tags.items()) if value)
+    else:
+        tag_text = _tag_text(record.activity, record.app, record.category, record.host, record.state)
     fields = [f"duration={format_float(record.duration)}", f"score={format_float(record.score)}"]
     if record.title:
         fields.append(f"title={quote_string(record.title)}")
