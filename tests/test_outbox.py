@@ -393,3 +393,18 @@ def test_a_new_outbox_opened_by_several_at_once_opens_for_each(tmp_path: Path):
         for opener in openers:
             opener.join()
     assert failures == []
+
+
+def test_rows_rewritten_as_away_or_moved_by_a_clock_fix_keep_the_line_of_what_they_now_are(tmp_path: Path) -> None:
+    """The sender sends the lines as they are kept: a row whose line were missing would be encoded on its way."""
+    records = make_records(6)
+    with Outbox(tmp_path / "tracker.db") as outbox:
+        outbox.commit(records, final_until_ms=records[0].time_ms)  # the rest provisional, as a run leaves them
+        outbox.commit([], final_until_ms=records[-1].time_ms, away_since_ms=records[2].time_ms)
+        outbox.restamp([Restamp(records[4].time_ms, records[5].time_ms, -500)], "test-host")
+        kept = [(line, Record(*row)) for line, *row in sqlite3.connect(tmp_path / "tracker.db").execute(
+            "SELECT line, time_ms, duration, host, app, activity, category, score, state, title, url FROM outbox"
+            " ORDER BY id")]
+    assert [record.state for _, record in kept] == ["active"] * 3 + ["away"] * 3
+    assert [record.time_ms for _, record in kept][4:] == [records[4].time_ms - 500, records[5].time_ms - 500]
+    assert all(line == to_line(record) for line, record in kept)

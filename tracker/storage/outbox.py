@@ -235,6 +235,7 @@ class Outbox:
                         "UPDATE outbox SET category = ?, score = 0.0, state = ?, line = NULL"
                         " WHERE final = 0 AND time_ms > ?",
                         (AWAY, STATE_AWAY, away_since_ms))
+                    self._encode_lines("final = 0 AND time_ms > ?", (away_since_ms,))
                 self._connection.executemany(_INSERT, rows)
                 if final_until_ms is not None:
                     self._connection.execute("UPDATE outbox SET final = 1 WHERE final = 0 AND time_ms <= ?",
@@ -319,7 +320,16 @@ class Outbox:
                 self._connection.execute(
                     f"UPDATE outbox SET time_ms = time_ms + ?, line = NULL WHERE {_SAMPLES_ONLY}"
                     " AND time_ms BETWEEN ? AND ?", (restamp.shift_ms, restamp.first_ms, restamp.last_ms))
+            self._encode_lines(_SAMPLES_ONLY, ())
             note_clock_fixes(self._connection, host, restamps)
+
+    def _encode_lines(self, condition: str, parameters: Sequence[object]) -> None:
+        """Encode again, within the caller's transaction, the lines of the samples matching `condition` that
+        lost theirs: the sender then sends them as they are, rather than encoding them in its way."""
+        rows = self._connection.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE line IS NULL AND {condition}", parameters).fetchall()
+        self._connection.executemany("UPDATE outbox SET line = ? WHERE id = ?",
+                                     [(to_line(_record(row)), row[0]) for row in rows])
 
     def recategorize(self, since_ms: int | None, reclassify: Callable[[Record], Record | None]) -> int:
         """Give the samples waiting (or quarantined) from `since_ms` on (None: all) the category and score
