@@ -23,12 +23,14 @@ class TrackerOnDesktop(RunningTracker):
 
     def visit(self, desktop: Desktop, windows: dict[str, str], server: InfluxDB1, database: str,
               points_each: int) -> None:
-        """Focus each window in turn (app name -> window), until the run logged its app and sent
-        `points_each` more points."""
+        """Focus each window in turn (app name -> window), until the run logged its app (its sample is in the
+        outbox then, and a clean stop sends it) and, unless `points_each` is 0, sent that many more points."""
         for app, window in windows.items():
             seen = len(self.lines)  # before the focus moves: the one line for the change may come at once
             desktop.activate(window)
             wait_until(lambda app=app, seen=seen: self.logged_after(seen, app), 10, f"samples of {app}")
+            if not points_each:
+                continue
             first = len(points_after_input(desktop, server, database))
             wait_until(lambda first=first: len(points_after_input(desktop, server, database))
                        >= first + points_each, 20, f"points of {app}")
