@@ -269,6 +269,10 @@ def test_an_outbox_from_before_final_rows_and_stored_lines_still_sends_every_row
         outbox.append(replace(records[0], time_ms=records[0].time_ms + 10_000))
         assert [line for _, line in outbox.pending_lines(10)] == [
             *map(to_line, records), to_line(replace(records[0], time_ms=records[0].time_ms + 10_000))]
+    with sqlite3.connect(path) as upgraded:  # encoded once, on the first open: the sender sends them as they are
+        assert [line for (line,) in upgraded.execute("SELECT line FROM outbox ORDER BY id")][:3] == [
+            *map(to_line, records)]
+    upgraded.close()
 
 
 def vitals_point(time_ms: int, samples_taken: int) -> Point:

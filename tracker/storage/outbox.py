@@ -106,7 +106,8 @@ _SCHEMA = (
     # The few quarantined rows, oldest first: counted against the size bound, and dropped first.
     "CREATE INDEX IF NOT EXISTS outbox_quarantined ON outbox (id) WHERE quarantined IS NOT NULL",
 )
-# Columns an outbox written by an earlier version lacks: its rows were all final, and are encoded when sent.
+# Columns an outbox written by an earlier version lacks: its rows were all final, and their lines are encoded when
+# the column is added.
 _ADDED_COLUMNS = {"final": "final INTEGER NOT NULL DEFAULT 1", "line": "line TEXT",
                   "measurement": "measurement TEXT NOT NULL DEFAULT 'activity'"}
 _FIELDS = "time_ms, duration, host, app, activity, category, score, state, title, url"
@@ -199,6 +200,8 @@ class Outbox:
                             self._connection.execute(f"ALTER TABLE outbox ADD COLUMN {definition}")
                     for statement in (*_SCHEMA[1:], *CORRECTIONS_SCHEMA):
                         self._connection.execute(statement)
+                    if "line" not in columns:  # once: then the sender sends every row as it is kept
+                        self._encode_lines(_SAMPLES_ONLY, ())
                     # Only this process adds rows; others (the sender, `tracker sync`, `tracker outbox`) only take
                     # them away or move them between waiting and quarantined, so this count plus what was appended
                     # since is an upper bound of the rows kept, read again only past max_rows.
