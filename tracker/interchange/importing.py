@@ -85,8 +85,8 @@ def import_spans(database: Path, spans: Iterable[Span], categories: Categories, 
     First what is new is worked out, reading the file only, into a scratch file beside it; then it is written in
     slices of a moment each, so a running `tracker run` never waits for the file more than that (a single
     transaction took 17 s of 28 for 100,000 events). OutboxFull, before anything is kept, when the points do not
-    fit in the outbox's bound; StoreUnavailable (nothing kept)
-    or ImportStopped (part kept, the rest added by importing again) when the file cannot be written."""
+    fit in the outbox's bound; StoreUnavailable (nothing kept) or ImportStopped (part kept, the rest added by
+    importing again) when the file cannot be written."""
     # The history's tables, if this file has none yet, and its rollups in step: then each slice keeps them so
     # (rebuilding them afterwards would hold the file as long as the import once did).
     HistoryWriter(database, pulsetime=1.0).close()
@@ -177,9 +177,7 @@ class _NewTime:
     def write_in_slices(self, outbox: Outbox) -> Iterator[int]:
         """Write the events, their `imported` rows and their points, a slice per transaction; yields the points
         each slice added. ImportStopped when a slice cannot be written after others were."""
-        kept = 0
-
-        after = 0
+        kept, after = 0, 0  # events written; the last row of the scratch file taken
 
         def take(limit: int) -> list[Any]:
             nonlocal after
