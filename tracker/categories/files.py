@@ -51,11 +51,14 @@ def _packaged_categories() -> Traversable | None:
     return inside if inside.is_file() else None
 
 
-def active_categories_path() -> Path:
-    """The user's categories.yaml when it exists (it replaces the defaults whole), else the bundled one."""
-    user_file = paths.user_categories_file()
+def active_categories_path(user_file: Path | None = None, bundled_file: Path | None = None) -> Path:
+    """The user's categories.yaml when it exists (it replaces the defaults whole), else the bundled one; either
+    path may be given, worked out already (see CategoriesWatcher)."""
+    user_file = user_file or paths.user_categories_file()
     # lexists: a broken or looping symlink is the user's file too, to be reported, not silently replaced
-    return user_file if os.path.lexists(user_file) else bundled_categories_path()
+    if os.path.lexists(user_file):
+        return user_file
+    return bundled_file or bundled_categories_path()
 
 
 def read_categories_text(path: Path) -> str:
@@ -220,9 +223,7 @@ class CategoriesWatcher:
         return self._current
 
     def _active_path(self) -> Path:
-        if self._path is not None:
-            return self._path
-        return self._user_file if os.path.lexists(self._user_file) else self._bundled_file
+        return self._path or active_categories_path(self._user_file, self._bundled_file)
 
     def _reload_if_changed(self) -> None:
         path = self._active_path()
