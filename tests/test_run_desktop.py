@@ -3,11 +3,10 @@ windows. What reaches a real InfluxDB 1.x is read back through InfluxQL."""
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
-from helpers.desktop_run import TrackerOnDesktop, points, points_after_input
+from helpers.desktop_run import TrackerOnDesktop, points, points_after_input, visited_by_app
 from helpers.servers import Desktop, InfluxDB1, wait_until
 
 from tracker import paths
@@ -103,15 +102,7 @@ def test_excluded_windows_keep_their_app_only_locally_and_in_influxdb(
         "MailApp": desktop.open_window("MailApp", "Your Online Bank statement"),
         "PlainApp": desktop.open_window("PlainApp", "an ordinary title"),
     }
-    desktop.touch()
-    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
-    try:
-        tracker.visit(desktop, windows, influxdb1, influx_database, points_each=4)
-    finally:
-        code, err = tracker.stop(signal.SIGTERM)
-    assert code == 0, err
-    rows = points(influxdb1, influx_database)
-    by_app = {app: [row for row in rows if row["app"] == app] for app in windows}
+    _, by_app = visited_by_app(desktop, windows, influxdb1, influx_database, points_each=4)
     assert all(len(found) >= 3 for found in by_app.values()), {app: len(found) for app, found in by_app.items()}
     assert all(row.get("title") is None and row.get("url") is None for row in by_app["SecretApp"])
     assert all(row.get("title") is None for row in by_app["MailApp"])
@@ -141,16 +132,8 @@ def test_private_windows_of_any_browser_keep_their_app_only_locally_and_in_influ
         "NewBrowser": desktop.open_window("NewBrowser", "Secret page - NewBrowser (Incognito)"),
         "PlainApp": desktop.open_window("PlainApp", "an ordinary title"),
     }
-    desktop.touch()
-    tracker = TrackerOnDesktop(desktop, influxdb1, influx_database, "--away-after", "1h")
-    try:
-        # Each window until its sample is taken; the stop then sends every one (no wait for a send each).
-        tracker.visit(desktop, windows, influxdb1, influx_database, points_each=0)
-    finally:
-        code, err = tracker.stop(signal.SIGTERM)
-    assert code == 0, err
-    rows = points(influxdb1, influx_database)
-    by_app = {app: [row for row in rows if row["app"] == app] for app in windows}
+    # Each window until its sample is taken; the stop then sends every one (no wait for a send each).
+    tracker, by_app = visited_by_app(desktop, windows, influxdb1, influx_database, points_each=0)
     assert all(len(found) >= 1 for found in by_app.values()), {app: len(found) for app, found in by_app.items()}
     private = [row for app, found in by_app.items() if app != "PlainApp" for row in found]
     assert all(row.get("title") is None and row.get("url") is None for row in private)

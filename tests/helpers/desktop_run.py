@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from helpers.running import RunningTracker
@@ -34,6 +35,21 @@ class TrackerOnDesktop(RunningTracker):
             first = len(points_after_input(desktop, server, database))
             wait_until(lambda first=first: len(points_after_input(desktop, server, database))
                        >= first + points_each, 20, f"points of {app}")
+
+
+def visited_by_app(desktop: Desktop, windows: dict[str, str], server: InfluxDB1, database: str,
+                   points_each: int) -> tuple[TrackerOnDesktop, dict[str, list[dict[str, Any]]]]:
+    """A run (never away) that visits each window (see `visit`) and stops on SIGTERM, sending what it recorded
+    on its way out; the run, for its log, and the points that reached InfluxDB, by app."""
+    desktop.touch()
+    tracker = TrackerOnDesktop(desktop, server, database, "--away-after", "1h")
+    try:
+        tracker.visit(desktop, windows, server, database, points_each)
+    finally:
+        code, err = tracker.stop(signal.SIGTERM)
+    assert code == 0, err
+    rows = points(server, database)
+    return tracker, {app: [row for row in rows if row["app"] == app] for app in windows}
 
 
 def points(server: InfluxDB1, database: str) -> list[dict[str, Any]]:
