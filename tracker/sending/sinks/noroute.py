@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 from collections.abc import Callable
 from typing import NamedTuple
 
 from tracker import macos_privacy
+from tracker.sending.sinks.resolving import addresses
 
+# The connection just looked the name up: a second lookup answers from the system's cache, or not in this time.
+LOOKUP_SECONDS = 2.0
 # What Local Network privacy covers: RFC 1918, link-local, unique local and link-local IPv6.
 LOCAL_NETWORKS = tuple(ipaddress.ip_network(network) for network in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7", "fe80::/10"))
@@ -29,14 +31,16 @@ class Why(NamedTuple):
 
 
 def addresses_of(host: str) -> list[str]:
-    """The addresses `host` names: itself when it is one, else what it resolves to (none when it does not)."""
+    """The addresses `host` names: itself when it is one, else what it resolves to within LOOKUP_SECONDS (none
+    when it does not, or not in time). Through the bounded lookup the connection used: telling why it failed
+    waits LOOKUP_SECONDS at most."""
     try:
         return [str(ipaddress.ip_address(host.split("%", 1)[0]))]  # an IPv6 scope (fe80::1%en0) is no part of it
     except ValueError:
         pass
     try:
-        return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
-    except (OSError, UnicodeError):
+        return [str(info[4][0]) for info in addresses(host, 0, within=LOOKUP_SECONDS)]
+    except (OSError, UnicodeError):  # NotResolvedInTime is an OSError too
         return []
 
 
