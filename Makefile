@@ -13,7 +13,9 @@ NO_PYTHON := tracker needs Python 3.10 or newer, and $(if $(PYTHON),$(PYTHON) is
   Ubuntu: apt install python3 python3-venv), or name it with make run PYTHON=/path/to/python3.12
 ARGS ?=
 # The real peers the tests start for themselves, and what the binary's launcher is compiled with (gcc, zlib1g-dev).
-DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd gcc zlib1g-dev
+# The Wayland desktops: sway (with foot, wtype, Xwayland), KWin and GNOME Shell, on private D-Bus buses.
+DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd gcc zlib1g-dev \
+  sway foot wtype wayland-utils xwayland kwin-wayland qdbus-qt5 mutter gnome-shell dbus-daemon
 
 .PHONY: run test install debs lint binary
 
