@@ -49,7 +49,10 @@ lint: $(VENV)/.installed
 # The tests mostly wait (for servers, subprocesses and clocks), so they run in more workers than there are cores;
 # each worker starts the shared servers once. The 15 slowest are listed at the end, so growth shows.
 TEST_WORKERS ?= 6
-test: $(VENV)/.installed debs lint
+# The Debian packages and the virtual environment are installed side by side (-j2): both mostly wait for downloads.
+test:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target debs $(VENV)/.installed
+	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # dist/tracker: one executable for this machine's OS and CPU, needing no Python (see README, "One file").

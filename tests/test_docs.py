@@ -53,6 +53,7 @@ def test_the_two_setup_commands_come_first_and_the_debian_packages_match_the_mak
     first_block = README.split("```sh", 1)[1].split("```", 1)[0]
     assert [line.split()[0:2] for line in first_block.strip().splitlines()] == [["make", "run"], ["make", "test"]]
     makefile = (ROOT / "Makefile").read_text()
-    debs = re.search(r"^DEBS := (.+)$", makefile, re.MULTILINE)
+    debs = re.search(r"^DEBS := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE)  # with its continued lines
     assert debs is not None
-    assert f"`{debs.group(1).strip()}`" in " ".join(README.split()), "README lists other Debian packages"
+    packages = " ".join(debs.group(1).replace("\\\n", " ").split())
+    assert f"`{packages}`" in " ".join(README.split()), "README lists other Debian packages"
