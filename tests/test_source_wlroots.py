@@ -22,6 +22,7 @@ from tracker.categories.privacy import seen_private
 from tracker.model import Sample
 from tracker.recording.sources import SourceUnavailable
 from tracker.recording.sources.choose import open_source
+from tracker.recording.sources.wayland_idle import WaylandIdle
 from tracker.recording.sources.wayland_wire import offered_globals
 from tracker.recording.sources.wlroots import WlrootsSource
 
@@ -108,16 +109,24 @@ def test_closing_the_focused_window_gives_focus_to_the_next_or_to_nothing(sway: 
 
 
 def test_idle_time_grows_without_input_and_is_zero_after_a_key(sway: SwayDesktop, source: WlrootsSource):
-    sway.open_window("reader", "reading, not typing")
-    sway.focus("reader")
-    sway.touch()
-    started = time.monotonic()
-    sample = read_until(source, lambda s: s is not None and s.idle_seconds is not None and s.idle_seconds >= 2.5,
-                        "idle time of 2.5 s", timeout=15)
-    assert sample is not None and sample.idle_seconds is not None
-    assert sample.idle_seconds <= time.monotonic() - started + 0.5  # never more than the time since the key
-    sway.touch()
-    read_until(source, lambda s: s is not None and s.idle_seconds == 0, "active again after a key")
+    # Also on a connection of its own, as the KWin source uses it.
+    idle = WaylandIdle.open()
+    assert idle is not None and idle.protocol == "org_kde_kwin_idle"  # all sway 1.7 offers
+    try:
+        sway.open_window("reader", "reading, not typing")
+        sway.focus("reader")
+        sway.touch()
+        started = time.monotonic()
+        sample = read_until(source, lambda s: s is not None and (s.idle_seconds or 0) >= 2.5, "idle time of 2.5 s",
+                            timeout=15)
+        assert sample is not None and sample.idle_seconds is not None
+        assert sample.idle_seconds <= time.monotonic() - started + 0.5  # never more than the time since the key
+        wait_until(lambda: (idle.idle_seconds() or 0) >= 2.5, 5, "idle time on its own connection")
+        sway.touch()
+        read_until(source, lambda s: s is not None and s.idle_seconds == 0, "active again after a key")
+        wait_until(lambda: idle.idle_seconds() == 0, 5, "active again on its own connection")
+    finally:
+        idle.close()
 
 
 def test_private_windows_are_read_by_title_and_recorded_by_app_only(sway: SwayDesktop, source: WlrootsSource):
