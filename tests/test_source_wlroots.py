@@ -140,9 +140,12 @@ def test_private_windows_are_read_by_title_and_recorded_by_app_only(sway: SwayDe
 
 
 def test_open_source_by_name_and_the_globals_the_lead_detects_it_by(sway: SwayDesktop):
-    started = time.monotonic()
-    offered = offered_globals()
-    assert time.monotonic() - started < 0.05
+    timings = []
+    for _ in range(3):  # the best of three: a busy machine may hold up any one of them
+        started = time.monotonic()
+        offered = offered_globals()
+        timings.append(time.monotonic() - started)
+    assert min(timings) < 0.05, timings
     assert offered["zwlr_foreign_toplevel_manager_v1"] == 3 and "wl_seat" in offered
     opened = open_source("wayland-wlr", print)
     try:

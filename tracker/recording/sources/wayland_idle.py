@@ -2,7 +2,8 @@
 else, KDE's older org_kde_kwin_idle (sway 1.7, wlroots 0.15).
 
 Both protocols only say "idle after T" and "resumed". With T = 1 s the idle time is 0 while the user is active
-and T + the time since `idled` once idle: accurate to about a second, like X11's screen saver extension.
+and T + the time since `idled` once idle. Events are timed when they are read (a Unix socket gives no receive
+time), so the idle time can be short by up to the time between two reads: a second at tracker's interval.
 Before the first event the user counts as active (0).
 """
 
