@@ -203,13 +203,21 @@ def test_xwayland_and_native_windows_are_both_seen(tmp_path: Path, monkeypatch: 
     try:
         for name in ("XDG_RUNTIME_DIR", "WAYLAND_DISPLAY"):
             monkeypatch.setenv(name, desktop.env[name])
-        source = WlrootsSource(print)
+        notices: list[str] = []
+        source = WlrootsSource(notices.append)
         desktop.open_window("native-foot", "a Wayland window")
         desktop.open_x11_window("XTermApp", "an X11 window")
         desktop.focus_x11("XTermApp")
         read_until(source, lambda s: app_and_title(s) == ("XTermApp", "an X11 window"), "the xterm", 20)
         desktop.focus("native-foot")
         read_until(source, lambda s: app_and_title(s) == ("native-foot", "a Wayland window"), "the foot window")
+        # wlroots passes a Latin-1 WM_NAME on unconverted: it is read as Latin-1, and the connection stays.
+        desktop.open_x11_latin1_window("LatinTerm", "café latin")
+        desktop.focus_x11("LatinTerm")
+        read_until(source, lambda s: app_and_title(s) == ("LatinTerm", "café latin"), "the Latin-1 title")
+        desktop.focus("native-foot")
+        read_until(source, lambda s: app_and_title(s) == ("native-foot", "a Wayland window"), "foot again")
+        assert notices == []
         source.close()
     finally:
         desktop.stop()

@@ -25,7 +25,8 @@ from tracker.recording.sources.wayland_wire import (
     offered_globals,
 )
 
-WINDOW = Interface("test_window", (Event("title", "s"), Event("state", "a"), Event("child", "n")))
+WINDOW = Interface("test_window", (Event("title", "s"), Event("state", "a"), Event("child", "n"),
+                                   Event("x11_title", "T")))
 MANAGER = Interface("test_manager", (Event("window", "n", WINDOW), Event("point", "ifO"), Event("label", "S")))
 
 
@@ -170,14 +171,20 @@ def test_events_are_decoded_and_objects_the_compositor_creates_get_their_events(
     fake.send(message(manager.object_id, 0, uint(window_id))
               + message(window_id, 0, string("Grüße, Welt"))
               + message(window_id, 1, string(None, raw=struct.pack("=III", 1, 2, 4)))
+              + message(window_id, 3, string(None, raw="café".encode("latin-1") + b"\0"))
+              + message(window_id, 3, string("naïve"))
+              + message(window_id, 3, uint(0))
               + message(manager.object_id, 1, struct.pack("=ii", -5, 640) + uint(0))
               + message(manager.object_id, 2, uint(0)))
     connection.roundtrip()
-    assert [name for name, _ in seen] == ["window", "title", "state", "point", "label"]
+    assert [name for name, _ in seen] == ["window", "title", "state", "x11_title", "x11_title", "x11_title",
+                                          "point", "label"]
     assert seen[1][1] == ("Grüße, Welt",)
     assert struct.unpack("=III", seen[2][1][0]) == (1, 2, 4)  # type: ignore[arg-type]
-    assert seen[3][1] == (-5, 2.5, None)
-    assert seen[4][1] == (None,)
+    # X11 titles: UTF-8, or Latin-1 when they are not (wlroots passes WM_NAME of type STRING on as it is)
+    assert [values for name, values in seen[3:6]] == [("café",), ("naïve",), (None,)]
+    assert seen[6][1] == (-5, 2.5, None)
+    assert seen[7][1] == (None,)
 
 
 def test_events_for_objects_destroyed_but_not_yet_released_are_dropped(fake):

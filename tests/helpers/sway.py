@@ -114,8 +114,9 @@ class SwayDesktop:
 
     def message(self, *args: str, check: bool = True) -> Any:
         """swaymsg's JSON answer."""
+        # X11 titles reach sway's JSON as they are, Latin-1 included.
         done = subprocess.run([self.swaymsg, "-s", self.ipc_socket, "-r", *args], capture_output=True, text=True,
-                              timeout=15)
+                              errors="replace", timeout=15)
         if done.returncode != 0:
             if check:
                 raise AssertionError(f"swaymsg {' '.join(args)} failed: {done.stdout} {done.stderr}")
@@ -148,9 +149,10 @@ class SwayDesktop:
                    f"the window {app_id}")
         return window
 
-    def open_x11_window(self, app_class: str, title: str) -> int:
-        """An xterm of this class through Xwayland (started by sway, which knows DISPLAY); its pid."""
-        self.message("exec", f"{self.xterm} -class {app_class} -T '{title}' -e sleep 3600")
+    def open_x11_window(self, app_class: str, title: str, prefix: str = "") -> int:
+        """An xterm of this class through Xwayland (started by sway, which knows DISPLAY); its pid. The title
+        goes through sh in double quotes."""
+        self.message("exec", f'{prefix}{self.xterm} -class {app_class} -T "{title}" -e sleep 3600')
 
         def view() -> dict[str, Any] | None:
             return next((v for v in self.tree_views()
@@ -159,6 +161,17 @@ class SwayDesktop:
         pid = int(wait_until(view, 30, f"the X11 window {app_class}")["pid"])
         self.extra_pids.append(pid)
         return pid
+
+    def open_x11_latin1_window(self, app_class: str, title: str) -> int:
+        """An xterm in the C locale: it sets WM_NAME as STRING, Latin-1, which wlroots passes on unconverted."""
+        octal = "".join(f"\\{byte:03o}" for byte in title.encode("latin-1"))
+        return self.open_x11_window(app_class, f"$(printf '{octal}')", prefix="LC_ALL=C ")
+
+    def x_display(self) -> str:
+        """The X display of sway's Xwayland (set in sway's own environment once it started)."""
+        answer = self.runtime_dir / "x-display"
+        self.message("exec", f"echo $DISPLAY > {answer}")
+        return str(wait_until(lambda: answer.read_text().strip(), 10, "Xwayland's DISPLAY"))
 
     def focus(self, app_id: str) -> None:
         self.message(f'[app_id="{app_id}"] focus')

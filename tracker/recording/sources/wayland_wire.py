@@ -44,8 +44,9 @@ class WaylandError(Exception):
 
 @dataclass(frozen=True)
 class Event:
-    """An event's name and argument codes: u uint, i int, f fixed, s string, S string or null, a array,
-    o object, O object or null, n new object (of interface `creates`)."""
+    """An event's name and argument codes: u uint, i int, f fixed, s string, S string or null, T string or
+    null that may be Latin-1 (a window title or class from X11), a array, o object, O object or null,
+    n new object (of interface `creates`)."""
 
     name: str
     arguments: str = ""
@@ -294,13 +295,13 @@ class WaylandConnection:
                 values.append(word or None)
             elif code == "n":
                 values.append(self._server_object(word, event, where, proxy))
-            else:  # s, S, a: a length, then that many bytes padded to 32 bits
+            else:  # s, S, T, a: a length, then that many bytes padded to 32 bits
                 end = position + word
                 if word > len(body) - position:
                     raise WaylandError(f"the Wayland compositor sent a {where} event whose length field is wrong")
                 data = body[position:end]
                 position += (word + 3) & ~3
-                values.append(data if code == "a" else _text(data, code == "S", where))
+                values.append(data if code == "a" else _text(data, code, where))
         if position != len(body):
             raise WaylandError(f"the Wayland compositor sent a {where} event longer than its arguments")
         return tuple(values)
@@ -375,9 +376,9 @@ def _marshal(arguments: str, values: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _text(data: bytes, nullable: bool, where: str) -> str | None:
+def _text(data: bytes, code: str, where: str) -> str | None:
     if not data:
-        if nullable:
+        if code != "s":
             return None
         raise WaylandError(f"the Wayland compositor sent a {where} event without its text")
     if data[-1] != 0:
@@ -385,6 +386,9 @@ def _text(data: bytes, nullable: bool, where: str) -> str | None:
     try:
         return data[:-1].decode("utf-8")
     except UnicodeDecodeError:
+        if code == "T":
+            # wlroots passes an X11 window's WM_NAME of type STRING on as it is: ICCCM says that is Latin-1.
+            return data[:-1].decode("latin-1")
         raise WaylandError(f"the Wayland compositor sent a {where} event with text that is not UTF-8") from None
 
 

@@ -28,7 +28,8 @@ from tracker.recording.sources.wayland_wire import Event, Interface, Proxy, Wayl
 log = logging.getLogger(__name__)
 
 TOPLEVEL_HANDLE = Interface("zwlr_foreign_toplevel_handle_v1", (
-    Event("title", "s"), Event("app_id", "s"), Event("output_enter", "o"), Event("output_leave", "o"),
+    # Lenient text: Xwayland windows' titles may be Latin-1, and a null is read as no title rather than an error.
+    Event("title", "T"), Event("app_id", "T"), Event("output_enter", "o"), Event("output_leave", "o"),
     Event("state", "a"), Event("done"), Event("closed"), Event("parent", "O"),
 ))
 TOPLEVEL_MANAGER = Interface("zwlr_foreign_toplevel_manager_v1", (
@@ -60,7 +61,7 @@ class WlrootsSource:
     """The focused window of a wlroots-style Wayland compositor."""
 
     name = "wayland-wlr"
-    # Titles are UTF-8 by the protocol (a compositor that breaks that breaks the connection): never unreadable.
+    # Titles that are not UTF-8 are read as Latin-1 (see TOPLEVEL_HANDLE): a title is never unreadable here.
     unreadable_titles = 0
 
     def __init__(self, notify: Notify, display: str | None = None) -> None:
