@@ -149,7 +149,8 @@ class WaylandConnection:
         if self._objects.get(proxy.object_id) is not proxy:
             return
         del self._objects[proxy.object_id]
-        # The compositor confirms client ids with delete_id; its own ids are free at once (it sends no more).
+        # Events already on their way to it are dropped until the compositor releases the id: with delete_id
+        # for ours, by announcing a new object under it for its own.
         self._zombies.add(proxy.object_id)
 
     def list_globals(self) -> dict[int, tuple[str, int]]:
