@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.servers import wait_until
@@ -396,3 +397,106 @@ def test_idle_time_is_zero_while_active_and_one_second_plus_the_time_since_idled
     idle.close()
     fake.server_end.close()
     assert idle.idle_seconds() is None  # closed: nothing to say
+
+
+class FakeWlroots:
+    """A compositor on a Unix socket offering wl_seat and the toplevel manager (no idle protocol); each sync is
+    answered after the events queued for it, sent to the manager's handles."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.queued: list[bytes] = []
+        self.manager_id = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        compositor = FakeCompositor()
+        compositor.server_end = connection
+        registry = 0
+
+        def on_sync(callback: int) -> bytes:
+            nonlocal registry
+            if not registry:  # the first sync follows get_registry
+                registry = struct.unpack("=I", compositor.log[0][2])[0]
+                return (message(registry, 0, uint(1) + string("wl_seat") + uint(7))
+                        + message(registry, 0, uint(2) + string("zwlr_foreign_toplevel_manager_v1") + uint(3)))
+            for object_id, opcode, body in compositor.log:
+                if object_id == registry and opcode == 0 and b"zwlr_foreign" in body:
+                    self.manager_id = struct.unpack_from("=I", body, len(body) - 4)[0]
+            sent, self.queued[:] = b"".join(self.queued), []
+            return sent
+
+        compositor.answer_syncs_after(on_sync).join(30)
+        connection.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+# One change of one window (of 3): a new title, app id and state, each maybe, then done (mostly), closed, or
+# nothing yet (its changes stay pending).
+TOPLEVEL_CHANGE = st.tuples(st.integers(0, 2), st.none() | st.text("abé", max_size=3),
+                            st.none() | st.text("xyz", max_size=2), st.none() | st.booleans(),
+                            st.sampled_from(["done", "done", "done", "closed", "pending"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(TOPLEVEL_CHANGE, max_size=12))
+def test_the_wlroots_source_reads_the_window_the_last_done_activated(tmp_path_factory, changes):
+    from tracker.recording.sources.wlroots import WlrootsSource
+
+    path = tmp_path_factory.mktemp("wlr") / "wayland-fake"
+    compositor = FakeWlroots(path)
+    notices: list[str] = []
+    source = WlrootsSource(notices.append, str(path))
+    try:
+        handles = [0xFF000000 + index for index in range(3)]
+        stream = [message(compositor.manager_id, 0, uint(handle)) for handle in handles]
+        # The model: pending and committed app_id, title and activated per window, and the focused one.
+        pending: dict[int, dict[str, Any]] = {index: {} for index in range(3)}
+        committed: dict[int, dict[str, Any]] = {index: {} for index in range(3)}
+        closed: set[int] = set()
+        focused: int | None = None
+        for index, title, app_id, activated, end in changes:
+            if index in closed:
+                continue
+            handle = handles[index]
+            if title is not None:
+                stream.append(message(handle, 0, string(title)))
+                pending[index]["title"] = title
+            if app_id is not None:
+                stream.append(message(handle, 1, string(app_id)))
+                pending[index]["app_id"] = app_id
+            if activated is not None:
+                states = struct.pack("=II", 1, 2) if activated else struct.pack("=I", 1)
+                stream.append(message(handle, 4, string(None, raw=states)))
+                pending[index]["activated"] = activated
+            if end == "done":
+                stream.append(message(handle, 5))
+                committed[index].update(pending[index])
+                pending[index] = {}
+                if committed[index].get("activated"):
+                    focused = index
+                elif focused == index:
+                    focused = None
+            elif end == "closed":
+                stream.append(message(handle, 6))
+                closed.add(index)
+                focused = None if focused == index else focused
+        compositor.queued.append(b"".join(stream))
+        sample = source.read()
+        expected = None
+        if focused is not None and committed[focused].get("app_id"):
+            expected = (committed[focused]["app_id"], committed[focused].get("title") or None)
+        assert (None if sample is None else (sample.app, sample.title)) == expected
+        assert notices == ["The Wayland compositor on " + str(path) + " offers no idle protocol (ext-idle-notify-v1 "
+                           "or org_kde_kwin_idle), so idle time cannot be detected and time away from the keyboard "
+                           "counts as active."]
+    finally:
+        source.close()
+        compositor.close()
