@@ -403,8 +403,9 @@ class FakeWlroots:
     """A compositor on a Unix socket offering wl_seat and the toplevel manager (no idle protocol); each sync is
     answered after the events queued for it, sent to the manager's handles."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, offers_manager: bool = True) -> None:
         self.path = path
+        self.offers_manager = offers_manager
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(path))
         self.listener.listen(1)
@@ -423,8 +424,10 @@ class FakeWlroots:
             nonlocal registry
             if not registry:  # the first sync follows get_registry
                 registry = struct.unpack("=I", compositor.log[0][2])[0]
-                return (message(registry, 0, uint(1) + string("wl_seat") + uint(7))
-                        + message(registry, 0, uint(2) + string("zwlr_foreign_toplevel_manager_v1") + uint(3)))
+                offered = message(registry, 0, uint(1) + string("wl_seat") + uint(7))
+                if self.offers_manager:
+                    offered += message(registry, 0, uint(2) + string("zwlr_foreign_toplevel_manager_v1") + uint(3))
+                return offered
             for object_id, opcode, body in compositor.log:
                 if object_id == registry and opcode == 0 and b"zwlr_foreign" in body:
                     self.manager_id = struct.unpack_from("=I", body, len(body) - 4)[0]
@@ -500,3 +503,18 @@ def test_the_wlroots_source_reads_the_window_the_last_done_activated(tmp_path_fa
     finally:
         source.close()
         compositor.close()
+
+
+def test_a_compositor_without_the_toplevel_protocol_is_one_sentence(tmp_path: Path):
+    from tracker.recording.sources import SourceUnavailable
+    from tracker.recording.sources.wlroots import WlrootsSource
+
+    compositor = FakeWlroots(tmp_path / "wayland-kwin", offers_manager=False)
+    try:
+        with pytest.raises(SourceUnavailable) as raised:
+            WlrootsSource(print, str(tmp_path / "wayland-kwin"))
+    finally:
+        compositor.close()
+    assert str(raised.value) == (
+        f"The Wayland compositor on {tmp_path}/wayland-kwin does not offer the wlr-foreign-toplevel-management "
+        "protocol (sway, Hyprland, river, labwc, Wayfire and niri do), so the window in front cannot be read.")
