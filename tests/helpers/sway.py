@@ -208,19 +208,22 @@ class SwayDesktop:
         return self.start()
 
     def stop(self) -> None:
-        for window in self.windows:
-            window.close()
-        self.windows.clear()
-        for pid in self.extra_pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        self.extra_pids.clear()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        """Every window, then sway: sway is stopped even when a window will not go."""
+        try:
+            for window in self.windows:
+                window.close()
+            for pid in self.extra_pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        finally:
+            self.windows.clear()
+            self.extra_pids.clear()
+            if self.process is not None and self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            self.process = None
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
