@@ -67,7 +67,8 @@ def test_a_working_setup_on_influxdb_1(on_desktop: Desktop, influxdb1: InfluxDB1
     checks = checks_of(output)
     assert json.loads(output)["blocks_recording"] is False
     assert checks["desktop"]["outcome"] == "ok"
-    assert checks["desktop"]["detail"] == f"x11 on {on_desktop.display}: the foreground app is DoctorApp"
+    assert checks["desktop"]["detail"] == (f"x11 on {on_desktop.display}: the foreground app is DoctorApp; chosen "
+                                           "because this is an X11 session (DISPLAY is set, WAYLAND_DISPLAY is not)")
     assert checks["idle time"]["outcome"] == "ok"
     assert checks["settings"]["detail"].startswith(
         f"influx.url, influx.bucket, host from config file {tracker_home / 'config' / 'config.yaml'}")
@@ -146,7 +147,7 @@ def test_a_missing_database(on_desktop: Desktop, influxdb1: InfluxDB1, tracker_h
 def test_no_desktop(no_desktop: None):
     code, output = doctor()
     assert code == 1
-    assert output.startswith("problem  desktop      No desktop found: DISPLAY is not set")
+    assert output.startswith("problem  desktop      No desktop found: neither WAYLAND_DISPLAY nor DISPLAY is set")
     assert "fix: Run tracker in your desktop session" in output
 
 

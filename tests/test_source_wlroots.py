@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from helpers.running import RunningTracker, command
 from helpers.servers import InfluxDB1, wait_until
 from helpers.sway import SwayDesktop
 
 from tracker import paths
 from tracker.categories.privacy import seen_private
+from tracker.commands import cli
 from tracker.model import Sample
 from tracker.recording.sources import SourceUnavailable
-from tracker.recording.sources.choose import open_source
+from tracker.recording.sources.choose import choose_source, open_source
 from tracker.recording.sources.wayland_idle import WaylandIdle
 from tracker.recording.sources.wayland_wire import offered_globals
 from tracker.recording.sources.wlroots import WlrootsSource
@@ -219,6 +221,21 @@ def test_xwayland_and_native_windows_are_both_seen(tmp_path: Path, monkeypatch: 
         read_until(source, lambda s: app_and_title(s) == ("native-foot", "a Wayland window"), "foot again")
         assert notices == []
         source.close()
+        # The trap: Xwayland's DISPLAY is set too, and `--source auto` reads the compositor all the same.
+        monkeypatch.setenv("DISPLAY", desktop.x_display())
+        monkeypatch.setenv("XDG_CURRENT_DESKTOP", "sway")
+        chosen = choose_source("auto", notices.append)
+        try:
+            assert (chosen.source.name, chosen.why) == ("wayland-wlr",
+                                                        "the compositor offers zwlr_foreign_toplevel_manager_v1")
+            assert app_and_title(chosen.source.read()) == ("native-foot", "a Wayland window")
+        finally:
+            chosen.source.close()
+        doctor = CliRunner().invoke(cli, ["doctor", "--json"], catch_exceptions=False)
+        desktop_check = next(check for check in json.loads(doctor.output)["checks"] if check["name"] == "desktop")
+        assert desktop_check["outcome"] == "ok"
+        assert desktop_check["detail"].endswith("the foreground app is native-foot; chosen because the compositor "
+                                                "offers zwlr_foreign_toplevel_manager_v1")
     finally:
         desktop.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,6 @@ from Xlib import display as xdisplay
 from Xlib.xobject.drawable import Window
 
 from tracker.recording.sources import SourceUnavailable
-from tracker.recording.sources.choose import open_source
 from tracker.recording.sources.x11 import X11Source, decode_compound_text
 
 _mouse_positions = itertools.cycle([(100, 100), (300, 200)])
@@ -246,14 +244,6 @@ def test_missing_display_is_unavailable_with_a_plain_sentence() -> None:
     message = str(raised.value)
     assert ":999" in message and "--source demo" in message
     assert "\n" not in message and message.endswith(".")
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="platform detection differs off Linux")
-def test_auto_in_a_wayland_session_without_x11_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    with pytest.raises(SourceUnavailable, match="Wayland"):
-        open_source("auto", lambda message: None)
 
 
 def test_compound_text_titles_decode_across_charset_switches() -> None:

@@ -61,18 +61,18 @@ def run_checks(source_name: str = "auto") -> list[Check]:
 def check_desktop(source_name: str = "auto") -> list[Check]:
     """Whether the foreground can be read (and what it is now), then whether idle time can."""
     from tracker.recording.sources import SourceUnavailable
-    from tracker.recording.sources.choose import detect_platform, open_source
+    from tracker.recording.sources.choose import choose_source
 
     notices: list[str] = []
     try:
-        name = detect_platform() if source_name == "auto" else source_name
-        source = open_source(name, notices.append)
+        chosen = choose_source(source_name, notices.append)
     except SourceUnavailable as error:
         return [Check("desktop", PROBLEM, str(error),
                       "Run tracker in your desktop session (a terminal on it, or `tracker service install`, "
                       "which starts it with the session)."),
                 Check("idle time", WARNING, "not checked: the desktop cannot be read",
                       "Fix the desktop first.")]
+    source = chosen.source
     try:
         sample = source.read()
         granted, replaced = _macos_permissions(source, sample.app if sample is not None else None)
@@ -91,7 +91,8 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
                                "Bring a window to the front and run `tracker doctor` again."))
         return [*checks, Check("idle time", WARNING, "not checked: no foreground window was read",
                                "Bring a window to the front and run `tracker doctor` again.")]
-    checks.insert(0, Check("desktop", OK, f"{where}: the foreground app is {sample.app}"))
+    why = f"; chosen because {chosen.why}" if chosen.why else ""
+    checks.insert(0, Check("desktop", OK, f"{where}: the foreground app is {sample.app}{why}"))
     if sample.idle_seconds is None:
         checks.append(Check("idle time", WARNING, f"{where} does not tell idle time, so time away counts as active",
                             "On X11 use a server with the MIT-SCREEN-SAVER extension (Xorg and Xvfb have it)."))
