@@ -236,6 +236,18 @@ def test_gnome_extension_install_without_gnome_says_so(tmp_path: Path):
     assert not (tmp_path / ".local").exists()
 
 
+def test_gnome_extension_install_into_a_directory_it_cannot_write_says_so(tmp_path: Path):
+    (tmp_path / "data").write_text("a file where a directory should be")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "TRACKER_HOME": str(tmp_path / "tracker")}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    require_program("gnome-shell", "gnome-shell")
+    done = tracker_command(env, "gnome-extension", "install")
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr.strip() == (
+        f"Error: Cannot write the extension to {tmp_path}/data/gnome-shell/extensions/{UUID}: not a directory; "
+        "fix that directory (or set XDG_DATA_HOME to one you may write to) and run the install again.")
+
+
 def test_doctor_checks_the_extension_on_gnome(bare_gnome: GnomeDesktop, gnome: GnomeDesktop, tmp_path: Path):
     env = bare_gnome.env | {"HOME": str(tmp_path), "TRACKER_HOME": str(tmp_path / "tracker"),
                             "XDG_DATA_HOME": str(tmp_path / "data")}

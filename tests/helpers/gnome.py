@@ -156,20 +156,16 @@ class GnomeDesktop:
                 raise AssertionError(f"gnome-shell exited: {self.log.read_text()[-3000:]}") from None
             raise
         # The Shell starts in the overview, where no window has focus, and shows it again at the end of its
-        # start-up animation: hidden for good once it is found hidden twice in a row.
-        hidden_checks = [0]
+        # start-up animation (later on a busy machine): windows hide it again while they wait for focus.
+        wait_until(self.overview_hidden, 30, "the overview hidden")
 
-        def overview_hidden() -> bool:
-            properties = ("/org/gnome/Shell", "org.freedesktop.DBus.Properties")
-            ((_, active),) = self.call(*properties, "Get", "ss", ("org.gnome.Shell", "OverviewActive"))
-            if active:
-                hidden_checks[0] = 0
-                self.call(*properties, "Set", "ssv", ("org.gnome.Shell", "OverviewActive", ("b", False)))
-                return False
-            hidden_checks[0] += 1
-            return hidden_checks[0] >= 2
-
-        wait_until(overview_hidden, 30, "the overview hidden")
+    def overview_hidden(self) -> bool:
+        """True when the overview is hidden; otherwise hide it and say False."""
+        properties = ("/org/gnome/Shell", "org.freedesktop.DBus.Properties")
+        ((_, active),) = self.call(*properties, "Get", "ss", ("org.gnome.Shell", "OverviewActive"))
+        if active:
+            self.call(*properties, "Set", "ssv", ("org.gnome.Shell", "OverviewActive", ("b", False)))
+        return not active
 
     def call(self, path: str, interface: str, method: str, signature: str = "", body: tuple[Any, ...] = (),
              destination: str = "org.gnome.Shell") -> tuple[Any, ...]:
@@ -193,7 +189,8 @@ class GnomeDesktop:
                                    start_new_session=True)
         self.processes.append(process)
         window = GnomeWindow(process, app_id)
-        wait_until(lambda: self.focused()[1] == app_id or process.poll() is not None, 20, f"window {app_id}")
+        wait_until(lambda: process.poll() is not None or (self.overview_hidden() and self.focused()[1] == app_id),
+                   20, f"window {app_id}")
         assert process.poll() is None, f"the window {app_id} exited"
         return window
 

@@ -27,6 +27,7 @@ from tracker.recording.sources.gnome_extension import (
     flavour_for,
     user_extension_dir,
 )
+from tracker.storage.db import plain_reason
 
 INSTALL_COMMAND = "tracker gnome-extension install"
 RELOGIN = "log out and in once, so that GNOME Shell loads it (on Wayland it loads new extensions only at login)"
@@ -80,9 +81,13 @@ def install() -> list[str]:
         if flavour is None:
             raise NoGnome(f"GNOME Shell {major} is too old for tracker's extension, which needs GNOME 40 or later.")
         target = user_extension_dir()
-        target.mkdir(parents=True, exist_ok=True)
-        for name, text in extension_files(flavour).items():
-            (target / name).write_text(text, encoding="utf-8")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for name, text in extension_files(flavour).items():
+                (target / name).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise PlainError(f"Cannot write the extension to {target}: {plain_reason(error)}; fix that directory "
+                             "(or set XDG_DATA_HOME to one you may write to) and run the install again.") from None
         versions = SHELL_VERSIONS[flavour]
         lines = [f"Installed tracker's GNOME Shell extension for GNOME {versions[0]}–{versions[-1]} in {target}."]
         lines.append(_enable())
@@ -168,7 +173,10 @@ def uninstall() -> list[str]:
     _list_setting("enabled-extensions", add=False)
     if not target.exists():
         return [f"tracker's GNOME Shell extension was not installed in {target}; nothing to remove."]
-    shutil.rmtree(target)
+    try:
+        shutil.rmtree(target)
+    except OSError as error:
+        raise PlainError(f"Cannot remove {target}: {plain_reason(error)}; remove it by hand.") from None
     return [f"Removed tracker's GNOME Shell extension from {target}.",
             "GNOME Shell lets go of it at your next login; until then it may still answer."]
 
