@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from helpers.desktop_run import points, points_after_input
 from helpers.gnome import GnomeDesktop
 from helpers.running import TRACKER, RunningTracker
-from helpers.servers import InfluxDB1, require_program, wait_until
+from helpers.servers import InfluxDB1, require_program, timed, wait_until
 
 from tracker import paths
 from tracker.recording.sources import SourceUnavailable
@@ -141,6 +142,29 @@ def test_a_killed_shell_is_said_once_reads_none_and_recording_resumes_when_it_is
         after.close()
     finally:
         source.close()
+
+
+def test_a_hung_shell_costs_a_read_at_most_a_second_and_is_said_once(on_gnome: GnomeDesktop):
+    window = on_gnome.open_window("gnome-hang-app", "before the hang")
+    notices: list[str] = []
+    source = GnomeSource(notices.append)
+    try:
+        read_until(source, lambda s: s.app == "gnome-hang-app", "the window")
+        assert on_gnome.shell is not None
+        os.kill(on_gnome.shell.pid, signal.SIGSTOP)
+        try:
+            reads = [timed(source.read) for _ in range(2)]
+        finally:
+            os.kill(on_gnome.shell.pid, signal.SIGCONT)
+        assert [sample for sample, _ in reads] == [None, None]
+        assert all(seconds < 1.5 for _, seconds in reads), reads
+        assert notices == ["GNOME Shell stopped answering (no answer within 1 s); recording resumes when it "
+                           "answers again."]
+        read_until(source, lambda s: s.app == "gnome-hang-app", "the window after the hang")
+        assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
+    finally:
+        source.close()
+        window.close()
 
 
 def test_without_the_extension_the_source_says_the_command_that_installs_it(

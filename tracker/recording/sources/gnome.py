@@ -56,7 +56,7 @@ class ShellError(Exception):
 class ShellBus:
     """A connection to the session bus for calls to GNOME Shell, each with a bounded wait."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "SESSION") -> None:
         try:
             from jeepney.io.blocking import open_dbus_connection
         except ImportError:
@@ -65,7 +65,7 @@ class ShellBus:
                 "`pip install jeepney`, or try `tracker run --source demo`."
             ) from None
         try:
-            self.connection: DBusConnection = open_dbus_connection("SESSION")
+            self.connection: DBusConnection = open_dbus_connection(address)
         except KeyError:
             raise SourceUnavailable(
                 "There is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set); run tracker inside your "
@@ -164,9 +164,11 @@ class GnomeSource:
     # Titles come as text from the Shell: never unreadable.
     unreadable_titles = 0
 
-    def __init__(self, notify: Notify) -> None:
+    def __init__(self, notify: Notify, bus_address: str = "SESSION") -> None:
+        """`bus_address`: the session bus (its D-Bus address; "SESSION" reads DBUS_SESSION_BUS_ADDRESS)."""
         self._notify = notify
-        self._bus: ShellBus | None = ShellBus()
+        self._bus_address = bus_address
+        self._bus: ShellBus | None = ShellBus(bus_address)
         try:
             self._bus.get_focus()
         except ShellError as failure:
@@ -185,7 +187,7 @@ class GnomeSource:
         time = utc_now()
         try:
             if self._bus is None:  # the session bus went: connect again
-                self._bus = ShellBus()
+                self._bus = ShellBus(self._bus_address)
             app_id, wm_class, title, idle_ms, locked = self._bus.get_focus()
         except (ShellError, SourceUnavailable) as failure:
             self._lose(failure)

@@ -18,6 +18,11 @@ const OBJECT_PATH = '/org/gnome/Shell/Extensions/TrackerFocus';
 class TrackerFocusService {
     constructor() {
         this._tracker = Shell.WindowTracker.get_default();
+        // Mutter 41 and later keep the idle monitor on the backend; GNOME 40 has only Meta.IdleMonitor.get_core.
+        if (global.backend && global.backend.get_core_idle_monitor)
+            this._idleMonitor = global.backend.get_core_idle_monitor();
+        else
+            this._idleMonitor = Meta.IdleMonitor.get_core ? Meta.IdleMonitor.get_core() : null;
         this._object = Gio.DBusExportedObject.wrapJSObject(INTERFACE_XML, this);
         this._object.export(Gio.DBus.session, OBJECT_PATH);
     }
@@ -33,9 +38,7 @@ class TrackerFocusService {
             wmClass = window.get_wm_class() || '';
             title = window.get_title() || '';
         }
-        const monitor = global.backend && global.backend.get_core_idle_monitor
-            ? global.backend.get_core_idle_monitor() : null;
-        const idleMs = monitor ? monitor.get_idletime() : 0;
+        const idleMs = this._idleMonitor ? this._idleMonitor.get_idletime() : 0;
         const locked = Boolean(Main.screenShield && Main.screenShield.locked);
         return [appId, wmClass, title, idleMs, locked];
     }
