@@ -125,46 +125,49 @@ def test_idle_time_grows_without_input_and_starts_again_after_it(on_gnome: Gnome
         window.close()
 
 
-def test_a_killed_shell_is_said_once_reads_none_and_recording_resumes_when_it_is_back(on_gnome: GnomeDesktop):
+@pytest.fixture
+def noticed(on_gnome: GnomeDesktop) -> Iterator[tuple[GnomeSource, list[str]]]:
+    """A GNOME source on the shared Shell, and the notices it gave so far."""
+    notices: list[str] = []
+    source = GnomeSource(notices.append)
+    yield source, notices
+    source.close()
+
+
+def test_a_killed_shell_is_said_once_reads_none_and_recording_resumes_when_it_is_back(
+        on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
+    source, notices = noticed
     window = on_gnome.open_window("gnome-crash-app", "before the crash")
-    notices: list[str] = []
-    source = GnomeSource(notices.append)
-    try:
-        read_until(source, lambda s: s.app == "gnome-crash-app", "the window")
-        window.close()
-        on_gnome.kill_shell()
-        assert [source.read() for _ in range(5)] == [None] * 5
-        assert len(notices) == 1 and "GNOME Shell stopped answering" in notices[0], notices
-        on_gnome.start_shell()
-        after = on_gnome.open_window("gnome-after-app", "after the crash")
-        read_until(source, lambda s: s.app == "gnome-after-app", "a window of the new Shell")
-        assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
-        after.close()
-    finally:
-        source.close()
+    read_until(source, lambda s: s.app == "gnome-crash-app", "the window")
+    window.close()
+    on_gnome.kill_shell()
+    assert [source.read() for _ in range(5)] == [None] * 5
+    assert len(notices) == 1 and "GNOME Shell stopped answering" in notices[0], notices
+    on_gnome.start_shell()
+    after = on_gnome.open_window("gnome-after-app", "after the crash")
+    read_until(source, lambda s: s.app == "gnome-after-app", "a window of the new Shell")
+    assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
+    after.close()
 
 
-def test_a_hung_shell_costs_a_read_at_most_a_second_and_is_said_once(on_gnome: GnomeDesktop):
+def test_a_hung_shell_costs_a_read_at_most_a_second_and_is_said_once(
+        on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
+    source, notices = noticed
     window = on_gnome.open_window("gnome-hang-app", "before the hang")
-    notices: list[str] = []
-    source = GnomeSource(notices.append)
+    read_until(source, lambda s: s.app == "gnome-hang-app", "the window")
+    assert on_gnome.shell is not None
+    os.kill(on_gnome.shell.pid, signal.SIGSTOP)
     try:
-        read_until(source, lambda s: s.app == "gnome-hang-app", "the window")
-        assert on_gnome.shell is not None
-        os.kill(on_gnome.shell.pid, signal.SIGSTOP)
-        try:
-            reads = [timed(source.read) for _ in range(2)]
-        finally:
-            os.kill(on_gnome.shell.pid, signal.SIGCONT)
-        assert [sample for sample, _ in reads] == [None, None]
-        assert all(seconds < 1.5 for _, seconds in reads), reads
-        assert notices == ["GNOME Shell stopped answering (no answer within 1 s); recording resumes when it "
-                           "answers again."]
-        read_until(source, lambda s: s.app == "gnome-hang-app", "the window after the hang")
-        assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
+        reads = [timed(source.read) for _ in range(2)]
     finally:
-        source.close()
-        window.close()
+        os.kill(on_gnome.shell.pid, signal.SIGCONT)
+    assert [sample for sample, _ in reads] == [None, None]
+    assert all(seconds < 1.5 for _, seconds in reads), reads
+    assert notices == ["GNOME Shell stopped answering (no answer within 1 s); recording resumes when it "
+                       "answers again."]
+    read_until(source, lambda s: s.app == "gnome-hang-app", "the window after the hang")
+    assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
+    window.close()
 
 
 def test_without_the_extension_the_source_says_the_command_that_installs_it(
