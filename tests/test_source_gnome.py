@@ -179,6 +179,9 @@ def test_without_the_extension_the_source_says_the_command_that_installs_it(
         GnomeSource(print)
     assert "`tracker gnome-extension install`" in str(missing.value) and "log out and in once" in str(missing.value)
     assert str(missing.value).count(".") <= 2  # one sentence (the command has one dot)
+    run = tracker_command({**os.environ, "TRACKER_HOME": str(tmp_path / "tracker")}, "run", "--source", "gnome",
+                          "--for", "2s", "--quiet")
+    assert run.returncode == 2 and run.stderr == f"Error: {missing.value}\n"
     # Installed now, but the running Shell finds new extensions only at login: the user is told to log in again.
     bare_gnome.install_extension(tmp_path / "data" / "gnome-shell" / "extensions" / UUID)
     with pytest.raises(SourceUnavailable) as not_loaded:
