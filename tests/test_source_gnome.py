@@ -150,6 +150,18 @@ def test_a_killed_shell_is_said_once_reads_none_and_recording_resumes_when_it_is
     after.close()
 
 
+def test_a_lost_session_bus_is_said_once_and_the_source_connects_again_when_it_is_back(
+        on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
+    source, notices = noticed
+    on_gnome.restart_session_bus()
+    assert source.read() is None
+    window = on_gnome.open_window("gnome-new-bus-app", "on the new bus")
+    read_until(source, lambda s: s.app == "gnome-new-bus-app", "the window, through a new connection")
+    assert len(notices) == 2 and "the session bus connection failed" in notices[0], notices
+    assert notices[1] == "GNOME Shell answers again; recording goes on."
+    window.close()
+
+
 def test_a_hung_shell_costs_a_read_at_most_a_second_and_is_said_once(
         on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
     source, notices = noticed

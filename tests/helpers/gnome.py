@@ -86,6 +86,7 @@ class GnomeDesktop:
         self.log = directory / "gnome-shell.log"
         self.env: dict[str, str] = {}
         self._input: Any = None  # the RemoteDesktop session's connection and path, once made
+        self.session_bus: subprocess.Popen[Any]
 
     def start(self) -> GnomeDesktop:
         self.runtime.mkdir(mode=0o700, parents=True)
@@ -131,8 +132,20 @@ class GnomeDesktop:
         daemon = subprocess.Popen([self.dbus_daemon, "--session", "--nofork", "--nopidfile", f"--address={address}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.processes.append(daemon)
+        if name == "session":
+            self.session_bus = daemon
         wait_until(lambda: (self.directory / (name + "-bus")).exists(), 10, f"the {name} bus")
         return address
+
+    def restart_session_bus(self) -> None:
+        """The session bus gone and back at the same address (as at a new login), with a new Shell on it."""
+        self.kill_shell()
+        self.session_bus.terminate()
+        self.session_bus.wait(10)
+        self.processes.remove(self.session_bus)
+        (self.directory / "session-bus").unlink(missing_ok=True)
+        self._bus("session")
+        self.start_shell()
 
     def start_shell(self) -> None:
         """The Shell (again, after `kill_shell`), up once its overview is hidden and the extensions answer."""

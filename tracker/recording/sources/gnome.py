@@ -45,12 +45,14 @@ NO_SHELL = {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.E
 
 
 class ShellError(Exception):
-    """A call to GNOME Shell failed: `reason` is what went wrong, `name` the D-Bus error name when it said one."""
+    """A call to GNOME Shell failed: `reason` is what went wrong, `name` the D-Bus error name when it said one;
+    `bus_lost` when the session bus connection itself is gone (a new one is needed)."""
 
-    def __init__(self, reason: str, name: str = "") -> None:
+    def __init__(self, reason: str, name: str = "", bus_lost: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.name = name
+        self.bus_lost = bus_lost
 
 
 class ShellBus:
@@ -92,7 +94,7 @@ class ShellBus:
         except TimeoutError:
             raise ShellError(f"no answer within {timeout:g} s") from None
         except (OSError, EOFError, ValueError) as error:  # the bus went away or sent something broken
-            raise ShellError(f"the session bus connection failed ({error})") from None
+            raise ShellError(f"the session bus connection failed ({error})", bus_lost=True) from None
 
     def get_focus(self) -> tuple[str, str, str, int, bool]:
         """The extension's answer: app id, WM class, title, idle milliseconds, locked."""
@@ -205,7 +207,7 @@ class GnomeSource:
 
     def _lose(self, failure: ShellError | SourceUnavailable) -> None:
         """Said once per loss: the Shell crashed, restarts, or the extension went away."""
-        if isinstance(failure, ShellError) and failure.reason.startswith("the session bus connection failed"):
+        if isinstance(failure, ShellError) and failure.bus_lost:
             self._drop_bus()
         if self._lost:
             return
