@@ -162,6 +162,29 @@ def test_a_lost_session_bus_is_said_once_and_the_source_connects_again_when_it_i
     window.close()
 
 
+def test_a_disabled_extension_is_said_once_and_reading_resumes_when_it_is_enabled_again(
+        on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
+    source, notices = noticed
+    window = on_gnome.open_window("gnome-toggle-app", "toggled")
+    read_until(source, lambda s: s.app == "gnome-toggle-app", "the window")
+    extensions = ("/org/gnome/Shell", "org.gnome.Shell.Extensions")
+    assert on_gnome.call(*extensions, "DisableExtension", "s", (UUID,)) == (True,)
+    try:
+        assert source.read() is None
+        assert notices == ["tracker's GNOME Shell extension stopped answering (it was disabled, or the Shell "
+                           "restarts), so nothing is recorded until it is back; `tracker gnome-extension status` "
+                           "says why."]
+        with pytest.raises(SourceUnavailable) as disabled:
+            GnomeSource(print)
+        assert str(disabled.value) == ("tracker's GNOME Shell extension is installed but disabled; run "
+                                       "`tracker gnome-extension install` to enable it, then log out and in once.")
+    finally:
+        assert on_gnome.call(*extensions, "EnableExtension", "s", (UUID,)) == (True,)
+    read_until(source, lambda s: s.app == "gnome-toggle-app", "the window once enabled again")
+    assert notices[1:] == ["GNOME Shell answers again; recording goes on."]
+    window.close()
+
+
 def test_a_hung_shell_costs_a_read_at_most_a_second_and_is_said_once(
         on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
     source, notices = noticed

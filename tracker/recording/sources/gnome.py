@@ -214,9 +214,12 @@ class GnomeSource:
         self._lost = True
         if isinstance(failure, SourceUnavailable):
             detail = str(failure)
-        elif failure.name in NO_SHELL or failure.name in NO_SUCH_OBJECT:
+        elif failure.name in NO_SHELL:
             detail = ("GNOME Shell stopped answering (it crashed or restarts), so nothing is recorded until it is "
                       "back; recording resumes by itself.")
+        elif failure.name in NO_SUCH_OBJECT:
+            detail = ("tracker's GNOME Shell extension stopped answering (it was disabled, or the Shell restarts), "
+                      "so nothing is recorded until it is back; `tracker gnome-extension status` says why.")
         else:
             detail = f"GNOME Shell stopped answering ({failure.reason}); recording resumes when it answers again."
         self._notify(detail)
