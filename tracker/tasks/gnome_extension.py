@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tracker import PlainError
 from tracker.recording.sources import SourceUnavailable
-from tracker.recording.sources.gnome import ExtensionState, ShellBus, ShellError, extension_state
+from tracker.recording.sources.gnome import INSTALL_COMMAND, ExtensionState, ShellBus, ShellError, extension_state
 from tracker.recording.sources.gnome_extension import (
     SHELL_VERSIONS,
     UUID,
@@ -29,7 +29,6 @@ from tracker.recording.sources.gnome_extension import (
 )
 from tracker.storage.db import plain_reason
 
-INSTALL_COMMAND = "tracker gnome-extension install"
 RELOGIN = "log out and in once, so that GNOME Shell loads it (on Wayland it loads new extensions only at login)"
 COMMAND_TIMEOUT = 10
 
@@ -42,11 +41,12 @@ def is_gnome_session() -> bool:
     return "GNOME" in os.environ.get("XDG_CURRENT_DESKTOP", "").upper().split(":")
 
 
-def _open_bus() -> ShellBus | None:
+def _open_bus() -> tuple[ShellBus | None, str]:
+    """A session bus connection, or None and the sentence that says why there is none."""
     try:
-        return ShellBus()
-    except SourceUnavailable:
-        return None
+        return ShellBus(), ""
+    except SourceUnavailable as error:
+        return None, str(error)
 
 
 def shell_major(bus: ShellBus | None) -> int | None:
@@ -71,7 +71,7 @@ def shell_major(bus: ShellBus | None) -> int | None:
 
 def install() -> list[str]:
     """Copy the extension in place and enable it; the sentences to show. NoGnome when there is no GNOME here."""
-    bus = _open_bus()
+    bus, _ = _open_bus()
     try:
         major = shell_major(bus)
         if major is None:
@@ -198,7 +198,7 @@ class ExtensionReport:
 def report() -> ExtensionReport:
     """Installed (the files), enabled (the running Shell, or the setting), answering (a call to Get)."""
     target = user_extension_dir()
-    bus = _open_bus()
+    bus, no_bus = _open_bus()
     try:
         state = _state(bus)
         enabled_text, enabled = _enabled_text(state)
@@ -212,7 +212,8 @@ def report() -> ExtensionReport:
     installed_text = f"Installed in {where}." if installed else f"Not installed in {target}."
     if answering:
         return ExtensionReport(installed_text, enabled_text, "It answers: `tracker run` can read GNOME.", True, "")
-    answering_text = "It does not answer on the session bus."
+    answering_text = (f"It cannot be asked: {no_bus[0].lower()}{no_bus[1:]}" if no_bus
+                      else "It does not answer on the session bus.")
     if not installed:
         fix = f"Run `{INSTALL_COMMAND}`, then log out and in once."
     elif not enabled:
