@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from helpers.desktop_run import points, points_after_input
-from helpers.gnome import GnomeDesktop
+from helpers.gnome import DESKTOP_APP_CLASS, DESKTOP_APP_ID, GnomeDesktop
 from helpers.running import TRACKER, RunningTracker
 from helpers.servers import InfluxDB1, require_program, timed, wait_until
 
@@ -106,6 +106,23 @@ def test_focus_switches_renames_and_closing_returns_focus_to_the_previous_window
         editor.close()
         # No window left: nothing has focus, which is no sample rather than the last window.
         wait_until(lambda: source.read() is None, 10, "no focused window")
+    finally:
+        source.close()
+
+
+def test_an_installed_app_is_named_by_its_desktop_id_and_others_by_their_wm_class(on_gnome: GnomeDesktop):
+    source = GnomeSource(print)
+    try:
+        mapped = on_gnome.open_window(DESKTOP_APP_CLASS, "a window of an installed app")
+        sample = read_until(source, lambda s: s.title == "a window of an installed app", "the installed app")
+        assert sample.app == DESKTOP_APP_ID  # its .desktop id, without ".desktop"
+        assert on_gnome.focused()[:2] == (DESKTOP_APP_ID, DESKTOP_APP_CLASS)
+        plain = on_gnome.open_window("gapp-unlisted", "a window of no installed app")
+        sample = read_until(source, lambda s: s.title == "a window of no installed app", "the unlisted app")
+        # The Shell makes up "window:N" for it, which names nothing: the WM class is the app.
+        assert sample.app == "gapp-unlisted" and on_gnome.focused()[0] == ""
+        plain.close()
+        mapped.close()
     finally:
         source.close()
 

@@ -17,6 +17,8 @@ from helpers.servers import require_program, stop_processes, wait_until
 from tracker.recording.sources.gnome_extension import INTERFACE, LEGACY, OBJECT_PATH, UUID, extension_files
 
 WINDOW_SCRIPT = Path(__file__).with_name("gnome_window.py")
+# The app with a .desktop file on XDG_DATA_DIRS, and the WM class (Wayland app id) its windows give.
+DESKTOP_APP_ID, DESKTOP_APP_CLASS = "org.example.Mapped", "gapp-mapped"
 # A second extension, for the tests only: it activates a window by its app id, which nothing outside the Shell
 # may do (tracker's own extension offers no such thing on purpose).
 TEST_UUID = "activate@tracker-tests.invalid"
@@ -99,6 +101,11 @@ class GnomeDesktop:
         (extensions / TEST_UUID / "extension.js").write_text(TEST_EXTENSION)
         (extensions / TEST_UUID / "metadata.json").write_text(
             f'{{"uuid": "{TEST_UUID}", "name": "tests", "description": "tests", "shell-version": ["43"]}}')
+        # An installed app whose windows say another WM class: the Shell matches them by StartupWMClass.
+        applications = self.share / "applications"
+        applications.mkdir(parents=True)
+        (applications / f"{DESKTOP_APP_ID}.desktop").write_text(
+            f"[Desktop Entry]\nType=Application\nName=Mapped App\nExec=false\nStartupWMClass={DESKTOP_APP_CLASS}\n")
         settings = self.directory / "config" / "glib-2.0" / "settings"
         settings.mkdir(parents=True)
         listed = ", ".join(f"'{uuid}'" for uuid in enabled)
