@@ -49,6 +49,8 @@ def pyinstaller(mode: str, dist: Path, work: str) -> None:
         "--distpath", str(dist), "--workpath", work, "--specpath", work,
         # The default rules, where tracker.categories.files looks for them inside the package.
         "--add-data", f"{ROOT / 'categories.yaml'}:tracker",
+        # The GNOME Shell extension's parts, which `tracker gnome-extension install` joins and copies.
+        "--collect-data", "tracker.recording.sources.gnome_extension",
         # The commands are imported by name when they are run (tracker.commands.COMMANDS), which PyInstaller
         # cannot follow.
         "--collect-submodules", "tracker.commands",

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from helpers.binary import built_binary, run
+from helpers.servers import require_program
 
 from tracker import __version__
+from tracker.recording.sources.gnome_extension import LEGACY, UUID, extension_files
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,12 @@ def test_the_binary_installs_a_service_that_runs_the_binary_itself(binary: Path,
     assert f"Environment=TRACKER_HOME={tmp_path / 'tracker'}" in planned.stdout
     assert f"Environment=TMPDIR={tmpdir}" in planned.stdout  # where the service's binary can unpack itself
     assert not (tmp_path / ".config" / "systemd").exists()  # a dry run writes nothing
+
+
+def test_the_binary_carries_the_gnome_extension_and_installs_it(binary: Path, tmp_path: Path) -> None:
+    require_program("gnome-shell", "gnome-shell")  # installs the flavour of the GNOME Shell found here (43)
+    installed = run(binary, "gnome-extension", "install", home=tmp_path,
+                    env={"GSETTINGS_BACKEND": "keyfile", "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert installed.returncode == 0, installed.stderr
+    target = tmp_path / ".local" / "share" / "gnome-shell" / "extensions" / UUID
+    assert {path.name: path.read_text() for path in target.iterdir()} == extension_files(LEGACY)

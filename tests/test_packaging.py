@@ -23,6 +23,8 @@ print(len(rules.categories), rules.rule_count)
 from tracker.model import Sample, utc_now
 watcher = categoryfiles.CategoriesWatcher(None, print, check_every=0)  # watches a file that is inside a zip
 print(watcher.current.classify(Sample(time=utc_now(), app="code")).category)
+from tracker.recording.sources.gnome_extension import LEGACY, UUID, extension_files
+assert UUID in extension_files(LEGACY)["metadata.json"]  # the extension's parts, read from inside the zip
 """
 
 
@@ -34,6 +36,8 @@ def test_the_wheel_carries_the_bundled_categories_and_they_load_from_inside_it(t
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "tracker/categories.yaml" in names
+        assert {f"tracker/recording/sources/gnome_extension/{part}.js" for part in
+                ("service", "legacy_head", "legacy_tail", "esm_head", "esm_tail")} <= set(names)
         bundled = archive.read("tracker/categories.yaml").decode()
     assert bundled == (ROOT / "categories.yaml").read_text(encoding="utf-8")
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
@@ -66,7 +70,7 @@ WITHOUT_INFLUXDB = [["--help"], ["config", "show"], ["categories", "list"], ["ca
                     ["categories", "validate"], ["report"], ["status"], ["outbox"],
                     ["run", "--source", "demo", "--interval", "0.1", "--for", "0.5s", "--quiet"],
                     ["service", "install", "--dry-run"], ["export", "--format", "jsonl"],
-                    ["import", "activitywatch", "no-such-export.json"]]
+                    ["import", "activitywatch", "no-such-export.json"], ["gnome-extension", "status"]]
 
 
 @pytest.mark.parametrize("command", WITHOUT_INFLUXDB, ids=" ".join)

@@ -230,6 +230,19 @@ class VictoriaMetrics(Server):
         return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def stop_processes(processes: list[subprocess.Popen[Any]]) -> None:
+    """Stop each process started (by its PID), the last first: SIGTERM, then SIGKILL after 5 s; empty the list."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    processes.clear()
+
+
 class Desktop:
     """A real X11 desktop: Xvfb with openbox, and xterm windows of any app name and title."""
 
@@ -323,15 +336,7 @@ class Desktop:
         self._windows.discard(window)  # X reuses the ids of a client that went: a new window may get this one
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self.processes.clear()
+        stop_processes(self.processes)
 
 
 class Prometheus(Server):

@@ -44,6 +44,7 @@ def blocks_recording(checks: list[Check]) -> bool:
 def run_checks(source_name: str = "auto") -> list[Check]:
     """Every check, in the order a user would debug by hand."""
     checks = check_desktop(source_name)
+    checks.extend(check_gnome_extension())
     loaded, settings_check = check_settings()
     checks.append(settings_check)
     checks.append(check_categories())
@@ -99,6 +100,18 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
     else:
         checks.append(Check("idle time", OK, f"{sample.idle_seconds:.0f} s since the last keyboard or mouse input"))
     return checks
+
+
+def check_gnome_extension() -> list[Check]:
+    """On a GNOME session only: tracker's Shell extension, without which GNOME shows tracker no window."""
+    from tracker.tasks.gnome_extension import is_gnome_session, report
+
+    if not is_gnome_session():
+        return []
+    found = report()
+    if found.works:
+        return [Check("GNOME extension", OK, "installed, enabled and answering")]
+    return [Check("GNOME extension", PROBLEM, " ".join(found.lines()[:3]), found.fix)]
 
 
 def _permission_check(notice: str, name: str = "permission") -> Check:

@@ -169,4 +169,8 @@ def _open_named(name: str, notify: Notify) -> Source:
         from tracker.recording.sources.wlroots import WlrootsSource
 
         return WlrootsSource(notify)
+    if name == "gnome":
+        from tracker.recording.sources.gnome import GnomeSource
+
+        return GnomeSource(notify)
     raise SourceUnavailable(f"Unknown source {name!r}; choose one of {', '.join(SOURCE_NAMES)}.")

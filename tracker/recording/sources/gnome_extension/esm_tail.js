@@ -1,0 +1,11 @@
+
+export default class TrackerFocusExtension extends Extension {
+    enable() {
+        this._service = new TrackerFocusService();
+    }
+
+    disable() {
+        this._service.destroy();
+        this._service = null;
+    }
+}

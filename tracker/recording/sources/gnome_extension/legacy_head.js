@@ -1,0 +1,4 @@
+// GNOME Shell 40–44: the `imports` style.
+'use strict';
+const {Gio, Meta, Shell} = imports.gi;
+const Main = imports.ui.main;
