@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers.dbus_bus import PrivateBus, StandInLogind
 from helpers.running import RunningTracker, command
 from helpers.servers import InfluxDB1, wait_until
 from helpers.sway import SwayDesktop
@@ -22,7 +23,7 @@ from tracker import paths
 from tracker.categories.privacy import seen_private
 from tracker.commands import cli
 from tracker.model import Sample
-from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources import SourceUnavailable, logind
 from tracker.recording.sources.choose import choose_source, open_source
 from tracker.recording.sources.wayland_idle import WaylandIdle
 from tracker.recording.sources.wayland_wire import offered_globals
@@ -95,6 +96,25 @@ def test_an_empty_workspace_is_nothing_in_front_not_the_last_window(sway: SwayDe
     assert [source.read() for _ in range(5)] == [None] * 5
     sway.workspace("1")
     read_until(source, lambda s: app_and_title(s) == ("lonely", "on workspace 1"), "the window on return")
+
+
+def test_a_lock_is_known_from_logind_s_locked_hint(sway: SwayDesktop, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    bus = PrivateBus(tmp_path)
+    login = StandInLogind(bus)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+    monkeypatch.setattr(logind, "CHECK_SECONDS", 0.0)
+    source = WlrootsSource(print)
+    try:
+        sway.open_window("at-desk", "work")
+        sway.focus("at-desk")
+        assert read_until(source, lambda s: app_and_title(s) == ("at-desk", "work"), "the window").locked is False
+        login.locked = True
+        read_until(source, lambda s: s is not None and s.locked, "locked")
+    finally:
+        source.close()
+        login.stop()
+        bus.stop()
 
 
 def test_closing_the_focused_window_gives_focus_to_the_next_or_to_nothing(sway: SwayDesktop,

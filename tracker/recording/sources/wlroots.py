@@ -22,6 +22,7 @@ from typing import Any
 from tracker.callbacks import Notify
 from tracker.model import Sample, utc_now
 from tracker.recording.sources import Permission, SourceUnavailable
+from tracker.recording.sources.logind import LockedHint
 from tracker.recording.sources.wayland_idle import WaylandIdle
 from tracker.recording.sources.wayland_wire import Event, Interface, Proxy, WaylandConnection, WaylandError
 
@@ -79,6 +80,8 @@ class WlrootsSource:
         self._lost = False
         self._retry_at = 0.0
         self._closed = False
+        # wlroots tells clients nothing of a lock screen; logind does, where the locker sets its hint.
+        self._lock = LockedHint()
         try:
             self._connect()
         except WaylandError as error:
@@ -138,7 +141,8 @@ class WlrootsSource:
         focused = self._focused
         if focused is None or not focused.app_id:
             return None
-        return Sample(time=time_read, app=focused.app_id, title=focused.title or None, idle_seconds=idle_seconds)
+        return Sample(time=time_read, app=focused.app_id, title=focused.title or None, idle_seconds=idle_seconds,
+                      locked=self._lock.locked())
 
     def _lose(self, error: WaylandError) -> None:
         log.debug("the Wayland connection broke: %s", error)
@@ -177,6 +181,7 @@ class WlrootsSource:
         if not self._closed:
             self._closed = True
             self._drop_connection()
+            self._lock.close()
 
     # --- events ------------------------------------------------------------------------------------------
 
