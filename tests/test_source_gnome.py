@@ -22,6 +22,7 @@ from helpers.servers import InfluxDB1, require_program, timed, wait_until
 
 from tracker import paths
 from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources.choose import choose_source
 from tracker.recording.sources.gnome import GnomeSource
 from tracker.recording.sources.gnome_extension import ESM, LEGACY, SHELL_VERSIONS, UUID, extension_files
 from tracker.storage.queries import History
@@ -151,6 +152,17 @@ def noticed(on_gnome: GnomeDesktop) -> Iterator[tuple[GnomeSource, list[str]]]:
     source.close()
 
 
+def test_auto_reads_the_shell_in_a_gnome_session_whatever_xwayland_s_display_says(
+        on_gnome: GnomeDesktop, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DISPLAY", ":5")  # Xwayland's, as a GNOME session sets it: not the desktop to read
+    monkeypatch.delenv("XDG_CURRENT_DESKTOP", raising=False)  # found on the bus, whatever the variable says
+    chosen = choose_source("auto", print)
+    try:
+        assert (chosen.source.name, chosen.why) == ("gnome", "GNOME Shell is on the session bus (org.gnome.Shell)")
+    finally:
+        chosen.source.close()
+
+
 def test_a_killed_shell_is_said_once_reads_none_and_recording_resumes_when_it_is_back(
         on_gnome: GnomeDesktop, noticed: tuple[GnomeSource, list[str]]):
     source, notices = noticed
@@ -234,6 +246,9 @@ def test_without_the_extension_the_source_says_the_command_that_installs_it(
     run = tracker_command({**os.environ, "TRACKER_HOME": str(tmp_path / "tracker")}, "run", "--source", "gnome",
                           "--for", "2s", "--quiet")
     assert run.returncode == 2 and run.stderr == f"Error: {missing.value}\n"
+    with pytest.raises(SourceUnavailable) as auto:  # `--source auto` says the same
+        choose_source("auto", print)
+    assert str(auto.value) == str(missing.value)
     # Installed now, but the running Shell finds new extensions only at login: the user is told to log in again.
     bare_gnome.install_extension(tmp_path / "data" / "gnome-shell" / "extensions" / UUID)
     with pytest.raises(SourceUnavailable) as not_loaded:
