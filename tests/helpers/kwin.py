@@ -1,0 +1,179 @@
+"""A real KDE Plasma window manager for the tests: KWin (`kwin_wayland --virtual`) on a private session bus, in
+a private XDG_RUNTIME_DIR, with Wayland test windows (wl_window.py) of any app id and title."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers.servers import require_module, require_program, wait_until
+from tracker.recording.sources.kwin import KWIN_SERVICE, load_script, unload_script
+
+WINDOW_PROGRAM = Path(__file__).with_name("wl_window.py")
+SOCKET = "wayland-kwin"
+TEST_INTERFACE = "org.tracker.Test"
+
+
+class TestWindow:
+    """One wl_window.py process: its app id, and its stdin to rename or close it."""
+
+    def __init__(self, process: subprocess.Popen[str], app: str) -> None:
+        self.process = process
+        self.app = app
+
+    def rename(self, title: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"title {title}\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("quit\n")
+            self.process.stdin.flush()
+            self.process.wait(10)
+
+
+class KWinDesktop:
+    """KWin on a virtual output. kwin_wayland carries a file capability this container does not allow, so a plain
+    copy of it (shutil.copy drops the capability) is what runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        require_module("pywayland", "pywayland")
+        installed = require_program("kwin_wayland", "kwin-wayland")
+        self.dbus_daemon = require_program("dbus-daemon", "dbus-daemon")
+        self.kwin = str(directory / "kwin_wayland")
+        shutil.copy(installed, self.kwin)
+        self.runtime_dir = directory / "runtime"
+        self.runtime_dir.mkdir(mode=0o700)
+        self.bus_address = ""
+        self.bus_pid: int | None = None
+        self.kwin_process: subprocess.Popen[bytes] | None = None
+        self.windows: list[TestWindow] = []
+        self._script_numbers = itertools.count()
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.bus_address, XDG_RUNTIME_DIR=str(self.runtime_dir),
+                   WAYLAND_DISPLAY=SOCKET, XDG_CURRENT_DESKTOP="KDE", XDG_SESSION_TYPE="wayland")
+        env.pop("DISPLAY", None)
+        return env
+
+    def start(self) -> KWinDesktop:
+        done = subprocess.run(
+            [self.dbus_daemon, "--session", "--fork", "--print-address=1", "--print-pid=1",
+             f"--address=unix:path={self.directory / 'bus'}"],
+            capture_output=True, text=True, timeout=15, check=True)
+        address, pid = done.stdout.split()[:2]
+        self.bus_address, self.bus_pid = address, int(pid)
+        self.start_kwin()
+        return self
+
+    def start_kwin(self) -> None:
+        with (self.directory / "kwin.log").open("ab") as log:
+            self.kwin_process = subprocess.Popen(
+                [self.kwin, "--virtual", "--no-lockscreen", "--socket", SOCKET, "--width", "1280", "--height", "800"],
+                env=self.env | {"KWIN_COMPOSE": "Q"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._kwin_ready, 30, "KWin on the session bus")
+
+    def _kwin_ready(self) -> bool:
+        if self.kwin_process is not None and self.kwin_process.poll() is not None:
+            raise AssertionError(f"KWin exited: {(self.directory / 'kwin.log').read_text()[-2000:]}")
+        with self.connection() as connection:
+            from jeepney import DBusErrorResponse
+            from jeepney.bus_messages import message_bus
+            from jeepney.io.blocking import Proxy
+
+            try:
+                Proxy(message_bus, connection, timeout=5).GetNameOwner(KWIN_SERVICE)
+            except DBusErrorResponse:
+                return False
+        return (self.runtime_dir / SOCKET).exists()
+
+    def kill_kwin(self) -> None:
+        """KWin gone as if it crashed (SIGKILL), its name released on the bus."""
+        assert self.kwin_process is not None
+        self.kwin_process.kill()
+        self.kwin_process.wait(10)
+        self.kwin_process = None
+
+    def connection(self):  # type: ignore[no-untyped-def]  # jeepney has no type hints
+        from jeepney.io.blocking import open_dbus_connection
+
+        return open_dbus_connection(self.bus_address)
+
+    def open_window(self, app: str, title: str) -> TestWindow:
+        """A Wayland window whose app id is `app` and title `title`, once KWin shows it."""
+        process = subprocess.Popen([sys.executable, str(WINDOW_PROGRAM), app, title], env=self.env, text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        window = TestWindow(process, app)
+        self.windows.append(window)
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "mapped":
+            raise AssertionError(f"the test window {app} did not map (exit {process.wait(5)})")
+        wait_until(lambda: app in self.run_script("apps()"), 15, f"KWin to list {app}")
+        return window
+
+    def activate(self, app: str) -> None:
+        """Focus the window of `app`, as a click on it would."""
+        wait_until(lambda: self.run_script(f"activate({json.dumps(app)})") == [app], 15, f"{app} activated")
+
+    def run_script(self, expression: str) -> list[str]:
+        """What `expression` gives (a list of texts) in a one-shot KWin script, with the helpers
+        apps() -> the app ids of every window, and activate(app) -> [app] once it is focused."""
+        from jeepney import MatchRule, new_method_return
+
+        name = f"tracker-test-{next(self._script_numbers)}"
+        with self.connection() as connection, connection.filter(MatchRule(type="method_call")) as calls:
+            text = f"""
+            var windows = workspace.windowList ? workspace.windowList() : workspace.clientList();
+            function apps() {{
+                var found = [];
+                for (var i = 0; i < windows.length; i++) found.push(String(windows[i].resourceClass));
+                return found;
+            }}
+            function activate(app) {{
+                for (var i = 0; i < windows.length; i++) {{
+                    if (String(windows[i].resourceClass) === app) {{
+                        if (workspace.activeWindow !== undefined) workspace.activeWindow = windows[i];
+                        else workspace.activeClient = windows[i];
+                    }}
+                }}
+                var active = workspace.activeWindow !== undefined ? workspace.activeWindow : workspace.activeClient;
+                return active ? [String(active.resourceClass)] : [];
+            }}
+            callDBus({json.dumps(connection.unique_name)}, "/", "{TEST_INTERFACE}", "Result",
+                     JSON.stringify({expression}));
+            """
+            try:
+                load_script(connection, text, name)
+                answer = connection.recv_until_filtered(calls, timeout=10)
+                connection.send(new_method_return(answer))
+            finally:
+                unload_script(connection, name)
+        return list(json.loads(answer.body[0]))
+
+    def stop(self) -> None:
+        for window in self.windows:
+            if window.process.poll() is None:
+                window.process.kill()
+                window.process.wait()
+        self.windows.clear()
+        if self.kwin_process is not None and self.kwin_process.poll() is None:
+            self.kwin_process.terminate()
+            try:
+                self.kwin_process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kwin_process.kill()
+                self.kwin_process.wait()
+        if self.bus_pid is not None:
+            os.kill(self.bus_pid, signal.SIGTERM)
+            self.bus_pid = None

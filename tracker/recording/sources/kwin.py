@@ -1,0 +1,312 @@
+"""The KDE Plasma (KWin) source: the active window, pushed to us by a KWin script over the session bus.
+
+KWin offers ordinary Wayland clients no way to see other windows, so a small script is loaded into KWin
+(org.kde.kwin.Scripting, Plasma 5.27 and 6). It calls back to this connection's unique bus name with
+(resourceClass, desktopFileName, caption) when it loads, on each activation and on each caption change of
+the active window. A read drains those calls without waiting: there is no round trip per sample, only one
+every few seconds for the lock state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracker.callbacks import Notify
+from tracker.model import Sample, utc_now
+from tracker.recording.sources import Permission, SourceUnavailable
+
+if TYPE_CHECKING:
+    from jeepney import Message
+    from jeepney.io.blocking import DBusConnection
+
+log = logging.getLogger(__name__)
+
+KWIN_SERVICE = "org.kde.KWin"
+SCRIPT_NAME = "tracker"  # KWin's plugin name for our script: a stale one from a crashed run is found by it
+# Where the script calls us: any path and interface will do on a unique name; these say who it is for.
+CALLBACK_PATH = "/org/tracker/KWin"
+CALLBACK_INTERFACE = "org.tracker.KWin"
+CALLBACK_METHOD = "ActiveWindow"
+# How long one call to KWin or the bus may take before the source gives up on it.
+CALL_TIMEOUT = 2.0
+# The lock state is asked at most this often (a round trip); in between the last answer stands.
+LOCK_CHECK_SECONDS = 5.0
+# Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
+MAX_QUEUED_MESSAGES = 1000
+
+# Plasma 6 names the window `windowActivated`/`activeWindow`, Plasma 5 `clientActivated`/`activeClient`.
+# The window active when the script loads is pushed at once: nothing is activated until the user moves.
+SCRIPT_TEMPLATE = """\
+(function () {
+    var target = %(target)s;
+    var watched = null;
+    function text(value) {
+        return value === undefined || value === null ? "" : String(value);
+    }
+    function push() {
+        if (watched) {
+            callDBus(target, %(path)s, %(interface)s, %(method)s,
+                     text(watched.resourceClass), text(watched.desktopFileName), text(watched.caption));
+        } else {
+            callDBus(target, %(path)s, %(interface)s, %(method)s, "", "", "");
+        }
+    }
+    function activated(window) {
+        if (watched) {
+            try { watched.captionChanged.disconnect(push); } catch (gone) { }
+        }
+        watched = window || null;
+        if (watched) {
+            watched.captionChanged.connect(push);
+        }
+        push();
+    }
+    (workspace.windowActivated || workspace.clientActivated).connect(activated);
+    activated(workspace.activeWindow !== undefined ? workspace.activeWindow : workspace.activeClient);
+})();
+"""
+
+
+def script_text(target: str) -> str:
+    """Our KWin script, calling back to the bus name `target`."""
+    return SCRIPT_TEMPLATE % {name: json.dumps(value) for name, value in (
+        ("target", target), ("path", CALLBACK_PATH), ("interface", CALLBACK_INTERFACE), ("method", CALLBACK_METHOD))}
+
+
+class KWinError(Exception):
+    """KWin refused or did not answer a call; the message says which."""
+
+
+def call_kwin(connection: DBusConnection, path: str, interface: str, method: str, signature: str = "",
+              body: tuple[object, ...] = (), timeout: float = CALL_TIMEOUT) -> tuple[object, ...]:
+    """The reply's body of one call to KWin, or KWinError."""
+    from jeepney import DBusAddress, MessageType, new_method_call
+
+    address = DBusAddress(path, bus_name=KWIN_SERVICE, interface=interface)
+    reply = connection.send_and_get_reply(new_method_call(address, method, signature, body), timeout=timeout)
+    if reply.header.message_type == MessageType.error:
+        raise KWinError(f"KWin refused {method}: {reply.body[0] if reply.body else 'no reason given'}")
+    return tuple(reply.body)
+
+
+def script_loaded(connection: DBusConnection, name: str) -> bool:
+    return bool(call_kwin(connection, "/Scripting", "org.kde.kwin.Scripting", "isScriptLoaded", "s", (name,))[0])
+
+
+def unload_script(connection: DBusConnection, name: str) -> bool:
+    return bool(call_kwin(connection, "/Scripting", "org.kde.kwin.Scripting", "unloadScript", "s", (name,))[0])
+
+
+def load_script(connection: DBusConnection, text: str, name: str) -> None:
+    """Load `text` into KWin as the script `name` and run it, replacing a script of that name.
+
+    The file KWin reads is private to the user (mode 0600) and deleted once KWin has read it. Plasma 6 puts
+    the script object at /Scripting/Script{N}, Plasma 5 at /{N}: both are tried, so no version is guessed.
+    """
+    if script_loaded(connection, name):
+        unload_script(connection, name)
+    directory = os.environ.get("XDG_RUNTIME_DIR")
+    if not directory or not os.path.isdir(directory):
+        directory = None  # a private temporary file instead
+    descriptor, path = tempfile.mkstemp(prefix="tracker-kwin-", suffix=".js", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        number = call_kwin(connection, "/Scripting", "org.kde.kwin.Scripting", "loadScript", "ss", (path, name))[0]
+        if not isinstance(number, int) or number < 0:
+            raise KWinError(f"KWin did not load the script (answer {number!r})")
+        failures = []
+        for script_path in (f"/Scripting/Script{number}", f"/{number}"):
+            try:
+                call_kwin(connection, script_path, "org.kde.kwin.Script", "run")
+                return
+            except KWinError as failure:
+                failures.append(str(failure))
+        raise KWinError("; ".join(failures))
+    finally:
+        with contextlib.suppress(OSError):
+            Path(path).unlink()
+
+
+class KWinSource:
+    """The active window of a KDE Plasma session (KWin, Wayland or X11), reported by a KWin script."""
+
+    name = "kwin"
+    # KWin gives every caption as text: a title is never unreadable here.
+    unreadable_titles = 0
+
+    def __init__(self, notify: Notify, bus: str = "SESSION") -> None:
+        from jeepney import MatchRule
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import Proxy, open_dbus_connection
+
+        self._notify = notify
+        try:
+            self._connection = open_dbus_connection(bus)
+        except (OSError, KeyError, ValueError, RuntimeError, TimeoutError) as failure:
+            raise SourceUnavailable(
+                f"Cannot reach the session bus ({failure or type(failure).__name__}), so KWin cannot be asked "
+                "for the active window; run tracker inside the Plasma session, or try `tracker run --source demo`."
+            ) from None
+        self._bus = Proxy(message_bus, self._connection, timeout=CALL_TIMEOUT)
+        self._kwin_owner = self._owner_of_kwin()
+        if self._kwin_owner is None:
+            self._connection.close()
+            raise SourceUnavailable(
+                "KWin is not on the session bus (no owner of org.kde.KWin), so this is not a KDE Plasma session; "
+                "choose the source for your desktop, or try `tracker run --source demo`."
+            )
+        # Everything we wait for: KWin's calls to us, and KWin leaving or coming back. The filter is open
+        # before the script loads, since the first push may come before loadScript's reply (and would be
+        # dropped without a filter).
+        owner_changes = MatchRule(type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus",
+                                  member="NameOwnerChanged", path="/org/freedesktop/DBus")
+        owner_changes.add_arg_condition(0, KWIN_SERVICE)
+        self._bus.AddMatch(owner_changes)
+        self._incoming: deque[Message] = deque(maxlen=MAX_QUEUED_MESSAGES)
+        self._filters = [self._connection.filter(MatchRule(type="method_call"), queue=self._incoming),
+                         self._connection.filter(owner_changes, queue=self._incoming)]
+        self._app: str | None = None
+        self._title: str | None = None
+        self._locked = False
+        self._lock_checked_at = float("-inf")
+        self._has_screensaver = True
+        self._connection_lost = False
+        self._closed = False
+        try:
+            self._load_script()
+        except (KWinError, OSError, TimeoutError) as failure:
+            self._connection.close()
+            raise SourceUnavailable(
+                f"KWin did not run the tracker's script ({failure}); check that KWin scripting is enabled, or "
+                "try `tracker run --source demo`."
+            ) from None
+
+    def permissions(self) -> list[Permission]:
+        return []  # any client on the session bus may load a KWin script
+
+    def read(self) -> Sample | None:
+        if self._closed or self._connection_lost:
+            return None
+        try:
+            self._drain()
+            if self._kwin_owner is None or not self._app:
+                return None
+            return Sample(time=utc_now(), app=self._app, title=self._title or None, idle_seconds=None,
+                          locked=self._lock_state())
+        except (OSError, ConnectionError):
+            self._connection_lost = True
+            self._notify("The connection to the session bus was closed, so KWin's windows can no longer be "
+                         "read; restart tracker once the desktop is back.")
+            return None
+        except Exception:  # a read never raises: one bad moment must not stop the recording
+            log.debug("reading the active KWin window failed", exc_info=True)
+            return None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._connection_lost and self._kwin_owner is not None:
+            with contextlib.suppress(Exception):  # KWin or the bus may have gone first
+                unload_script(self._connection, SCRIPT_NAME)
+        for handle in self._filters:
+            handle.close()
+        self._connection.close()
+
+    def _load_script(self) -> None:
+        load_script(self._connection, script_text(self._connection.unique_name), SCRIPT_NAME)
+
+    def _owner_of_kwin(self) -> str | None:
+        from jeepney import DBusErrorResponse
+
+        try:
+            return str(self._bus.GetNameOwner(KWIN_SERVICE)[0])
+        except DBusErrorResponse:
+            return None
+
+    def _drain(self) -> None:
+        """Handle every message that came since the last read, without waiting for more."""
+        while True:
+            try:
+                self._connection.recv_messages(timeout=0)
+            except TimeoutError:
+                break
+        while self._incoming:
+            message = self._incoming.popleft()
+            from jeepney import MessageType
+
+            if message.header.message_type == MessageType.method_call:
+                self._answer(message)
+            else:
+                self._kwin_moved(*message.body)
+
+    def _answer(self, call: Message) -> None:
+        """Take KWin's report of the active window; refuse any other caller, and any other method."""
+        from jeepney import HeaderFields, new_error, new_method_return
+
+        fields = call.header.fields
+        if fields.get(HeaderFields.sender) != self._kwin_owner or self._kwin_owner is None:
+            reply = new_error(call, "org.freedesktop.DBus.Error.AccessDenied", "s",
+                              ("Only KWin may report the active window to tracker.",))
+        elif (fields.get(HeaderFields.member) != CALLBACK_METHOD or fields.get(HeaderFields.signature) != "sss"
+              or fields.get(HeaderFields.interface) not in (CALLBACK_INTERFACE, None)):
+            reply = new_error(call, "org.freedesktop.DBus.Error.UnknownMethod", "s",
+                              ("tracker takes ActiveWindow(resource class, desktop file name, caption) only.",))
+        else:
+            resource_class, desktop_file_name, caption = call.body
+            self._app = desktop_file_name or resource_class or None
+            self._title = caption or None
+            reply = new_method_return(call)
+        if not call.header.flags & 1:  # NO_REPLY_EXPECTED unset: the caller waits for an answer
+            self._connection.send(reply)
+
+    def _kwin_moved(self, name: str, old_owner: str, new_owner: str) -> None:
+        """KWin left the bus (it crashed or is restarting), or came back: our script went with the old one."""
+        if name != KWIN_SERVICE:
+            return
+        self._app = self._title = None
+        self._has_screensaver = True
+        if not new_owner:
+            if self._kwin_owner is not None:
+                self._notify("KWin left the session bus (it crashed or is restarting), so no window is recorded "
+                             "until it is back; tracker picks it up again by itself.")
+            self._kwin_owner = None
+            return
+        self._kwin_owner = new_owner
+        try:
+            self._load_script()
+        except (KWinError, TimeoutError) as failure:
+            log.warning("KWin came back but did not run the tracker's script: %s", failure)
+
+    def _lock_state(self) -> bool:
+        """Whether the screen is locked (org.freedesktop.ScreenSaver, which KWin's locker serves), asked at
+        most every LOCK_CHECK_SECONDS; False where nothing answers."""
+        if not self._has_screensaver:
+            return False
+        now = time.monotonic()
+        if now - self._lock_checked_at < LOCK_CHECK_SECONDS:
+            return self._locked
+        self._lock_checked_at = now
+        from jeepney import DBusAddress, MessageType, new_method_call
+
+        address = DBusAddress("/ScreenSaver", bus_name="org.freedesktop.ScreenSaver",
+                              interface="org.freedesktop.ScreenSaver")
+        try:
+            reply = self._connection.send_and_get_reply(new_method_call(address, "GetActive"), timeout=0.5)
+        except TimeoutError:
+            return self._locked
+        if reply.header.message_type == MessageType.error:
+            self._has_screensaver = False  # asked again only after KWin comes back
+            self._locked = False
+        else:
+            self._locked = bool(reply.body[0])
+        return self._locked
