@@ -3,6 +3,7 @@ a private XDG_RUNTIME_DIR, with Wayland test windows (wl_window.py) of any app i
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -20,7 +21,15 @@ SOCKET = "wayland-kwin"
 TEST_INTERFACE = "org.tracker.Test"
 
 
-class TestWindow:
+def private_bus(dbus_daemon: str, socket: Path) -> tuple[str, int]:
+    """A session bus of its own, listening on `socket`: its address and the PID to stop it by."""
+    done = subprocess.run([dbus_daemon, "--session", "--fork", "--print-address=1", "--print-pid=1",
+                           f"--address=unix:path={socket}"], capture_output=True, text=True, timeout=15, check=True)
+    address, pid = done.stdout.split()[:2]
+    return address, int(pid)
+
+
+class WaylandWindow:
     """One wl_window.py process: its app id, and its stdin to rename or close it."""
 
     def __init__(self, process: subprocess.Popen[str], app: str) -> None:
@@ -33,11 +42,17 @@ class TestWindow:
         self.process.stdin.flush()
 
     def close(self) -> None:
+        """Closed as its user would; killed if it does not go (its compositor may be gone)."""
         if self.process.poll() is None:
             assert self.process.stdin is not None
-            self.process.stdin.write("quit\n")
-            self.process.stdin.flush()
-            self.process.wait(10)
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.write("quit\n")
+                self.process.stdin.flush()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 class KWinDesktop:
@@ -56,7 +71,7 @@ class KWinDesktop:
         self.bus_address = ""
         self.bus_pid: int | None = None
         self.kwin_process: subprocess.Popen[bytes] | None = None
-        self.windows: list[TestWindow] = []
+        self.windows: list[WaylandWindow] = []
         self._script_numbers = itertools.count()
 
     @property
@@ -67,12 +82,7 @@ class KWinDesktop:
         return env
 
     def start(self) -> KWinDesktop:
-        done = subprocess.run(
-            [self.dbus_daemon, "--session", "--fork", "--print-address=1", "--print-pid=1",
-             f"--address=unix:path={self.directory / 'bus'}"],
-            capture_output=True, text=True, timeout=15, check=True)
-        address, pid = done.stdout.split()[:2]
-        self.bus_address, self.bus_pid = address, int(pid)
+        self.bus_address, self.bus_pid = private_bus(self.dbus_daemon, self.directory / "bus")
         self.start_kwin()
         return self
 
@@ -109,12 +119,12 @@ class KWinDesktop:
 
         return open_dbus_connection(self.bus_address)
 
-    def open_window(self, app: str, title: str) -> TestWindow:
+    def open_window(self, app: str, title: str) -> WaylandWindow:
         """A Wayland window whose app id is `app` and title `title`, once KWin shows it."""
         process = subprocess.Popen([sys.executable, str(WINDOW_PROGRAM), app, title], env=self.env, text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                    start_new_session=True)
-        window = TestWindow(process, app)
+        window = WaylandWindow(process, app)
         self.windows.append(window)
         assert process.stdout is not None
         if process.stdout.readline().strip() != "mapped":

@@ -39,6 +39,8 @@ CALLBACK_METHOD = "ActiveWindow"
 CALL_TIMEOUT = 2.0
 # The lock state is asked at most this often (a round trip); in between the last answer stands.
 LOCK_CHECK_SECONDS = 5.0
+# How long opening the source waits for the script's first report (it comes within milliseconds).
+FIRST_REPORT_SECONDS = 2.0
 # Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
 MAX_QUEUED_MESSAGES = 1000
 
@@ -189,6 +191,7 @@ class KWinSource:
                 f"KWin did not run the tracker's script ({failure}); check that KWin scripting is enabled, or "
                 "try `tracker run --source demo`."
             ) from None
+        self._wait_for_first_report(FIRST_REPORT_SECONDS)
 
     def permissions(self) -> list[Permission]:
         return []  # any client on the session bus may load a KWin script
@@ -224,6 +227,14 @@ class KWinSource:
 
     def _load_script(self) -> None:
         load_script(self._connection, script_text(self._connection.unique_name), SCRIPT_NAME)
+
+    def _wait_for_first_report(self, timeout: float) -> None:
+        """Wait (briefly) for the script's first push, so the first read already knows the active window:
+        KWin runs the script after it answered `run`."""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(TimeoutError):
+            while not self._incoming:
+                self._connection.recv_messages(timeout=max(0.0, deadline - time.monotonic()))
 
     def _owner_of_kwin(self) -> str | None:
         from jeepney import DBusErrorResponse

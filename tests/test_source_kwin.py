@@ -1,0 +1,257 @@
+"""The KWin source against a real KWin (kwin_wayland --virtual, on a private session bus), with real Wayland
+windows; and `tracker run --source kwin` sending to a real InfluxDB 1.x."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.kwin import KWinDesktop, WaylandWindow, private_bus
+from helpers.running import RunningTracker
+from helpers.servers import InfluxDB1, wait_until
+
+from tracker import paths
+from tracker.model import Sample
+from tracker.recording.sources import SourceUnavailable
+from tracker.recording.sources.choose import open_source
+from tracker.recording.sources.kwin import (
+    CALLBACK_INTERFACE,
+    CALLBACK_METHOD,
+    CALLBACK_PATH,
+    SCRIPT_NAME,
+    KWinSource,
+    load_script,
+    script_loaded,
+    script_text,
+)
+
+_app_numbers = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def kwin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KWinDesktop]:
+    started = KWinDesktop(tmp_path_factory.mktemp("kwin")).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def desktop(kwin: KWinDesktop) -> Iterator[KWinDesktop]:
+    """The module's KWin, with the windows a test opened closed after it (KWin started again if a test
+    stopped it)."""
+    if kwin.kwin_process is None:
+        kwin.start_kwin()
+    yield kwin
+    for window in kwin.windows:
+        window.close()
+    kwin.windows.clear()
+
+
+@pytest.fixture
+def notices() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def source(desktop: KWinDesktop, notices: list[str]) -> Iterator[KWinSource]:
+    opened = KWinSource(notices.append, bus=desktop.bus_address)
+    yield opened
+    opened.close()
+
+
+def app_id(name: str) -> str:
+    """An app id no other test of this KWin used: KWin keeps closing windows for a moment."""
+    return f"org.test.{name}{next(_app_numbers)}"
+
+
+def read_until(source: KWinSource, expected: tuple[str, str | None] | None, what: str) -> Sample | None:
+    """The first read giving `expected` (app, title), or None when `expected` is None."""
+
+    def matches() -> Sample | bool:
+        sample = source.read()
+        if expected is None:
+            return sample is None
+        return sample if sample is not None and (sample.app, sample.title) == expected else False
+
+    found = wait_until(matches, 15, what)
+    return found if isinstance(found, Sample) else None
+
+
+def test_the_window_active_when_the_source_opens_is_the_first_read(desktop: KWinDesktop,
+                                                                    notices: list[str]) -> None:
+    app = app_id("Ready")
+    desktop.open_window(app, "already here — ✓ résumé")
+    desktop.activate(app)
+    source = KWinSource(notices.append, bus=desktop.bus_address)
+    try:
+        sample = source.read()
+        assert sample is not None and (sample.app, sample.title) == (app, "already here — ✓ résumé")
+        assert sample.locked is False and sample.time.tzinfo is not None
+    finally:
+        source.close()
+    assert notices == []
+
+
+def test_switching_renaming_and_closing_windows(desktop: KWinDesktop, source: KWinSource) -> None:
+    first, second = app_id("First"), app_id("Second")
+    first_window = desktop.open_window(first, "first window")
+    second_window = desktop.open_window(second, "second window")
+    read_until(source, (second, "second window"), "the new window, focused by KWin")
+    desktop.activate(first)
+    read_until(source, (first, "first window"), "the first window again")
+    first_window.rename("first window, renamed")
+    read_until(source, (first, "first window, renamed"), "the focused window's new title")
+    # A window in the background renames itself: the focused one is still what is read.
+    second_window.rename("second window, renamed in the background")
+    wait_until(lambda: desktop.run_script(f"activate({first!r})") == [first], 5, "first still focused")
+    assert (sample := source.read()) is not None and (sample.app, sample.title) == (first, "first window, renamed")
+    desktop.activate(second)
+    read_until(source, (second, "second window, renamed in the background"), "the second window's title")
+    # The focused window closes: KWin focuses the other one.
+    second_window.close()
+    read_until(source, (first, "first window, renamed"), "the remaining window")
+    first_window.close()
+    read_until(source, None, "nothing focused")
+
+
+def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[str]) -> None:
+    from jeepney import MatchRule
+
+    app = app_id("Stale")
+    window = desktop.open_window(app, "stale test")
+    # A crashed run left its script behind, still calling its own (here: a live, silent) connection.
+    with desktop.connection() as crashed, crashed.filter(MatchRule(type="method_call"), bufsize=100) as calls:
+        load_script(crashed, script_text(crashed.unique_name), SCRIPT_NAME)
+        crashed.recv_until_filtered(calls, timeout=10)  # its first push
+        source = KWinSource(notices.append, bus=desktop.bus_address)
+        try:
+            assert (sample := source.read()) is not None and sample.app == app
+            window.rename("stale test, renamed")
+            read_until(source, (app, "stale test, renamed"), "the rename, through the new script")
+            with pytest.raises(TimeoutError):  # the old script is gone: nothing more reaches the crashed run
+                crashed.recv_until_filtered(calls, timeout=0.5)
+        finally:
+            source.close()
+    assert notices == []
+
+
+def test_another_caller_cannot_pretend_to_be_kwin(desktop: KWinDesktop, source: KWinSource) -> None:
+    from jeepney import DBusAddress, MessageType, new_method_call
+
+    app = app_id("Real")
+    desktop.open_window(app, "the real window")
+    read_until(source, (app, "the real window"), "the real window")
+    replies: list[Any] = []
+
+    def spoof() -> None:
+        with desktop.connection() as spoofer:
+            call = new_method_call(DBusAddress(CALLBACK_PATH, bus_name=source._connection.unique_name,
+                                               interface=CALLBACK_INTERFACE),
+                                   CALLBACK_METHOD, "sss", ("org.evil.App", "org.evil.App", "spoofed title"))
+            replies.append(spoofer.send_and_get_reply(call, timeout=10))
+
+    spoofer = threading.Thread(target=spoof)
+    spoofer.start()
+    # The source answers while it reads: each read must still give the real window.
+    while spoofer.is_alive():
+        assert (sample := source.read()) is not None and (sample.app, sample.title) == (app, "the real window")
+        spoofer.join(0.02)
+    [reply] = replies
+    assert reply.header.message_type == MessageType.error
+    assert "AccessDenied" in str(reply.header.fields.values())
+    assert (sample := source.read()) is not None and sample.app == app
+
+
+def test_kwin_restarting_is_said_once_and_the_source_reads_again(desktop: KWinDesktop, source: KWinSource,
+                                                                  notices: list[str]) -> None:
+    app = app_id("BeforeCrash")
+    desktop.open_window(app, "before the crash")
+    read_until(source, (app, "before the crash"), "the window before the crash")
+    desktop.kill_kwin()
+    read_until(source, None, "nothing while KWin is gone")
+    for _ in range(5):
+        assert source.read() is None
+    desktop.start_kwin()
+    after = app_id("AfterCrash")
+    desktop.open_window(after, "after the restart")
+    read_until(source, (after, "after the restart"), "the window after the restart")
+    assert len(notices) == 1 and "KWin" in notices[0] and "\n" not in notices[0], notices
+
+
+def test_close_unloads_the_script(desktop: KWinDesktop, notices: list[str]) -> None:
+    source = KWinSource(notices.append, bus=desktop.bus_address)
+    with desktop.connection() as connection:
+        assert script_loaded(connection, SCRIPT_NAME)
+        source.close()
+        assert not script_loaded(connection, SCRIPT_NAME)
+    assert source.read() is None
+
+
+def test_without_kwin_the_source_says_so_in_one_sentence(tmp_path: Path, desktop: KWinDesktop) -> None:
+    # The module's bus without KWin on it would need KWin stopped; a bus of its own is quicker and as real.
+    address, pid = private_bus(desktop.dbus_daemon, tmp_path / "bus")
+    try:
+        with pytest.raises(SourceUnavailable) as refused:
+            KWinSource(lambda _: None, bus=address)
+        assert "KWin is not on the session bus" in str(refused.value) and "\n" not in str(refused.value)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    with pytest.raises(SourceUnavailable) as no_bus:
+        KWinSource(lambda _: None, bus=f"unix:path={tmp_path / 'no-bus'}")
+    assert "session bus" in str(no_bus.value) and "\n" not in str(no_bus.value)
+
+
+def test_open_source_by_name(desktop: KWinDesktop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.bus_address)
+    opened = open_source("kwin", lambda _: None)
+    try:
+        assert opened.name == "kwin" and opened.permissions() == []
+    finally:
+        opened.close()
+
+
+class TrackerOnKWin(RunningTracker):
+    """`tracker run --source kwin --quiet` in the KWin session, sending to InfluxDB 1.x."""
+
+    def __init__(self, desktop: KWinDesktop, server: InfluxDB1, database: str) -> None:
+        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
+                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
+        super().__init__("--source", "kwin", "--interval", "0.25", "--quiet", "--away-after", "1h", env=env)
+
+    def logged_after(self, start: int, *texts: str) -> str | None:
+        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
+
+
+def test_run_records_kwin_windows_in_influxdb_and_private_ones_by_app_only(
+        desktop: KWinDesktop, influxdb1: InfluxDB1, influx_database: str) -> None:
+    browser, editor = app_id("Browser"), app_id("Editor")
+    windows: dict[str, WaylandWindow] = {
+        browser: desktop.open_window(browser, "Secret search — Mozilla Firefox Private Browsing"),
+        editor: desktop.open_window(editor, "notes.txt — Editor"),
+    }
+    tracker = TrackerOnKWin(desktop, influxdb1, influx_database)
+    try:
+        for app in windows:
+            seen = len(tracker.lines)
+            desktop.activate(app)
+            wait_until(lambda app=app, seen=seen: tracker.logged_after(seen, app), 20, f"samples of {app}")
+    finally:
+        code, err = tracker.stop(signal.SIGTERM)
+    assert code == 0, err
+    rows = influxdb1.rows('SELECT * FROM "activity"', influx_database)
+    by_app = {app: [row for row in rows if row["app"] == app] for app in windows}
+    assert all(by_app.values()), {app: len(found) for app, found in by_app.items()}
+    assert {row.get("title") for row in by_app[editor]} == {"notes.txt — Editor"}
+    assert all(row.get("title") is None for row in by_app[browser])
+    # The private title is nowhere: not in InfluxDB, not in what the run printed, not in the local history.
+    assert "Secret" not in str(influxdb1.query('SELECT * FROM "activity"', influx_database))
+    assert not [line for line in tracker.lines if "Secret" in line]
+    history = [file.read_bytes() for file in paths.data_dir().iterdir() if file.is_file()]
+    assert history and not [content for content in history if b"Secret" in content]
+    assert any(editor.encode() in content for content in history)
