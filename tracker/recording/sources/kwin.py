@@ -41,6 +41,8 @@ CALL_TIMEOUT = 2.0
 LOCK_CHECK_SECONDS = 5.0
 # How long opening the source waits for the script's first report (it comes within milliseconds).
 FIRST_REPORT_SECONDS = 2.0
+# A KWin that came back and did not run the script yet is asked again this often.
+SCRIPT_RETRY_SECONDS = 2.0
 # Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
 MAX_QUEUED_MESSAGES = 1000
 
@@ -183,6 +185,8 @@ class KWinSource:
         self._has_screensaver = True
         self._connection_lost = False
         self._closed = False
+        self._script_pending = False  # KWin came back and our script is not running in it yet
+        self._next_script_try = 0.0
         try:
             self._load_script()
         except (KWinError, OSError, TimeoutError) as failure:
@@ -201,7 +205,9 @@ class KWinSource:
             return None
         try:
             self._drain()
-            if self._kwin_owner is None or not self._app:
+            if self._script_pending and time.monotonic() >= self._next_script_try:
+                self._try_loading_script()
+            if self._kwin_owner is None or self._script_pending or not self._app:
                 return None
             return Sample(time=utc_now(), app=self._app, title=self._title or None, idle_seconds=None,
                           locked=self._lock_state())
@@ -246,7 +252,8 @@ class KWinSource:
 
     def _drain(self) -> None:
         """Handle every message that came since the last read, without waiting for more."""
-        while True:
+        # Bounded, so a caller flooding us cannot hold the loop here: the rest waits for the next read.
+        for _ in range(MAX_QUEUED_MESSAGES):
             try:
                 self._connection.recv_messages(timeout=0)
             except TimeoutError:
@@ -293,10 +300,18 @@ class KWinSource:
             self._kwin_owner = None
             return
         self._kwin_owner = new_owner
+        self._script_pending = True
+        self._try_loading_script()
+
+    def _try_loading_script(self) -> None:
+        """Load the script into a KWin that came back; tried again every SCRIPT_RETRY_SECONDS until it runs (a
+        KWin just started may not serve /Scripting yet)."""
         try:
             self._load_script()
+            self._script_pending = False
         except (KWinError, TimeoutError) as failure:
-            log.warning("KWin came back but did not run the tracker's script: %s", failure)
+            self._next_script_try = time.monotonic() + SCRIPT_RETRY_SECONDS
+            log.info("KWin is back but did not run the tracker's script yet: %s", failure)
 
     def _lock_state(self) -> bool:
         """Whether the screen is locked (org.freedesktop.ScreenSaver, which KWin's locker serves), asked at
