@@ -184,6 +184,23 @@ def test_kwin_restarting_is_said_once_and_the_source_reads_again(desktop: KWinDe
     assert len(notices) == 1 and "KWin" in notices[0] and "\n" not in notices[0], notices
 
 
+def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -> None:
+    locking = KWinDesktop(tmp_path, lockscreen=True).start()
+    try:
+        app = app_id("Locked")
+        locking.open_window(app, "before the lock")
+        source = KWinSource(notices.append, bus=locking.bus_address)
+        try:
+            assert (sample := source.read()) is not None and sample.app == app and sample.locked is False
+            locking.lock()
+            wait_until(lambda: (sample := source.read()) is not None and sample.locked, 10, "the lock seen")
+        finally:
+            source.close()
+    finally:
+        locking.stop()
+    assert notices == []
+
+
 def test_close_unloads_the_script(desktop: KWinDesktop, notices: list[str]) -> None:
     source = KWinSource(notices.append, bus=desktop.bus_address)
     with desktop.connection() as connection:

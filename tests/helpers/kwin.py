@@ -59,8 +59,11 @@ class KWinDesktop:
     """KWin on a virtual output. kwin_wayland carries a file capability this container does not allow, so a plain
     copy of it (shutil.copy drops the capability) is what runs."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, lockscreen: bool = False) -> None:
         self.directory = directory
+        # With its screen locker KWin serves org.freedesktop.ScreenSaver; without, nothing does. Once locked
+        # it stays locked (the greeter cannot start here), so the tests that lock have a KWin of their own.
+        self.lockscreen = lockscreen
         require_module("pywayland", "pywayland")
         installed = require_program("kwin_wayland", "kwin-wayland")
         self.dbus_daemon = require_program("dbus-daemon", "dbus-daemon")
@@ -89,7 +92,8 @@ class KWinDesktop:
     def start_kwin(self) -> None:
         with (self.directory / "kwin.log").open("ab") as log:
             self.kwin_process = subprocess.Popen(
-                [self.kwin, "--virtual", "--no-lockscreen", "--socket", SOCKET, "--width", "1280", "--height", "800"],
+                [self.kwin, "--virtual", *([] if self.lockscreen else ["--no-lockscreen"]), "--socket", SOCKET,
+                 "--width", "1280", "--height", "800"],
                 env=self.env | {"KWIN_COMPOSE": "Q"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._kwin_ready, 30, "KWin on the session bus")
 
@@ -113,6 +117,16 @@ class KWinDesktop:
         self.kwin_process.kill()
         self.kwin_process.wait(10)
         self.kwin_process = None
+
+    def lock(self) -> None:
+        """Lock the screen, as the user's shortcut would."""
+        from jeepney import DBusAddress, MessageType, new_method_call
+
+        address = DBusAddress("/ScreenSaver", bus_name="org.freedesktop.ScreenSaver",
+                              interface="org.freedesktop.ScreenSaver")
+        with self.connection() as connection:
+            reply = connection.send_and_get_reply(new_method_call(address, "Lock"), timeout=10)
+        assert reply.header.message_type == MessageType.method_return, reply.body
 
     def connection(self):  # type: ignore[no-untyped-def]  # jeepney has no type hints
         from jeepney.io.blocking import open_dbus_connection

@@ -38,7 +38,7 @@ CALLBACK_METHOD = "ActiveWindow"
 # How long one call to KWin or the bus may take before the source gives up on it.
 CALL_TIMEOUT = 2.0
 # The lock state is asked at most this often (a round trip); in between the last answer stands.
-LOCK_CHECK_SECONDS = 5.0
+LOCK_CHECK_SECONDS = 2.0
 # How long opening the source waits for the script's first report (it comes within milliseconds).
 FIRST_REPORT_SECONDS = 2.0
 # A KWin that came back and did not run the script yet is asked again this often.
