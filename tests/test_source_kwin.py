@@ -60,7 +60,7 @@ def notices() -> list[str]:
 
 @pytest.fixture
 def source(desktop: KWinDesktop, notices: list[str]) -> Iterator[KWinSource]:
-    opened = KWinSource(notices.append, bus=desktop.bus_address)
+    opened = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
     yield opened
     opened.close()
 
@@ -88,7 +88,7 @@ def test_the_window_active_when_the_source_opens_is_the_first_read(desktop: KWin
     app = app_id("Ready")
     desktop.open_window(app, "already here — ✓ résumé")
     desktop.activate(app)
-    source = KWinSource(notices.append, bus=desktop.bus_address)
+    source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
     try:
         sample = source.read()
         assert sample is not None and (sample.app, sample.title) == (app, "already here — ✓ résumé")
@@ -120,6 +120,17 @@ def test_switching_renaming_and_closing_windows(desktop: KWinDesktop, source: KW
     read_until(source, None, "nothing focused")
 
 
+def test_idle_time_grows_without_input(desktop: KWinDesktop, source: KWinSource) -> None:
+    app = app_id("Idle")
+    desktop.open_window(app, "nobody types here")
+    # KWin --virtual has no input devices: the 1 s notification fires, and the idle time keeps growing.
+    first = wait_until(lambda: (sample := source.read()) is not None and sample.app == app
+                       and (sample.idle_seconds or 0) >= 1 and sample, 15, "idle time")
+    later = wait_until(lambda: (sample := source.read()) is not None
+                       and (sample.idle_seconds or 0) >= first.idle_seconds + 0.5 and sample, 15, "more idle time")
+    assert later.idle_seconds - first.idle_seconds <= (later.time - first.time).total_seconds() + 0.1
+
+
 def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[str]) -> None:
     from jeepney import MatchRule
 
@@ -129,7 +140,7 @@ def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[
     with desktop.connection() as crashed, crashed.filter(MatchRule(type="method_call"), bufsize=100) as calls:
         load_script(crashed, script_text(crashed.unique_name), SCRIPT_NAME)
         crashed.recv_until_filtered(calls, timeout=10)  # its first push
-        source = KWinSource(notices.append, bus=desktop.bus_address)
+        source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
         try:
             assert (sample := source.read()) is not None and sample.app == app
             window.rename("stale test, renamed")
@@ -189,7 +200,7 @@ def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -
     try:
         app = app_id("Locked")
         locking.open_window(app, "before the lock")
-        source = KWinSource(notices.append, bus=locking.bus_address)
+        source = KWinSource(notices.append, bus=locking.bus_address, wayland_display=locking.wayland_socket)
         try:
             assert (sample := source.read()) is not None and sample.app == app and sample.locked is False
             locking.lock()
@@ -202,7 +213,7 @@ def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -
 
 
 def test_close_unloads_the_script(desktop: KWinDesktop, notices: list[str]) -> None:
-    source = KWinSource(notices.append, bus=desktop.bus_address)
+    source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
     with desktop.connection() as connection:
         assert script_loaded(connection, SCRIPT_NAME)
         source.close()
@@ -226,6 +237,7 @@ def test_without_kwin_the_source_says_so_in_one_sentence(tmp_path: Path, desktop
 
 def test_open_source_by_name(desktop: KWinDesktop, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.bus_address)
+    monkeypatch.setenv("WAYLAND_DISPLAY", desktop.wayland_socket)
     opened = open_source("kwin", lambda _: None)
     try:
         assert opened.name == "kwin" and opened.permissions() == []

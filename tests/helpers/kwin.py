@@ -84,6 +84,10 @@ class KWinDesktop:
         env.pop("DISPLAY", None)
         return env
 
+    @property
+    def wayland_socket(self) -> str:
+        return str(self.runtime_dir / SOCKET)
+
     def start(self) -> KWinDesktop:
         self.bus_address, self.bus_pid = private_bus(self.dbus_daemon, self.directory / "bus")
         self.start_kwin()

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from jeepney import Message
     from jeepney.io.blocking import DBusConnection
 
+    from tracker.recording.sources.wayland_idle import WaylandIdle
+
 log = logging.getLogger(__name__)
 
 KWIN_SERVICE = "org.kde.KWin"
@@ -147,7 +149,9 @@ class KWinSource:
     # KWin gives every caption as text: a title is never unreadable here.
     unreadable_titles = 0
 
-    def __init__(self, notify: Notify, bus: str = "SESSION") -> None:
+    def __init__(self, notify: Notify, bus: str = "SESSION", wayland_display: str | None = None) -> None:
+        """On the session bus (or the bus address `bus`); idle time from the Wayland display `wayland_display`
+        ($WAYLAND_DISPLAY when None)."""
         from jeepney import MatchRule
         from jeepney.bus_messages import message_bus
         from jeepney.io.blocking import Proxy, open_dbus_connection
@@ -196,6 +200,23 @@ class KWinSource:
                 "try `tracker run --source demo`."
             ) from None
         self._wait_for_first_report(FIRST_REPORT_SECONDS)
+        self._idle = self._open_idle(wayland_display)
+
+    def _open_idle(self, wayland_display: str | None) -> WaylandIdle | None:
+        """Idle time from KWin's ext-idle-notify (Wayland sessions); None, said once, where there is none."""
+        from tracker.recording.sources.wayland_idle import WaylandIdle
+        from tracker.recording.sources.wayland_wire import WaylandError
+
+        try:
+            idle = WaylandIdle.open(wayland_display)
+        except WaylandError as failure:
+            reason = failure.reason
+        else:
+            if idle is not None:
+                return idle
+            reason = "KWin offers no idle protocol"
+        self._notify(f"Idle time cannot be read ({reason}), so time away from the keyboard counts as active.")
+        return None
 
     def permissions(self) -> list[Permission]:
         return []  # any client on the session bus may load a KWin script
@@ -209,7 +230,8 @@ class KWinSource:
                 self._try_loading_script()
             if self._kwin_owner is None or self._script_pending or not self._app:
                 return None
-            return Sample(time=utc_now(), app=self._app, title=self._title or None, idle_seconds=None,
+            idle_seconds = self._idle.idle_seconds() if self._idle is not None else None
+            return Sample(time=utc_now(), app=self._app, title=self._title or None, idle_seconds=idle_seconds,
                           locked=self._lock_state())
         except (OSError, ConnectionError):
             self._connection_lost = True
@@ -227,6 +249,8 @@ class KWinSource:
         if not self._connection_lost and self._kwin_owner is not None:
             with contextlib.suppress(Exception):  # KWin or the bus may have gone first
                 unload_script(self._connection, SCRIPT_NAME)
+        if self._idle is not None:
+            self._idle.close()
         for handle in self._filters:
             handle.close()
         self._connection.close()
