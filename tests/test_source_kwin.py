@@ -131,6 +131,26 @@ def test_idle_time_grows_without_input(desktop: KWinDesktop, source: KWinSource)
     assert later.idle_seconds - first.idle_seconds <= (later.time - first.time).total_seconds() + 0.1
 
 
+def test_input_sets_idle_time_back_to_zero(tmp_path: Path, notices: list[str]) -> None:
+    # KWin in an Xvfb window: the pointer moving over it is input KWin sees.
+    nested = KWinDesktop(tmp_path, nested_in_x=True).start()
+    try:
+        app = app_id("Resume")
+        nested.open_window(app, "back at the keyboard")
+        source = KWinSource(notices.append, bus=nested.bus_address, wayland_display=nested.wayland_socket)
+        try:
+            wait_until(lambda: (sample := source.read()) is not None and (sample.idle_seconds or 0) >= 1.5, 15,
+                       "idle time without input")
+            nested.touch()
+            wait_until(lambda: (sample := source.read()) is not None and sample.idle_seconds == 0, 10,
+                       "idle time back to 0 after input")
+        finally:
+            source.close()
+    finally:
+        nested.stop()
+    assert notices == []
+
+
 def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[str]) -> None:
     from jeepney import MatchRule
 

@@ -56,14 +56,20 @@ class WaylandWindow:
 
 
 class KWinDesktop:
-    """KWin on a virtual output. kwin_wayland carries a file capability this container does not allow, so a plain
-    copy of it (shutil.copy drops the capability) is what runs."""
+    """KWin on a virtual output, or in a window of an Xvfb (`nested_in_x`: its only way to get input here, from
+    xdotool). kwin_wayland carries a file capability this container does not allow, so a plain copy of it
+    (shutil.copy drops the capability) is what runs; the copy keeps the name, which KWin checks before it
+    uses its own Qt platform plugin."""
 
-    def __init__(self, directory: Path, lockscreen: bool = False) -> None:
+    def __init__(self, directory: Path, lockscreen: bool = False, nested_in_x: bool = False) -> None:
         self.directory = directory
         # With its screen locker KWin serves org.freedesktop.ScreenSaver; without, nothing does. Once locked
         # it stays locked (the greeter cannot start here), so the tests that lock have a KWin of their own.
         self.lockscreen = lockscreen
+        self.nested_in_x = nested_in_x
+        self.x_display = ""
+        self.xvfb_process: subprocess.Popen[bytes] | None = None
+        self._pointer_positions = itertools.cycle([(300, 200), (400, 300)])
         require_module("pywayland", "pywayland")
         installed = require_program("kwin_wayland", "kwin-wayland")
         self.dbus_daemon = require_program("dbus-daemon", "dbus-daemon")
@@ -90,15 +96,34 @@ class KWinDesktop:
 
     def start(self) -> KWinDesktop:
         self.bus_address, self.bus_pid = private_bus(self.dbus_daemon, self.directory / "bus")
+        if self.nested_in_x:
+            self._start_xvfb()
         self.start_kwin()
         return self
 
+    def _start_xvfb(self) -> None:
+        xvfb = require_program("Xvfb", "xvfb")
+        self.xdotool = require_program("xdotool", "xdotool")
+        read_fd, write_fd = os.pipe()
+        self.xvfb_process = subprocess.Popen(
+            [xvfb, "-displayfd", str(write_fd), "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            raise AssertionError("Xvfb did not start")
+        self.x_display = f":{number}"
+
     def start_kwin(self) -> None:
+        if self.nested_in_x:
+            backend, env = ["--x11-display", self.x_display], self.env | {"DISPLAY": self.x_display}
+        else:
+            backend, env = ["--virtual", "--width", "1280", "--height", "800"], self.env
         with (self.directory / "kwin.log").open("ab") as log:
             self.kwin_process = subprocess.Popen(
-                [self.kwin, "--virtual", *([] if self.lockscreen else ["--no-lockscreen"]), "--socket", SOCKET,
-                 "--width", "1280", "--height", "800"],
-                env=self.env | {"KWIN_COMPOSE": "Q"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [self.kwin, *backend, *([] if self.lockscreen else ["--no-lockscreen"]), "--socket", SOCKET],
+                env=env | {"KWIN_COMPOSE": "Q"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._kwin_ready, 30, "KWin on the session bus")
 
     def _kwin_ready(self) -> bool:
@@ -121,6 +146,13 @@ class KWinDesktop:
         self.kwin_process.kill()
         self.kwin_process.wait(10)
         self.kwin_process = None
+
+    def touch(self) -> None:
+        """Input, as a user's mouse gives it (nested_in_x only): the pointer moves inside KWin's window."""
+        # KWin's window is the only one on the Xvfb, at its top left: these positions are inside it.
+        x, y = next(self._pointer_positions)
+        subprocess.run([self.xdotool, "mousemove", str(x), str(y)], env=dict(os.environ, DISPLAY=self.x_display),
+                       check=True, timeout=15)
 
     def lock(self) -> None:
         """Lock the screen, as the user's shortcut would."""
@@ -202,6 +234,10 @@ class KWinDesktop:
             except subprocess.TimeoutExpired:
                 self.kwin_process.kill()
                 self.kwin_process.wait()
+        if self.xvfb_process is not None:
+            self.xvfb_process.terminate()
+            self.xvfb_process.wait(10)
+            self.xvfb_process = None
         if self.bus_pid is not None:
             os.kill(self.bus_pid, signal.SIGTERM)
             self.bus_pid = None
