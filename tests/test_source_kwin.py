@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,25 @@ def source(desktop: KWinDesktop, notices: list[str]) -> Iterator[KWinSource]:
 def app_id(name: str) -> str:
     """An app id no other test of this KWin used: KWin keeps closing windows for a moment."""
     return f"org.test.{name}{next(_app_numbers)}"
+
+
+@contextmanager
+def window_on_a_kwin_of_its_own(directory: Path, notices: list[str], name: str,
+                                **options: bool) -> Iterator[tuple[KWinDesktop, KWinSource]]:
+    """A KWin started with `options` for one test (one that locks for good, or one nested in Xvfb), showing one
+    window, and the source reading it; both stopped afterwards."""
+    desktop = KWinDesktop(directory, **options).start()
+    try:
+        app = app_id(name)
+        desktop.open_window(app, f"the {name} window")
+        source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
+        try:
+            assert (sample := source.read()) is not None and sample.app == app
+            yield desktop, source
+        finally:
+            source.close()
+    finally:
+        desktop.stop()
 
 
 def read_until(source: KWinSource, expected: tuple[str, str | None] | None, what: str) -> Sample | None:
@@ -133,21 +153,12 @@ def test_idle_time_grows_without_input(desktop: KWinDesktop, source: KWinSource)
 
 def test_input_sets_idle_time_back_to_zero(tmp_path: Path, notices: list[str]) -> None:
     # KWin in an Xvfb window: the pointer moving over it is input KWin sees.
-    nested = KWinDesktop(tmp_path, nested_in_x=True).start()
-    try:
-        app = app_id("Resume")
-        nested.open_window(app, "back at the keyboard")
-        source = KWinSource(notices.append, bus=nested.bus_address, wayland_display=nested.wayland_socket)
-        try:
-            wait_until(lambda: (sample := source.read()) is not None and (sample.idle_seconds or 0) >= 1.5, 15,
-                       "idle time without input")
-            nested.touch()
-            wait_until(lambda: (sample := source.read()) is not None and sample.idle_seconds == 0, 10,
-                       "idle time back to 0 after input")
-        finally:
-            source.close()
-    finally:
-        nested.stop()
+    with window_on_a_kwin_of_its_own(tmp_path, notices, "Resume", nested_in_x=True) as (nested, source):
+        wait_until(lambda: (sample := source.read()) is not None and (sample.idle_seconds or 0) >= 1.5, 15,
+                   "idle time without input")
+        nested.touch()
+        wait_until(lambda: (sample := source.read()) is not None and sample.idle_seconds == 0, 10,
+                   "idle time back to 0 after input")
     assert notices == []
 
 
@@ -216,19 +227,10 @@ def test_kwin_restarting_is_said_once_and_the_source_reads_again(desktop: KWinDe
 
 
 def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -> None:
-    locking = KWinDesktop(tmp_path, lockscreen=True).start()
-    try:
-        app = app_id("Locked")
-        locking.open_window(app, "before the lock")
-        source = KWinSource(notices.append, bus=locking.bus_address, wayland_display=locking.wayland_socket)
-        try:
-            assert (sample := source.read()) is not None and sample.app == app and sample.locked is False
-            locking.lock()
-            wait_until(lambda: (sample := source.read()) is not None and sample.locked, 10, "the lock seen")
-        finally:
-            source.close()
-    finally:
-        locking.stop()
+    with window_on_a_kwin_of_its_own(tmp_path, notices, "Locked", lockscreen=True) as (locking, source):
+        assert (sample := source.read()) is not None and sample.locked is False
+        locking.lock()
+        wait_until(lambda: (sample := source.read()) is not None and sample.locked, 10, "the lock seen")
     assert notices == []
 
 
