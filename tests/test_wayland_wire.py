@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers.servers import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracker.recording.sources.wayland_idle import WaylandIdle
 from tracker.recording.sources.wayland_wire import (
     Event,
     Interface,
@@ -334,3 +336,56 @@ def test_garbage_gives_events_or_one_sentence_never_a_traceback_or_a_hang(garbag
         assert time.monotonic() - started < 2
     finally:
         compositor.close()
+
+
+def idle_globals(*offered: tuple[str, int]) -> Callable[[int], bytes]:
+    """Events for the first sync: the registry (object 2) lists wl_seat and `offered`."""
+    listed = [("wl_seat", 7), *offered]
+
+    def events(callback: int) -> bytes:
+        if callback != 3:
+            return b""
+        return b"".join(message(2, 0, uint(number) + string(interface) + uint(version))
+                        for number, (interface, version) in enumerate(listed, start=1))
+
+    return events
+
+
+def test_no_idle_protocol_offered_gives_no_idle_watcher(fake):
+    fake.answer_syncs_after(idle_globals(("zwlr_foreign_toplevel_manager_v1", 3)))
+    assert WaylandIdle.open(connected(fake)) is None
+
+
+@pytest.mark.parametrize(("offered", "protocol", "request_opcode", "arguments"), [
+    # ext-idle-notify v2: input idle (inhibitors ignored), (new_id, timeout, seat)
+    (("ext_idle_notifier_v1", 2), "ext_idle_notifier_v1 (input idle)", 2, "nts"),
+    (("ext_idle_notifier_v1", 1), "ext_idle_notifier_v1", 1, "nts"),
+    # KDE's: (new_id, seat, timeout)
+    (("org_kde_kwin_idle", 1), "org_kde_kwin_idle", 0, "nst"),
+])
+def test_idle_time_is_zero_while_active_and_one_second_plus_the_time_since_idled(
+        fake, offered, protocol, request_opcode, arguments):
+    fake.answer_syncs_after(idle_globals(offered))
+    connection = connected(fake)
+    idle = WaylandIdle.open(connection)
+    assert idle is not None and idle.protocol == protocol
+    connection.roundtrip()
+    binds = [body for object_id, opcode, body in fake.log if object_id == 2 and opcode == 0]
+    seat_id = struct.unpack_from("=I", binds[0], len(binds[0]) - 4)[0]
+    notifier_id = struct.unpack_from("=I", binds[1], len(binds[1]) - 4)[0]
+    (body,) = [body for object_id, opcode, body in fake.log if object_id == notifier_id]
+    assert [opcode for object_id, opcode, _ in fake.log if object_id == notifier_id] == [request_opcode]
+    notification_id = struct.unpack_from("=I", body)[0]
+    values = dict(zip(arguments, struct.unpack("=III", body), strict=True))
+    assert values["s"] == seat_id and values["t"] == 1000 and values["n"] == notification_id
+    assert idle.idle_seconds() == 0.0  # nothing said yet: active
+    fake.send(message(notification_id, 0))  # idled
+    connection.roundtrip()
+    time.sleep(0.2)
+    first = idle.idle_seconds()
+    assert first is not None and 1.2 <= first < 2
+    fake.send(message(notification_id, 1))  # resumed
+    wait_until(lambda: idle.idle_seconds() == 0.0, 5, "resumed")
+    idle.close()
+    fake.server_end.close()
+    assert idle.idle_seconds() is None  # closed: nothing to say

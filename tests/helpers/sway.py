@@ -38,7 +38,9 @@ class SwayWindow:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
-        os.close(self._fifo)
+        if self._fifo >= 0:
+            os.close(self._fifo)
+            self._fifo = -1
 
 
 class SwayDesktop:
@@ -179,6 +181,18 @@ class SwayDesktop:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+    def restart(self) -> SwayDesktop:
+        """A new sway on the same display name, after `kill`: its windows went with the old one."""
+        for window in self.windows:
+            window.close()
+        self.windows.clear()
+        for leftover in self.runtime_dir.glob("wayland-*"):
+            if not leftover.is_symlink():
+                leftover.unlink()
+        for leftover in self.runtime_dir.glob("sway-ipc.*.sock"):
+            leftover.unlink()
+        return self.start()
 
     def stop(self) -> None:
         for window in self.windows:

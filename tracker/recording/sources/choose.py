@@ -29,6 +29,10 @@ def open_source(name: str, notify: Notify) -> Source:
         from tracker.recording.sources.x11 import X11Source
 
         return X11Source(notify)
+    if name == "wayland-wlr":
+        from tracker.recording.sources.wlroots import WlrootsSource
+
+        return WlrootsSource(notify)
     if name == "kwin":
         from tracker.recording.sources.kwin import KWinSource
 

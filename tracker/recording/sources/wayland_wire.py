@@ -389,6 +389,8 @@ def _text(data: bytes, nullable: bool, where: str) -> str | None:
 
 
 def _socket_failure(error: OSError) -> str:
+    if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+        return "the Wayland compositor closed the connection"
     return f"the connection to the Wayland compositor failed ({error.strerror or error})"
 
 
