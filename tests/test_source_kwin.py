@@ -183,6 +183,24 @@ def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[
     assert notices == []
 
 
+def test_a_second_source_next_to_a_running_one_leaves_it_working(desktop: KWinDesktop, source: KWinSource,
+                                                                  notices: list[str]) -> None:
+    # `tracker doctor` opens and closes a source while `tracker run` records.
+    app = app_id("Shared")
+    window = desktop.open_window(app, "seen by both")
+    read_until(source, (app, "seen by both"), "the window, by the running source")
+    checking = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
+    try:
+        assert (sample := checking.read()) is not None and (sample.app, sample.title) == (app, "seen by both")
+    finally:
+        checking.close()
+    window.rename("renamed after the check")
+    read_until(source, (app, "renamed after the check"), "the rename, by the running source")
+    with desktop.connection() as connection:
+        assert script_loaded(connection, SCRIPT_NAME)
+    assert notices == []
+
+
 def test_another_caller_cannot_pretend_to_be_kwin(desktop: KWinDesktop, source: KWinSource) -> None:
     from jeepney import DBusAddress, MessageType, new_method_call
 

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 KWIN_SERVICE = "org.kde.KWin"
 SCRIPT_NAME = "tracker"  # KWin's plugin name for our script: a stale one from a crashed run is found by it
+# Held on the bus by the source whose script is SCRIPT_NAME: while another tracker (a `tracker doctor` next to
+# `tracker run`) holds it, that script is alive, and this one loads its own under a name of its own.
+SCRIPT_OWNER_NAME = "org.tracker.KWinScript"
 # Where the script calls us: any path and interface will do on a unique name; these say who it is for.
 CALLBACK_PATH = "/org/tracker/KWin"
 CALLBACK_INTERFACE = "org.tracker.KWin"
@@ -166,6 +169,7 @@ class KWinSource:
             ) from None
         self._bus = Proxy(message_bus, self._connection, timeout=CALL_TIMEOUT)
         self._kwin_owner = self._owner_of_kwin()
+        self._script_name = self._claim_script_name()
         if self._kwin_owner is None:
             self._connection.close()
             raise SourceUnavailable(
@@ -248,7 +252,7 @@ class KWinSource:
         self._closed = True
         if not self._connection_lost and self._kwin_owner is not None:
             with contextlib.suppress(Exception):  # KWin or the bus may have gone first
-                unload_script(self._connection, SCRIPT_NAME)
+                unload_script(self._connection, self._script_name)
         if self._idle is not None:
             self._idle.close()
         for handle in self._filters:
@@ -256,7 +260,17 @@ class KWinSource:
         self._connection.close()
 
     def _load_script(self) -> None:
-        load_script(self._connection, script_text(self._connection.unique_name), SCRIPT_NAME)
+        load_script(self._connection, script_text(self._connection.unique_name), self._script_name)
+
+    def _claim_script_name(self) -> str:
+        """SCRIPT_NAME if no other live source uses it (a script of that name is then left from a crash);
+        else a name of this connection's own."""
+        from jeepney.bus_messages import DBusNameFlags
+
+        answer = self._bus.RequestName(SCRIPT_OWNER_NAME, DBusNameFlags.do_not_queue)[0]
+        if answer in (1, 4):  # the primary owner now, or already
+            return SCRIPT_NAME
+        return f"{SCRIPT_NAME}-{self._connection.unique_name.lstrip(':').replace('.', '-')}"
 
     def _wait_for_first_report(self, timeout: float) -> None:
         """Wait (briefly) for the script's first push, so the first read already knows the active window:
