@@ -272,7 +272,26 @@ def test_without_kwin_the_source_says_so_in_one_sentence(tmp_path: Path, desktop
         os.kill(pid, signal.SIGTERM)
     with pytest.raises(SourceUnavailable) as no_bus:
         KWinSource(lambda _: None, bus=f"unix:path={tmp_path / 'no-bus'}")
-    assert "session bus" in str(no_bus.value) and "\n" not in str(no_bus.value)
+    assert "Cannot reach the session bus" in str(no_bus.value) and "\n" not in str(no_bus.value)
+
+
+def test_the_session_bus_is_found_where_systemd_puts_it(tmp_path: Path, desktop: KWinDesktop,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    with pytest.raises(SourceUnavailable) as unset:
+        KWinSource(lambda _: None)
+    assert "DBUS_SESSION_BUS_ADDRESS is not set" in str(unset.value)
+    (tmp_path / "bus").symlink_to(desktop.directory / "bus")  # the KWin session's bus, at $XDG_RUNTIME_DIR/bus
+    monkeypatch.setenv("WAYLAND_DISPLAY", desktop.wayland_socket)
+    app = app_id("UserBus")
+    desktop.open_window(app, "found through the user bus")
+    desktop.activate(app)
+    opened = KWinSource(lambda _: None)
+    try:
+        assert (sample := opened.read()) is not None and sample.app == app
+    finally:
+        opened.close()
 
 
 def test_open_source_by_name(desktop: KWinDesktop, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,6 +145,17 @@ def load_script(connection: DBusConnection, text: str, name: str) -> None:
             Path(path).unlink()
 
 
+def session_bus_address() -> str | None:
+    """$DBUS_SESSION_BUS_ADDRESS, else the bus systemd's user instance puts at $XDG_RUNTIME_DIR/bus (where
+    libdbus and sd-bus look too; a service started outside the session may lack the variable)."""
+    if address := os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return address
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and Path(runtime_dir, "bus").is_socket():
+        return f"unix:path={Path(runtime_dir, 'bus')}"
+    return None
+
+
 class KWinSource:
     """The active window of a KDE Plasma session (KWin, Wayland or X11), reported by a KWin script."""
 
@@ -155,35 +166,50 @@ class KWinSource:
     def __init__(self, notify: Notify, bus: str = "SESSION", wayland_display: str | None = None) -> None:
         """On the session bus (or the bus address `bus`); idle time from the Wayland display `wayland_display`
         ($WAYLAND_DISPLAY when None)."""
-        from jeepney import MatchRule
+        from jeepney import DBusErrorResponse, MatchRule
         from jeepney.bus_messages import message_bus
         from jeepney.io.blocking import Proxy, open_dbus_connection
 
         self._notify = notify
+        address = session_bus_address() if bus == "SESSION" else bus
+        if address is None:
+            raise SourceUnavailable(
+                "DBUS_SESSION_BUS_ADDRESS is not set, so KWin cannot be asked for the active window; run tracker "
+                "inside the Plasma session, or try `tracker run --source demo`."
+            )
         try:
-            self._connection = open_dbus_connection(bus)
-        except (OSError, KeyError, ValueError, RuntimeError, TimeoutError) as failure:
+            self._connection = open_dbus_connection(address)
+        except (OSError, ValueError, RuntimeError) as failure:
             raise SourceUnavailable(
                 f"Cannot reach the session bus ({failure or type(failure).__name__}), so KWin cannot be asked "
                 "for the active window; run tracker inside the Plasma session, or try `tracker run --source demo`."
             ) from None
         self._bus = Proxy(message_bus, self._connection, timeout=CALL_TIMEOUT)
-        self._kwin_owner = self._owner_of_kwin()
-        self._script_name = self._claim_script_name()
-        if self._kwin_owner is None:
+        self._incoming: deque[Message] = deque(maxlen=MAX_QUEUED_MESSAGES)
+        try:
+            self._kwin_owner = self._owner_of_kwin()
+            if self._kwin_owner is None:
+                raise SourceUnavailable(
+                    "KWin is not on the session bus (no owner of org.kde.KWin), so this is not a KDE Plasma "
+                    "session; choose the source for your desktop, or try `tracker run --source demo`."
+                )
+            self._script_name = self._claim_script_name()
+            # Everything we wait for: KWin's calls to us, and KWin leaving or coming back. The filter is open
+            # before the script loads, since the first push may come before loadScript's reply (and would be
+            # dropped without a filter).
+            owner_changes = MatchRule(type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus",
+                                      member="NameOwnerChanged", path="/org/freedesktop/DBus")
+            owner_changes.add_arg_condition(0, KWIN_SERVICE)
+            self._bus.AddMatch(owner_changes)
+        except (DBusErrorResponse, OSError) as failure:
             self._connection.close()
             raise SourceUnavailable(
-                "KWin is not on the session bus (no owner of org.kde.KWin), so this is not a KDE Plasma session; "
-                "choose the source for your desktop, or try `tracker run --source demo`."
-            )
-        # Everything we wait for: KWin's calls to us, and KWin leaving or coming back. The filter is open
-        # before the script loads, since the first push may come before loadScript's reply (and would be
-        # dropped without a filter).
-        owner_changes = MatchRule(type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus",
-                                  member="NameOwnerChanged", path="/org/freedesktop/DBus")
-        owner_changes.add_arg_condition(0, KWIN_SERVICE)
-        self._bus.AddMatch(owner_changes)
-        self._incoming: deque[Message] = deque(maxlen=MAX_QUEUED_MESSAGES)
+                f"The session bus did not answer as expected ({failure}), so KWin cannot be asked for the active "
+                "window; try `tracker run --source demo`."
+            ) from None
+        except SourceUnavailable:
+            self._connection.close()
+            raise
         self._filters = [self._connection.filter(MatchRule(type="method_call"), queue=self._incoming),
                          self._connection.filter(owner_changes, queue=self._incoming)]
         self._app: str | None = None
@@ -237,6 +263,9 @@ class KWinSource:
             idle_seconds = self._idle.idle_seconds() if self._idle is not None else None
             return Sample(time=utc_now(), app=self._app, title=self._title or None, idle_seconds=idle_seconds,
                           locked=self._lock_state())
+        except TimeoutError:  # a call KWin or its locker did not answer in time: the next read tries again
+            log.debug("KWin did not answer in time", exc_info=True)
+            return None
         except (OSError, ConnectionError):
             self._connection_lost = True
             self._notify("The connection to the session bus was closed, so KWin's windows can no longer be "
