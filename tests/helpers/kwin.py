@@ -12,9 +12,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.servers import require_module, require_program, wait_until
 from tracker.recording.sources.kwin import KWIN_SERVICE, load_script, unload_script
+
+if TYPE_CHECKING:
+    from jeepney.io.blocking import DBusConnection
 
 WINDOW_PROGRAM = Path(__file__).with_name("wl_window.py")
 SOCKET = "wayland-kwin"
@@ -164,7 +168,7 @@ class KWinDesktop:
             reply = connection.send_and_get_reply(new_method_call(address, "Lock"), timeout=10)
         assert reply.header.message_type == MessageType.method_return, reply.body
 
-    def connection(self):  # type: ignore[no-untyped-def]  # jeepney has no type hints
+    def connection(self) -> DBusConnection:
         from jeepney.io.blocking import open_dbus_connection
 
         return open_dbus_connection(self.bus_address)

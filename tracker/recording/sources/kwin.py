@@ -166,9 +166,15 @@ class KWinSource:
     def __init__(self, notify: Notify, bus: str = "SESSION", wayland_display: str | None = None) -> None:
         """On the session bus (or the bus address `bus`); idle time from the Wayland display `wayland_display`
         ($WAYLAND_DISPLAY when None)."""
-        from jeepney import DBusErrorResponse, MatchRule
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import Proxy, open_dbus_connection
+        try:
+            from jeepney import DBusErrorResponse, MatchRule
+            from jeepney.bus_messages import message_bus
+            from jeepney.io.blocking import Proxy, open_dbus_connection
+        except ImportError:
+            raise SourceUnavailable(
+                "The KWin source needs the jeepney package, which is not installed; install it with "
+                "`pip install jeepney`, or try `tracker run --source demo`."
+            ) from None
 
         self._notify = notify
         address = session_bus_address() if bus == "SESSION" else bus
