@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from helpers.kwin import KWinDesktop, WaylandWindow, private_bus
 from helpers.running import RunningTracker
-from helpers.servers import InfluxDB1, wait_until
+from helpers.servers import InfluxDB1, require_program, wait_until
 
 from tracker import paths
 from tracker.model import Sample
@@ -159,6 +160,24 @@ def test_input_sets_idle_time_back_to_zero(tmp_path: Path, notices: list[str]) -
         nested.touch()
         wait_until(lambda: (sample := source.read()) is not None and sample.idle_seconds == 0, 10,
                    "idle time back to 0 after input")
+    assert notices == []
+
+
+def test_an_x11_window_through_xwayland_is_read_too(tmp_path: Path, notices: list[str]) -> None:
+    xterm = require_program("xterm", "xterm")
+    require_program("Xwayland", "xwayland")
+    with window_on_a_kwin_of_its_own(tmp_path, notices, "Native", xwayland=True) as (desktop, source):
+        display = desktop.xwayland_display()
+        assert display is not None
+        x11_app = subprocess.Popen([xterm, "-class", "XTermKWinTest", "-T", "an X11 title", "-e", "sleep", "600"],
+                                   env=desktop.env | {"DISPLAY": display}, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            # KWin gives X11 windows their WM_CLASS class in lower case (category rules match apps in any case).
+            read_until(source, ("xtermkwintest", "an X11 title"), "the xterm, focused when it maps")
+        finally:
+            x11_app.kill()
+            x11_app.wait()
     assert notices == []
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpers.servers import require_module, require_program, wait_until
-from tracker.recording.sources.kwin import KWIN_SERVICE, load_script, unload_script
+from tracker.recording.sources.kwin import load_script, script_loaded, unload_script
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
@@ -65,12 +65,14 @@ class KWinDesktop:
     (shutil.copy drops the capability) is what runs; the copy keeps the name, which KWin checks before it
     uses its own Qt platform plugin."""
 
-    def __init__(self, directory: Path, lockscreen: bool = False, nested_in_x: bool = False) -> None:
+    def __init__(self, directory: Path, lockscreen: bool = False, nested_in_x: bool = False,
+                 xwayland: bool = False) -> None:
         self.directory = directory
         # With its screen locker KWin serves org.freedesktop.ScreenSaver; without, nothing does. Once locked
         # it stays locked (the greeter cannot start here), so the tests that lock have a KWin of their own.
         self.lockscreen = lockscreen
         self.nested_in_x = nested_in_x
+        self.xwayland = xwayland
         self.x_display = ""
         self.xvfb_process: subprocess.Popen[bytes] | None = None
         self._pointer_positions = itertools.cycle([(300, 200), (400, 300)])
@@ -126,7 +128,8 @@ class KWinDesktop:
             backend, env = ["--virtual", "--width", "1280", "--height", "800"], self.env
         with (self.directory / "kwin.log").open("ab") as log:
             self.kwin_process = subprocess.Popen(
-                [self.kwin, *backend, *([] if self.lockscreen else ["--no-lockscreen"]), "--socket", SOCKET],
+                [self.kwin, *backend, *([] if self.lockscreen else ["--no-lockscreen"]),
+                 *(["--xwayland"] if self.xwayland else []), "--socket", SOCKET],
                 env=env | {"KWIN_COMPOSE": "Q"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._kwin_ready, 30, "KWin on the session bus")
 
@@ -134,15 +137,21 @@ class KWinDesktop:
         if self.kwin_process is not None and self.kwin_process.poll() is not None:
             raise AssertionError(f"KWin exited: {(self.directory / 'kwin.log').read_text()[-2000:]}")
         with self.connection() as connection:
-            from jeepney import DBusErrorResponse
-            from jeepney.bus_messages import message_bus
-            from jeepney.io.blocking import Proxy
+            script_loaded(connection, "none")  # raises until KWin serves /Scripting (it owns its name earlier)
+        return (self.runtime_dir / SOCKET).exists() and (not self.xwayland or bool(self.xwayland_display()))
 
+    def xwayland_display(self) -> str | None:
+        """The X display of KWin's Xwayland (xwayland only): from the command line KWin started it with."""
+        assert self.kwin_process is not None
+        for process in Path("/proc").iterdir():
             try:
-                Proxy(message_bus, connection, timeout=5).GetNameOwner(KWIN_SERVICE)
-            except DBusErrorResponse:
-                return False
-        return (self.runtime_dir / SOCKET).exists()
+                if (process.name.isdigit() and (process / "comm").read_text().strip() == "Xwayland"
+                        and (process / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                        == str(self.kwin_process.pid)):
+                    return (process / "cmdline").read_text().split("\0")[1]
+            except OSError:  # gone meanwhile
+                continue
+        return None
 
     def kill_kwin(self) -> None:
         """KWin gone as if it crashed (SIGKILL), its name released on the bus."""

@@ -46,6 +46,9 @@ CALL_TIMEOUT = 2.0
 LOCK_CHECK_SECONDS = 2.0
 # How long opening the source waits for the script's first report (it comes within milliseconds).
 FIRST_REPORT_SECONDS = 2.0
+# How long opening the source waits for a KWin that is still starting, and how often it asks meanwhile.
+STARTUP_SECONDS = 10.0
+STARTUP_RETRY_SECONDS = 0.25
 # A KWin that came back and did not run the script yet is asked again this often.
 SCRIPT_RETRY_SECONDS = 2.0
 # Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
@@ -228,8 +231,8 @@ class KWinSource:
         self._script_pending = False  # KWin came back and our script is not running in it yet
         self._next_script_try = 0.0
         try:
-            self._load_script()
-        except (KWinError, OSError, TimeoutError) as failure:
+            self._load_script_when_kwin_is_ready()
+        except (KWinError, OSError) as failure:
             self._connection.close()
             raise SourceUnavailable(
                 f"KWin did not run the tracker's script ({failure}); check that KWin scripting is enabled, or "
@@ -306,6 +309,19 @@ class KWinSource:
         if answer in (1, 4):  # the primary owner now, or already
             return SCRIPT_NAME
         return f"{SCRIPT_NAME}-{self._connection.unique_name.lstrip(':').replace('.', '-')}"
+
+    def _load_script_when_kwin_is_ready(self) -> None:
+        """Load the script, waiting up to STARTUP_SECONDS for a KWin that is still starting: it owns its bus name
+        before it serves /Scripting (seen with --xwayland; a tracker started with the session can come first)."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                self._load_script()
+                return
+            except KWinError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(STARTUP_RETRY_SECONDS)
 
     def _wait_for_first_report(self, timeout: float) -> None:
         """Wait (briefly) for the script's first push, so the first read already knows the active window:
