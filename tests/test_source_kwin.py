@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -326,10 +327,10 @@ def test_open_source_by_name(desktop: KWinDesktop, monkeypatch: pytest.MonkeyPat
 class TrackerOnKWin(RunningTracker):
     """`tracker run --source kwin --quiet` in the KWin session, sending to InfluxDB 1.x."""
 
-    def __init__(self, desktop: KWinDesktop, server: InfluxDB1, database: str) -> None:
+    def __init__(self, desktop: KWinDesktop, server: InfluxDB1, database: str, away_after: str = "1h") -> None:
         env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
                              "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "kwin", "--interval", "0.25", "--quiet", "--away-after", "1h", env=env)
+        super().__init__("--source", "kwin", "--interval", "0.25", "--quiet", "--away-after", away_after, env=env)
 
     def logged_after(self, start: int, *texts: str) -> str | None:
         return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
@@ -362,3 +363,40 @@ def test_run_records_kwin_windows_in_influxdb_and_private_ones_by_app_only(
     history = [file.read_bytes() for file in paths.data_dir().iterdir() if file.is_file()]
     assert history and not [content for content in history if b"Secret" in content]
     assert any(editor.encode() in content for content in history)
+
+
+def test_run_on_kwin_records_time_without_input_as_away_and_input_as_active_again(
+        tmp_path: Path, influxdb1: InfluxDB1, influx_database: str) -> None:
+    nested = KWinDesktop(tmp_path, nested_in_x=True).start()  # input comes from the Xvfb pointer
+    try:
+        app = app_id("AwayApp")
+        nested.open_window(app, "reading, not typing")
+        tracker = TrackerOnKWin(nested, influxdb1, influx_database, away_after="2s")
+        try:
+            wait_until(lambda: tracker.logged_after(0, app), 30, "the first sample")
+            seen = len(tracker.lines)
+            nested.touch()
+            last_input = int(time.time() * 1000)
+            wait_until(lambda: tracker.logged_after(seen, app, "Away"), 15, "away after 2 s without input")
+            time.sleep(1.0)  # stay away a little longer: this time without input is what is being recorded
+            seen = len(tracker.lines)
+            nested.touch()
+            back = int(time.time() * 1000)
+            wait_until(lambda: tracker.logged_after(seen, app, "Uncategorized"), 15, "active again after input")
+            while time.time() * 1000 < back + 1500:  # at the keyboard for 1.5 s: the samples being recorded
+                nested.touch()
+                time.sleep(0.2)
+        finally:
+            code, err = tracker.stop(signal.SIGTERM)  # sends what it recorded on its way out
+    finally:
+        nested.stop()
+    assert code == 0, err
+    rows = influxdb1.rows('SELECT * FROM "activity"', influx_database)
+    # KWin says "idle" 1 s after the last input (the notification's timeout), so away starts up to 1 s late.
+    away = [row for row in rows if last_input + 1300 < row["time"] < back - 300]
+    active = [row for row in rows if row["time"] > back + 300]
+    assert away and {(row["category"], row["state"]) for row in away} == {("Away", "away")}
+    # From before the 2 s threshold was crossed: the stretch since the last input is away as a whole.
+    assert any(row["category"] == "Away" and row["time"] < last_input + 2000 for row in rows)
+    assert len(active) >= 3 and {row["state"] for row in active} == {"active"}
+    assert {row["app"] for row in rows} == {app}
