@@ -272,6 +272,17 @@ def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -
     assert notices == []
 
 
+def test_a_lost_session_bus_is_said_once_and_reads_give_nothing(tmp_path: Path, notices: list[str]) -> None:
+    with window_on_a_kwin_of_its_own(tmp_path, notices, "BusGone") as (desktop, source):
+        assert desktop.bus_pid is not None
+        os.kill(desktop.bus_pid, signal.SIGTERM)
+        desktop.bus_pid = None
+        wait_until(lambda: source.read() is None and notices, 10, "the lost bus noticed")
+        for _ in range(5):
+            assert source.read() is None
+    assert len(notices) == 1 and "session bus" in notices[0] and "\n" not in notices[0], notices
+
+
 def test_close_unloads_the_script(desktop: KWinDesktop, notices: list[str]) -> None:
     source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
     with desktop.connection() as connection:
