@@ -182,6 +182,16 @@ def test_an_x11_window_through_xwayland_is_read_too(tmp_path: Path, notices: lis
     assert notices == []
 
 
+def test_windows_of_the_same_title_are_read_with_that_title(desktop: KWinDesktop, source: KWinSource) -> None:
+    # KWin shows the second as "twin title <2>"; the window's own title is what the user wrote.
+    first, second = app_id("Twin"), app_id("Twin")
+    desktop.open_window(first, "twin title")
+    desktop.open_window(second, "twin title")
+    read_until(source, (second, "twin title"), "the second window, by its own title")
+    desktop.activate(first)
+    read_until(source, (first, "twin title"), "the first window")
+
+
 def test_a_stale_tracker_script_is_replaced(desktop: KWinDesktop, notices: list[str]) -> None:
     from jeepney import MatchRule
 

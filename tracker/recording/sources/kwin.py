@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import deque
@@ -54,6 +55,10 @@ SCRIPT_RETRY_SECONDS = 2.0
 # Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
 MAX_QUEUED_MESSAGES = 1000
 
+# KWin tells windows of the same caption apart by appending " <2>", " <3>"... to the caption it shows (and
+# gives scripts): the window's own title is what is recorded, the same in whichever window it is.
+KWIN_DUPLICATE_SUFFIX = re.compile(r" <\d+>$")
+
 # Plasma 6 names the window `windowActivated`/`activeWindow`, Plasma 5 `clientActivated`/`activeClient`.
 # The window active when the script loads is pushed at once: nothing is activated until the user moves.
 SCRIPT_TEMPLATE = """\
@@ -94,7 +99,7 @@ def script_text(target: str) -> str:
 
 
 class KWinError(Exception):
-    """KWin refused or did not answer a call; the message says which."""
+    """KWin refused a call; the message says which."""
 
 
 def call_kwin(connection: DBusConnection, path: str, interface: str, method: str, signature: str = "",
@@ -371,7 +376,7 @@ class KWinSource:
         else:
             resource_class, desktop_file_name, caption = call.body
             self._app = desktop_file_name or resource_class or None
-            self._title = caption or None
+            self._title = KWIN_DUPLICATE_SUFFIX.sub("", caption) or None
             reply = new_method_return(call)
         if not call.header.flags & 1:  # NO_REPLY_EXPECTED unset: the caller waits for an answer
             self._connection.send(reply)
