@@ -293,8 +293,11 @@ def test_a_lost_session_bus_is_said_once_and_reads_give_nothing(tmp_path: Path, 
     assert len(notices) == 1 and "session bus" in notices[0] and "\n" not in notices[0], notices
 
 
-def test_close_unloads_the_script(desktop: KWinDesktop, notices: list[str]) -> None:
+def test_the_script_file_goes_once_loaded_and_close_unloads_the_script(
+        tmp_path: Path, desktop: KWinDesktop, notices: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     source = KWinSource(notices.append, bus=desktop.bus_address, wayland_display=desktop.wayland_socket)
+    assert list(tmp_path.iterdir()) == []  # KWin has read it: nothing is left where the file was written
     with desktop.connection() as connection:
         assert script_loaded(connection, SCRIPT_NAME)
         source.close()
