@@ -282,14 +282,21 @@ def test_a_locked_screen_is_read_as_locked(tmp_path: Path, notices: list[str]) -
     assert notices == []
 
 
-def test_a_lost_session_bus_is_said_once_and_reads_give_nothing(tmp_path: Path, notices: list[str]) -> None:
+def test_a_lost_session_bus_is_said_once_and_the_source_reads_again_once_it_is_back(
+        tmp_path: Path, notices: list[str]) -> None:
     with window_on_a_kwin_of_its_own(tmp_path, notices, "BusGone") as (desktop, source):
         assert desktop.bus_pid is not None
         os.kill(desktop.bus_pid, signal.SIGTERM)
-        desktop.bus_pid = None
         wait_until(lambda: source.read() is None and notices, 10, "the lost bus noticed")
         for _ in range(5):
             assert source.read() is None
+        # The bus back at the same address, and KWin on it (it cannot stay without its bus).
+        desktop.bus_address, desktop.bus_pid = private_bus(desktop.dbus_daemon, desktop.directory / "bus")
+        desktop.kill_kwin()
+        desktop.start_kwin()
+        app = app_id("BusBack")
+        desktop.open_window(app, "the bus is back")
+        read_until(source, (app, "the bus is back"), "the window, read on the new connection")
     assert len(notices) == 1 and "session bus" in notices[0] and "\n" not in notices[0], notices
 
 

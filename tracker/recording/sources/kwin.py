@@ -50,6 +50,8 @@ FIRST_REPORT_SECONDS = 2.0
 # How long opening the source waits for a KWin that is still starting, and how often it asks meanwhile.
 STARTUP_SECONDS = 10.0
 STARTUP_RETRY_SECONDS = 0.25
+# A session bus that went away is connected to again this often.
+RECONNECT_SECONDS = 5.0
 # A KWin that came back and did not run the script yet is asked again this often.
 SCRIPT_RETRY_SECONDS = 2.0
 # Calls waiting to be read are few (one per focus or title change); a flood keeps only the newest.
@@ -175,15 +177,12 @@ class KWinSource:
         """On the session bus (or the bus address `bus`); idle time from the Wayland display `wayland_display`
         ($WAYLAND_DISPLAY when None)."""
         try:
-            from jeepney import DBusErrorResponse, MatchRule
-            from jeepney.bus_messages import message_bus
-            from jeepney.io.blocking import Proxy, open_dbus_connection
+            import jeepney  # noqa: F401  # the methods import what they use from it
         except ImportError:
             raise SourceUnavailable(
                 "The KWin source needs the jeepney package, which is not installed; install it with "
                 "`pip install jeepney`, or try `tracker run --source demo`."
             ) from None
-
         self._notify = notify
         address = session_bus_address() if bus == "SESSION" else bus
         if address is None:
@@ -191,15 +190,38 @@ class KWinSource:
                 "DBUS_SESSION_BUS_ADDRESS is not set, so KWin cannot be asked for the active window; run tracker "
                 "inside the Plasma session, or try `tracker run --source demo`."
             )
+        self._address = address
+        self._incoming: deque[Message] = deque(maxlen=MAX_QUEUED_MESSAGES)
+        self._app: str | None = None
+        self._title: str | None = None
+        self._locked = False
+        self._lock_checked_at = float("-inf")
+        self._has_screensaver = True
+        self._connection_lost = False
+        self._next_reconnect = 0.0
+        self._closed = False
+        self._script_pending = False  # KWin came back and our script is not running in it yet
+        self._next_script_try = 0.0
+        self._connect(STARTUP_SECONDS)
+        self._wait_for_first_report(FIRST_REPORT_SECONDS)
+        self._idle = self._open_idle(wayland_display)
+
+    def _connect(self, wait_for_kwin: float) -> None:
+        """Connect to the bus, find KWin (waiting up to `wait_for_kwin` seconds for one still starting) and run
+        our script in it; SourceUnavailable, in one sentence, where a step fails."""
+        from jeepney import DBusErrorResponse, MatchRule
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import Proxy, open_dbus_connection
+
         try:
-            self._connection = open_dbus_connection(address)
+            self._connection = open_dbus_connection(self._address)
         except (OSError, ValueError, RuntimeError) as failure:
             raise SourceUnavailable(
                 f"Cannot reach the session bus ({failure or type(failure).__name__}), so KWin cannot be asked "
                 "for the active window; run tracker inside the Plasma session, or try `tracker run --source demo`."
             ) from None
         self._bus = Proxy(message_bus, self._connection, timeout=CALL_TIMEOUT)
-        self._incoming: deque[Message] = deque(maxlen=MAX_QUEUED_MESSAGES)
+        self._incoming.clear()
         try:
             self._kwin_owner = self._owner_of_kwin()
             if self._kwin_owner is None:
@@ -215,6 +237,8 @@ class KWinSource:
                                       member="NameOwnerChanged", path="/org/freedesktop/DBus")
             owner_changes.add_arg_condition(0, KWIN_SERVICE)
             self._bus.AddMatch(owner_changes)
+            self._filters = [self._connection.filter(MatchRule(type="method_call"), queue=self._incoming),
+                             self._connection.filter(owner_changes, queue=self._incoming)]
         except (DBusErrorResponse, OSError) as failure:
             self._connection.close()
             raise SourceUnavailable(
@@ -224,27 +248,14 @@ class KWinSource:
         except SourceUnavailable:
             self._connection.close()
             raise
-        self._filters = [self._connection.filter(MatchRule(type="method_call"), queue=self._incoming),
-                         self._connection.filter(owner_changes, queue=self._incoming)]
-        self._app: str | None = None
-        self._title: str | None = None
-        self._locked = False
-        self._lock_checked_at = float("-inf")
-        self._has_screensaver = True
-        self._connection_lost = False
-        self._closed = False
-        self._script_pending = False  # KWin came back and our script is not running in it yet
-        self._next_script_try = 0.0
         try:
-            self._load_script_when_kwin_is_ready()
+            self._load_script_when_kwin_is_ready(wait_for_kwin)
         except (KWinError, OSError) as failure:
             self._connection.close()
             raise SourceUnavailable(
                 f"KWin did not run the tracker's script ({failure}); check that KWin scripting is enabled, or "
                 "try `tracker run --source demo`."
             ) from None
-        self._wait_for_first_report(FIRST_REPORT_SECONDS)
-        self._idle = self._open_idle(wayland_display)
 
     def _open_idle(self, wayland_display: str | None) -> WaylandIdle | None:
         """Idle time from KWin's ext-idle-notify (Wayland sessions); None, said once, where there is none."""
@@ -266,7 +277,7 @@ class KWinSource:
         return []  # any client on the session bus may load a KWin script
 
     def read(self) -> Sample | None:
-        if self._closed or self._connection_lost:
+        if self._closed or (self._connection_lost and not self._reconnected()):
             return None
         try:
             self._drain()
@@ -282,8 +293,13 @@ class KWinSource:
             return None
         except (OSError, ConnectionError):
             self._connection_lost = True
-            self._notify("The connection to the session bus was closed, so KWin's windows can no longer be "
-                         "read; restart tracker once the desktop is back.")
+            self._next_reconnect = time.monotonic() + RECONNECT_SECONDS
+            self._app = self._title = None
+            for handle in self._filters:
+                handle.close()
+            self._connection.close()
+            self._notify("The connection to the session bus was closed, so KWin's windows cannot be read until "
+                         "it is back; tracker connects again by itself.")
             return None
         except Exception:  # a read never raises: one bad moment must not stop the recording
             log.debug("reading the active KWin window failed", exc_info=True)
@@ -293,11 +309,13 @@ class KWinSource:
         if self._closed:
             return
         self._closed = True
-        if not self._connection_lost and self._kwin_owner is not None:
-            with contextlib.suppress(Exception):  # KWin or the bus may have gone first
-                unload_script(self._connection, self._script_name)
         if self._idle is not None:
             self._idle.close()
+        if self._connection_lost:
+            return  # closed when it was lost
+        if self._kwin_owner is not None:
+            with contextlib.suppress(Exception):  # KWin or the bus may have gone first
+                unload_script(self._connection, self._script_name)
         for handle in self._filters:
             handle.close()
         self._connection.close()
@@ -315,10 +333,11 @@ class KWinSource:
             return SCRIPT_NAME
         return f"{SCRIPT_NAME}-{self._connection.unique_name.lstrip(':').replace('.', '-')}"
 
-    def _load_script_when_kwin_is_ready(self) -> None:
-        """Load the script, waiting up to STARTUP_SECONDS for a KWin that is still starting: it owns its bus name
-        before it serves /Scripting (seen with --xwayland; a tracker started with the session can come first)."""
-        deadline = time.monotonic() + STARTUP_SECONDS
+    def _load_script_when_kwin_is_ready(self, wait_for_kwin: float) -> None:
+        """Load the script, waiting up to `wait_for_kwin` seconds for a KWin that is still starting: it owns its
+        bus name before it serves /Scripting (seen with --xwayland; a tracker started with the session can come
+        first)."""
+        deadline = time.monotonic() + wait_for_kwin
         while True:
             try:
                 self._load_script()
@@ -335,6 +354,21 @@ class KWinSource:
         with contextlib.suppress(TimeoutError):
             while not self._incoming:
                 self._connection.recv_messages(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _reconnected(self) -> bool:
+        """Whether a new connection to the bus (and KWin) is open, tried every RECONNECT_SECONDS."""
+        if time.monotonic() < self._next_reconnect:
+            return False
+        self._next_reconnect = time.monotonic() + RECONNECT_SECONDS
+        try:
+            self._connect(wait_for_kwin=0.0)
+        except SourceUnavailable as failure:
+            log.debug("reconnecting to the session bus failed: %s", failure)
+            return False
+        self._connection_lost = False
+        self._script_pending = False
+        self._has_screensaver = True
+        return True
 
     def _owner_of_kwin(self) -> str | None:
         from jeepney import DBusErrorResponse
