@@ -45,6 +45,8 @@ CALLBACK_METHOD = "ActiveWindow"
 CALL_TIMEOUT = 2.0
 # The lock state is asked at most this often (a round trip); in between the last answer stands.
 LOCK_CHECK_SECONDS = 2.0
+# Where no screen locker answers, it is looked for again this often (it may start after tracker).
+NO_LOCKER_SECONDS = 60.0
 # How long opening the source waits for the script's first report (it comes within milliseconds).
 FIRST_REPORT_SECONDS = 2.0
 # How long opening the source waits for a KWin that is still starting, and how often it asks meanwhile.
@@ -195,8 +197,7 @@ class KWinSource:
         self._app: str | None = None
         self._title: str | None = None
         self._locked = False
-        self._lock_checked_at = float("-inf")
-        self._has_screensaver = True
+        self._next_lock_check = 0.0  # monotonic time
         self._connection_lost = False
         self._next_reconnect = 0.0
         self._closed = False
@@ -367,7 +368,7 @@ class KWinSource:
             return False
         self._connection_lost = False
         self._script_pending = False
-        self._has_screensaver = True
+        self._next_lock_check = 0.0
         return True
 
     def _owner_of_kwin(self) -> str | None:
@@ -386,10 +387,10 @@ class KWinSource:
                 self._connection.recv_messages(timeout=0)
             except TimeoutError:
                 break
+        from jeepney import MessageType
+
         while self._incoming:
             message = self._incoming.popleft()
-            from jeepney import MessageType
-
             if message.header.message_type == MessageType.method_call:
                 self._answer(message)
             else:
@@ -420,7 +421,7 @@ class KWinSource:
         if name != KWIN_SERVICE:
             return
         self._app = self._title = None
-        self._has_screensaver = True
+        self._next_lock_check = 0.0  # a new KWin may have a screen locker where the old one had none
         if not new_owner:
             if self._kwin_owner is not None:
                 self._notify("KWin left the session bus (it crashed or is restarting), so no window is recorded "
@@ -443,13 +444,11 @@ class KWinSource:
 
     def _lock_state(self) -> bool:
         """Whether the screen is locked (org.freedesktop.ScreenSaver, which KWin's locker serves), asked at
-        most every LOCK_CHECK_SECONDS; False where nothing answers."""
-        if not self._has_screensaver:
-            return False
+        most every LOCK_CHECK_SECONDS; False where nothing answers (asked again after NO_LOCKER_SECONDS)."""
         now = time.monotonic()
-        if now - self._lock_checked_at < LOCK_CHECK_SECONDS:
+        if now < self._next_lock_check:
             return self._locked
-        self._lock_checked_at = now
+        self._next_lock_check = now + LOCK_CHECK_SECONDS
         from jeepney import DBusAddress, MessageType, new_method_call
 
         address = DBusAddress("/ScreenSaver", bus_name="org.freedesktop.ScreenSaver",
@@ -458,8 +457,8 @@ class KWinSource:
             reply = self._connection.send_and_get_reply(new_method_call(address, "GetActive"), timeout=0.5)
         except TimeoutError:
             return self._locked
-        if reply.header.message_type == MessageType.error:
-            self._has_screensaver = False  # asked again only after KWin comes back
+        if reply.header.message_type == MessageType.error:  # no screen locker (yet): KWin --no-lockscreen
+            self._next_lock_check = now + NO_LOCKER_SECONDS
             self._locked = False
         else:
             self._locked = bool(reply.body[0])
