@@ -2,8 +2,9 @@
 the rounds) and the display server's (from /proc/PID/schedstat over the same reads), with the wall time of a read.
 
 Each source reads a real desktop this script starts (and stops): X11 on Xvfb + openbox, wlroots on headless
-sway. One window has the focus and nothing changes, as in most seconds of a real day. To add a source, add one
-`Case` to CASES: how to start its desktop, put a window in front, open the source, and the server's pid.
+sway, KWin on kwin_wayland --virtual, GNOME Shell --headless with tracker's extension. One window has the focus
+and nothing changes, as in most seconds of a real day. To add a source, add one `Case` to CASES: how to start
+its desktop, put a window in front, open the source, and the server's pid.
 
     .venv/bin/python bench/source_cost.py [--reads 2000] [--rounds 3] [--only NAME]
 """
@@ -23,6 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from helpers.gnome import GnomeDesktop  # noqa: E402
+from helpers.kwin import KWinDesktop  # noqa: E402
 from helpers.servers import Desktop  # noqa: E402
 from helpers.sway import SwayDesktop  # noqa: E402
 
@@ -62,9 +65,47 @@ def _wlroots_source(desktop: SwayDesktop) -> Source:
     return WlrootsSource(_ignore, desktop.socket)
 
 
+def _kwin_desktop(directory: Path) -> KWinDesktop:
+    # With its screen locker, as in a real session: the source asks it for the lock state every 2 s.
+    desktop = KWinDesktop(directory, lockscreen=True).start()
+    desktop.open_window("BenchApp", "a window that stays in front")
+    desktop.activate("BenchApp")
+    return desktop
+
+
+def _kwin_source(desktop: KWinDesktop) -> Source:
+    from tracker.recording.sources.kwin import KWinSource
+
+    return KWinSource(_ignore, desktop.bus_address, desktop.wayland_socket)
+
+
+def _kwin_pid(desktop: KWinDesktop) -> int:
+    assert desktop.kwin_process is not None
+    return desktop.kwin_process.pid
+
+
+def _gnome_desktop(directory: Path) -> GnomeDesktop:
+    desktop = GnomeDesktop(directory).start()
+    desktop.activate(desktop.open_window("BenchApp", "a window that stays in front"))
+    return desktop
+
+
+def _gnome_source(desktop: GnomeDesktop) -> Source:
+    from tracker.recording.sources.gnome import GnomeSource
+
+    return GnomeSource(_ignore, desktop.env["DBUS_SESSION_BUS_ADDRESS"])
+
+
+def _gnome_pid(desktop: GnomeDesktop) -> int:
+    assert desktop.shell is not None
+    return desktop.shell.pid
+
+
 CASES = (
     Case("x11 (Xvfb + openbox)", _x11_desktop, _x11_source, lambda desktop: desktop.processes[0].pid),
     Case("wayland-wlr (headless sway)", _sway_desktop, _wlroots_source, lambda desktop: desktop.process.pid),
+    Case("kwin (kwin_wayland --virtual)", _kwin_desktop, _kwin_source, _kwin_pid),
+    Case("gnome (gnome-shell --headless)", _gnome_desktop, _gnome_source, _gnome_pid),
 )
 
 

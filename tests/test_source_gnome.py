@@ -385,8 +385,8 @@ def test_tracker_run_on_gnome_sends_each_window_and_keeps_a_private_one_to_its_a
         for window in (writer, browser, writer):
             seen = len(tracker.lines)
             gnome.activate(window)
-            wait_until(lambda app=window.app_id, seen=seen: tracker.logged_after(seen, app), 15,
-                       f"samples of {window.app_id}")
+            wait_until(lambda app=window.app, seen=seen: tracker.logged_after(seen, app), 15,
+                       f"samples of {window.app}")
         first = len(points_after_input(gnome, influxdb1, influx_database))  # type: ignore[arg-type]
         wait_until(lambda: len(points_after_input(gnome, influxdb1, influx_database))  # type: ignore[arg-type]
                    >= first + 2, 20, "points sent while running")

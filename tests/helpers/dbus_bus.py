@@ -3,29 +3,34 @@ the system bus's login manager answering for one session, whose LockedHint the t
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
-from helpers.servers import require_program, wait_until
+from helpers.servers import require_program
 
 SESSION_PATH = "/org/freedesktop/login1/session/_31"
 
 
+def private_bus(dbus_daemon: str, socket: Path) -> tuple[str, int]:
+    """A session bus of its own, listening on `socket`: its address and the PID to stop it by."""
+    done = subprocess.run([dbus_daemon, "--session", "--fork", "--print-address=1", "--print-pid=1",
+                           f"--address=unix:path={socket}"], capture_output=True, text=True, timeout=15, check=True)
+    address, pid = done.stdout.split()[:2]
+    return address, int(pid)
+
+
 class PrivateBus:
+    """A bus of its own in `directory`, stopped by its PID."""
+
     def __init__(self, directory: Path) -> None:
-        self.socket = directory / "bus"
-        self.address = f"unix:path={self.socket}"
-        self.process = subprocess.Popen(
-            [require_program("dbus-daemon", "dbus-daemon"), "--session", "--nofork", "--nopidfile",
-             f"--address={self.address}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(self.socket.exists, 10, "the D-Bus socket")
+        self.address, self.pid = private_bus(require_program("dbus-daemon", "dbus-daemon"), directory / "bus")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        os.kill(self.pid, signal.SIGTERM)
 
 
 class StandInLogind:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from helpers.servers import require_program, stop_processes, wait_until
+from helpers.wayland_window import WaylandWindow, start_window
 from tracker.recording.sources.gnome_extension import INTERFACE, LEGACY, OBJECT_PATH, UUID, extension_files
 
-WINDOW_SCRIPT = Path(__file__).with_name("gnome_window.py")
 # The app with a .desktop file on XDG_DATA_DIRS, and the WM class (Wayland app id) its windows give.
 DESKTOP_APP_ID, DESKTOP_APP_CLASS = "org.example.Mapped", "gapp-mapped"
 # A second extension, for the tests only: it activates a window by its app id, which nothing outside the Shell
@@ -51,26 +50,6 @@ function init() {{
     return new Extension();
 }}
 """
-
-
-class GnomeWindow:
-    """A test window (gnome_window.py) with an app id and a title; renamed and closed through its stdin."""
-
-    def __init__(self, process: subprocess.Popen[str], app_id: str) -> None:
-        self.process = process
-        self.app_id = app_id
-
-    def rename(self, title: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"title {title}\n")
-        self.process.stdin.flush()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.write("quit\n")
-            self.process.stdin.flush()
-            self.process.wait(10)
 
 
 class GnomeDesktop:
@@ -202,22 +181,19 @@ class GnomeDesktop:
         """What tracker's extension says now: (app id, WM class, title, idle ms, locked)."""
         return self.call(OBJECT_PATH, INTERFACE, "Get")  # type: ignore[return-value]
 
-    def open_window(self, app_id: str, title: str) -> GnomeWindow:
+    def open_window(self, app_id: str, title: str) -> WaylandWindow:
         """A new window, focused (the Shell gives new windows focus) once this returns."""
-        process = subprocess.Popen([sys.executable, str(WINDOW_SCRIPT), app_id, title], env=self.env, text=True,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-        self.processes.append(process)
-        window = GnomeWindow(process, app_id)
-        wait_until(lambda: process.poll() is not None or (self.overview_hidden() and self.focused()[1] == app_id),
-                   20, f"window {app_id}")
-        assert process.poll() is None, f"the window {app_id} exited"
+        window = start_window(self.env, app_id, title)
+        self.processes.append(window.process)
+        wait_until(lambda: window.process.poll() is not None
+                   or (self.overview_hidden() and self.focused()[1] == app_id), 20, f"window {app_id}")
+        assert window.process.poll() is None, f"the window {app_id} exited"
         return window
 
-    def activate(self, window: GnomeWindow) -> None:
-        found = self.call(TEST_PATH, TEST_INTERFACE, "Activate", "s", (window.app_id,))
-        assert found == (True,), f"no window {window.app_id}"
-        wait_until(lambda: self.focused()[1] == window.app_id, 10, f"focus on {window.app_id}")
+    def activate(self, window: WaylandWindow) -> None:
+        found = self.call(TEST_PATH, TEST_INTERFACE, "Activate", "s", (window.app,))
+        assert found == (True,), f"no window {window.app}"
+        wait_until(lambda: self.focused()[1] == window.app, 10, f"focus on {window.app}")
 
     def touch(self) -> None:
         """Input, as a user's mouse gives it (Mutter's RemoteDesktop, on one connection that keeps the session)."""

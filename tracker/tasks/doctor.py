@@ -59,6 +59,16 @@ def run_checks(source_name: str = "auto") -> list[Check]:
 
 # -- the desktop and idle time ------------------------------------------------------------------------------
 
+# What gives a source its idle time, where it can be missing.
+IDLE_TIME_FIX = {
+    "x11": "On X11 use a server with the MIT-SCREEN-SAVER extension (Xorg and Xvfb have it).",
+    "wayland-wlr": "Use a compositor that offers ext-idle-notify-v1 or org_kde_kwin_idle (sway, Hyprland and river "
+                   "do).",
+    "kwin": "tracker reads KWin's idle time through Wayland: run it inside the Plasma Wayland session "
+            "(WAYLAND_DISPLAY set).",
+}
+
+
 def check_desktop(source_name: str = "auto") -> list[Check]:
     """Whether the foreground can be read (and what it is now), then whether idle time can."""
     from tracker.recording.sources import SourceUnavailable
@@ -96,7 +106,7 @@ def check_desktop(source_name: str = "auto") -> list[Check]:
     checks.insert(0, Check("desktop", OK, f"{where}: the foreground app is {sample.app}{why}"))
     if sample.idle_seconds is None:
         checks.append(Check("idle time", WARNING, f"{where} does not tell idle time, so time away counts as active",
-                            "On X11 use a server with the MIT-SCREEN-SAVER extension (Xorg and Xvfb have it)."))
+                            IDLE_TIME_FIX.get(source.name, "Use a desktop that tells idle time.")))
     else:
         checks.append(Check("idle time", OK, f"{sample.idle_seconds:.0f} s since the last keyboard or mouse input"))
     return checks

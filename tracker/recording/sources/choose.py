@@ -169,6 +169,10 @@ def _open_named(name: str, notify: Notify) -> Source:
         from tracker.recording.sources.wlroots import WlrootsSource
 
         return WlrootsSource(notify)
+    if name == "kwin":
+        from tracker.recording.sources.kwin import KWinSource
+
+        return KWinSource(notify)
     if name == "gnome":
         from tracker.recording.sources.gnome import GnomeSource
 
