@@ -116,6 +116,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setenv("DISPLAY", ":7")
     monkeypatch.delenv("XAUTHORITY", raising=False)
+    for name in ("WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "XDG_SESSION_TYPE"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 
@@ -353,7 +355,20 @@ def test_without_a_display_install_enables_for_the_next_login_and_says_so(home: 
     assert managers.calls() == [["systemctl", "--user", "daemon-reload"],
                                 ["systemctl", "--user", "reset-failed", "tracker.service"],
                                 ["systemctl", "--user", "enable", "tracker.service"]]
-    assert "DISPLAY is not set here, so it is not started now" in output
+    assert "Neither DISPLAY nor WAYLAND_DISPLAY is set here, so it is not started now" in output
+
+
+def test_in_a_wayland_session_install_hands_the_service_the_compositor_and_starts_it_now(
+        home: Path, managers: Managers, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-1")
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "sway")
+    code, output = tracker("service", "install")
+    assert code == 0, output
+    assert managers.calls()[2:] == [
+        ["systemctl", "--user", "import-environment", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP"],
+        ["systemctl", "--user", "enable", "--now", "tracker.service"],
+    ]
 
 
 def test_dry_run_prints_the_unit_and_the_commands_and_changes_nothing(home: Path, managers: Managers):

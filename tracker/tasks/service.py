@@ -37,8 +37,9 @@ RESTART_AFTER = 10
 # DISPLAY late at login, short enough that a wrong setting does not start Python every 10 s all day.
 START_LIMIT_BURST = 10
 START_LIMIT_SECONDS = 600
-# What a service on an X11 desktop needs from the graphical session, and never a secret.
-DESKTOP_VARIABLES = ("DISPLAY", "XAUTHORITY")
+# What a service needs from the graphical session to find its desktop (X11, or Wayland and which compositor), and
+# never a secret.
+DESKTOP_VARIABLES = ("DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "XDG_SESSION_TYPE")
 # Where the files live when TRACKER_HOME is not set: passed on when the installing shell sets them.
 DIRECTORY_VARIABLES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME")
 # launchd lets go of a booted-out job only after a few seconds, and `bootstrap` fails meanwhile with 5 (EIO,
@@ -330,7 +331,7 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
     # reset-failed: a unit that gave up (too many failed starts) starts again once the cause is fixed.
     commands = [_systemctl("daemon-reload"), _systemctl("reset-failed", UNIT_NAME)]
     notes = [f"It starts with your graphical session (graphical-session.target); its log is {spec.log_file}."]
-    if environ.get("DISPLAY"):
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
         present = [name for name in DESKTOP_VARIABLES if environ.get(name)]
         commands.append(_systemctl("import-environment", *present))
         commands.append(_systemctl("enable", "--now", UNIT_NAME))
@@ -339,11 +340,11 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
             commands.append(_systemctl("try-restart", UNIT_NAME))
     else:
         commands.append(_systemctl("enable", UNIT_NAME))
-        notes.append("DISPLAY is not set here, so it is not started now: it starts at your next graphical "
-                     "login, or run `tracker service install` again from a terminal on your desktop.")
-    notes.append("If your desktop does not start graphical-session.target (a bare window manager), add "
-                 f"`systemctl --user import-environment DISPLAY XAUTHORITY; systemctl --user start {UNIT_NAME}` "
-                 "to the commands your session runs at start.")
+        notes.append("Neither DISPLAY nor WAYLAND_DISPLAY is set here, so it is not started now: it starts at your "
+                     "next graphical login, or run `tracker service install` again from a terminal on your desktop.")
+    notes.append("If your desktop does not start graphical-session.target (a bare window manager, or sway), add "
+                 "`systemctl --user import-environment DISPLAY XAUTHORITY WAYLAND_DISPLAY XDG_CURRENT_DESKTOP; "
+                 f"systemctl --user start {UNIT_NAME}` to the commands your session runs at start.")
     return Plan(manager, file, unit, commands, may_fail=frozenset({1}), notes=notes)
 
 
