@@ -78,3 +78,25 @@ def test_the_binary_carries_the_gnome_extension_and_installs_it(binary: Path, tm
     assert installed.returncode == 0, installed.stderr
     target = tmp_path / ".local" / "share" / "gnome-shell" / "extensions" / UUID
     assert {path.name: path.read_text() for path in target.iterdir()} == extension_files(LEGACY)
+
+
+def test_the_binary_reads_a_wayland_desktop_and_carries_the_d_bus_library(binary: Path, tmp_path: Path) -> None:
+    from helpers.sway import SwayDesktop
+
+    (tmp_path / "sway").mkdir()
+    sway = SwayDesktop(tmp_path / "sway").start()
+    try:
+        sway.open_window("binary-foot", "read by the binary")
+        sway.focus("binary-foot")
+        env = {name: sway.env[name] for name in ("XDG_RUNTIME_DIR", "WAYLAND_DISPLAY")}
+        checked = run(binary, "doctor", "--json", home=tmp_path, env=env)
+        desktop = next(check for check in json.loads(checked.stdout)["checks"] if check["name"] == "desktop")
+        assert desktop["outcome"] == "ok", checked.stdout
+        assert "the foreground app is binary-foot; chosen because the compositor offers" in desktop["detail"]
+    finally:
+        sway.stop()
+    # KWin's source speaks D-Bus through jeepney: in the binary too (no bus here: its own sentence, not a missing
+    # package).
+    kwin = run(binary, "run", "--source", "kwin", "--for", "1s", "--quiet", home=tmp_path,
+               env={"DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path / 'no-bus'}"})
+    assert kwin.returncode == 2 and "jeepney" not in kwin.stderr and kwin.stderr.startswith("Error: "), kwin.stderr
