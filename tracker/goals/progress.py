@@ -166,7 +166,13 @@ def shown_amount(goal: Goal, value: float | None) -> str:
     """A goal's value or target as people read it: `1h 05m`, or a pulse `62`."""
     if value is None:
         return "–"
-    return f"{value:.0f}" if goal.pulse else human_duration(value)
+    if goal.pulse:
+        return f"{value:.0f}"
+    if value >= 3600:
+        return human_duration(value).replace(" 00m", "")  # 4h, 1h 30m: minutes are precise enough
+    minutes, seconds = divmod(round(value), 60)
+    return " ".join(part for part in (f"{minutes}m" if minutes else "", f"{seconds}s" if seconds else "") if part) \
+        or "0s"
 
 
 def period_word(goal: Goal, day: date, today: date) -> str:

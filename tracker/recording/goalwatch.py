@@ -101,7 +101,7 @@ class GoalWatcher:
         record = step.record
         if self.goals.version != self._version:  # at start and after each change: sums from the history
             self._version = self.goals.version
-            self._start_sums(goals, record.time)
+            self._start_sums(goals, record.time_ms)
         if step.away_since_ms is not None:
             self._take_back(step.away_since_ms)
         event = Event.of(record)
@@ -123,14 +123,18 @@ class GoalWatcher:
             self._recent.append((record.time_ms, added))
         self._tell_waiting(goals, record.time)
 
-    def _start_sums(self, goals: Goals, now: datetime) -> None:
+    def _start_sums(self, goals: Goals, before_ms: int) -> None:
+        """Each goal's sum from the history, up to the sample being observed (which the history may hold
+        already, and which is added after). After a change mid-run, the few seconds the history does not hold
+        yet (still provisional) are missing from the sums: seconds of a day."""
+        now = datetime.fromtimestamp(before_ms / 1000, timezone.utc)
         today = local_date(now, self.zone)
         self._sums.clear()
         self._recent.clear()
         for goal in goals.goals:
             period = period_of(goal, today, self.zone, goals.week_start)
-            tally = counted(self.read_events(period.since, period.until), goal, period.since, period.until,
-                            self.zone)
+            until = min(period.until, now)
+            tally = counted(self.read_events(period.since, until), goal, period.since, until, self.zone)
             self._sums[goal] = _GoalSum(period, tally)
             if self._reached(goal, tally.seconds):  # crossed or met before this run: told then, or not at all
                 self._told.add((goal, period.first_day))
@@ -144,7 +148,7 @@ class GoalWatcher:
 
     def _take_back(self, away_since_ms: int) -> None:
         """The samples from `away_since_ms` on were away after all: their time no longer counts."""
-        while self._recent and self._recent[-1][0] >= away_since_ms:
+        while self._recent and self._recent[-1][0] > away_since_ms:  # as the recorder marks them
             _, added = self._recent.pop()
             for goal, tally in added.items():
                 current = self._sums.get(goal)
