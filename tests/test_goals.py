@@ -5,6 +5,7 @@ run: once per goal per period, held through quiet hours, never for away time."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from helpers.running import RunningTracker
+from helpers.servers import wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_run_loop import START, Harness, make_harness
@@ -24,6 +27,7 @@ from tracker.goals.model import Goal, Hours
 from tracker.goals.progress import counted, local_date, period_of
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record
 from tracker.recording.goalwatch import GoalWatcher
+from tracker.recording.sources.demo import CATEGORY_SCORES
 from tracker.storage.history import HistoryWriter
 from tracker.storage.queries import History
 from tracker.timespec import local_midnight
@@ -353,3 +357,29 @@ def test_goals_changed_while_running_are_followed_and_a_bad_edit_is_said_once(go
     errors = [notice for notice in run.view.notices if "goals.yaml" in notice]
     assert len(errors) == 1 and "line 4: hours '9-' should be two times of day" in errors[0]
     assert [title for _, title, _ in notifier.calls] == ["Goal met: Development at least 30s a day"]
+
+
+# -- a real `tracker run` ---------------------------------------------------------------------------------------
+
+def test_a_real_run_tells_a_crossed_goal_once_and_sends_its_progress_to_influxdb(tracker_home, influxdb1,
+                                                                              influx_database):
+    every_demo_category = ", ".join(f'"{name}"' for name in CATEGORY_SCORES)
+    write_goals(f"goals:\n  - name: Screen time\n    categories: [{every_demo_category}]\n    at_most: 3s\n")
+    run = RunningTracker("--source", "demo", "--quiet", env={
+        **os.environ, "TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database})
+    try:
+        wait_until(lambda: run.said("Goal crossed"), timeout=30, what="the goal crossed")
+        points = wait_until(lambda: influxdb1.rows('SELECT * FROM "goals"', influx_database), timeout=30,
+                            what="goals points in InfluxDB")
+        # Samples well past the crossing reached InfluxDB: the goal was told once all the same.
+        def samples_sent() -> int:
+            rows = influxdb1.rows('SELECT count("duration") FROM "activity"', influx_database)
+            return rows[0]["count"] if rows else 0
+
+        wait_until(lambda: samples_sent() >= 10, timeout=30, what="ten samples in InfluxDB")
+    finally:
+        code, _ = run.stop()
+    assert code == 0
+    told = [line for line in run.lines if "Goal crossed" in line]
+    assert len(told) == 1 and told[0].endswith("Goal crossed: Screen time: 4s today, more than the 3s you allowed.")
+    assert points[0]["goal"] == "Screen time" and points[0]["limit"] == "at_most" and points[0]["target"] == 3.0
