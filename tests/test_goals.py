@@ -312,8 +312,8 @@ def test_a_goal_crossed_during_a_run_is_told_once_in_the_log_and_on_the_desktop(
     run, notifier = goal_run(lambda t: ("code", 0.0), 150, "goals:\n  - category: Development\n    at_most: 1m\n"
                                                            "  - category: Development\n    at_least: 90s\n")
     run.run.run()
-    assert nudges(run) == ["Goal crossed: Development at most 1m a day: 1m 1s today, more than the 1m you allowed.",
-                           "Goal met: Development at least 1m 30s a day: 1m 30s today: the 1m 30s you aimed for."]
+    assert nudges(run) == ["Goal crossed: Development at most 1m a day: More than the 1m you allowed today.",
+                           "Goal met: Development at least 1m 30s a day: 1m 30s today, as you aimed for."]
     # Told while the 61st and the 90th sample are recorded, before they are shown.
     assert [(shown, title) for shown, title, _ in notifier.calls] == [
         (60, "Goal crossed: Development at most 1m a day"), (89, "Goal met: Development at least 1m 30s a day")]
@@ -381,5 +381,20 @@ def test_a_real_run_tells_a_crossed_goal_once_and_sends_its_progress_to_influxdb
         code, _ = run.stop()
     assert code == 0
     told = [line for line in run.lines if "Goal crossed" in line]
-    assert len(told) == 1 and told[0].endswith("Goal crossed: Screen time: 4s today, more than the 3s you allowed.")
+    assert len(told) == 1 and told[0].endswith("Goal crossed: Screen time: More than the 3s you allowed today.")
     assert points[0]["goal"] == "Screen time" and points[0]["limit"] == "at_most" and points[0]["target"] == 3.0
+
+
+def test_a_new_day_starts_each_goal_again(goal_run):
+    # From 23:59:00 in Berlin: a minute before midnight, then the next day.
+    def script(t: float) -> tuple[str, float]:
+        return "code", 0.0
+
+    run, notifier = goal_run(script, 100, "goals:\n  - category: Development\n    at_least: 30s\n")
+    watcher = run.run.parts.observers[-1]
+    assert isinstance(watcher, GoalWatcher)
+    run.clock.wall_ahead = (datetime(2026, 11, 2, 23, 59, tzinfo=BERLIN) - START).total_seconds()
+    run.run.run()
+    # Met at 23:59:29 and again at 00:00:29, once each day.
+    assert [(shown, body) for shown, _, body in notifier.calls] == [
+        (29, "30s today, as you aimed for."), (89, "30s today, as you aimed for.")]

@@ -144,6 +144,8 @@ class GoalWatcher:
         if current is None or not current.period.first_day <= today < current.period.until.astimezone(
                 self.zone).date():
             current = self._sums[goal] = _GoalSum(period_of(goal, today, self.zone, week_start), Tally())
+            # What was told in earlier periods matters no more: a run of months keeps a few keys, not thousands.
+            self._told = {key for key in self._told if key[0] != goal or key[1] == current.period.first_day}
         return current
 
     def _take_back(self, away_since_ms: int) -> None:
@@ -170,12 +172,11 @@ class GoalWatcher:
             return
         self._told.add(key)
         when = period_word(goal, current.period.first_day, today)
-        amount = shown_amount(goal, current.tally.seconds)
-        target = shown_amount(goal, goal.target)
+        target = shown_amount(goal, goal.target)  # the sum itself, rounded, could read as the target or less
         if goal.at_most:
-            title, body = f"Goal crossed: {goal.name}", f"{amount} {when}, more than the {target} you allowed."
+            title, body = f"Goal crossed: {goal.name}", f"More than the {target} you allowed {when}."
         else:
-            title, body = f"Goal met: {goal.name}", f"{amount} {when}: the {target} you aimed for."
+            title, body = f"Goal met: {goal.name}", f"{target} {when}, as you aimed for."
         self._waiting[key] = (title, body)
 
     def _tell_waiting(self, goals: Goals, now: datetime) -> None:
