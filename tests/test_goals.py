@@ -398,3 +398,13 @@ def test_a_new_day_starts_each_goal_again(goal_run):
     # Met at 23:59:29 and again at 00:00:29, once each day.
     assert [(shown, body) for shown, _, body in notifier.calls] == [
         (29, "30s today, as you aimed for."), (89, "30s today, as you aimed for.")]
+
+
+def test_a_broken_goals_file_leaves_the_report_whole_and_says_why():
+    path = write_goals("goals:\n  - category: Social\n    at_most: soon\n")
+    record(local_midnight(date(2024, 5, 6)) + timedelta(hours=9), [(30, "Social")])
+    result = CliRunner().invoke(cli, ["report", "--since", "2024-05-06", "--until", "2024-05-06"])
+    assert result.exit_code == 0 and "Social" in result.stdout and "Goals" not in result.stdout
+    assert result.stderr == (f"Goals left out: {path}, line 3: at_most 'soon' is not a duration; write e.g. 30m, "
+                             "4h or 1h30m\n")
+    assert tracker("goals")[0] == 1

@@ -58,7 +58,8 @@ class Progress:
 
 def local_start(day: date, minute: int, zone: tzinfo | None) -> datetime:
     """The moment a local time of day (minutes since midnight, up to 24:00) is reached on `day`, in UTC. A time
-    skipped by a DST change is the moment of the change; a time that happens twice, its first time."""
+    skipped by a DST change is the moment of the change; a time that happens twice, its first time (so in the
+    few zones that set clocks back at midnight, the repeated hour belongs to the new day)."""
     if minute >= DAY_MINUTES:
         day, minute = day + timedelta(days=minute // DAY_MINUTES), minute % DAY_MINUTES
     wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
