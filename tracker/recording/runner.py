@@ -400,7 +400,12 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
     for stopping in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if stopping is not None:
             signal.signal(stopping, request_stop)
-    lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
+    try:
+        lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
+    except BaseException:
+        if notifier is not None:  # from here on the run's parts close it
+            notifier.close()
+        raise
     try:
         parts = open_parts(settings, source_name, view, notifier)
         try:
