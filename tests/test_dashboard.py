@@ -22,8 +22,12 @@ from helpers.grafana_macros import PanelRequest, Raw, VariableValue, fill_variab
 from helpers.servers import InfluxDB1, http, require_program
 
 from tracker.categories.files import bundled_categories_path, load_categories
+from tracker.events import score_of_pulse
+from tracker.goals.model import Goal
+from tracker.goals.progress import Tally
 from tracker.lineprotocol import to_line
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, UNCATEGORIZED, Record
+from tracker.recording.goalwatch import goal_point
 from tracker.recording.sources.demo import CATEGORY_SCORES
 from tracker.recording.vitals import Vitals, to_point
 from tracker.tasks.demo import DEMO_HOST, demo_line, week_records
@@ -31,11 +35,13 @@ from tracker.tasks.demo import DEMO_HOST, demo_line, week_records
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_FILE = ROOT / "grafana" / "tracker.json"
 DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
-# The activity panels; below them the collapsed row "tracker health", over the tracker's own `tracker` points.
+# The activity panels; below them the collapsed rows "goals", over the run's `goals` points, and "tracker health",
+# over the tracker's own `tracker` points.
 PANELS: list[dict[str, Any]] = [panel for panel in DASHBOARD["panels"] if panel["type"] != "row"]
 ROWS: list[dict[str, Any]] = [panel for panel in DASHBOARD["panels"] if panel["type"] == "row"]
-HEALTH_PANELS: list[dict[str, Any]] = [panel for row in ROWS for panel in row["panels"]]
-EVERY_PANEL = [*DASHBOARD["panels"], *HEALTH_PANELS]
+GOALS_PANELS: list[dict[str, Any]] = next(row["panels"] for row in ROWS if row["title"] == "goals")
+HEALTH_PANELS: list[dict[str, Any]] = next(row["panels"] for row in ROWS if row["title"] == "tracker health")
+EVERY_PANEL = [*DASHBOARD["panels"], *GOALS_PANELS, *HEALTH_PANELS]
 VARIABLES: dict[str, dict[str, Any]] = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
 IMPORT_DATASOURCE = {"type": "influxdb", "uid": "${DS_INFLUXDB}"}
 FILTER = '"host" =~ /^$host$/ AND "category" =~ /^$category$/'
@@ -77,7 +83,7 @@ def test_it_imports_into_grafana_11_with_one_influxdb_input() -> None:
         "type": "datasource", "pluginId": "influxdb", "pluginName": "InfluxDB"}]
     required = {(item["type"], item["id"]) for item in DASHBOARD["__requires"]}
     assert {("grafana", "grafana"), ("datasource", "influxdb")} <= required
-    assert {("panel", panel["type"]) for panel in [*PANELS, *HEALTH_PANELS]} <= required
+    assert {("panel", panel["type"]) for panel in [*PANELS, *GOALS_PANELS, *HEALTH_PANELS]} <= required
     grafana = next(item for item in DASHBOARD["__requires"] if item["id"] == "grafana")
     assert int(grafana["version"].split(".")[0]) >= 11
 
@@ -99,7 +105,7 @@ def test_panels_fit_24_columns_without_overlapping() -> None:
 
 
 def test_panels_read_top_down() -> None:
-    for panels in (DASHBOARD["panels"], HEALTH_PANELS):
+    for panels in (DASHBOARD["panels"], GOALS_PANELS, HEALTH_PANELS):
         positions = [(panel["gridPos"]["y"], panel["gridPos"]["x"]) for panel in panels]
         assert positions == sorted(positions)
     assert PANELS[0]["title"] == "Productivity pulse"
@@ -109,7 +115,7 @@ def test_every_datasource_reference_is_the_import_input() -> None:
     references = [value for key, value in walk(DASHBOARD) if key == "datasource"]
     built_in_annotations = {"type": "grafana", "uid": "-- Grafana --"}
     assert references and all(ref in (IMPORT_DATASOURCE, built_in_annotations) for ref in references), references
-    for panel, target in targets([*PANELS, *HEALTH_PANELS]):
+    for panel, target in targets([*PANELS, *GOALS_PANELS, *HEALTH_PANELS]):
         assert panel["datasource"] == target["datasource"] == IMPORT_DATASOURCE, panel["title"]
 
 
@@ -122,8 +128,8 @@ def test_every_panel_queries_raw_influxql_filtered_by_time_host_and_category() -
 
 
 def test_the_health_row_is_collapsed_below_and_reads_the_tracker_points_by_time_and_host() -> None:
-    assert [(row["title"], row["collapsed"]) for row in ROWS] == [("tracker health", True)]
-    assert DASHBOARD["panels"][-1] is ROWS[0]
+    assert [(row["title"], row["collapsed"]) for row in ROWS] == [("goals", True), ("tracker health", True)]
+    assert DASHBOARD["panels"][-2:] == ROWS
     assert [panel["title"] for panel in HEALTH_PANELS] == sorted(HEALTH_CHECKS, key=list(HEALTH_CHECKS).index)
     for panel in HEALTH_PANELS:
         assert panel["targets"], panel["title"]
@@ -697,5 +703,86 @@ def test_the_health_row_shows_what_the_tracker_points_say(influxdb1: InfluxDB1, 
         assert shown_hosts == (selection.hosts or {HOME, STUDIO}), panel["title"]
         try:
             HEALTH_CHECKS[panel["title"]](rows, selection.interval_ms)
+        except AssertionError as error:
+            raise AssertionError(f"{panel['title']} ({selection.name}): {error}") from error
+
+
+# ---------------------------------------------------------------- the goals row, over known `goals` points
+
+GOAL_START = datetime.combine(DAY, time(9), ZONE)
+SOCIAL = Goal("Social at most 30m a day", ("Social",), False, True, 1800.0, "day")
+CODING = Goal("Coding at least 4h a day", ("Development",), False, False, 4 * 3600.0, "day")
+PULSE = Goal("pulse at least 60 a day", (), True, False, 60.0, "day")
+
+
+def goal_points() -> list[tuple[str, Goal, int, float]]:
+    """(host, goal, time, value): a point a minute for an hour; at home Social passes its limit at 09:40."""
+    points = []
+    for minute in range(60):
+        moment = round(GOAL_START.timestamp() * 1000) + 60_000 * minute
+        points += [(HOME, SOCIAL, moment, 45.0 * minute), (HOME, CODING, moment, 120.0 * minute),
+                   (HOME, PULSE, moment, 55.0 + minute / 10), (STUDIO, CODING, moment, 60.0 * minute)]
+    return points
+
+
+def write_goal_points(server: InfluxDB1, database: str) -> None:
+    lines = [goal_point(goal, Tally(value, 0.0) if not goal.pulse else Tally(1.0, score_of_pulse(value)), host,
+                        moment) for host, goal, moment, value in goal_points()]
+    status, reply = http("POST", f"{server.url}/write?db={database}&precision=ms", "\n".join(lines).encode())
+    assert status == 204, reply
+
+
+def last_percent(host: str, goal: Goal) -> float:
+    value = [value for point_host, point_goal, _, value in goal_points()
+             if (point_host, point_goal) == (host, goal)][-1]
+    return 100.0 * value / goal.target
+
+
+def check_limits(rows: list[dict[str, Any]], hosts: set[str]) -> None:
+    shown = {(row["goal"], row["host"]): row["percent"] for row in rows}
+    assert shown == {(SOCIAL.name, HOME): pytest.approx(last_percent(HOME, SOCIAL))} if HOME in hosts else {}
+
+
+def check_targets(rows: list[dict[str, Any]], hosts: set[str]) -> None:
+    shown = {(row["goal"], row["host"]): row["percent"] for row in rows}
+    expected = {(goal.name, host): pytest.approx(last_percent(host, goal))
+                for host, goal in ((HOME, CODING), (HOME, PULSE), (STUDIO, CODING)) if host in hosts}
+    assert shown == expected
+
+
+def check_goal_progress(rows: list[dict[str, Any]], hosts: set[str]) -> None:
+    social = [row["percent"] for row in rows if row["goal"] == SOCIAL.name and row["percent"] is not None]
+    if HOME in hosts:
+        assert len(social) == 60 and max(social) == pytest.approx(last_percent(HOME, SOCIAL))
+        assert sum(percent > 100 for percent in social) == 19  # crossed at 09:41 (1845 s), shown above the line
+    assert {row["host"] for row in rows} == hosts
+
+
+GOAL_CHECKS: dict[str, Callable[[list[dict[str, Any]], set[str]], None]] = {
+    "Limits used (at most)": check_limits,
+    "Targets reached (at least)": check_targets,
+    "Goal progress": check_goal_progress,
+}
+
+
+def test_the_goals_row_reads_the_goals_points_by_time_and_host() -> None:
+    assert [panel["title"] for panel in GOALS_PANELS] == list(GOAL_CHECKS)
+    for panel, target in targets(GOALS_PANELS):
+        assert target["rawQuery"] is True and target["query"].startswith("SELECT "), panel["title"]
+        assert 'FROM "goals" WHERE $timeFilter AND "host" =~ /^$host$/' in target["query"], panel["title"]
+
+
+@pytest.mark.parametrize("selection", [SELECTIONS[0], SELECTIONS[2]], ids=lambda selection: selection.name)
+def test_the_goals_row_shows_what_the_goals_points_say(influxdb1: InfluxDB1, influx_database: str,
+                                                       selection: Selection) -> None:
+    write_records(influxdb1, influx_database)  # the host variable lists the hosts of the activity points
+    write_goal_points(influxdb1, influx_database)
+    variables = dashboard_variables(influxdb1, influx_database, selection)
+    request = PanelRequest(*TODAY, 60_000, variables)
+    for panel in GOALS_PANELS:
+        rows = [row for _, target in targets([panel])
+                for row in influxdb1.rows(request.render(target["query"]), influx_database)]
+        try:
+            GOAL_CHECKS[panel["title"]](rows, set(selection.hosts or {HOME, STUDIO}))
         except AssertionError as error:
             raise AssertionError(f"{panel['title']} ({selection.name}): {error}") from error

@@ -67,7 +67,8 @@ except click.ClickException as error:
 print("LOADED", sorted(name for name in sys.modules if name.startswith(("influxdb_client", "urllib3"))))
 """
 WITHOUT_INFLUXDB = [["--help"], ["config", "show"], ["categories", "list"], ["categories", "test", "code"],
-                    ["categories", "validate"], ["report"], ["status"], ["outbox"],
+                    ["categories", "validate"], ["report"], ["goals"], ["goals", "--json"], ["goals", "validate"],
+                    ["status"], ["outbox"],
                     ["run", "--source", "demo", "--interval", "0.1", "--for", "0.5s", "--quiet"],
                     ["service", "install", "--dry-run"], ["export", "--format", "jsonl"],
                     ["import", "activitywatch", "no-such-export.json"], ["gnome-extension", "status"]]

@@ -89,6 +89,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "doctor": CommandInfo("tracker.commands.doctor", "doctor", "Check everything recording needs; say how to fix it."),
     "config": CommandInfo("tracker.commands.config", "config", "Show or create the settings file."),
     "categories": CommandInfo("tracker.commands.categories", "categories", "See, test and edit your categories."),
+    "goals": CommandInfo("tracker.commands.goals", "goals", "Your goals' progress today and this week; check them."),
     "gnome-extension": CommandInfo("tracker.commands.gnome_extension", "gnome_extension_group",
                                    "Install or check the GNOME Shell extension tracker reads windows with."),
 }

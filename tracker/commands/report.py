@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from tracker.commands.options import period_options, plain_console
+from tracker.goals.files import load_goals
+from tracker.goals.model import Goal, GoalsError
+from tracker.goals.progress import Progress
 from tracker.storage.queries import empty_report, read_report
-from tracker.ui import present
+from tracker.tasks.goals import goals_between
+from tracker.timespec import local_now
+from tracker.ui import goalstext, present
 
 
 @click.command()
@@ -23,15 +30,28 @@ def report(since: str, until: str | None, by: str, as_json: bool, as_csv: bool) 
         raise click.UsageError("choose one of --json and --csv")
     start, end = period_options(since, until)
     found = read_report(start, end, by)
+    goals = _goals_in(start, end) if found is not None else []
     if as_json or as_csv:
         # Scripts get the same keys or columns before anything was recorded, with nothing in them.
         shown = empty_report(start, end, by) if found is None else found
         if as_json:
-            click.echo(present.report_json(shown))
+            click.echo(present.report_json(shown, goalstext.report_goals_json(goals)))
         else:
             click.echo(present.report_csv(shown), nl=False)
     elif found is None:
         plain_console().print(present.NO_HISTORY)
     else:
-        present.render_report(found, plain_console())
+        console = plain_console()
+        present.render_report(found, console)
+        goalstext.render_report_goals(goals, local_now().date(), console)
+
+
+def _goals_in(start: datetime, end: datetime) -> list[tuple[Goal, list[Progress]]]:
+    """Each goal's days or weeks in the period; none, and the goals file's mistake said, when it is not valid."""
+    try:
+        goals = load_goals()
+    except GoalsError as error:
+        click.echo(f"Goals left out: {error}", err=True)
+        return []
+    return goals_between(goals, start, end, local_now()) if goals.goals else []
 

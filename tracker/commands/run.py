@@ -10,6 +10,7 @@ import click
 
 from tracker.commands.options import duration_option, influx_options, setting_options, setting_overrides
 from tracker.config import load_settings
+from tracker.recording.goalwatch import Notifier
 from tracker.recording.runner import View, record_until_stopped
 from tracker.recording.sources import SOURCE_NAMES
 from tracker.ui.live import LOG_FORMATS, ActivityLog, LiveView
@@ -29,9 +30,11 @@ from tracker.ui.logfile import CappedLog
               help="Write the log lines, and every error, to PATH instead, keeping at most PATH and PATH.1.")
 @click.option("--log-max-bytes", type=click.IntRange(min=1000), default=1_000_000, show_default=True,
               help="With --log-file: start a new file (the old one becomes PATH.1) before this size.")
+@click.option("--no-notify", is_flag=True,
+              help="No desktop notifications when a goal is crossed or met (the view and the log still say it).")
 @influx_options
 def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file: str | None,
-        log_max_bytes: int, **setting_values: object) -> None:
+        log_max_bytes: int, no_notify: bool, **setting_values: object) -> None:
     """Record the foreground app every second and send it to InfluxDB."""
     log_stream: TextIO | None = None
     if log_file is not None:  # first: a settings error must reach the file too
@@ -41,7 +44,14 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file
     seconds = duration_option(run_for, "--for")
     view = _run_view(quiet, log_format, log_stream)
     with view:
-        record_until_stopped(loaded.settings, source, seconds, view)
+        notifier = None if no_notify else _desktop_notifier(view)
+        record_until_stopped(loaded.settings, source, seconds, view, notifier)
+
+
+def _desktop_notifier(view: View) -> Notifier | None:
+    """Where goal nudges are shown on the desktop besides the view: tracker.ui.notifications' open_notifier
+    (say_once=view.notice) once that module is in this tree; none until then."""
+    return None
 
 
 def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) -> View:

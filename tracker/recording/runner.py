@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Protocol
 from tracker import paths
 from tracker.categories.files import CategoriesWatcher
 from tracker.categories.privacy import Privacy, seen_private
-from tracker.events import default_pulsetime
+from tracker.events import Event, default_pulsetime
+from tracker.goals.files import GoalsWatcher
 from tracker.macos_privacy import started_by_service
 from tracker.model import STATE_ACTIVE, Record, Sample, restamped
+from tracker.recording.goalwatch import GoalWatcher, Notifier
 from tracker.recording.localstore import LocalStore
 from tracker.recording.recorder import Classified, Recorder, Step
 from tracker.recording.runlock import acquire_run_lock
@@ -36,6 +38,7 @@ from tracker.recording.vitals import VitalsRecorder, freeze_startup_objects, rea
 from tracker.sending.sinks.deadline import all_ending_within
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
+from tracker.storage.queries import read_events
 
 if TYPE_CHECKING:
     from tracker.config import Settings
@@ -292,20 +295,24 @@ class Run:
 # -- the real parts ------------------------------------------------------------------------------------
 
 
-def open_parts(settings: Settings, source_name: str, view: View) -> Parts:
+def open_parts(settings: Settings, source_name: str, view: View, notifier: Notifier | None = None) -> Parts:
     """The parts of a real run, from the settings; SourceUnavailable when no desktop can be read,
-    MetricsUnavailable when metrics were asked for and cannot be served."""
+    MetricsUnavailable when metrics were asked for and cannot be served. `notifier` shows goal nudges on the
+    desktop (None: in the view and the log only)."""
     # First, so a refused or taken address stops the run before anything else is opened.
     metrics = _start_metrics(settings) if settings.metrics_listen else None
     try:
-        return _open_parts(settings, source_name, view, metrics)
+        return _open_parts(settings, source_name, view, metrics, notifier)
     except BaseException:
         if metrics is not None:
             metrics.close()
+        if notifier is not None:
+            notifier.close()
         raise
 
 
-def _open_parts(settings: Settings, source_name: str, view: View, metrics: TrackerMetrics | None) -> Parts:
+def _open_parts(settings: Settings, source_name: str, view: View, metrics: TrackerMetrics | None,
+                notifier: Notifier | None) -> Parts:
     notify = view.notice
     source = open_source(source_name, notify)
     categories = CategoriesWatcher(None, on_error=notify)
@@ -336,7 +343,14 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     if sender is not None and settings.vitals_every > 0:
         observers.append(VitalsRecorder(settings.vitals_every, settings.host, settings.influx.api,
                                         store, sender, source))
+    observers.append(GoalWatcher(GoalsWatcher(None, on_error=notify), _history_events, notify, notifier,
+                                 points=(store, sender, settings.host) if sender is not None else None))
     return Parts(source, classify, recorder, store, sender, view, observers)
+
+
+def _history_events(since: datetime, until: datetime) -> list[Event]:
+    """The local history's events in [since, until), for the goals' sums at start; none when there is none."""
+    return read_events(since, until) or []
 
 
 def _start_metrics(settings: Settings) -> TrackerMetrics:
@@ -369,7 +383,8 @@ def write_status_quietly(snapshot: StatusSnapshot) -> None:
         write_status(snapshot)
 
 
-def record_until_stopped(settings: Settings, source_name: str, run_for: float | None, view: View) -> None:
+def record_until_stopped(settings: Settings, source_name: str, run_for: float | None, view: View,
+                         notifier: Notifier | None = None) -> None:
     """`tracker run`: lock the data directory, open the parts, run until Ctrl-C, SIGTERM, SIGHUP or `run_for`.
 
     AlreadyRunning when another `tracker run` has this data directory; SourceUnavailable when no desktop
@@ -385,9 +400,14 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
     for stopping in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if stopping is not None:
             signal.signal(stopping, request_stop)
-    lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
     try:
-        parts = open_parts(settings, source_name, view)
+        lock = acquire_run_lock()  # raises AlreadyRunning before anything is opened
+    except BaseException:
+        if notifier is not None:  # from here on the run's parts close it
+            notifier.close()
+        raise
+    try:
+        parts = open_parts(settings, source_name, view, notifier)
         try:
             freeze_startup_objects()
             Run(parts, SystemClock(stop), settings.interval, run_for, write_status_quietly).run()

@@ -262,7 +262,8 @@ def _seconds_since(moment: datetime) -> float:
 # --- tracker report ------------------------------------------------------------------------------------
 
 
-def report_json(report: Report) -> str:
+def report_json(report: Report, goals: list[dict[str, object]] | None = None) -> str:
+    """The report as JSON; `goals`, each goal's days or weeks in the period (see goalstext.report_goals_json)."""
     summary = report.summary
     document: dict[str, object] = {
         "since": report.since.isoformat(),
@@ -276,6 +277,7 @@ def report_json(report: Report) -> str:
     }
     if report.top_activities:
         document["top_activities"] = [_json_row(report, total) for total in report.top_activities]
+    document["goals"] = goals or []
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
