@@ -179,6 +179,30 @@ def test_the_bus_going_away_and_coming_back(tmp_path: Path, bus: PrivateBus, not
         _stop_bus(again)
 
 
+def test_a_bus_that_hangs_holds_no_caller(bus: PrivateBus, notifier: Notifier, said: list[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifications, "CALL_TIMEOUT", 1.0)
+    server = NotificationServer(bus.address)
+    try:
+        notifier.notify("before", "")
+        _arrived(server, "before")
+        os.kill(bus.pid, signal.SIGSTOP)
+        try:
+            for number in range(3):
+                assert timed(lambda number=number: notifier.notify(f"nudge {number}", ""))[1] < 0.2
+            wait_until(lambda: said, timeout=15, what="the sentence about the bus not answering")
+            assert timed(lambda: notifier.notify("while stopped", ""))[1] < 0.2
+            time.sleep(2.5)  # the bus stays hung while the next nudges try it (connecting times out too)
+        finally:
+            os.kill(bus.pid, signal.SIGCONT)
+        notifier.notify("after", "")
+        _arrived(server, "after")
+        assert said == ["The notification server on the session bus did not answer within 1 s, so goal nudges may "
+                        "not be shown; they are in the log."]
+    finally:
+        server.stop()
+
+
 def test_the_bus_in_xdg_runtime_dir_is_found_without_the_variable(bus: PrivateBus, tmp_path: Path,
                                                                    notifier: Notifier,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:

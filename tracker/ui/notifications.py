@@ -157,7 +157,8 @@ class Notifier:
 
 def open_notifier(say_once: SayOnce, platform: str | None = None) -> Notifier:
     """Notifications the way this platform (sys.platform, or `platform`) shows them. Nothing is opened before
-    the first notification, so a run that never notifies pays nothing; what cannot work is said then."""
+    the first notification, so a run that never notifies pays nothing; what cannot work is said then, through
+    `say_once` called from the notifier's own thread."""
     platform = sys.platform if platform is None else platform
     backend: Backend
     if platform == "darwin":
@@ -221,6 +222,9 @@ class FreedesktopNotifications:
             connection = open_dbus_connection(address, auth_timeout=CALL_TIMEOUT)
             # A bus that stops answering must not hold a send forever either.
             connection.sock.settimeout(CALL_TIMEOUT)
+        except TimeoutError:  # a bus that hangs (said once with a server that hangs: the user sees the same)
+            raise NotShown("no-answer", f"The session bus did not answer within {CALL_TIMEOUT:g} s, so goal "
+                                        "nudges may not be shown; they are in the log.") from None
         except (OSError, ValueError, RuntimeError, DBusErrorResponse) as failure:
             if self._bus_lost:
                 raise NotShown("bus-lost", f"The session bus went away, {IN_THE_LOG} until it is back.") from None
