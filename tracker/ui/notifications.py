@@ -109,8 +109,12 @@ class Notifier:
                 return
             self._waiting.append((title, body, title if key is None else key))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tracker-notifications", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="tracker-notifications", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had now (the process is at its limit): the next nudge tries
+                    return
+                self._thread = thread
             self._wake.notify()
 
     def close(self) -> None:
@@ -206,6 +210,7 @@ class FreedesktopNotifications:
             except OSError:  # the bus went away (restarted, logged out): connect again, once
                 self._drop()
                 self._bus_lost = True
+                self._shown_ids.clear()  # a server on a new bus knows none of them
         raise NotShown("bus-lost", f"The session bus went away, {IN_THE_LOG} until it is back.")
 
     def _connected(self) -> DBusConnection:
