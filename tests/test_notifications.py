@@ -135,7 +135,7 @@ def test_a_server_that_never_answers_holds_no_caller(bus: PrivateBus, said: list
     try:
         for number in range(5):
             result, seconds = timed(lambda number=number: notifier.notify(f"nudge {number}", "body"))
-            assert result is None and seconds < 0.2
+            assert result is None and seconds < 0.5
         wait_until(lambda: said, timeout=15, what="the sentence about the server not answering")
         assert said == ["The notification server on the session bus did not answer within 1 s, so goal nudges may "
                         "not be shown; they are in the log."]
@@ -191,9 +191,9 @@ def test_a_bus_that_hangs_holds_no_caller(bus: PrivateBus, notifier: Notifier, s
         os.kill(bus.pid, signal.SIGSTOP)
         try:
             for number in range(3):
-                assert timed(lambda number=number: notifier.notify(f"nudge {number}", ""))[1] < 0.2
+                assert timed(lambda number=number: notifier.notify(f"nudge {number}", ""))[1] < 0.5
             wait_until(lambda: said, timeout=15, what="the sentence about the bus not answering")
-            assert timed(lambda: notifier.notify("while stopped", ""))[1] < 0.2
+            assert timed(lambda: notifier.notify("while stopped", ""))[1] < 0.5
             time.sleep(2.5)  # the bus stays hung while the next nudges try it (connecting times out too)
         finally:
             os.kill(bus.pid, signal.SIGCONT)
@@ -326,13 +326,17 @@ def test_on_macos_osascript_shows_the_text_as_it_is(osascript: Path, said: list[
 def test_on_macos_an_osascript_that_fails_or_hangs_is_said_once(osascript: Path, said: list[str], mode: str,
                                                                  sentence: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notifications, "PROGRAM_TIMEOUT", 1.0)
+    usual_timeout = notifications.PROGRAM_TIMEOUT
+    if mode == "hang":
+        monkeypatch.setattr(notifications, "PROGRAM_TIMEOUT", 1.0)
     monkeypatch.setenv("FAKE_OSASCRIPT_MODE", mode)
     notifier = open_notifier(said.append, platform="darwin")
     try:
         for number in range(2):
-            assert timed(lambda number=number: notifier.notify(f"nudge {number}", ""))[1] < 0.2
+            assert timed(lambda number=number: notifier.notify(f"nudge {number}", ""))[1] < 0.5
         wait_until(lambda: said, timeout=15, what="the sentence")
+        # A busy machine may take more than a second to start the fake: it gets the usual time again.
+        monkeypatch.setattr(notifications, "PROGRAM_TIMEOUT", usual_timeout)
         monkeypatch.setenv("FAKE_OSASCRIPT_MODE", "ok")
         notifier.notify("works again", "")
         wait_until(lambda: fake_osascript.shown(osascript), timeout=15, what="the notification at osascript")
