@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from helpers.dbus_bus import PrivateBus
+from helpers.notification_server import NotificationServer
 from helpers.running import RunningTracker
 from helpers.servers import wait_until
 from hypothesis import given, settings
@@ -361,12 +363,15 @@ def test_goals_changed_while_running_are_followed_and_a_bad_edit_is_said_once(go
 
 # -- a real `tracker run` ---------------------------------------------------------------------------------------
 
-def test_a_real_run_tells_a_crossed_goal_once_and_sends_its_progress_to_influxdb(tracker_home, influxdb1,
-                                                                              influx_database):
+def test_a_real_run_tells_a_crossed_goal_once_on_the_desktop_and_sends_its_progress_to_influxdb(
+        tracker_home, influxdb1, influx_database, tmp_path: Path):
+    bus = PrivateBus(tmp_path, activation=False)
+    server = NotificationServer(bus.address)
     every_demo_category = ", ".join(f'"{name}"' for name in CATEGORY_SCORES)
     write_goals(f"goals:\n  - name: Screen time\n    categories: [{every_demo_category}]\n    at_most: 3s\n")
     run = RunningTracker("--source", "demo", "--quiet", env={
-        **os.environ, "TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database})
+        **os.environ, "TRACKER_INFLUX_URL": influxdb1.url, "TRACKER_INFLUX_BUCKET": influx_database,
+        "DBUS_SESSION_BUS_ADDRESS": bus.address})
     try:
         wait_until(lambda: run.said("Goal crossed"), timeout=30, what="the goal crossed")
         points = wait_until(lambda: influxdb1.rows('SELECT * FROM "goals"', influx_database), timeout=30,
@@ -379,10 +384,32 @@ def test_a_real_run_tells_a_crossed_goal_once_and_sends_its_progress_to_influxdb
         wait_until(lambda: samples_sent() >= 10, timeout=30, what="ten samples in InfluxDB")
     finally:
         code, _ = run.stop()
+        server.stop()
+        bus.stop()
     assert code == 0
     told = [line for line in run.lines if "Goal crossed" in line]
     assert len(told) == 1 and told[0].endswith("Goal crossed: Screen time: More than the 3s you allowed today.")
+    assert [(call.app_name, call.summary, call.body) for call in server.calls] == [
+        ("tracker", "Goal crossed: Screen time", "More than the 3s you allowed today.")]
     assert points[0]["goal"] == "Screen time" and points[0]["limit"] == "at_most" and points[0]["target"] == 3.0
+
+
+def test_a_real_run_without_a_notification_server_says_so_once_and_tells_the_goal_in_the_log(
+        tracker_home, tmp_path: Path):
+    bus = PrivateBus(tmp_path, activation=False)
+    write_goals("goals:\n  - name: Any time\n    categories: [" +
+                ", ".join(f'"{name}"' for name in CATEGORY_SCORES) + "]\n    at_most: 1s\n")
+    run = RunningTracker("--source", "demo", "--quiet", env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address})
+    try:
+        wait_until(lambda: run.said("notification"), timeout=30, what="the sentence about notifications")
+    finally:
+        code, _ = run.stop()
+        bus.stop()
+    assert code == 0
+    assert len([line for line in run.lines if "Goal crossed: Any time" in line]) == 1
+    said = [line for line in run.lines if "notification" in line.lower()]
+    assert len(said) == 1 and said[0].endswith(
+        "No notification server answers on the session bus, so goal nudges are shown in the log only."), said
 
 
 def test_a_new_day_starts_each_goal_again(goal_run):

@@ -48,10 +48,11 @@ def run(run_for: str | None, source: str, quiet: bool, log_format: str, log_file
         record_until_stopped(loaded.settings, source, seconds, view, notifier)
 
 
-def _desktop_notifier(view: View) -> Notifier | None:
-    """Where goal nudges are shown on the desktop besides the view: tracker.ui.notifications' open_notifier
-    (say_once=view.notice) once that module is in this tree; none until then."""
-    return None
+def _desktop_notifier(view: View) -> Notifier:
+    """Where goal nudges are shown on the desktop besides the view; what cannot be shown is said once there."""
+    from tracker.ui.notifications import open_notifier  # connects to nothing until the first nudge
+
+    return open_notifier(view.notice)
 
 
 def _run_view(quiet: bool, log_format: str, log_stream: TextIO | None = None) -> View:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from tracker.callbacks import Notify
 from tracker.model import Sample, utc_now
 from tracker.recording.sources import Permission, SourceUnavailable
+from tracker.session_bus import session_bus_address
 
 if TYPE_CHECKING:
     from jeepney import Message
@@ -155,17 +156,6 @@ def load_script(connection: DBusConnection, text: str, name: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             Path(path).unlink()
-
-
-def session_bus_address() -> str | None:
-    """$DBUS_SESSION_BUS_ADDRESS, else the bus systemd's user instance puts at $XDG_RUNTIME_DIR/bus (where
-    libdbus and sd-bus look too; a service started outside the session may lack the variable)."""
-    if address := os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return address
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir and Path(runtime_dir, "bus").is_socket():
-        return f"unix:path={Path(runtime_dir, 'bus')}"
-    return None
 
 
 class KWinSource:
