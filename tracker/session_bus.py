@@ -1,4 +1,5 @@
-"""Where the D-Bus session bus is: what the KDE source and desktop notifications connect to."""
+"""Where the D-Bus session bus is: what the KDE and GNOME sources, auto-detection and desktop notifications
+connect to."""
 
 from __future__ import annotations
 

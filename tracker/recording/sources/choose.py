@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from tracker.callbacks import Notify
 from tracker.recording.sources import SOURCE_NAMES, Source, SourceUnavailable
+from tracker.session_bus import session_bus_address
 
 # The Wayland protocol through which wlroots-style compositors (sway, Hyprland, river, labwc, Wayfire, niri)
 # tell clients which window is activated.
@@ -127,8 +128,11 @@ def session_bus_names() -> frozenset[str]:
         from jeepney.io.blocking import open_dbus_connection
     except ImportError:  # jeepney is a Linux dependency; elsewhere there is nothing to ask
         return frozenset()
+    address = session_bus_address()
+    if address is None:
+        return frozenset()
     try:
-        with open_dbus_connection(bus="SESSION") as connection:
+        with open_dbus_connection(address, auth_timeout=2) as connection:
             reply = connection.send_and_get_reply(DBus().ListNames(), timeout=2)
     except Exception:  # no bus, a bus that does not answer, or a refused call: nothing is known from it
         return frozenset()

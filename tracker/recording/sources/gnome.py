@@ -23,6 +23,7 @@ from tracker.recording.sources.gnome_extension import (
     UUID,
     user_extension_dir,
 )
+from tracker.session_bus import session_bus_address
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
@@ -66,13 +67,14 @@ class ShellBus:
                 "Reading GNOME needs the jeepney package, which is not installed; install it with "
                 "`pip install jeepney`, or try `tracker run --source demo`."
             ) from None
-        try:
-            self.connection: DBusConnection = open_dbus_connection(address)
-        except KeyError:
+        found = session_bus_address() if address == "SESSION" else address
+        if found is None:
             raise SourceUnavailable(
                 "There is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set); run tracker inside your "
                 "desktop session, from a terminal on it or through `tracker service install`."
-            ) from None
+            )
+        try:
+            self.connection: DBusConnection = open_dbus_connection(found)
         except (OSError, ValueError) as error:
             raise SourceUnavailable(
                 f"Cannot connect to the D-Bus session bus ({error}); run tracker inside your desktop session, "
