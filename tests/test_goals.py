@@ -55,7 +55,7 @@ EXAMPLE = """\
 quiet_hours: 22:00-08:00
 week_starts: monday
 goals:
-  - category: Social Media
+  - category: Social
     at_most: 30m
   - name: Deep work
     categories: [Development, Writing]
@@ -64,7 +64,7 @@ goals:
   - pulse: true
     at_least: 60
     hours: 09:00-17:00
-  - category: Games
+  - category: Entertainment
     at_most: 3h
     per: week
     days: [sat, sun]
@@ -78,7 +78,7 @@ def test_the_readme_example_is_valid_and_means_what_it_says():
     assert goals.quiet_hours == Hours(22 * 60, 8 * 60) and goals.week_start == 0
     social, deep, pulse, games = goals.goals
     assert (social.name, social.categories, social.at_most, social.target, social.per) == (
-        "Social Media at most 30m a day", ("Social Media",), True, 1800.0, "day")
+        "Social at most 30m a day", ("Social",), True, 1800.0, "day")
     assert (deep.name, deep.at_most, deep.target, deep.days) == ("Deep work", False, 4 * 3600.0, frozenset(range(5)))
     assert (pulse.name, pulse.pulse, pulse.target, pulse.hours) == (
         "pulse at least 60 a day, 09:00-17:00", True, 60.0, Hours(9 * 60, 17 * 60))
@@ -110,6 +110,14 @@ def test_a_mistake_is_one_sentence_with_its_line(text, error):
     assert code == 1
     assert output.startswith(f"Error: {path}, {error}")
     assert "Traceback" not in output and output.count("\n") == 1
+
+
+def test_a_category_the_rules_do_not_have_is_a_mistake_with_its_line():
+    path = write_goals("goals:\n  - category: Social\n    at_most: 30m\n  - category: Devlopment\n    at_least: 4h\n")
+    code, output = tracker("goals", "validate")
+    assert code == 1
+    assert output.startswith(f"Error: {path}, line 4: there is no category named 'Devlopment' in ")
+    assert "the categories are Development, Writing," in output and output.count("\n") == 1
 
 
 def test_no_file_is_no_goals():

@@ -39,8 +39,12 @@ def goals_path() -> None:
 
 @goals.command("validate")
 def goals_validate() -> None:
-    """Check goals.yaml: exit 1 with the line of the first mistake."""
+    """Check goals.yaml (and that each category it names exists): exit 1 with the line of the first mistake."""
+    from tracker.categories.files import load_categories
+    from tracker.tasks.goals import check_categories_named
+
     loaded = load_goals()  # a GoalsError ends as its sentence, exit 1
+    check_categories_named(loaded, load_categories())
     where = display_path(goals_file())
     count = len(loaded.goals)
     click.echo(f"{where} is valid: {count} goal{'' if count == 1 else 's'}." if goals_file().exists()

@@ -6,10 +6,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from tracker.categories.rules import Categories
 from tracker.events import Event
-from tracker.goals.model import Goal, Goals
+from tracker.goals.model import Goal, Goals, GoalsError
 from tracker.goals.progress import Progress, local_date, period_of, periods_between, progress, week_of
+from tracker.model import UNCATEGORIZED
+from tracker.paths import display_path
 from tracker.storage.queries import read_events
+
+
+def check_categories_named(goals: Goals, categories: Categories) -> None:
+    """GoalsError for the first goal on a category the rules do not have: a typo would never count a second."""
+    known = {category.name.casefold(): category.name for category in categories.categories}
+    known[UNCATEGORIZED.casefold()] = UNCATEGORIZED
+    for goal in goals.goals:
+        for name in goal.categories:
+            if name.casefold() not in known:
+                assert goals.file is not None  # goals with categories come from a file
+                raise GoalsError(goals.file, goal.line or None,
+                                 f"there is no category named {name!r} in {display_path(categories.file)}; the "
+                                 f"categories are {', '.join(known.values())}")
 
 
 @dataclass(frozen=True)
