@@ -225,9 +225,12 @@ def test_without_a_session_bus_one_sentence_is_said(tmp_path: Path, notifier: No
     for number in range(3):
         notifier.notify(f"nudge {number}", "")
     wait_until(lambda: said, timeout=15, what="the sentence about the bus")
-    # A bus that appears later (a session started after tracker) is used from then on.
-    bus = PrivateBus(tmp_path, activation=False)
+    # A bus that appears later (a session started after tracker) is used from then on. It appears with its server
+    # already on it: nudges still queued would otherwise meet a bus with no server yet, which is said too.
+    (tmp_path / "later").mkdir()
+    bus = PrivateBus(tmp_path / "later", activation=False)
     server = NotificationServer(bus.address)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "later"))
     try:
         notifier.notify("later", "")
         _arrived(server, "later")
