@@ -104,6 +104,8 @@ class GoalWatcher:
             self._start_sums(goals, record.time_ms)
         if step.away_since_ms is not None:
             self._take_back(step.away_since_ms)
+        if not goals.goals:  # no goals (most runs): nothing more to do each second
+            return
         event = Event.of(record)
         today = local_date(record.time, self.zone)
         self._last_day = today
