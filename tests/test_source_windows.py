@@ -119,6 +119,7 @@ def test_a_run_sends_the_focused_window_and_a_private_one_by_app_only_and_keeps_
     private = "Bank statement - Microsoft Edge InPrivate"
     windows = Windows(wine, desktop, "Quarterly report", private)
     windows.focus(0)
+    windows.touch(0)  # Wine's last input would otherwise be its start: hours of idle, all of it away
     env = {"TRACKER_HOME": windows_path(tracker_home), "TRACKER_INFLUX_URL": influxdb1.url,
            "TRACKER_INFLUX_BUCKET": influx_database}
     run = wine.start(HELPERS / "win32_tracker.py", windows_path(ROOT), "run", "--source", "windows", "--for", "6s",
@@ -126,6 +127,7 @@ def test_a_run_sends_the_focused_window_and_a_private_one_by_app_only_and_keeps_
     try:
         first = run.line(60)
         windows.focus(1)
+        windows.touch(1)
         code = run.process.wait(60)
     finally:
         run.finish()
@@ -138,4 +140,6 @@ def test_a_run_sends_the_focused_window_and_a_private_one_by_app_only_and_keeps_
     # The local history the Windows run wrote is the same file `tracker report` reads here.
     report = command("report", "--since", "today", "--by", "app", "--json")
     assert report.returncode == 0, report.stderr
-    assert "Python" in report.stdout
+    history = json.loads(report.stdout)
+    assert [row["name"] for row in history["rows"]] == ["Python"] and history["total_seconds"] >= 4, history
+    assert {row["state"] for row in rows} == {"active"}
