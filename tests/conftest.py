@@ -30,7 +30,7 @@ _SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "own_influxdb1", "vi
 _SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
                            "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
                            "test_hostile_input", "test_hostile_servers", "test_dashboard", "test_demo",
-                           "test_binary", "test_binary_tmpdir", "test_slow_names"})
+                           "test_binary", "test_binary_tmpdir", "test_slow_names", "test_source_windows"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from helpers.running import command
 from helpers.servers import Desktop, InfluxDB1, wait_until
 from helpers.wine import ROOT, WineSession, windows_path
+
+from tracker.recording.sources.windows import clean_utf16, idle_milliseconds
 
 HELPERS = ROOT / "tests" / "helpers"
 _numbers = itertools.count()
@@ -143,3 +146,40 @@ def test_a_run_sends_the_focused_window_and_a_private_one_by_app_only_and_keeps_
     history = json.loads(report.stdout)
     assert [row["name"] for row in history["rows"]] == ["Python"] and history["total_seconds"] >= 4, history
     assert {row["state"] for row in rows} == {"active"}
+
+
+def test_one_run_per_data_directory_on_windows_too_and_ctrl_c_stops_it_cleanly(
+        wine: WineSession, desktop: Desktop, tracker_home: Path) -> None:
+    """The run lock (LockFileEx) between two Windows processes, `tracker status` reading the pid beside it, and
+    Ctrl-C (Wine turns SIGINT into the console's Ctrl-C event) ending the run with what it recorded kept."""
+    windows = Windows(wine, desktop, "Locked in")
+    windows.focus(0)
+    windows.touch(0)
+    env = {"TRACKER_HOME": windows_path(tracker_home)}
+    first = wine.start(HELPERS / "win32_tracker.py", windows_path(ROOT), "run", "--source", "windows", "--for",
+                       "60s", "--quiet", "--interval", "0.5", env=env)
+    try:
+        first.line(60)
+        second = wine.start(HELPERS / "win32_tracker.py", windows_path(ROOT), "run", "--source", "windows",
+                            "--for", "5s", "--quiet", env=env)
+        assert second.finish(60) == 1
+        assert "tracker run is already running for" in second.said(), second.said()
+        status = wine.start(HELPERS / "win32_tracker.py", windows_path(ROOT), "status", env=env)
+        assert status.finish(60) == 0, status.said()
+        said = status.line()
+        assert said.startswith("tracker run is running for Z:") and "(pid " in said, said
+        first.process.send_signal(signal.SIGINT)
+        code = first.process.wait(30)
+    finally:
+        first.finish()
+        windows.close()
+    assert code == 0, first.said()
+    report = json.loads(command("report", "--since", "today", "--json").stdout)
+    assert report["total_seconds"] + report["away_seconds"] >= 0.5, report
+
+
+def test_idle_time_is_right_across_the_tick_counters_wrap_and_a_cut_emoji_is_replaced() -> None:
+    # GetTickCount wraps to 0 every 49.7 days: input 16 ms before the wrap, read 5 ms after it.
+    assert idle_milliseconds(5, 0xFFFFFFF0) == 21
+    assert idle_milliseconds(10_000, 4_000) == 6_000
+    assert clean_utf16("cut \ud83d") == "cut \ufffd"
