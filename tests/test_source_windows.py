@@ -8,11 +8,9 @@ import itertools
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from helpers.running import command
 from helpers.servers import Desktop, InfluxDB1, wait_until
 from helpers.wine import ROOT, WineSession, windows_path
@@ -24,13 +22,6 @@ _numbers = itertools.count()
 LONG = "Long title " + "x" * 3000
 EMOJI_AND_RTL = "Plan 📅 ✓ — مرحبا بالعالم · שלום"
 CONTROL = "tab\there\u0007bell\u001bescape\u202eevil"
-
-
-@pytest.fixture(scope="module")
-def wine(desktop: Desktop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WineSession]:
-    session = WineSession(tmp_path_factory.mktemp("wine"), desktop.display)
-    yield session
-    session.stop()
 
 
 class Windows:

@@ -202,7 +202,14 @@ class WineSession:
         self.wine = require_program("wine", "wine")
         require_program("wineserver", "wine")
         self.display = display
-        self.python_dir = windows_python()
+        # The prepared Python, linked into this session with the repository on its path (the embeddable Python
+        # reads its path from its ._pth file only), so `python -m tracker` works as in a venv.
+        self.python_dir = directory / "python"
+        shutil.copytree(windows_python(), self.python_dir, copy_function=os.link)
+        pth = next(self.python_dir.glob("python3*._pth"))
+        text = pth.read_text()
+        pth.unlink()
+        pth.write_text(text.replace(".\n", f".\n{windows_path(ROOT)}\n", 1))
         self.python = self.python_dir / "python.exe"
         self.prefix = directory / "prefix"
         template = initialised_prefix(self.wine, display)
