@@ -3,6 +3,9 @@ under Wine: install writes it and starts the run at once, status asks the run lo
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ def tracker(wine: WineSession, tracker_home: Path, *args: str) -> tuple[int, str
     return code, "\n".join(line for line in list(program.lines.queue) if line) + program.said()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="runs Windows under Wine, on Linux")
 def test_install_starts_a_run_from_the_startup_folder_and_uninstall_removes_the_script(
         wine: WineSession, tracker_home: Path) -> None:
     code, said = tracker(wine, tracker_home, "service", "status")
@@ -49,3 +53,24 @@ def test_the_startup_script_quotes_what_cmd_would_expand_and_refuses_what_it_can
             '"D:\\100%% & more\\data\\tracker.log"') in script
     with pytest.raises(ServiceError, match=r"cannot be written into a \.cmd script"):
         startup_cmd(ServiceSpec(("tracker.exe",), {"TRACKER_HOME": 'C:\\a"b'}, Path("x"), Path("y")))
+
+
+WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "windows.yml"
+
+
+def test_the_windows_workflow_runs_the_native_tests_and_a_recording_on_both_pythons() -> None:
+    import yaml
+
+    job = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]["windows"]
+    assert job["runs-on"] == "windows-latest" and job["strategy"]["matrix"]["python"] == ["3.10", "3.13"]
+    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "tests/test_windows_native.py" in commands and "tracker run --source windows --for 5s" in commands
+
+
+@pytest.mark.skipif(shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) is None,
+                    reason="check-jsonschema is installed with the test extra")
+def test_the_windows_workflow_is_valid_for_github() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

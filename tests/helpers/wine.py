@@ -12,7 +12,6 @@ Several pytest workers may prepare at once: a lock file makes one of them do it,
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import os
@@ -59,6 +58,8 @@ def windows_requirements() -> list[str]:
 
 @contextmanager
 def _locked(name: str) -> Iterator[None]:
+    import fcntl  # here, not at the top: conftest imports this module on Windows too
+
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
