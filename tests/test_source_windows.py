@@ -174,3 +174,13 @@ def test_idle_time_is_right_across_the_tick_counters_wrap_and_a_cut_emoji_is_rep
     assert idle_milliseconds(5, 0xFFFFFFF0) == 21
     assert idle_milliseconds(10_000, 4_000) == 6_000
     assert clean_utf16("cut \ud83d") == "cut \ufffd"
+
+
+def test_the_native_windows_tests_of_the_workflow_pass_under_wine(wine: WineSession) -> None:
+    """tests/test_windows_native.py, which windows.yml runs on a real Windows, run by the Windows pytest."""
+    run = wine.start("import os, sys, pytest; os.chdir(sys.argv[1]); sys.exit(pytest.main(sys.argv[2:]))",
+                     windows_path(ROOT), "-p", "no:cacheprovider", "-q", "-rs", "tests/test_windows_native.py",
+                     env={"CI": "true"})
+    code = run.finish(120)
+    said = "\n".join(line for line in list(run.lines.queue) if line)
+    assert code == 0 and "2 passed" in said, said + run.said()

@@ -40,8 +40,8 @@ WINDOWS_PYTHON_VERSION = "3.13"
 WINDOWS = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
            "python_version": WINDOWS_PYTHON_VERSION, "python_full_version": "3.13.2"}
 # pip evaluates requirement markers for the machine it runs on, so what the dependencies need only on Windows is
-# named here: click's colorama.
-WINDOWS_ONLY = ["colorama"]
+# named here: click's colorama. pytest runs the native Windows tests (tests/test_windows_native.py) under Wine.
+WINDOWS_ONLY = ["colorama", "pytest"]
 # No Mono or Gecko installer dialogs while a prefix is initialised: nothing tested needs .NET or HTML.
 WINE_ENV = {"WINEDEBUG": "-all", "WINEDLLOVERRIDES": "mscoree,mshtml="}
 
