@@ -159,6 +159,10 @@ def test_one_run_per_data_directory_on_windows_too_and_ctrl_c_stops_it_cleanly(
         assert status.finish(60) == 0, status.said()
         said = status.line()
         assert said.startswith("tracker run is running for Z:") and "(pid " in said, said
+        # Read from the run's process through the Win32 API (GetProcessTimes, K32GetProcessMemoryInfo), not "?".
+        figures = [line.split() for line in list(status.lines.queue) if line]
+        assert [words for words in figures if words[0] in ("uptime", "CPU", "memory") and len(words) == 2
+                and words[1] != "?"] and not [words for words in figures if words[1:] == ["?"]], figures
         first.process.send_signal(signal.SIGINT)
         code = first.process.wait(30)
     finally:

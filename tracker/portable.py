@@ -1,5 +1,5 @@
-"""The few system calls that differ on Windows: advisory file locks, reading and writing at an offset, and
-whether a process exists.
+"""The few system calls that differ on Windows: advisory file locks, reading and writing at an offset, whether
+a process exists, and another process's CPU time, memory and start.
 
 On POSIX a lock is an flock on the whole file. On Windows it is LockFileEx on one byte far beyond any content
 (Windows locks are mandatory: a lock on the bytes themselves would keep others from reading the pid the run
@@ -19,6 +19,18 @@ _LOCKED_OFFSET = 1 << 40
 _LOCKFILE_FAIL_IMMEDIATELY, _LOCKFILE_EXCLUSIVE_LOCK = 0x1, 0x2
 _ERROR_LOCK_VIOLATION = 33
 _PROCESS_QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ERROR_ACCESS_DENIED = 0x1000, 259, 5
+
+
+# FILETIME counts 100 ns steps since 1601-01-01; the Unix epoch is this many of them later.
+_FILETIME_UNIX_EPOCH = 116444736000000000
+
+
+class _ProcessMemoryCounters(ctypes.Structure):
+    _fields_ = (("cb", ctypes.c_uint32), ("PageFaultCount", ctypes.c_uint32),
+                ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t))
 
 
 class _Overlapped(ctypes.Structure):
@@ -111,3 +123,25 @@ def process_exists(pid: int) -> bool:
         return code.value == _STILL_ACTIVE
     finally:
         kernel32.CloseHandle(ctypes.c_void_p(process))
+
+
+def windows_process_figures(pid: int) -> tuple[float, int, float] | None:
+    """Process `pid`'s CPU seconds (user and kernel), resident bytes (working set) and start (Unix time), on
+    Windows; None when it cannot be opened."""
+    kernel32 = _kernel32()
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    process = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not process:
+        return None
+    handle = ctypes.c_void_p(process)
+    try:
+        created, exited, kernel, user = (ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64())
+        if not kernel32.GetProcessTimes(handle, *(ctypes.byref(each) for each in (created, exited, kernel, user))):
+            return None
+        memory = _ProcessMemoryCounters(cb=ctypes.sizeof(_ProcessMemoryCounters))
+        resident = memory.WorkingSetSize if kernel32.K32GetProcessMemoryInfo(
+            handle, ctypes.byref(memory), memory.cb) else 0
+        started = (created.value - _FILETIME_UNIX_EPOCH) / 1e7
+        return (kernel.value + user.value) / 1e7, int(resident), started
+    finally:
+        kernel32.CloseHandle(handle)
