@@ -36,7 +36,10 @@ def test_install_starts_a_run_from_the_startup_folder_and_uninstall_removes_the_
                             60, "the run the script started")
         assert "The tracker service is running (tracker run holds the data directory, pid " in status[1]
         code, doctor = tracker(wine, tracker_home, "doctor")
-        assert "ok       desktop      windows:" in doctor and "ok       service      running" in doctor, doctor
+        # The desktop line comes from the source (what is in front depends on the tests before: maybe nothing).
+        assert ("ok       desktop      windows: the foreground app is" in doctor
+                or "warning  desktop      windows answers, but shows no foreground window now" in doctor), doctor
+        assert "ok       service      running" in doctor, doctor
     finally:
         code, said = tracker(wine, tracker_home, "service", "uninstall")
     assert code == 0 and "Removed C:\\users\\" in said and "goes on until you log out" in said, said
