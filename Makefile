@@ -14,8 +14,9 @@ NO_PYTHON := tracker needs Python 3.10 or newer, and $(if $(PYTHON),$(PYTHON) is
 ARGS ?=
 # The real peers the tests start for themselves, and what the binary's launcher is compiled with (gcc, zlib1g-dev).
 # The Wayland desktops: sway (with foot, wtype, Xwayland), KWin and GNOME Shell, on private D-Bus buses.
+# Windows: Wine (64-bit only) runs the Windows embeddable CPython on the Xvfb desktop (tests/helpers/wine.py).
 DEBS := influxdb victoria-metrics xvfb openbox xdotool xterm docker-compose tmux prometheus systemd gcc zlib1g-dev \
-  sway foot wtype wayland-utils xwayland kwin-wayland qdbus-qt5 mutter gnome-shell dbus-daemon
+  sway foot wtype wayland-utils xwayland kwin-wayland qdbus-qt5 mutter gnome-shell dbus-daemon wine wine64
 
 .PHONY: run test install debs lint binary
 

@@ -15,6 +15,7 @@ from helpers.disk import SmallDisk
 from helpers.fake_influxdb2 import FakeInfluxDB2
 from helpers.servers import ActivityWatch, Desktop, InfluxDB1, Prometheus, VictoriaMetrics, free_port, require_program
 from helpers.terminal import TRACKER, Pane, StartTracker
+from helpers.wine import WineSession
 
 # Bytecode caches are written even where the shell says not to (PYTHONDONTWRITEBYTECODE): without them every
 # test module is rewritten again at each collection (4 s of 5 here), and each of the hundreds of `tracker`
@@ -25,12 +26,12 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 _database_numbers = itertools.count(1)
 # Fixtures that start a real server, a desktop or a terminal: a test using one takes seconds, not milliseconds.
 _SLOW_FIXTURES = frozenset({"influxdb1", "influx_database", "own_influxdb1", "victoria", "desktop", "terminal",
-                            "tracker_terminal", "servers", "small_disk", "prometheus", "aw_server"})
+                            "tracker_terminal", "servers", "small_disk", "prometheus", "aw_server", "wine"})
 # Modules whose tests run `tracker` or Python in subprocesses, or wait on real time, nearly all of them.
 _SLOW_MODULES = frozenset({"test_crash_recovery", "test_packaging", "test_run", "test_run_desktop",
                            "test_run_faults", "test_sender_faults", "test_live_view", "test_status",
                            "test_hostile_input", "test_hostile_servers", "test_dashboard", "test_demo",
-                           "test_binary", "test_binary_tmpdir", "test_slow_names"})
+                           "test_binary", "test_binary_tmpdir", "test_slow_names", "test_source_windows"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,6 +89,14 @@ def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desktop]:
     screen = Desktop(tmp_path_factory.mktemp("desktop")).start()
     yield screen
     screen.stop()
+
+
+@pytest.fixture(scope="session")
+def wine(desktop: Desktop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WineSession]:
+    """Windows programs under Wine on the desktop: the embeddable CPython, in a private Wine prefix."""
+    session = WineSession(tmp_path_factory.mktemp("wine"), desktop.display)
+    yield session
+    session.stop()
 
 
 @pytest.fixture

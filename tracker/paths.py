@@ -77,7 +77,8 @@ def write_whole(path: Path, chunks: Iterable[str | bytes], durable: bool = True)
         special = False
     temporary = path if special else path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        flags = os.O_WRONLY if special else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        # O_BINARY: on Windows a descriptor is otherwise in text mode, and each "\n" written would become "\r\n".
+        flags = (os.O_WRONLY if special else os.O_WRONLY | os.O_CREAT | os.O_TRUNC) | getattr(os, "O_BINARY", 0)
         with os.fdopen(os.open(temporary, flags, 0o600), "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)

@@ -16,7 +16,8 @@ EXIT_SERVICE_NOT_INSTALLED = 4  # and 3 (status's "not running") when installed 
 
 @click.group()
 def service() -> None:
-    """Start `tracker run --quiet` at login (launchd on macOS, a systemd user unit on Linux)."""
+    """Start `tracker run --quiet` at login (launchd on macOS, a systemd user unit on Linux, the Startup folder on
+    Windows)."""
 
 
 @service.command("install")

@@ -37,6 +37,7 @@ from tracker.interchange.activitywatch import AwEvent, Bucket, ExportError, Span
 from tracker.lineprotocol import clean_tag, clean_text
 from tracker.model import AWAY, STATE_ACTIVE, STATE_AWAY, Record, Sample
 from tracker.paths import private_dir
+from tracker.portable import process_exists
 from tracker.sending.sendlock import lock_exclusively
 from tracker.sending.sinks.deadline import Exchange
 from tracker.sending.sinks.plainhttp import WatchedHTTPConnection, WatchedHTTPSConnection
@@ -477,7 +478,7 @@ def _remove_abandoned_scratch(directory: Path) -> None:
     process is gone (a running import's file is kept)."""
     for path in directory.glob(f"{_SCRATCH_PREFIX}*.db"):
         pid = path.name.removeprefix(_SCRATCH_PREFIX).partition("-")[0]
-        if pid.isascii() and pid.isdigit() and len(pid) <= 9 and not _process_exists(int(pid)):
+        if pid.isascii() and pid.isdigit() and len(pid) <= 9 and not process_exists(int(pid)):
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -493,14 +494,6 @@ def _scratch_database(directory: Path) -> tuple[Path, sqlite3.Connection]:
     return Path(name), connection
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, as another user's
-        return True
-    return True
 
 
 class StagedExport:

@@ -1,17 +1,18 @@
-"""One `tracker run` per data directory: an exclusive flock on data_dir()/run.lock for as long as it runs.
+"""One `tracker run` per data directory: an exclusive lock (tracker.portable) on data_dir()/run.lock for as long
+as it runs.
 
 Whether it runs is then known for certain, even after a crash: the kernel drops the lock with the process.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from pathlib import Path
 
 from tracker import PlainError
 from tracker.paths import data_dir, private_dir
+from tracker.portable import read_at, try_lock, unlock, write_at
 from tracker.sending.sendlock import lock_exclusively
 
 # A status probe holds the lock for microseconds: a runner starting at that moment waits this long for it.
@@ -43,7 +44,7 @@ class RunLock:
         if self._descriptor is None:
             return
         # The file stays: deleting it could let two runners lock two different files of the same name.
-        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        unlock(self._descriptor)
         os.close(self._descriptor)
         self._descriptor = None
 
@@ -64,7 +65,7 @@ def acquire_run_lock() -> RunLock:
         raise AlreadyRunning(pid, path.parent)
     try:
         os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        write_at(descriptor, f"{os.getpid()}\n".encode(), 0)
     except OSError as error:  # a full disk: say which file, as the open would have
         os.close(descriptor)
         raise OSError(error.errno, error.strerror, str(path)) from None
@@ -79,11 +80,9 @@ def is_running() -> int | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_lock(descriptor, shared=True):
             return _read_pid(descriptor)
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        unlock(descriptor)
         return None
     finally:
         os.close(descriptor)
@@ -93,7 +92,7 @@ def _read_pid(descriptor: int) -> int:
     # The runner writes its pid just after taking the lock: give it a moment.
     deadline = time.monotonic() + 0.5
     while True:
-        text = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+        text = read_at(descriptor, 32, 0).decode(errors="replace").strip()
         if text.isdigit():
             return int(text)
         if time.monotonic() >= deadline:

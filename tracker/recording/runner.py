@@ -396,8 +396,10 @@ def record_until_stopped(settings: Settings, source_name: str, run_for: float | 
         stop.set()
 
     # Ctrl-C, SIGTERM and SIGHUP (its terminal closed) stop cleanly: the loop ends, the last event is settled
-    # and everything recorded is sent before exit. Windows has no SIGHUP.
-    for stopping in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+    # and everything recorded is sent before exit. Windows has no SIGHUP; there Ctrl-Break (SIGBREAK) stops it
+    # the same way.
+    for stopping in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None),
+                     getattr(signal, "SIGBREAK", None)):
         if stopping is not None:
             signal.signal(stopping, request_stop)
     try:

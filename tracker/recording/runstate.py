@@ -23,6 +23,7 @@ from typing import Any
 
 from tracker.macos_privacy import SettingsEntry, service_entry
 from tracker.paths import data_dir, write_private
+from tracker.portable import WINDOWS, windows_process_figures
 from tracker.recording.runlock import is_running
 from tracker.recording.sources import Permission
 from tracker.redact import base_url
@@ -167,10 +168,22 @@ class ProcessVitals:
 
 
 def process_vitals(pid: int, snapshot: StatusSnapshot | None = None) -> ProcessVitals:
-    """CPU, memory and uptime of `pid`: /proc on Linux, ps elsewhere; None for what cannot be read."""
+    """CPU, memory and uptime of `pid`: /proc on Linux, the Win32 API on Windows, ps elsewhere; None for what
+    cannot be read."""
+    if WINDOWS:
+        return _windows_vitals(pid, snapshot)
     if Path(f"/proc/{pid}/stat").exists():
         return _proc_vitals(pid, snapshot)
     return _ps_vitals(pid, snapshot)
+
+
+def _windows_vitals(pid: int, snapshot: StatusSnapshot | None) -> ProcessVitals:
+    figures = windows_process_figures(pid)
+    if figures is None:
+        return ProcessVitals(None, None, None)
+    cpu_seconds, memory, started = figures
+    uptime = max(time.time() - started, 0.0)
+    return ProcessVitals(_recent_cpu_percent(pid, cpu_seconds, snapshot, uptime), memory or None, uptime)
 
 
 def _proc_vitals(pid: int, snapshot: StatusSnapshot | None) -> ProcessVitals:

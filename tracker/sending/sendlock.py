@@ -1,17 +1,19 @@
-"""One sender at a time per data directory: an flock on send.lock, so `tracker sync` during `tracker run` (or
-`tracker recategorize` rewriting points) never doubles a row; and the flock helper the run lock uses too.
+"""One sender at a time per data directory: a lock on send.lock (tracker.portable: an flock, or LockFileEx on
+Windows), so `tracker sync` during `tracker run` (or `tracker recategorize` rewriting points) never doubles a row;
+and the waiting helper the run lock uses too.
 
 Apart from the sender, so that what must keep the sender away (recategorize) takes the lock without it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tracker.portable import try_lock
 
 LOCK_FILE = "send.lock"
 # How long `tracker sync` waits for a running tracker to finish its batch.
@@ -19,16 +21,13 @@ SYNC_LOCK_WAIT = 30.0
 
 
 def lock_exclusively(descriptor: int, wait: float) -> bool:
-    """Take an exclusive flock on `descriptor`, trying for up to `wait` seconds; False if another holds it."""
+    """Take an exclusive lock on `descriptor`, trying for up to `wait` seconds; False if another holds it."""
     give_up = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= give_up:
-                return False
-            time.sleep(0.02)
+    while not try_lock(descriptor):
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @contextmanager

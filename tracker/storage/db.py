@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -56,7 +57,7 @@ _DISK_FULL = "the disk is full"
 
 def _no_space_left(path: Path) -> bool:
     try:
-        return os.statvfs(path.parent).f_bavail == 0
+        return shutil.disk_usage(path.parent).free == 0
     except OSError:
         return False
 

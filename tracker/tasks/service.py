@@ -1,4 +1,6 @@
-"""`tracker service`: `tracker run --quiet` started at login, by launchd on macOS and by systemd elsewhere.
+"""`tracker service`: `tracker run --quiet` started at login, by launchd on macOS, by a script in the Startup
+folder on Windows (no administrator needed; Wine's schtasks cannot make a logon task, so a Scheduled Task could not
+be tried here) and by systemd elsewhere.
 
 The unit file and the plist are made by pure functions from a `ServiceSpec` (which program, which
 TRACKER_HOME, which log); `plan_install` and `plan_uninstall` say what would be written and run, and
@@ -28,9 +30,11 @@ from tracker.macos_privacy import STARTED_BY_LAUNCHD, STARTED_BY_VARIABLE
 LABEL = "io.github.tracker"
 UNIT_NAME = "tracker.service"
 LOG_NAME = "tracker.log"
-Manager = Literal["systemd", "launchd"]
+Manager = Literal["systemd", "launchd", "startup-folder"]
 SYSTEMD: Manager = "systemd"
 LAUNCHD: Manager = "launchd"
+STARTUP_FOLDER: Manager = "startup-folder"
+STARTUP_SCRIPT = "tracker.cmd"
 # Seconds before a service that failed is started again: long enough that a broken setting costs little.
 RESTART_AFTER = 10
 # systemd gives up after this many starts within this many seconds: long enough for a desktop that hands over
@@ -98,13 +102,19 @@ class Settle:
 
 
 def current_manager() -> Manager:
-    return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+    if sys.platform == "darwin":
+        return LAUNCHD
+    return STARTUP_FOLDER if sys.platform == "win32" else SYSTEMD
 
 
 def tracker_program() -> tuple[str, ...]:
     """The `tracker` of this installation: the one-file binary itself, or the script next to this Python."""
     if getattr(sys, "frozen", False):  # a PyInstaller binary: sys.executable is the binary
         return (str(Path(sys.executable).resolve()),)
+    if sys.platform == "win32":
+        # pythonw.exe: no console window stays open on the desktop for a run started at login.
+        windowless = Path(sys.executable).with_name("pythonw.exe")
+        return (str(windowless if windowless.is_file() else Path(sys.executable)), "-m", "tracker")
     beside = Path(sys.executable).parent / "tracker"
     if beside.is_file() and os.access(beside, os.X_OK):
         return (str(beside.absolute()),)  # not resolved: a venv's python is a link out of the venv
@@ -143,8 +153,33 @@ def plist_file() -> Path:
     return Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
 
 
+def startup_script() -> Path:
+    """The script in the user's Startup folder, which Windows runs at every login of this user."""
+    roaming = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+    return Path(roaming) / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / STARTUP_SCRIPT
+
+
 def service_file(manager: Manager) -> Path:
+    if manager == STARTUP_FOLDER:
+        return startup_script()
     return plist_file() if manager == LAUNCHD else unit_file()
+
+
+def startup_cmd(spec: ServiceSpec) -> str:
+    """The Startup folder's script: the variables, then the run started minimised (or windowless: pythonw)."""
+    lines = ["@echo off", "rem Written by `tracker service install`; `tracker service uninstall` removes it."]
+    lines += [f'set "{name}={_cmd_word(value)}"' for name, value in spec.environment.items()]
+    lines.append(f'cd /d "{_cmd_word(str(spec.working_directory))}"')
+    lines.append('start "tracker" /min ' + " ".join(f'"{_cmd_word(argument)}"' for argument in spec.arguments))
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _cmd_word(text: str) -> str:
+    """`text` inside double quotes of a .cmd script: % doubled; what cannot be quoted there is refused."""
+    if '"' in text or any(_is_control(character) for character in text):
+        raise ServiceError(f"{text!r} cannot be written into a .cmd script (it holds a double quote or a control "
+                           "character); set TRACKER_HOME to a plainer directory and install again.")
+    return text.replace("%", "%%")
 
 
 def systemd_unit(spec: ServiceSpec) -> str:
@@ -314,6 +349,16 @@ def _gui_domain() -> str:
 def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str] | None = None) -> Plan:
     environ = os.environ if environ is None else environ
     file = service_file(manager)
+    if manager == STARTUP_FOLDER:
+        from tracker.recording.runlock import is_running
+
+        running = is_running()
+        notes = [f"It starts at every login of yours (your Startup folder: no administrator needed); its log is "
+                 f"{spec.log_file}."]
+        if running is not None:
+            notes.append(f"tracker run is already running (pid {running}), so it is not started now.")
+        return Plan(manager, file, startup_cmd(spec), [] if running is not None else [["cmd.exe", "/c", str(file)]],
+                    notes=notes, directories=(spec.log_file.parent,))
     if manager == LAUNCHD:
         target = f"{_gui_domain()}/{LABEL}"
         # bootout first: a loaded agent keeps its old definition, and bootstrap refuses to load it twice. launchd
@@ -350,6 +395,13 @@ def plan_install(spec: ServiceSpec, manager: Manager, environ: Mapping[str, str]
 
 def plan_uninstall(manager: Manager) -> Plan:
     file = service_file(manager)
+    if manager == STARTUP_FOLDER:
+        from tracker.recording.runlock import is_running
+
+        running = is_running()
+        notes = [] if not running else [
+            f"The tracker run started by it (pid {running}) goes on until you log out, or `taskkill /PID {running}`."]
+        return Plan(manager, file, None, [], notes=notes)
     if manager == LAUNCHD:
         return Plan(manager, file, None, [["launchctl", "bootout", f"{_gui_domain()}/{LABEL}"]],
                     may_fail=frozenset({0}))
@@ -361,11 +413,14 @@ def restart_command(manager: Manager) -> list[str]:
     """What starts the service again, for instance after config.yaml changed."""
     if manager == LAUNCHD:
         return ["launchctl", "kickstart", "-k", f"{_gui_domain()}/{LABEL}"]
+    if manager == STARTUP_FOLDER:  # after the running one was stopped: there is no manager to restart it
+        return ["cmd.exe", "/c", str(startup_script())]
     return _systemctl("restart", UNIT_NAME)
 
 
 def describe_command(command: Sequence[str]) -> str:
-    return shlex.join(command)
+    """A command as this system's shell would take it."""
+    return subprocess.list2cmdline(command) if sys.platform == "win32" else shlex.join(command)
 
 
 Run = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
@@ -458,7 +513,9 @@ def settings_only_in_shell(manager: Manager, environ: Mapping[str, str] | None =
     here = {name: environ[name] for name in SECRET_VARIABLES if environ.get(name)}
     if not here:
         return []
-    if manager == LAUNCHD:
+    if manager == STARTUP_FOLDER:
+        seen: dict[str, str] = {}  # what Explorer hands the Startup folder's programs is not looked up
+    elif manager == LAUNCHD:
         seen = {name: run(["launchctl", "getenv", name]).stdout.rstrip("\n") for name in here}
     else:
         listed = run(_systemctl("show-environment"))
@@ -501,6 +558,13 @@ def read_state(manager: Manager, run: Run = run_command) -> ServiceState:
     log = log_file()
     if not file.exists():
         return ServiceState(manager, file, False, False, None, "not installed", log)
+    if manager == STARTUP_FOLDER:
+        from tracker.recording.runlock import is_running
+
+        pid = is_running()  # no service manager to ask: the run lock says whether a run records this directory
+        if pid is None:
+            return ServiceState(manager, file, True, False, None, "no tracker run since the last login", log)
+        return ServiceState(manager, file, True, True, pid or None, "tracker run holds the data directory", log)
     if manager == LAUNCHD:
         done = run(["launchctl", "print", f"{_gui_domain()}/{LABEL}"])
         if done.returncode != 0:

@@ -18,23 +18,29 @@ def guard_output() -> int | None:
     """When standard output is a regular file (`> file`, `>> file`): make it write whole or fail (see
     _WholeWrites), and return where the command's output begins, what the file is cut back to if the disk
     refuses part of it. None, and standard output as it was, for a terminal, a pipe or a device."""
-    import fcntl
-
     try:
         descriptor = sys.stdout.fileno()
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             return None
-        if fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_APPEND:  # `>>`: each write goes at the end
-            start = status.st_size
-        else:
-            start = os.lseek(descriptor, 0, os.SEEK_CUR)
+        # `>>`: each write goes at the end.
+        start = status.st_size if _appending(descriptor) else os.lseek(descriptor, 0, os.SEEK_CUR)
     except (OSError, ValueError, AttributeError):  # no descriptor at all (a test's captured output)
         return None
     sys.stdout.flush()
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(_WholeWrites(descriptor)), encoding=sys.stdout.encoding,
                                   errors=sys.stdout.errors)
     return start
+
+
+def _appending(descriptor: int) -> bool:
+    """Whether the file was opened to append. Windows cannot tell; there `>>` leaves the position at the end,
+    where the command's output then begins anyway."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    return bool(fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_APPEND)
 
 
 class _WholeWrites(io.RawIOBase):

@@ -13,7 +13,7 @@ from tracker.timespec import human_ago
 if TYPE_CHECKING:  # not at run time: the command line imports SOURCE_NAMES, and it must start fast
     from tracker.model import Sample
 
-SOURCE_NAMES = ("auto", "macos", "x11", "wayland-wlr", "kwin", "gnome", "demo")
+SOURCE_NAMES = ("auto", "macos", "x11", "wayland-wlr", "kwin", "gnome", "windows", "demo")
 
 # What became of what macOS asks the user to allow (tracker.macos_privacy's AUTOMATION, ACCESSIBILITY).
 GRANTED, DENIED, AWAITING_ANSWER, NOT_ASKED = "granted", "denied", "waiting for an answer", "not asked yet"

@@ -63,6 +63,8 @@ def choose_source(name: str, notify: Notify) -> Chosen:
     session = detect_platform()
     if session == "macos":
         return Chosen(_open_named("macos", notify), "this is macOS")
+    if session == "windows":
+        return Chosen(_open_named("windows", notify), "this is Windows")
     if session == "x11":
         return Chosen(_open_named("x11", notify), "this is an X11 session (DISPLAY is set, WAYLAND_DISPLAY is not)")
     wayland = look_at_wayland_session()
@@ -76,14 +78,16 @@ def choose_source(name: str, notify: Notify) -> Chosen:
 
 
 def detect_platform() -> str:
-    """The kind of session: 'macos', 'wayland' (whether or not Xwayland's DISPLAY is set too) or 'x11'; or
-    SourceUnavailable saying what was found."""
+    """The kind of session: 'macos', 'windows', 'wayland' (whether or not Xwayland's DISPLAY is set too) or
+    'x11'; or SourceUnavailable saying what was found."""
     if sys.platform == "darwin":
         return "macos"
+    if sys.platform == "win32":
+        return "windows"
     if not (sys.platform.startswith("linux") or "bsd" in sys.platform):
         raise SourceUnavailable(
-            f"This system ({sys.platform}) is not supported; tracker reads macOS, X11 and Wayland desktops only. "
-            + TRY_DEMO)
+            f"This system ({sys.platform}) is not supported; tracker reads Windows, macOS, X11 and Wayland desktops "
+            "only. " + TRY_DEMO)
     if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return "wayland"
     if os.environ.get("DISPLAY"):
@@ -181,4 +185,8 @@ def _open_named(name: str, notify: Notify) -> Source:
         from tracker.recording.sources.gnome import GnomeSource
 
         return GnomeSource(notify)
+    if name == "windows":
+        from tracker.recording.sources.windows import WindowsSource
+
+        return WindowsSource(notify)
     raise SourceUnavailable(f"Unknown source {name!r}; choose one of {', '.join(SOURCE_NAMES)}.")
