@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.workflows import assert_valid_for_github
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -117,10 +118,5 @@ def test_the_macos_workflow_runs_the_macos_tests_and_a_short_recording_on_both_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) is None,
-                    reason="check-jsonschema is installed with the test extra")
 def test_the_macos_workflow_is_valid_for_github() -> None:
-    checker = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_valid_for_github(WORKFLOW)

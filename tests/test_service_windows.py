@@ -3,14 +3,13 @@ under Wine: install writes it and starts the run at once, status asks the run lo
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers.servers import wait_until
 from helpers.wine import WineSession, windows_path
+from helpers.workflows import assert_valid_for_github
 
 from tracker.tasks.service import ServiceError, ServiceSpec, startup_cmd
 
@@ -70,10 +69,5 @@ def test_the_windows_workflow_runs_the_native_tests_and_a_recording_on_both_pyth
     assert "tests/test_windows_native.py" in commands and "tracker run --source windows --for 5s" in commands
 
 
-@pytest.mark.skipif(shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) is None,
-                    reason="check-jsonschema is installed with the test extra")
 def test_the_windows_workflow_is_valid_for_github() -> None:
-    checker = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_valid_for_github(WORKFLOW)
