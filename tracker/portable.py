@@ -8,7 +8,6 @@ lock holds); like an flock, it goes with the handle, so the system drops it when
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from typing import Any
@@ -25,17 +24,19 @@ _PROCESS_QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ERROR_ACCESS_DENIED = 0x1000
 _FILETIME_UNIX_EPOCH = 116444736000000000
 
 
-class _ProcessMemoryCounters(ctypes.Structure):
-    _fields_ = (("cb", ctypes.c_uint32), ("PageFaultCount", ctypes.c_uint32),
-                ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
-                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
-                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
-                ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t))
+if WINDOWS:  # ctypes only where it is used: a run on Linux or macOS keeps its memory
+    import ctypes
 
+    class _ProcessMemoryCounters(ctypes.Structure):
+        _fields_ = (("cb", ctypes.c_uint32), ("PageFaultCount", ctypes.c_uint32),
+                    ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                    ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                    ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                    ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t))
 
-class _Overlapped(ctypes.Structure):
-    _fields_ = (("Internal", ctypes.c_void_p), ("InternalHigh", ctypes.c_void_p), ("Offset", ctypes.c_uint32),
-                ("OffsetHigh", ctypes.c_uint32), ("hEvent", ctypes.c_void_p))
+    class _Overlapped(ctypes.Structure):
+        _fields_ = (("Internal", ctypes.c_void_p), ("InternalHigh", ctypes.c_void_p), ("Offset", ctypes.c_uint32),
+                    ("OffsetHigh", ctypes.c_uint32), ("hEvent", ctypes.c_void_p))
 
 
 def _kernel32() -> Any:

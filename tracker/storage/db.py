@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sqlite3
 import stat
 import time
@@ -56,6 +55,8 @@ _DISK_FULL = "the disk is full"
 
 
 def _no_space_left(path: Path) -> bool:
+    import shutil  # only once a write failed: with its bz2 and lzma, 0.5 MB a run never needs otherwise
+
     try:
         return shutil.disk_usage(path.parent).free == 0
     except OSError:

@@ -12,11 +12,9 @@ recording loop's. What keeps notifications from being shown is said once per kin
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
-import subprocess
 import sys
 import threading
 from collections import deque
@@ -317,6 +315,8 @@ $app = '{1AC14E77-02E7-4E5D-B744-2EB1AE5198B7}\WindowsPowerShell\v1.0\powershell
 
 
 def powershell_command(title: str, body: str) -> tuple[list[str], dict[str, str] | None]:
+    import base64
+
     encoded = base64.b64encode(POWERSHELL_TOAST.encode("utf-16-le")).decode("ascii")
     environment = dict(os.environ, TRACKER_NOTIFICATION_TITLE=title, TRACKER_NOTIFICATION_BODY=body)
     return ["powershell", "-NoProfile", "-NonInteractive", "-EncodedCommand", encoded], environment
@@ -331,6 +331,8 @@ class ProgramNotifications:
         self._program_name = program_name
 
     def show(self, title: str, body: str, key: str) -> None:
+        import subprocess  # macOS and Windows only: a Linux run never needs it
+
         arguments, environment = self._command(title, body)
         try:
             done = subprocess.run(arguments, env=environment, stdin=subprocess.DEVNULL, capture_output=True,
