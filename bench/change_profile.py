@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--switch-every", type=int, default=2, help="samples between switches (0: never)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument("--callers", metavar="PATTERN", help="also print who calls the functions matching PATTERN")
     parser.add_argument("--no-profile", action="store_true",
                         help="no cProfile: the loop thread's CPU per sample as it is (thread_time)")
     args = parser.parse_args()
@@ -98,6 +99,8 @@ def main() -> None:
     stats = pstats.Stats(profile, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats("tracker/", args.top)
+    if args.callers:
+        stats.print_callers(args.callers)
 
 
 if __name__ == "__main__":
