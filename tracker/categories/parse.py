@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-import yaml
 from yaml import YAMLError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -21,6 +20,7 @@ from tracker.lineprotocol import has_control
 from tracker.matching import TITLE_REGEX_BUDGET, TitleRegex, TitleRegexError, normalise_domain
 from tracker.model import AWAY, UNCATEGORIZED
 from tracker.redact import printable
+from tracker.yamlfile import compose_nodes
 
 RULE_KINDS = ("apps", "domains", "titles")
 CATEGORY_KEYS = ("score", *RULE_KINDS)
@@ -33,25 +33,8 @@ _YAML_NULL = "tag:yaml.org,2002:null"
 
 def parse_rules(text: str, file: Path) -> tuple[Category, ...]:
     """The categories of categories YAML, validated; CategoriesError names `file`, the line and the problem."""
-    # libyaml's loader when PyYAML has it (its wheels do): several times faster on a file of a few hundred rules.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        # The node tree, not plain data: every node knows its line, for messages users can act on.
-        root = yaml.compose(text, Loader=loader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "not valid YAML"
-        raise CategoriesError(file, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from error
-    except yaml.reader.ReaderError as error:  # a character YAML does not take, such as NUL or most controls
-        line = text.count("\n", 0, error.position) + 1
-        character = error.character if isinstance(error.character, str) else chr(error.character)
-        raise CategoriesError(file, line, f"the character U+{ord(character):04X} is not allowed in YAML; "
-                                          "remove it") from None
-    except yaml.YAMLError as error:
-        raise CategoriesError(file, None, "YAML syntax error: " + " ".join(str(error).split())) from error
-    except RecursionError:  # the pure-Python loader, on brackets nested thousands deep (libyaml stops at 1000)
-        raise CategoriesError(file, None, "the YAML is nested too deeply; a categories file is three levels "
-                                          "deep") from None
+    root = compose_nodes(text, file, CategoriesError,
+                         "the YAML is nested too deeply; a categories file is three levels deep")
     return _CategoriesParser(file).parse(root)
 
 

@@ -11,24 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker import PlainError
 from tracker.matching import TitleRegex, host_suffixes
 from tracker.model import UNCATEGORIZED, Sample, url_host
-from tracker.paths import display_path
+from tracker.yamlfile import FileLineError
 
 SCORE_MIN = -2.0
 SCORE_MAX = 2.0
 
 
-class CategoriesError(PlainError, ValueError):
+class CategoriesError(FileLineError):
     """A categories file that cannot be used; the message names the file, the line and the problem."""
-
-    def __init__(self, file: Path, line: int | None, problem: str) -> None:
-        self.file = file
-        self.line = line
-        self.problem = problem
-        where = display_path(file) if line is None else f"{display_path(file)}, line {line}"
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)

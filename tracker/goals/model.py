@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker import PlainError
-from tracker.paths import display_path
+from tracker.yamlfile import FileLineError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EVERY_DAY = frozenset(range(7))
@@ -14,15 +13,8 @@ DAY_MINUTES = 24 * 60
 PERIODS = ("day", "week")
 
 
-class GoalsError(PlainError, ValueError):
+class GoalsError(FileLineError):
     """A goals file that cannot be used; the message names the file, the line and the problem."""
-
-    def __init__(self, file: Path, line: int | None, problem: str) -> None:
-        self.file = file
-        self.line = line
-        self.problem = problem
-        where = display_path(file) if line is None else f"{display_path(file)}, line {line}"
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tracker.goals.model import DAY_MINUTES, EVERY_DAY, PERIODS, WEEKDAYS, Goal, Goals, GoalsError, Hours
 from tracker.goals.progress import describe_goal
 from tracker.redact import printable
 from tracker.timespec import parse_duration
+from tracker.yamlfile import compose_nodes
 
 TOP_KEYS = ("goals", "quiet_hours", "week_starts")
 GOAL_KEYS = ("name", "category", "categories", "pulse", "at_most", "at_least", "per", "days", "hours")
@@ -25,15 +25,7 @@ _YAML_NULL = "tag:yaml.org,2002:null"
 
 def parse_goals(text: str, file: Path) -> Goals:
     """The goals of goals YAML, validated; GoalsError names `file`, the line and the problem."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        root = yaml.compose(text, Loader=loader)  # nodes, not data: each knows its line
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "not valid YAML"
-        raise GoalsError(file, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from None
-    except (yaml.YAMLError, RecursionError) as error:
-        raise GoalsError(file, None, "YAML syntax error: " + " ".join(str(error).split())) from None
+    root = compose_nodes(text, file, GoalsError, "the YAML is nested too deeply; a goals file is four levels deep")
     return _GoalsParser(file).parse(root)
 
 
