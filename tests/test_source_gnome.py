@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.desktop_run import points, points_after_input
+from helpers.desktop_run import TrackerOn, points, points_after_input
 from helpers.gnome import DESKTOP_APP_CLASS, DESKTOP_APP_ID, GnomeDesktop
-from helpers.running import TRACKER, RunningTracker
+from helpers.running import TRACKER
 from helpers.servers import InfluxDB1, require_program, timed, wait_until
 
 from tracker import paths
@@ -361,14 +361,6 @@ def test_doctor_checks_the_extension_on_gnome(bare_gnome: GnomeDesktop, gnome: G
 
 # -- tracker run --source gnome -------------------------------------------------------------------------------
 
-class TrackerOnGnome(RunningTracker):
-    def __init__(self, gnome: GnomeDesktop, server: InfluxDB1, database: str) -> None:
-        env = gnome.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
-                           "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "gnome", "--interval", "0.25", "--quiet", "--away-after", "1h", env=env)
-
-    def logged_after(self, start: int, *texts: str) -> str | None:
-        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
 
 
 def test_tracker_run_on_gnome_sends_each_window_and_keeps_a_private_one_to_its_app(
@@ -380,7 +372,7 @@ def test_tracker_run_on_gnome_sends_each_window_and_keeps_a_private_one_to_its_a
     writer = gnome.open_window("gnome-writer", "chapter one")
     browser = gnome.open_window("org.example.Browser", "Secret search — Mozilla Firefox Private Browsing")
     gnome.touch()
-    tracker = TrackerOnGnome(gnome, influxdb1, influx_database)
+    tracker = TrackerOn("gnome", gnome.env, influxdb1, influx_database, "--away-after", "1h")
     try:
         for window in (writer, browser, writer):
             seen = len(tracker.lines)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from helpers.dbus_bus import private_bus
+from helpers.desktop_run import TrackerOn
 from helpers.kwin import KWinDesktop
-from helpers.running import RunningTracker
 from helpers.servers import InfluxDB1, require_program, wait_until
 from helpers.wayland_window import WaylandWindow
 
@@ -373,16 +373,6 @@ def test_open_source_by_name(desktop: KWinDesktop, monkeypatch: pytest.MonkeyPat
         opened.close()
 
 
-class TrackerOnKWin(RunningTracker):
-    """`tracker run --source kwin --quiet` in the KWin session, sending to InfluxDB 1.x."""
-
-    def __init__(self, desktop: KWinDesktop, server: InfluxDB1, database: str, away_after: str = "1h") -> None:
-        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
-                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "kwin", "--interval", "0.25", "--quiet", "--away-after", away_after, env=env)
-
-    def logged_after(self, start: int, *texts: str) -> str | None:
-        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
 
 
 def test_run_records_kwin_windows_in_influxdb_and_private_ones_by_app_only(
@@ -392,7 +382,7 @@ def test_run_records_kwin_windows_in_influxdb_and_private_ones_by_app_only(
         browser: desktop.open_window(browser, "Secret search — Mozilla Firefox Private Browsing"),
         editor: desktop.open_window(editor, "notes.txt — Editor"),
     }
-    tracker = TrackerOnKWin(desktop, influxdb1, influx_database)
+    tracker = TrackerOn("kwin", desktop.env, influxdb1, influx_database, "--away-after", "1h")
     try:
         for app in windows:
             seen = len(tracker.lines)
@@ -420,7 +410,7 @@ def test_run_on_kwin_records_time_without_input_as_away_and_input_as_active_agai
     try:
         app = app_id("AwayApp")
         nested.open_window(app, "reading, not typing")
-        tracker = TrackerOnKWin(nested, influxdb1, influx_database, away_after="2s")
+        tracker = TrackerOn("kwin", nested.env, influxdb1, influx_database, "--away-after", "2s")
         try:
             wait_until(lambda: tracker.logged_after(0, app), 30, "the first sample")
             seen = len(tracker.lines)

@@ -5,7 +5,6 @@ to a real InfluxDB 1.x."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -15,7 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from helpers.dbus_bus import PrivateBus, StandInLogind
-from helpers.running import RunningTracker, command
+from helpers.desktop_run import TrackerOn
+from helpers.running import command
 from helpers.servers import InfluxDB1, wait_until
 from helpers.sway import SwayDesktop
 
@@ -260,16 +260,6 @@ def test_xwayland_and_native_windows_are_both_seen(tmp_path: Path, monkeypatch: 
         desktop.stop()
 
 
-class TrackerOnSway(RunningTracker):
-    """`tracker run --source wayland-wlr --quiet` on the sway desktop, sending to InfluxDB 1.x."""
-
-    def __init__(self, desktop: SwayDesktop, server: InfluxDB1, database: str, *args: str) -> None:
-        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
-                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "wayland-wlr", "--interval", "0.25", "--quiet", *args, env=env)
-
-    def logged_after(self, start: int, *texts: str) -> str | None:
-        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
 
 
 def test_tracker_run_sends_the_focused_windows_to_influxdb_and_keeps_private_titles_out(
@@ -281,7 +271,7 @@ def test_tracker_run_sends_the_focused_windows_to_influxdb_and_keeps_private_tit
     sway.open_window("firefox", "Secret search — Mozilla Firefox Private Browsing")
     sway.open_window("PlainApp", "an ordinary title")
     sway.touch()
-    tracker = TrackerOnSway(sway, influxdb1, influx_database, "--away-after", "1h")
+    tracker = TrackerOn("wayland-wlr", sway.env, influxdb1, influx_database, "--away-after", "1h")
     try:
         for app in ("firefox", "PlainApp"):
             seen = len(tracker.lines)

@@ -10,17 +10,22 @@ from helpers.running import RunningTracker
 from helpers.servers import Desktop, InfluxDB1, wait_until
 
 
-class TrackerOnDesktop(RunningTracker):
+class TrackerOn(RunningTracker):
+    """`tracker run --source SOURCE --quiet` in a desktop session (`session_env`: its variables), sampling every
+    0.25 s and sending to InfluxDB 1.x."""
+
+    def __init__(self, source: str, session_env: dict[str, str], server: InfluxDB1, database: str,
+                 *args: str) -> None:
+        env = session_env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
+                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
+        super().__init__("--source", source, "--interval", "0.25", "--quiet", *args, env=env)
+
+
+class TrackerOnDesktop(TrackerOn):
     """`tracker run --quiet` reading the X desktop, sending to InfluxDB 1.x."""
 
     def __init__(self, desktop: Desktop, server: InfluxDB1, database: str, *args: str) -> None:
-        env = desktop.env | {"TRACKER_INFLUX_URL": server.url, "TRACKER_INFLUX_BUCKET": database,
-                             "TRACKER_HOME": os.environ["TRACKER_HOME"]}
-        super().__init__("--source", "x11", "--interval", "0.25", "--quiet", *args, env=env)
-
-    def logged_after(self, start: int, *texts: str) -> str | None:
-        """The first log line from line `start` on that holds all `texts`."""
-        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
+        super().__init__("x11", desktop.env, server, database, *args)
 
     def visit(self, desktop: Desktop, windows: dict[str, str], server: InfluxDB1, database: str,
               points_each: int) -> None:

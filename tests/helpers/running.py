@@ -34,6 +34,10 @@ class RunningTracker:
     def said(self, text: str) -> str | None:
         return next((line for line in self.lines if text in line), None)
 
+    def logged_after(self, start: int, *texts: str) -> str | None:
+        """The first output line from line `start` on that holds all `texts`."""
+        return next((line for line in self.lines[start:] if all(text in line for text in texts)), None)
+
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
         self.process.send_signal(signum)
         _, err = self.process.communicate(timeout=timeout)
