@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpers.dbus_bus import private_bus
-from helpers.servers import require_module, require_program, wait_until
+from helpers.servers import require_module, require_program, stop_processes, wait_until
 from helpers.wayland_window import WaylandWindow, start_window
 from tracker.recording.sources.kwin import load_script, script_loaded, unload_script
 
@@ -199,17 +199,9 @@ class KWinDesktop:
                 window.process.kill()
                 window.process.wait()
         self.windows.clear()
-        if self.kwin_process is not None and self.kwin_process.poll() is None:
-            self.kwin_process.terminate()
-            try:
-                self.kwin_process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kwin_process.kill()
-                self.kwin_process.wait()
-        if self.xvfb_process is not None:
-            self.xvfb_process.terminate()
-            self.xvfb_process.wait(10)
-            self.xvfb_process = None
+        stop_processes([process for process in (self.xvfb_process, self.kwin_process) if process is not None],
+                       grace=10)  # KWin first, then the Xvfb it may be nested in
+        self.xvfb_process = None
         if self.bus_pid is not None:
             os.kill(self.bus_pid, signal.SIGTERM)
             self.bus_pid = None

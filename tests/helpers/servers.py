@@ -230,13 +230,14 @@ class VictoriaMetrics(Server):
         return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
-def stop_processes(processes: list[subprocess.Popen[Any]]) -> None:
-    """Stop each process started (by its PID), the last first: SIGTERM, then SIGKILL after 5 s; empty the list."""
+def stop_processes(processes: list[subprocess.Popen[Any]], grace: float = 5) -> None:
+    """Stop each process started (by its PID), the last first: SIGTERM, then SIGKILL after `grace` seconds; empty
+    the list."""
     for process in reversed(processes):
         if process.poll() is None:
             process.terminate()
             try:
-                process.wait(5)
+                process.wait(grace)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from helpers.servers import require_program, wait_until
+from helpers.servers import require_program, stop_processes, wait_until
 
 WAYLAND_NAME = "wayland-test"
 
@@ -218,12 +218,7 @@ class SwayDesktop:
         finally:
             self.windows.clear()
             self.extra_pids.clear()
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            if self.process is not None:
+                stop_processes([self.process], grace=10)
             self.process = None
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
