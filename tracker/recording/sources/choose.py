@@ -150,9 +150,7 @@ def _first_that_opens(candidates: list[tuple[str, str]], session: WaylandSession
             return Chosen(_open_named(name, notify), why)
         except SourceUnavailable as error:
             refusals.append(str(error))
-    if len(refusals) == 1:
-        raise SourceUnavailable(refusals[0])
-    if refusals:
+    if refusals:  # what each candidate said of itself
         raise SourceUnavailable(" ".join(refusals))
     raise SourceUnavailable(
         f"tracker cannot tell the focused window on {session.describe()}: it reads wlroots compositors (sway, "
