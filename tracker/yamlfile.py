@@ -4,12 +4,13 @@ can act on), and the error that names the file, the line and the problem."""
 from __future__ import annotations
 
 from pathlib import Path
-
-import yaml
-from yaml.nodes import Node
+from typing import TYPE_CHECKING
 
 from tracker import PlainError
 from tracker.paths import display_path
+
+if TYPE_CHECKING:  # PyYAML is imported by the reading, not by the errors: commands that only name them stay fast
+    from yaml.nodes import Node
 
 
 class FileLineError(PlainError, ValueError):
@@ -26,6 +27,8 @@ class FileLineError(PlainError, ValueError):
 def compose_nodes(text: str, file: Path, error: type[FileLineError], too_deep: str) -> Node | None:
     """The YAML node tree of `text` (None for an empty file); `error` for what is not YAML, with `too_deep` as the
     problem of brackets nested thousands deep."""
+    import yaml
+
     # libyaml's loader when PyYAML has it (its wheels do): several times faster on a file of a few hundred rules.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
