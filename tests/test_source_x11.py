@@ -153,6 +153,45 @@ def test_inner_window_without_class_takes_app_from_its_parent(
         x_client.sync()
 
 
+def test_title_change_of_the_active_window_is_read_at_the_next_sample(
+        source: X11Source, x_client: xdisplay.Display) -> None:
+    window = make_window(x_client)
+    window.set_wm_class("renamer", "RenamerAppTest")
+    net_wm_name, utf8 = x_client.intern_atom("_NET_WM_NAME"), x_client.intern_atom("UTF8_STRING")
+    window.change_property(net_wm_name, utf8, 8, b"draft.txt")
+    x_client.sync()
+    try:
+        with pretend_active(x_client, window.id):
+            titles = [source.read()]
+            for title in ("draft.txt — saved ✓", "report.pdf", "report.pdf"):
+                window.change_property(net_wm_name, utf8, 8, title.encode())
+                x_client.sync()
+                titles.append(source.read())
+            window.delete_property(net_wm_name)  # a window that gives up _NET_WM_NAME: WM_NAME is its title
+            window.set_wm_name("legacy title")
+            x_client.sync()
+            titles.append(source.read())
+    finally:
+        window.destroy()
+        x_client.sync()
+    assert [(s.app, s.title) for s in titles if s] == [
+        ("RenamerAppTest", title) for title in
+        ("draft.txt", "draft.txt — saved ✓", "report.pdf", "report.pdf", "legacy title")]
+
+
+def test_a_sample_without_changes_costs_one_request_to_the_x_server(
+        desktop: Desktop, source: X11Source) -> None:
+    # The screensaver query only: the window and its title are read again when the server says they changed.
+    desktop.activate(desktop.open_window("SteadyAppTest", "nothing changes here"))
+    wait_until(lambda: (sample := source.read()) is not None and sample.app == "SteadyAppTest", 10,
+               "the window to be active")
+    source.read()
+    before = source._display.display.request_serial
+    samples = [source.read() for _ in range(20)]
+    assert {(s.app, s.title) for s in samples if s} == {("SteadyAppTest", "nothing changes here")}
+    assert source._display.display.request_serial - before <= 20
+
+
 def test_idle_time_grows_without_input_and_drops_after_mouse_move(
         desktop: Desktop, source: X11Source) -> None:
     desktop.activate(desktop.open_window("IdleAppTest", "waiting"))
@@ -209,7 +248,7 @@ def server_without_screensaver() -> Iterator[str]:
         yield display
 
 
-def test_without_screensaver_extension_idle_is_unknown_and_user_told_once(
+def test_without_screensaver_extension_idle_is_unknown_user_told_once_and_renames_seen(
         server_without_screensaver: str) -> None:
     notices: list[str] = []
     source = X11Source(notices.append, display=server_without_screensaver)
@@ -219,10 +258,14 @@ def test_without_screensaver_extension_idle_is_unknown_and_user_told_once(
         window.set_wm_class("plain", "PlainAppTest")
         with pretend_active(connection, window.id):
             samples = [source.read(), source.read()]
+            window.set_wm_name("renamed")
+            connection.sync()
+            samples.append(source.read())
     finally:
         connection.close()
         source.close()
-    assert [(s.app, s.idle_seconds, s.locked) for s in samples if s] == [("PlainAppTest", None, False)] * 2
+    assert [(s.app, s.title, s.idle_seconds, s.locked) for s in samples if s] == [
+        ("PlainAppTest", None, None, False)] * 2 + [("PlainAppTest", "renamed", None, False)]
     assert len(notices) == 1
     assert "idle time cannot be detected" in notices[0]
 
