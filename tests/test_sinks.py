@@ -186,7 +186,7 @@ def test_each_answer_becomes_the_right_error(answering_server, api, step, error_
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_writes_are_gzipped_in_milliseconds_with_the_credentials_in_a_header(answering_server, api):
-    records = make_records(3)
+    records = make_records(100)
     token = "user:Secret-Token-123"
     open_sink(InfluxSettings(url=answering_server.url, token=token, org="home", bucket="tracker",
                              api=api)).write(lines_of(records))
@@ -195,6 +195,15 @@ def test_writes_are_gzipped_in_milliseconds_with_the_credentials_in_a_header(ans
     assert request.headers["Content-Encoding"] == "gzip"
     assert "precision=ms" in request.path and "Secret-Token-123" not in request.path
     assert request.path.startswith("/write?db=tracker" if api == "v1" else "/api/v2/write?org=home&bucket=tracker")
+
+
+def test_a_few_lines_go_to_influxdb_1x_without_gzip(answering_server):
+    # A running tracker's batch of a few seconds: compressing it would cost more CPU than it saves on the wire.
+    records = make_records(3)
+    open_sink(InfluxSettings(url=answering_server.url, bucket="tracker", api="v1")).write(lines_of(records))
+    request = answering_server.writes()[-1]
+    assert request.lines == lines_of(records)
+    assert "Content-Encoding" not in request.headers
 
 
 @pytest.mark.slow

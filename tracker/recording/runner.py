@@ -34,7 +34,13 @@ from tracker.recording.runlock import acquire_run_lock
 from tracker.recording.runstate import StatusSnapshot, write_status
 from tracker.recording.sources import Source
 from tracker.recording.sources.choose import open_source
-from tracker.recording.vitals import VitalsRecorder, freeze_startup_objects, read_vitals, vitals_document
+from tracker.recording.vitals import (
+    Vitals,
+    VitalsRecorder,
+    freeze_startup_objects,
+    read_vitals,
+    vitals_document,
+)
 from tracker.sending.sinks.deadline import all_ending_within
 from tracker.storage.history import HistoryWriter
 from tracker.storage.outbox import Outbox
@@ -271,14 +277,22 @@ class Run:
     def notify(self, text: str) -> None:
         self.parts.view.notice(text)
 
+    def _vitals_read_now(self) -> Vitals | None:
+        """The vitals point's reading when it was taken at this sample: status.json shows the same figures."""
+        for observer in self.parts.observers:
+            if isinstance(observer, VitalsRecorder) and observer.latest_at_sample == self.samples_taken:
+                return observer.latest
+        return None
+
     def _write_status(self, stopped: bool = False) -> None:
         if self.write_status is None:
             return
         record = self._last_step.record if self._last_step is not None else None
         sender = self.parts.sender
         state = sender.state if sender is not None else None
-        vitals = read_vitals(self.samples_taken, self.parts.store, getattr(sender, "requests", None),
-                             unreadable_titles=self.parts.source.unreadable_titles)
+        vitals = self._vitals_read_now() or read_vitals(
+            self.samples_taken, self.parts.store, getattr(sender, "requests", None),
+            unreadable_titles=self.parts.source.unreadable_titles)
         self.write_status(StatusSnapshot(
             pid=os.getpid(), started_at=self.started_at, samples_taken=self.samples_taken,
             activity=record.activity if record else None, app=record.app if record else None,

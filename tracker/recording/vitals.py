@@ -157,6 +157,7 @@ class VitalsRecorder:
         self.sender = sender
         self.source = source
         self.latest: Vitals | None = None
+        self.latest_at_sample = -1  # samples_taken when `latest` was read
         self._last_at: float | None = None
         self._unsaved: deque[Point] = deque(maxlen=UNSAVED_POINTS_LIMIT)  # while the outbox cannot be written
 
@@ -169,7 +170,7 @@ class VitalsRecorder:
         self._last_at = now
         time_ms = _now_ms()
         vitals = read_vitals(samples_taken, self.store, self.sender.requests, time_ms, self.source.unreadable_titles)
-        self.latest = vitals
+        self.latest, self.latest_at_sample = vitals, samples_taken
         tags = {"host": self.host, "version": __version__, "source": self.source.name, "api": self.api}
         self._unsaved.append(Point(VITALS_MEASUREMENT, time_ms, self.host, to_point(vitals, time_ms, tags)))
         try:
@@ -202,8 +203,12 @@ def _frozen_objects() -> int:
 def _memory() -> tuple[int | None, int | None]:
     """(resident bytes now, peak resident bytes): the first on Linux, the second only where it is missing."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE, None
+        # os.read rather than open(): a tenth of the CPU, which counts in a loop that wakes once a second.
+        statm = os.open("/proc/self/statm", os.O_RDONLY)
+        try:
+            return int(os.read(statm, 200).split()[1]) * _PAGE_SIZE, None
+        finally:
+            os.close(statm)
     except (OSError, ValueError, IndexError):
         pass
     try:
