@@ -50,6 +50,11 @@ BARE_LOOP = textwrap.dedent("""
 """)
 
 
+# Seconds the bare loop runs beyond the measured window: the first send may take a while, and the loop must
+# still be running when the window closes (both are stopped then).
+BARE_LOOP_SPARE = 300
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time of all live threads of a process, in nanoseconds from /proc/PID/task/*/schedstat.
 
@@ -82,6 +87,9 @@ def measure_together(commands: list[list[str]], env: dict[str, str], seconds: fl
     time.sleep(seconds)
     results = [(cpu_seconds(process.pid) - before, peak_rss_mb(process.pid))
                for process, before in zip(processes, start_cpu, strict=True)]
+    if any(process.poll() is not None for process in processes):  # a process gone mid-window: no fair figure
+        raise SystemExit(f"{' '.join(commands[[p.poll() is not None for p in processes].index(True)])} "
+                         "stopped before the measured window ended")
     for process in processes:
         process.terminate()
         _, err = process.communicate(timeout=30)
@@ -149,7 +157,7 @@ def main() -> None:
                     return bool(influx.rows(query, "bench"))
 
                 (bare_cpu, bare_rss), (run_cpu, run_rss) = measure_together(
-                    [[sys.executable, "-c", BARE_LOOP, str(args.interval), str(args.seconds + 30)],
+                    [[sys.executable, "-c", BARE_LOOP, str(args.interval), str(args.seconds + BARE_LOOP_SPARE)],
                      [tracker, "run", "--quiet", "--source", "x11", "--interval", str(args.interval),
                       *(["--metrics-listen", f"127.0.0.1:{free_port()}"] if args.metrics else [])]],
                     env, args.seconds, sent)

@@ -108,13 +108,18 @@ class HistoryWriter:
         """Write the last event's duration if it grew since it was last written."""
         if not self._unwritten or self._last is None:
             return
-        last = self._last
         with self._changing_events() as changes:
-            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (last.duration, last.id))
-            changes.add(last.data, last.timestamp_ms + self._written_duration * 1000.0, last.end_ms)
-        self._written_duration = last.duration
+            self._write_last_duration(changes)
+        self._written_duration = self._last.duration
         self._unwritten = False
         self._written_at = time.monotonic()
+
+    def _write_last_duration(self, changes: RollupChanges) -> None:
+        """Inside a transaction: the last event's duration, if it grew since it was last written."""
+        last = self._last
+        if self._unwritten and last is not None:
+            self._db.execute("UPDATE events SET duration = ? WHERE id = ?", (last.duration, last.id))
+            changes.add(last.data, last.timestamp_ms + self._written_duration * 1000.0, last.end_ms)
 
     def add(self, record: Record) -> None:
         """Record one final sample: it extends the last event or starts a new one (heartbeat_merge). A negative
@@ -130,8 +135,9 @@ class HistoryWriter:
             if time.monotonic() - self._written_at >= self.write_every:
                 self.flush()
         else:
-            self.flush()
+            # The last event's growth and the new event in one transaction: a change of activity is one commit.
             with self._changing_events() as changes:
+                self._write_last_duration(changes)
                 cursor = self._db.execute(
                     f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (heartbeat.timestamp_ms, heartbeat.duration, *astuple(heartbeat.data)),
@@ -139,6 +145,7 @@ class HistoryWriter:
                 changes.add(heartbeat.data, heartbeat.timestamp_ms, heartbeat.end_ms)
             self._last = replace(heartbeat, id=cursor.lastrowid)
             self._written_duration = heartbeat.duration
+            self._unwritten = False
             self._written_at = time.monotonic()
             covered = heartbeat.duration
         self._count_today(heartbeat.timestamp_ms, heartbeat.data, covered)
