@@ -192,6 +192,22 @@ def test_a_sample_without_changes_costs_one_request_to_the_x_server(
     assert source._display.display.request_serial - before <= 20
 
 
+def test_going_back_to_a_window_does_not_read_its_class_again(desktop: Desktop, source: X11Source) -> None:
+    first, second = desktop.open_window("FirstAppTest", "one"), desktop.open_window("SecondAppTest", "two")
+
+    def requests_to_read(window: int, app: str) -> int:
+        desktop.activate(window)
+        before = source._display.display.request_serial
+        sample = source.read()
+        assert sample is not None and sample.app == app
+        return source._display.display.request_serial - before
+
+    requests_to_read(first, "FirstAppTest")
+    first_visit = requests_to_read(second, "SecondAppTest")
+    returns = [requests_to_read(first, "FirstAppTest"), requests_to_read(second, "SecondAppTest")]
+    assert max(returns) < first_visit
+
+
 def test_idle_time_grows_without_input_and_drops_after_mouse_move(
         desktop: Desktop, source: X11Source) -> None:
     desktop.activate(desktop.open_window("IdleAppTest", "waiting"))

@@ -33,6 +33,8 @@ PROPERTY_READ_LONGS = 1024
 MAX_TREE_DEPTH = 32
 # Seconds between full reads of the active window and its title, whatever the events said.
 REREAD_EVERY = 30.0
+# Windows whose class is kept (see X11Source._classes).
+CLASSES_KEPT = 32
 
 # ISO 2022 escape sequences as COMPOUND_TEXT uses them: ESC, intermediate bytes, one final byte.
 _ISO2022_ESCAPE = re.compile(rb"\x1b([\x20-\x2f]+[\x30-\x7e])")
@@ -119,13 +121,14 @@ class X11Source:
                 f"The X server on {self.display_name} has no MIT-SCREEN-SAVER extension, so idle time "
                 "cannot be detected and time away from the keyboard counts as active."
             )
-        # A window's class does not change while it exists (ICCCM sets it before mapping), so the class of
-        # the last active window is kept: while it stays active each sample skips one round trip.
-        self._last_window_id: int | None = None
-        self._last_app: str | None = None
+        # A window's class does not change while it exists (ICCCM sets it before mapping), so the classes of
+        # recently active windows are kept, each until the server says its window was destroyed (a window id
+        # may be given again afterwards): going back to a window skips reading its class.
+        self._classes: dict[int, str] = {}
         # What the last read found, kept until an event (or REREAD_EVERY) says to read it again.
         self._property_notify = X.PropertyNotify
         self._destroy_notify = X.DestroyNotify
+        self._structure_mask = X.StructureNotifyMask
         self._watch_mask = X.PropertyChangeMask | X.StructureNotifyMask
         self._root.change_attributes(event_mask=X.PropertyChangeMask)
         self._active_id: int | None = None
@@ -202,20 +205,33 @@ class X11Source:
                     self._active_stale |= event.atom == self._active_window_atom
                 elif event.window.id == self._active_id:
                     self._title_stale |= event.atom in (self._net_wm_name, self._wm_name)
-            elif event.type == self._destroy_notify and event.window.id == self._active_id:
-                # Gone, while the window manager may still name it active: its app stays, its title is gone.
-                self._active_title = None
-                self._active_stale = True
+            elif event.type == self._destroy_notify:
+                self._classes.pop(event.window.id, None)
+                if event.window.id == self._active_id:
+                    # Gone, while the window manager may still name it active: its app stays, its title is gone.
+                    self._active_title = None
+                    self._active_stale = True
 
     def _watch(self, window_id: int | None) -> None:
         """Listen to the new active window instead of the old one: before its title is read, so that no change
         after the read is missed."""
         if self._active_id:
-            self._display.create_resource_object("window", self._active_id).change_attributes(event_mask=0)
+            # A window whose class is kept is still watched for its destruction only.
+            self._set_events(self._active_id, self._structure_mask if self._active_id in self._classes else 0)
         if window_id:
-            self._display.create_resource_object("window", window_id).change_attributes(
-                event_mask=self._watch_mask)
+            self._set_events(window_id, self._watch_mask)
         self._active_id = window_id
+
+    def _set_events(self, window_id: int, mask: int) -> None:
+        self._display.create_resource_object("window", window_id).change_attributes(event_mask=mask)
+
+    def _keep_class(self, window_id: int, app: str) -> None:
+        self._classes[window_id] = app
+        if len(self._classes) > CLASSES_KEPT:
+            oldest = next(iter(self._classes))
+            del self._classes[oldest]
+            if oldest != self._active_id:
+                self._set_events(oldest, 0)
 
     def _idle_and_locked(self) -> tuple[float | None, bool]:
         if not self._has_idle:
@@ -237,7 +253,7 @@ class X11Source:
 
         A window that is gone gives what was read before it went: the app if it was known, or nothing.
         """
-        app = self._last_app if window_id == self._last_window_id else None
+        app = self._classes.get(window_id)
         title: str | None = None
         window = self._display.create_resource_object("window", window_id)
         try:
@@ -245,7 +261,8 @@ class X11Source:
             self._title_elsewhere = title is None
             if app is None:
                 app, title = self._walk_up_for_class(window, title)
-                self._last_window_id, self._last_app = window_id, app
+                if app is not None:
+                    self._keep_class(window_id, app)
         except self._errors.XError:  # closed between two requests (BadWindow) or never existed
             pass
         return app, title
