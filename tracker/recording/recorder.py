@@ -95,6 +95,8 @@ class Recorder:
         self._last_monotonic: float | None = None
         self._segments: list[_Segment] = []
         self._away = False
+        self._last_read: tuple[str | None, ...] = ()
+        self._last_cleaned: tuple[str, str, str, str | None, str | None] = ("", "", "", None, None)
 
     @property
     def away(self) -> bool:
@@ -107,18 +109,17 @@ class Recorder:
         self._last_monotonic = monotonic
         duration = round(min(elapsed, 2 * self.interval), 3)
         time_ms, restamps = self._timestamp(sample, monotonic, elapsed, duration)
-        app = clean_tag(sample.app) or "unknown"
-        activity = clean_tag(sample.activity) or app
+        app, activity, category, title, url = self._cleaned(sample, classified)
         record = Record(
             time_ms=time_ms,
             duration=duration,
             host=self.host,
             app=app,
             activity=activity,
-            category=clean_tag(classified.category) or "Uncategorized",
+            category=category,
             score=float(classified.score),
-            title=clean_text(sample.title),
-            url=clean_text(sample.url),
+            title=title,
+            url=url,
         )
         # The last input happened this long before the sample; None when the platform cannot tell.
         idle = sample.idle_seconds
@@ -139,6 +140,17 @@ class Recorder:
             # Input after a record proves it was active time; with no idle information all is final.
             final_until = last_input_ms if self.away_after is not None and idle is not None else time_ms
         return Step(record, classified.rule, away_since_ms, final_until, restamps)
+
+    def _cleaned(self, sample: Sample, classified: Classified) -> tuple[str, str, str, str | None, str | None]:
+        """The sample's text as records keep it; the last sample's again while the same window stays in front."""
+        read = (sample.app, sample.activity, classified.category, sample.title, sample.url)
+        if read != self._last_read:
+            app = clean_tag(sample.app) or "unknown"
+            self._last_read = read
+            self._last_cleaned = (app, clean_tag(sample.activity) or app,
+                                  clean_tag(classified.category) or "Uncategorized",
+                                  clean_text(sample.title), clean_text(sample.url))
+        return self._last_cleaned
 
     def _timestamp(self, sample: Sample, monotonic: float, elapsed: float,
                    duration: float) -> tuple[int, tuple[Restamp, ...]]:

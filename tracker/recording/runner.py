@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -332,12 +332,26 @@ def _open_parts(settings: Settings, source_name: str, view: View, metrics: Track
     categories = CategoriesWatcher(None, on_error=notify)
     privacy = Privacy(settings.privacy)
 
+    # The last window's outcome: while the same window stays in front (most seconds), a sample costs a comparison.
+    last_window: tuple[object, ...] = ()
+    last_outcome: tuple[str | None, str | None, bool, Classified] = (None, None, False, Classified("", 0.0))
+
     def classify(sample: Sample) -> tuple[Sample, Classified]:
         # Classify what was read, then drop what must not be kept: an excluded site keeps its category,
         # but its title, URL and domain never leave this function.
-        sample = seen_private(sample)  # a private window is classified by its app only, on every source
-        match = categories.current.classify(sample)
-        return privacy.apply(sample), Classified(match.category, match.score, match.rule)
+        nonlocal last_window, last_outcome
+        rules = categories.current
+        window = (rules, sample.app, sample.title, sample.url, sample.private)
+        if window != last_window:
+            seen = seen_private(sample)  # a private window is classified by its app only, on every source
+            match = rules.classify(seen)
+            kept = privacy.apply(seen)
+            last_window = window
+            last_outcome = (kept.title, kept.url, kept.private, Classified(match.category, match.score, match.rule))
+        title, url, private, classified = last_outcome
+        if (title, url, private) != (sample.title, sample.url, sample.private):
+            sample = replace(sample, title=title, url=url, private=private)
+        return sample, classified
 
     database = paths.database_file()
     paths.private_dir(database.parent)

@@ -83,8 +83,9 @@ def write_status(snapshot: StatusSnapshot) -> None:
     cpu = os.times()
     stamped = replace(snapshot, written_at=datetime.now(timezone.utc), cpu_seconds=cpu.user + cpu.system,
                       influx_url=base_url(snapshot.influx_url) or None)
-    # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status).
-    write_private(status_file(), json.dumps(snapshot_document(stamped), indent=2) + "\n", durable=False)
+    # Rewritten every few seconds and only informational: no fsync (a torn file reads as no status). On one line:
+    # json's C encoder then writes it, at a fifth of the CPU of its indenting one.
+    write_private(status_file(), json.dumps(snapshot_document(stamped)) + "\n", durable=False)
     if stamped.started_by_service and stamped.permissions:
         record = ServicePermissions(stamped.pid, stamped.written_at or datetime.now(timezone.utc),
                                     _this_process_entry(), stamped.permissions)
@@ -94,8 +95,10 @@ def write_status(snapshot: StatusSnapshot) -> None:
 
 def snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
     """The snapshot as JSON values (times in ISO 8601): the content of status.json."""
+    # Field by field rather than asdict(), which copies the vitals deeply each time for nothing.
     document = {name: value.isoformat() if isinstance(value, datetime) else value
-                for name, value in asdict(snapshot).items() if name != "permissions"}
+                for name, value in ((field.name, getattr(snapshot, field.name)) for field in fields(snapshot))
+                if name != "permissions"}
     document["permissions"] = [permission_document(permission) for permission in snapshot.permissions]
     return document
 

@@ -140,7 +140,8 @@ class Sender:
 
     def wake(self) -> None:
         """New rows are waiting: send them soon (at most one round per min_interval)."""
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock each time; once set, every second until the round
+            self._wake.set()
 
     def stop(self, flush: bool = True, timeout: float = 10.0) -> None:
         """Stop sending; with `flush`, first try to send what is waiting, for at most `timeout` seconds."""
