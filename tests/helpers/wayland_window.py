@@ -4,11 +4,14 @@ desktops: its process, renamed and closed through its stdin."""
 from __future__ import annotations
 
 import contextlib
+import select
 import subprocess
 import sys
 from pathlib import Path
 
 WINDOW_PROGRAM = Path(__file__).with_name("wl_window.py")
+# Seconds a new window may take to map (its compositor's first configure) on a busy machine.
+MAP_WITHIN = 30.0
 
 
 def start_window(env: dict[str, str], app: str, title: str) -> WaylandWindow:
@@ -18,9 +21,11 @@ def start_window(env: dict[str, str], app: str, title: str) -> WaylandWindow:
                                start_new_session=True)
     window = WaylandWindow(process, app)
     assert process.stdout is not None
-    if process.stdout.readline().strip() != "mapped":
+    # Bounded: a compositor that hangs must fail the test, not stop the suite.
+    answered, _, _ = select.select([process.stdout], [], [], MAP_WITHIN)
+    if not answered or process.stdout.readline().strip() != "mapped":
         window.close()
-        raise AssertionError(f"the test window {app} did not map (exit {process.wait(5)})")
+        raise AssertionError(f"the test window {app} did not map within {MAP_WITHIN:g} s (exit {process.poll()})")
     return window
 
 
