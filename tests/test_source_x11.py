@@ -192,20 +192,35 @@ def test_a_sample_without_changes_costs_one_request_to_the_x_server(
     assert source._display.display.request_serial - before <= 20
 
 
-def test_going_back_to_a_window_does_not_read_its_class_again(desktop: Desktop, source: X11Source) -> None:
+def test_going_back_to_a_window_reads_only_which_window_is_active(desktop: Desktop, source: X11Source) -> None:
     first, second = desktop.open_window("FirstAppTest", "one"), desktop.open_window("SecondAppTest", "two")
 
-    def requests_to_read(window: int, app: str) -> int:
+    def requests_to_read(window: int, app: str, title: str) -> int:
         desktop.activate(window)
         before = source._display.display.request_serial
         sample = source.read()
-        assert sample is not None and sample.app == app
+        assert sample is not None and (sample.app, sample.title) == (app, title)
         return source._display.display.request_serial - before
 
-    requests_to_read(first, "FirstAppTest")
-    first_visit = requests_to_read(second, "SecondAppTest")
-    returns = [requests_to_read(first, "FirstAppTest"), requests_to_read(second, "SecondAppTest")]
-    assert max(returns) < first_visit
+    requests_to_read(first, "FirstAppTest", "one")
+    first_visit = requests_to_read(second, "SecondAppTest", "two")
+    returns = [requests_to_read(first, "FirstAppTest", "one"), requests_to_read(second, "SecondAppTest", "two")]
+    assert first_visit > 2 and returns == [2, 2]  # the screensaver query, and _NET_ACTIVE_WINDOW
+
+
+def test_a_title_changed_while_its_window_was_behind_is_read_when_it_comes_back(
+        desktop: Desktop, source: X11Source, x_client: xdisplay.Display) -> None:
+    behind, front = desktop.open_window("BehindAppTest", "before"), desktop.open_window("FrontAppTest", "front")
+    for window in (behind, front):
+        desktop.activate(window)
+        assert source.read() is not None
+    net_wm_name, utf8 = x_client.intern_atom("_NET_WM_NAME"), x_client.intern_atom("UTF8_STRING")
+    x_client.create_resource_object("window", int(behind)).change_property(net_wm_name, utf8, 8, "after ✓".encode())
+    x_client.sync()
+    assert source.read() is not None
+    desktop.activate(behind)
+    sample = source.read()
+    assert sample is not None and (sample.app, sample.title) == ("BehindAppTest", "after ✓")
 
 
 def test_idle_time_grows_without_input_and_drops_after_mouse_move(

@@ -2,10 +2,11 @@
 
 One connection is opened at start and reused. What was read is kept and read again only when the server
 says it changed: the source listens for property changes on the root window (_NET_ACTIVE_WINDOW) and on
-the active window (its title), and for the active window's destruction. So a sample is one round trip
-(screensaver info, which also brings in the events sent before it) while nothing changes, and a few more
-when the focus or the title changed. Everything is read afresh every REREAD_EVERY seconds as well, so a
-missed change (a window manager that sets the active window late) cannot last.
+the recently active windows (their titles), and for their destruction. So a sample is one round trip
+(screensaver info, which also brings in the events sent before it) while nothing changes, one more when the
+focus moved to a window seen before, and a few more for a new window or a new title. The active window and
+its title are read afresh every REREAD_EVERY seconds as well, so a missed change (a window manager that sets
+the active window late) cannot last.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tracker.callbacks import Notify
@@ -33,8 +35,8 @@ PROPERTY_READ_LONGS = 1024
 MAX_TREE_DEPTH = 32
 # Seconds between full reads of the active window and its title, whatever the events said.
 REREAD_EVERY = 30.0
-# Windows whose class is kept (see X11Source._classes).
-CLASSES_KEPT = 32
+# Recently active windows kept with their class and title (see X11Source._known).
+WINDOWS_KEPT = 32
 
 # ISO 2022 escape sequences as COMPOUND_TEXT uses them: ESC, intermediate bytes, one final byte.
 _ISO2022_ESCAPE = re.compile(rb"\x1b([\x20-\x2f]+[\x30-\x7e])")
@@ -70,6 +72,17 @@ def decode_compound_text(data: bytes) -> str:
         position = escape.end()
     pieces.append(data[position:].decode(codec, "replace"))
     return "".join(pieces)
+
+
+@dataclass
+class _Known:
+    """A recently active window: its app, its title as last read, and what the server said of it since."""
+
+    app: str
+    title: str | None
+    title_elsewhere: bool = False  # the title came from an ancestor (or there is none): read it every sample
+    title_stale: bool = False  # the server said the title changed
+    gone: bool = False  # destroyed while active
 
 
 class X11Source:
@@ -121,22 +134,17 @@ class X11Source:
                 f"The X server on {self.display_name} has no MIT-SCREEN-SAVER extension, so idle time "
                 "cannot be detected and time away from the keyboard counts as active."
             )
-        # A window's class does not change while it exists (ICCCM sets it before mapping), so the classes of
-        # recently active windows are kept, each until the server says its window was destroyed (a window id
-        # may be given again afterwards): going back to a window skips reading its class.
-        self._classes: dict[int, str] = {}
-        # What the last read found, kept until an event (or REREAD_EVERY) says to read it again.
+        # The recently active windows, each with its class (which does not change while the window exists: ICCCM
+        # sets it before mapping) and its title. Each is watched until it is destroyed (a window id may be given
+        # again afterwards) or pushed out by newer ones, so going back to a window reads neither again unless
+        # the server said its title changed meanwhile.
+        self._known: dict[int, _Known] = {}
         self._property_notify = X.PropertyNotify
         self._destroy_notify = X.DestroyNotify
-        self._structure_mask = X.StructureNotifyMask
         self._watch_mask = X.PropertyChangeMask | X.StructureNotifyMask
         self._root.change_attributes(event_mask=X.PropertyChangeMask)
         self._active_id: int | None = None
-        self._active_app: str | None = None
-        self._active_title: str | None = None
-        self._active_stale = True
-        self._title_stale = True
-        self._title_elsewhere = False  # the title came from another window (or none): read it every sample
+        self._active_stale = True  # _NET_ACTIVE_WINDOW may have changed: read it again
         self._reread_at = 0.0
         self._connection_lost = False
         self._closed = False
@@ -178,22 +186,25 @@ class X11Source:
         now = time.monotonic()
         if now >= self._reread_at:
             self._reread_at = now + REREAD_EVERY
-            self._active_stale = self._title_stale = True
+            self._active_stale = True
+            if self._active_id in self._known:
+                self._known[self._active_id].title_stale = True
         if self._active_stale:
             self._active_stale = False
-            window_id = self._active_window_id()
-            if window_id != self._active_id:
-                self._watch(window_id)
-                self._title_stale = True
-        if not self._active_id:
+            self._activate(self._active_window_id())
+        window_id = self._active_id
+        if not window_id:
             return None
-        if self._title_stale or self._title_elsewhere:
-            self._title_stale = False
-            self._active_app, self._active_title = self._describe(self._active_id)
-        if self._active_app is None:
-            return None
-        return Sample(time=sampled_at, app=self._active_app, title=self._active_title, idle_seconds=idle_seconds,
-                      locked=locked)
+        known = self._known.get(window_id)
+        if known is None:
+            app, title, own_title = self._describe(window_id)
+            if app is None:
+                return None
+            known = self._keep(window_id, _Known(app, title, title_elsewhere=not own_title))
+        elif (known.title_stale or known.title_elsewhere) and not known.gone:
+            known.title_stale = False
+            known.title = self._own_title(window_id)
+        return Sample(time=sampled_at, app=known.app, title=known.title, idle_seconds=idle_seconds, locked=locked)
 
     def _take_events(self) -> None:
         """Mark what the events since the last read changed; the screensaver query (or this call) read them in."""
@@ -203,35 +214,47 @@ class X11Source:
             if event.type == self._property_notify:
                 if event.window.id == self._root.id:
                     self._active_stale |= event.atom == self._active_window_atom
-                elif event.window.id == self._active_id:
-                    self._title_stale |= event.atom in (self._net_wm_name, self._wm_name)
-            elif event.type == self._destroy_notify:
-                self._classes.pop(event.window.id, None)
+                elif event.atom in (self._net_wm_name, self._wm_name) and event.window.id in self._known:
+                    self._known[event.window.id].title_stale = True
+            elif event.type == self._destroy_notify and event.window.id in self._known:
                 if event.window.id == self._active_id:
                     # Gone, while the window manager may still name it active: its app stays, its title is gone.
-                    self._active_title = None
+                    gone = self._known[event.window.id]
+                    gone.title, gone.gone = None, True
                     self._active_stale = True
+                else:
+                    del self._known[event.window.id]
 
-    def _watch(self, window_id: int | None) -> None:
-        """Listen to the new active window instead of the old one: before its title is read, so that no change
-        after the read is missed."""
-        if self._active_id:
-            # A window whose class is kept is still watched for its destruction only.
-            self._set_events(self._active_id, self._structure_mask if self._active_id in self._classes else 0)
+    def _activate(self, window_id: int | None) -> None:
+        """The active window is now `window_id`: a window not known yet is watched before anything of it is read,
+        so that no change after the read is missed."""
+        previous = self._active_id
+        if window_id == previous:
+            return
+        if previous:
+            left = self._known.get(previous)
+            if left is None:  # never known (no class): not watched any longer
+                self._set_events(previous, 0)
+            elif left.gone:
+                del self._known[previous]
         if window_id:
-            self._set_events(window_id, self._watch_mask)
+            known = self._known.pop(window_id, None)
+            if known is None:
+                self._set_events(window_id, self._watch_mask)
+            else:
+                self._known[window_id] = known  # the most recent now
         self._active_id = window_id
+
+    def _keep(self, window_id: int, known: _Known) -> _Known:
+        self._known[window_id] = known
+        if len(self._known) > WINDOWS_KEPT:
+            oldest = next(iter(self._known))
+            del self._known[oldest]
+            self._set_events(oldest, 0)
+        return known
 
     def _set_events(self, window_id: int, mask: int) -> None:
         self._display.create_resource_object("window", window_id).change_attributes(event_mask=mask)
-
-    def _keep_class(self, window_id: int, app: str) -> None:
-        self._classes[window_id] = app
-        if len(self._classes) > CLASSES_KEPT:
-            oldest = next(iter(self._classes))
-            del self._classes[oldest]
-            if oldest != self._active_id:
-                self._set_events(oldest, 0)
 
     def _idle_and_locked(self) -> tuple[float | None, bool]:
         if not self._has_idle:
@@ -248,24 +271,22 @@ class X11Source:
             return None
         return int(active.value[0]) or None
 
-    def _describe(self, window_id: int) -> tuple[str | None, str | None]:
-        """The app (WM_CLASS class, from the window or its nearest ancestor) and title of a window.
-
-        A window that is gone gives what was read before it went: the app if it was known, or nothing.
-        """
-        app = self._classes.get(window_id)
-        title: str | None = None
+    def _describe(self, window_id: int) -> tuple[str | None, str | None, bool]:
+        """The app (WM_CLASS class, from the window or its nearest ancestor) and title of a window, and whether
+        the title is the window's own. A window that is gone (or never was) gives nothing."""
         window = self._display.create_resource_object("window", window_id)
         try:
             title = self._title(window)
-            self._title_elsewhere = title is None
-            if app is None:
-                app, title = self._walk_up_for_class(window, title)
-                if app is not None:
-                    self._keep_class(window_id, app)
+            app, found_title = self._walk_up_for_class(window, title)
         except self._errors.XError:  # closed between two requests (BadWindow) or never existed
-            pass
-        return app, title
+            return None, None, False
+        return app, found_title, title is not None
+
+    def _own_title(self, window_id: int) -> str | None:
+        try:
+            return self._title(self._display.create_resource_object("window", window_id))
+        except self._errors.XError:
+            return None
 
     def _walk_up_for_class(self, window: Window, title: str | None) -> tuple[str | None, str | None]:
         """The nearest class up the tree from `window` (which may be a client's inner window), and the
