@@ -146,9 +146,9 @@ def main() -> None:
         finally:
             influx.stop()
     measured = source.samples - WARM_UP
+    how = "under cProfile (all threads; the profile is the loop's thread)" if source.profiling else "(all threads)"
     print(f"{measured} samples after {WARM_UP} of warm-up, switching every {args.switch_every} samples: "
-          f"{cpu / max(measured, 1) * 1000:.2f} ms CPU per sample under cProfile (all threads; the profile is"
-          " the loop's thread)")
+          f"{cpu / max(measured, 1) * 1000:.2f} ms CPU per sample {how}")
     print(f"the loop's thread: {loop_cpu / max(measured, 1) * 1000:.3f} ms CPU per sample")
     if args.parts:
         part_times.print(measured)
