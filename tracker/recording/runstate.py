@@ -96,9 +96,12 @@ def write_status(snapshot: StatusSnapshot) -> None:
 def snapshot_document(snapshot: StatusSnapshot) -> dict[str, object]:
     """The snapshot as JSON values (times in ISO 8601): the content of status.json."""
     # Field by field rather than asdict(), which copies the vitals deeply each time for nothing.
-    document = {name: value.isoformat() if isinstance(value, datetime) else value
-                for name, value in ((field.name, getattr(snapshot, field.name)) for field in fields(snapshot))
-                if name != "permissions"}
+    document: dict[str, object] = {}
+    for field in fields(snapshot):
+        if field.name == "permissions":
+            continue  # last, as documents of their own
+        value = getattr(snapshot, field.name)
+        document[field.name] = value.isoformat() if isinstance(value, datetime) else value
     document["permissions"] = [permission_document(permission) for permission in snapshot.permissions]
     return document
 
